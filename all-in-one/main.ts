@@ -1,0 +1,22 @@
+import { ConfigError, installSignalHandlers, createLogger } from '@custodian/platform';
+import { startAllInOne } from './all-in-one';
+
+const startedAt = process.hrtime.bigint();
+
+startAllInOne().then(
+  (host) => {
+    const logger = createLogger({ level: host.config.log.level, service: 'all-in-one' });
+    installSignalHandlers(host, logger);
+    const ms = Number(process.hrtime.bigint() - startedAt) / 1e6;
+    logger.info({ port: host.port, startupMs: Math.round(ms) }, 'ready');
+    process.stdout.write(`Custodian is running at ${host.url} (ready in ${Math.round(ms)} ms). Ctrl-C stops it.\n`);
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+    } else {
+      process.stderr.write(`Custodian failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exit(1);
+  },
+);

@@ -1,0 +1,4 @@
+import { runService } from '@custodian/platform';
+import { AuditModule } from './audit.module';
+
+void runService('audit', AuditModule);

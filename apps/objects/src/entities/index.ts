@@ -1,0 +1,4 @@
+import { OutboxEntity } from '@custodian/platform';
+import { ObjectDefinitionEntity } from './object-definition.entity';
+
+export const SERVICE_ENTITIES = [ObjectDefinitionEntity, OutboxEntity];

@@ -1,0 +1,4 @@
+export * from './errors';
+export * from './contract';
+export * from './identity.contracts';
+export * from './audit.contracts';

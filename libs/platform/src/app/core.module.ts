@@ -1,0 +1,68 @@
+import { Global, Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, DiscoveryModule, Reflector } from '@nestjs/core';
+import type { Logger } from 'pino';
+import { AuthGuard } from '../auth/auth.guard';
+import { PrincipalResolver } from '../auth/principal-resolver';
+import { BUS, type Bus } from '../bus/bus';
+import type { CustodianConfig } from '../config/config';
+import { HealthController } from '../health/health.controller';
+import { HealthRegistry } from '../health/health.registry';
+import { ProblemFilter } from '../http/problem.filter';
+import { MetricsService } from '../metrics/metrics.service';
+import { CONFIG, DATABASE_URL, LOGGER } from './tokens';
+
+export interface CoreModuleOptions {
+  config: CustodianConfig;
+  logger: Logger;
+  bus: Bus;
+  databaseUrl: string;
+}
+
+/**
+ * What every process has exactly once, whichever services it hosts: config, logger, bus,
+ * health/metrics endpoints, the deny-by-default guard and the problem+json error filter.
+ */
+@Global()
+@Module({})
+export class CoreModule {
+  static forRoot({ config, logger, bus, databaseUrl }: CoreModuleOptions): DynamicModule {
+    return {
+      module: CoreModule,
+      imports: [DiscoveryModule],
+      controllers: [HealthController],
+      providers: [
+        { provide: CONFIG, useValue: config },
+        { provide: LOGGER, useValue: logger },
+        { provide: BUS, useValue: bus },
+        { provide: DATABASE_URL, useValue: databaseUrl },
+        {
+          provide: HealthRegistry,
+          useFactory: () => {
+            const registry = new HealthRegistry();
+            registry.register('bus', async () => {
+              if (!bus.isReady()) throw new Error('bus not ready');
+            });
+            return registry;
+          },
+        },
+        { provide: MetricsService, useFactory: () => new MetricsService({ mode: config.mode }) },
+        {
+          provide: PrincipalResolver,
+          useFactory: () =>
+            new PrincipalResolver(
+              bus,
+              { issuer: config.auth.issuer, audience: config.auth.audience, clockToleranceSeconds: config.auth.clockToleranceSeconds },
+              logger,
+            ),
+        },
+        {
+          provide: APP_GUARD,
+          inject: [Reflector, PrincipalResolver],
+          useFactory: (reflector: Reflector, resolver: PrincipalResolver) => new AuthGuard(reflector, resolver, logger),
+        },
+        { provide: APP_FILTER, useFactory: () => new ProblemFilter(logger) },
+      ],
+      exports: [CONFIG, LOGGER, BUS, DATABASE_URL, HealthRegistry, MetricsService, PrincipalResolver],
+    };
+  }
+}

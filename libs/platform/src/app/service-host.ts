@@ -1,0 +1,132 @@
+import 'reflect-metadata';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type DynamicModule, type INestApplication, Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { ServiceName } from '@custodian/contracts';
+import type { Logger } from 'pino';
+import type { Bus } from '../bus/bus';
+import { NatsBus } from '../bus/nats.bus';
+import { ConfigError, describeConfig, loadConfig, type CustodianConfig } from '../config/config';
+import { HealthRegistry } from '../health/health.registry';
+import { requestContextMiddleware } from '../http/request-context.middleware';
+import { safeJsonMiddleware } from '../http/safe-json.middleware';
+import { createLogger, NestPinoLogger } from '../logging/logger';
+import { CoreModule } from './core.module';
+
+export interface HostOptions {
+  config: CustodianConfig;
+  logger: Logger;
+  bus: Bus;
+  databaseUrl: string;
+  /** The service modules this process hosts. */
+  modules: Array<Type<unknown> | DynamicModule>;
+  /** Runs last on stop (e.g. stopping the embedded PostgreSQL). */
+  onStopped?: () => Promise<void>;
+}
+
+export interface RunningHost {
+  app: INestApplication;
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Builds the Nest application for the given modules and starts listening. */
+export async function startHost(opts: HostOptions): Promise<RunningHost> {
+  const { config, logger, bus } = opts;
+  @Module({ imports: [CoreModule.forRoot({ config, logger, bus, databaseUrl: opts.databaseUrl }), ...opts.modules] })
+  class HostModule {}
+
+  const app = await NestFactory.create<NestExpressApplication>(HostModule, {
+    logger: new NestPinoLogger(logger.child({ component: 'nest' })),
+    bodyParser: false,
+    abortOnError: false,
+  });
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(requestContextMiddleware);
+  app.useBodyParser('json', { limit: config.http.bodyLimitBytes, type: ['application/json', 'application/*+json'] });
+  app.use(safeJsonMiddleware);
+  await app.listen(config.http.port, config.http.host);
+  const server = app.getHttpServer() as Server;
+  const port = (server.address() as AddressInfo).port;
+  const health = app.get(HealthRegistry);
+  let stopping: Promise<void> | undefined;
+
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      logger.info('shutting down: refusing new work');
+      health.markShuttingDown();
+      // 1. Stop accepting HTTP; let in-flight requests finish (bounded by the grace period).
+      await closeServer(server, config.http.shutdownGraceMs);
+      // 2. Stop taking bus work; let in-flight handlers finish; close the connection.
+      await bus.drain().catch((error: unknown) => logger.warn({ err: error }, 'bus drain failed'));
+      // 3. Module shutdown hooks: outbox relays stop, data sources close.
+      await app.close();
+      await opts.onStopped?.();
+      logger.info('stopped');
+    })());
+
+  return { app, port, url: `http://127.0.0.1:${port}`, stop };
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      resolve();
+    }, graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+/** SIGTERM/SIGINT stop the host gracefully, once; a second signal exits at once. */
+export function installSignalHandlers(host: RunningHost, logger: Logger): void {
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) process.exit(1);
+    signalled = true;
+    logger.info({ signal }, 'signal received');
+    host.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/** Entry point of a service running on its own (distributed mode): NATS + external PostgreSQL. */
+export async function runService(service: ServiceName, module: Type<unknown> | DynamicModule): Promise<RunningHost> {
+  let config: CustodianConfig;
+  try {
+    config = loadConfig(process.env, 'service', service);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.log.level, service });
+  try {
+    logger.info({ config: describeConfig(config) }, 'starting');
+    const bus = await NatsBus.connect({ url: config.bus.natsUrl!, namespace: config.bus.namespace, name: `custodian-${service}` }, logger);
+    const host = await startHost({ config, logger, bus, databaseUrl: config.database.url!, modules: [module] });
+    installSignalHandlers(host, logger);
+    logger.info({ port: host.port }, 'listening');
+    return host;
+  } catch (error) {
+    logger.fatal({ err: error }, 'start failed');
+    process.exit(1);
+  }
+}

@@ -1,0 +1,44 @@
+import type { EventContract, PayloadOf, RequestContract, RequestOf, ResponseOf } from '@custodian/contracts';
+
+export const BUS = Symbol('BUS');
+
+export interface RequestMeta {
+  requestId: string;
+}
+
+export interface EventMeta {
+  messageId: string;
+  /** 1 on first delivery; higher on redelivery (at-least-once). */
+  deliveryCount: number;
+}
+
+export type RequestHandler<C extends RequestContract> = (payload: RequestOf<C>, meta: RequestMeta) => Promise<ResponseOf<C>>;
+export type EventHandler<E extends EventContract> = (payload: PayloadOf<E>, meta: EventMeta) => Promise<void>;
+
+/**
+ * The one bus API every service uses, implemented twice with the same semantics: NATS (core
+ * request/reply with a queue group per service; JetStream for durable events) and in-process
+ * (all-in-one mode). The same contract suite runs against both (test/contract).
+ */
+export interface Bus {
+  readonly kind: 'nats' | 'in-process';
+  /** Sends a request and waits for its reply; always bounded by a timeout. */
+  request<C extends RequestContract>(contract: C, payload: RequestOf<C>, opts?: { timeoutMs?: number }): Promise<ResponseOf<C>>;
+  /** Answers requests for a contract; replicas of one service share the work (queue group). */
+  handle<C extends RequestContract>(contract: C, handler: RequestHandler<C>): Promise<void>;
+  /** Publishes a durable event; `messageId` de-duplicates republishes. */
+  publish<E extends EventContract>(contract: E, payload: PayloadOf<E>, opts: { messageId: string }): Promise<void>;
+  /** Consumes events durably: a named consumer resumes where it stopped; a handler error redelivers. */
+  subscribe<E extends EventContract>(contract: E, durableName: string, handler: EventHandler<E>): Promise<void>;
+  /** True while the bus can carry traffic (readiness). */
+  isReady(): boolean;
+  /** Stops taking new work, lets in-flight handlers finish, closes. */
+  drain(): Promise<void>;
+}
+
+/** On the wire, a reply is either data or the typed error envelope. */
+export type ReplyEnvelope = { ok: true; data: unknown } | { ok: false; error: { code: string; message: string; details?: unknown; requestId?: string } };
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+/** Events that fail this many deliveries are given up (dead-lettered by the audit issue's work). */
+export const MAX_DELIVER = 10;

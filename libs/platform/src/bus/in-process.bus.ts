@@ -1,0 +1,194 @@
+import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, type RequestOf, type ResponseOf } from '@custodian/contracts';
+import type { Logger } from 'pino';
+import { CustodianException } from '../errors/custodian.exception';
+import { requestContext } from '../context/request-context';
+import { MAX_DELIVER, type Bus, type EventHandler, type RequestHandler } from './bus';
+import { BusCodec } from './bus-codec';
+
+interface StoredEvent {
+  seq: number;
+  subject: string;
+  messageId: string;
+  data: Uint8Array;
+}
+
+interface Consumer {
+  subject: string;
+  handler: EventHandler<EventContract>;
+  contract: EventContract;
+  nextSeq: number;
+  pumping: boolean;
+}
+
+/**
+ * The all-in-one bus: same contracts, validation, JSON round trip, timeouts, queue-group
+ * round robin, message-id de-duplication and at-least-once redelivery as NATS, in memory.
+ * Durability across restarts comes from the outbox, which re-sends what was not acknowledged.
+ */
+export class InProcessBus implements Bus {
+  readonly kind = 'in-process' as const;
+  private readonly codec: BusCodec;
+  private readonly handlers = new Map<string, { contract: RequestContract; handlers: Array<RequestHandler<RequestContract>>; next: number }>();
+  private readonly log: StoredEvent[] = [];
+  private readonly seen = new Map<string, number>();
+  private readonly consumers = new Map<string, Consumer>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private seq = 0;
+  private closed = false;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly opts: { duplicateWindowMs?: number; retryBaseMs?: number } = {},
+  ) {
+    this.codec = new BusCodec(logger);
+  }
+
+  isReady(): boolean {
+    return !this.closed;
+  }
+
+  async request<C extends RequestContract>(contract: C, payload: RequestOf<C>, opts: { timeoutMs?: number } = {}): Promise<ResponseOf<C>> {
+    this.assertOpen();
+    this.codec.checkOutgoingRequest(contract, payload);
+    const entry = this.handlers.get(contract.subject);
+    if (!entry || entry.handlers.length === 0) {
+      throw new CustodianException(ErrorCode.BusNoResponders, `No service answers ${contract.subject}`);
+    }
+    const handler = entry.handlers[entry.next++ % entry.handlers.length];
+    const timeoutMs = opts.timeoutMs ?? contract.timeoutMs;
+    const wire = this.codec.encode(payload);
+    const requestId = requestContext.requestId();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CustodianException(ErrorCode.BusTimeout, `${contract.subject} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    // The responder runs outside the caller's async context, as it would in another process.
+    const answered = this.track(new Promise<Uint8Array>((resolve, reject) => {
+      setImmediate(() => {
+        this.codec
+          .answer(contract, handler, wire, requestId)
+          .then((reply) => resolve(this.codec.encode(reply)), reject);
+      });
+    }));
+    try {
+      const raw = await Promise.race([answered, timeout]);
+      return this.codec.unwrapReply(contract, raw) as ResponseOf<C>;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async handle<C extends RequestContract>(contract: C, handler: RequestHandler<C>): Promise<void> {
+    this.assertOpen();
+    const entry = this.handlers.get(contract.subject) ?? { contract, handlers: [], next: 0 };
+    entry.handlers.push(handler as unknown as RequestHandler<RequestContract>);
+    this.handlers.set(contract.subject, entry);
+  }
+
+  async publish<E extends EventContract>(contract: E, payload: PayloadOf<E>, { messageId }: { messageId: string }): Promise<void> {
+    this.assertOpen();
+    const check = this.codec.checkEvent(contract, payload);
+    if (!check.ok) {
+      throw new CustodianException(ErrorCode.InvalidMessage, `Event ${contract.subject} does not match its contract`, check.issues);
+    }
+    const now = Date.now();
+    const windowMs = this.opts.duplicateWindowMs ?? 120_000;
+    const previous = this.seen.get(messageId);
+    if (previous !== undefined && now - previous < windowMs) return; // duplicate: absorbed, like JetStream's Nats-Msg-Id
+    this.seen.set(messageId, now);
+    if (this.seen.size > 100_000) this.pruneSeen(now, windowMs);
+    this.log.push({ seq: ++this.seq, subject: contract.subject, messageId, data: this.codec.encode(payload) });
+    for (const consumer of this.consumers.values()) {
+      if (consumer.subject === contract.subject) this.pump(consumer);
+    }
+  }
+
+  async subscribe<E extends EventContract>(contract: E, durableName: string, handler: EventHandler<E>): Promise<void> {
+    this.assertOpen();
+    if (this.consumers.has(durableName)) throw new Error(`durable consumer ${durableName} already subscribed`);
+    const consumer: Consumer = {
+      subject: contract.subject,
+      contract,
+      handler: handler as unknown as EventHandler<EventContract>,
+      nextSeq: 1,
+      pumping: false,
+    };
+    this.consumers.set(durableName, consumer);
+    this.pump(consumer);
+  }
+
+  async drain(): Promise<void> {
+    this.closed = true;
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  private pump(consumer: Consumer): void {
+    if (consumer.pumping || this.closed) return;
+    consumer.pumping = true;
+    const run = async (): Promise<void> => {
+      try {
+        for (;;) {
+          if (this.closed) return;
+          const next = this.log.find((e) => e.seq >= consumer.nextSeq && e.subject === consumer.subject);
+          if (!next) return;
+          await this.deliver(consumer, next);
+          consumer.nextSeq = next.seq + 1;
+          this.trim();
+        }
+      } finally {
+        consumer.pumping = false;
+      }
+    };
+    void this.track(setImmediatePromise().then(run));
+  }
+
+  private async deliver(consumer: Consumer, event: StoredEvent): Promise<void> {
+    const payload = this.codec.decode(event.data);
+    const check = this.codec.checkEvent(consumer.contract, payload);
+    if (!check.ok) {
+      this.logger.error({ subject: event.subject, messageId: event.messageId, issues: check.issues }, 'poison event dropped');
+      return;
+    }
+    for (let attempt = 1; attempt <= MAX_DELIVER; attempt++) {
+      try {
+        await consumer.handler(check.value as PayloadOf<EventContract>, { messageId: event.messageId, deliveryCount: attempt });
+        return;
+      } catch (error) {
+        if (this.closed) throw error;
+        this.logger.warn({ err: error, subject: event.subject, messageId: event.messageId, attempt }, 'event handler failed; redelivering');
+        await new Promise((r) => setTimeout(r, Math.min(2000, (this.opts.retryBaseMs ?? 50) * 2 ** (attempt - 1))));
+      }
+    }
+    this.logger.error({ subject: event.subject, messageId: event.messageId }, 'event given up after max deliveries');
+  }
+
+  /** Drops events every consumer of their subject has passed; keeps events nobody consumes yet. */
+  private trim(): void {
+    let cut = 0;
+    while (cut < this.log.length) {
+      const e = this.log[cut];
+      const interested = [...this.consumers.values()].filter((c) => c.subject === e.subject);
+      if (interested.length === 0 || interested.some((c) => c.nextSeq <= e.seq)) break;
+      cut++;
+    }
+    if (cut > 0) this.log.splice(0, cut);
+  }
+
+  private pruneSeen(now: number, windowMs: number): void {
+    for (const [id, at] of this.seen) if (now - at >= windowMs) this.seen.delete(id);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new CustodianException(ErrorCode.ServiceUnavailable, 'The bus is closed');
+  }
+}
+
+function setImmediatePromise(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

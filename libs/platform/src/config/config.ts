@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { SERVICE_NAMES, type ServiceName } from '@custodian/contracts';
+
+/**
+ * Typed configuration, read once from the environment and validated at boot. An invalid value
+ * refuses the start with every problem listed; secrets are kept out of `describeConfig()`.
+ */
+export interface CustodianConfig {
+  readonly mode: 'all-in-one' | 'service';
+  /** The services this process hosts: all five in all-in-one mode, one otherwise. */
+  readonly services: readonly ServiceName[];
+  readonly dataDir: string;
+  readonly http: { readonly port: number; readonly host: string; readonly bodyLimitBytes: number; readonly shutdownGraceMs: number };
+  readonly database: {
+    /** External PostgreSQL; absent in all-in-one mode means the embedded one. */
+    readonly url?: string;
+    readonly embeddedPort: number;
+    readonly poolSize: number;
+  };
+  readonly bus: {
+    /** Absent in all-in-one mode means the in-process bus. */
+    readonly natsUrl?: string;
+    readonly namespace: string;
+    readonly requestTimeoutMs: number;
+  };
+  readonly log: { readonly level: string };
+  readonly auth: {
+    readonly issuer: string;
+    readonly audience: string;
+    readonly accessTokenTtlSeconds: number;
+    readonly refreshTokenTtlSeconds: number;
+    readonly clockToleranceSeconds: number;
+  };
+  readonly secrets: {
+    /** 32-byte key that encrypts signing keys at rest; required where identity runs. */
+    readonly masterKey?: Buffer;
+  };
+  readonly bootstrap: { readonly orgName: string; readonly adminEmail?: string; readonly adminPassword?: string };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: ServiceName): CustodianConfig {
+  const problems: string[] = [];
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return def;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max}`);
+      return def;
+    }
+    return n;
+  };
+  const url = (name: string, protocols: string[]): string | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    try {
+      const u = new URL(raw);
+      if (!protocols.includes(u.protocol)) problems.push(`${name} must use ${protocols.join(' or ')}`);
+    } catch {
+      problems.push(`${name} is not a valid URL`);
+    }
+    return raw;
+  };
+
+  if (mode === 'service' && (!service || !SERVICE_NAMES.includes(service))) {
+    problems.push(`unknown service "${String(service)}"`);
+  }
+  const dataDir = path.resolve(env.CUSTODIAN_DATA_DIR || '.custodian');
+  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const natsUrl = url('NATS_URL', ['nats:', 'tls:']);
+  if (mode === 'service') {
+    if (!databaseUrl) problems.push('DATABASE_URL is required when a service runs on its own');
+    if (!natsUrl) problems.push('NATS_URL is required when a service runs on its own');
+  }
+  const logLevel = env.LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const namespace = env.CUSTODIAN_BUS_NAMESPACE || 'custodian';
+  if (!/^[a-z][a-z0-9_]{0,31}$/.test(namespace)) problems.push('CUSTODIAN_BUS_NAMESPACE must match ^[a-z][a-z0-9_]{0,31}$');
+
+  const services = mode === 'all-in-one' ? SERVICE_NAMES : service ? [service] : [];
+  const masterKey = readMasterKey(env, problems);
+  if (mode === 'service' && services.includes('identity') && !masterKey) {
+    problems.push('CUSTODIAN_MASTER_KEY or CUSTODIAN_MASTER_KEY_FILE is required for the identity service');
+  }
+  const adminEmail = env.CUSTODIAN_ADMIN_EMAIL || undefined;
+  if (adminEmail && !/^[^\s@]{1,64}@[^\s@]{1,255}$/.test(adminEmail)) problems.push('CUSTODIAN_ADMIN_EMAIL is not an email address');
+  const adminPassword = env.CUSTODIAN_ADMIN_PASSWORD || undefined;
+  if (adminPassword !== undefined && (adminPassword.length < 12 || adminPassword.length > 256)) {
+    problems.push('CUSTODIAN_ADMIN_PASSWORD must be 12 to 256 characters');
+  }
+
+  const config: CustodianConfig = {
+    mode,
+    services,
+    dataDir,
+    http: {
+      port: int('PORT', 3000, 0, 65535),
+      host: env.HOST || '0.0.0.0',
+      bodyLimitBytes: int('CUSTODIAN_BODY_LIMIT_BYTES', 1_048_576, 1024, 16 * 1_048_576),
+      shutdownGraceMs: int('CUSTODIAN_SHUTDOWN_GRACE_MS', 10_000, 0, 120_000),
+    },
+    database: {
+      url: databaseUrl,
+      embeddedPort: int('CUSTODIAN_PG_PORT', 5488, 1, 65535),
+      poolSize: int('CUSTODIAN_DB_POOL_SIZE', 10, 1, 200),
+    },
+    bus: { natsUrl, namespace, requestTimeoutMs: int('CUSTODIAN_BUS_TIMEOUT_MS', 3000, 50, 60_000) },
+    log: { level: logLevel },
+    auth: {
+      issuer: env.CUSTODIAN_ISSUER || 'urn:custodian:identity',
+      audience: env.CUSTODIAN_AUDIENCE || 'urn:custodian:api',
+      accessTokenTtlSeconds: int('CUSTODIAN_ACCESS_TOKEN_TTL', 300, 30, 3600),
+      refreshTokenTtlSeconds: int('CUSTODIAN_REFRESH_TOKEN_TTL', 1_209_600, 300, 7_776_000),
+      clockToleranceSeconds: int('CUSTODIAN_CLOCK_TOLERANCE', 30, 0, 300),
+    },
+    secrets: { masterKey },
+    bootstrap: { orgName: env.CUSTODIAN_ORG_NAME || 'Default', adminEmail, adminPassword },
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+function readMasterKey(env: Env, problems: string[]): Buffer | undefined {
+  let raw = env.CUSTODIAN_MASTER_KEY;
+  if (!raw && env.CUSTODIAN_MASTER_KEY_FILE) {
+    try {
+      raw = readFileSync(env.CUSTODIAN_MASTER_KEY_FILE, 'utf8').trim();
+    } catch {
+      problems.push('CUSTODIAN_MASTER_KEY_FILE cannot be read');
+      return undefined;
+    }
+  }
+  if (!raw) return undefined;
+  const key = Buffer.from(raw, 'base64');
+  if (key.length !== 32) {
+    problems.push('the master key must be 32 bytes, base64-encoded');
+    return undefined;
+  }
+  return key;
+}
+
+/** What may be logged about the configuration: secrets replaced, credentials stripped from URLs. */
+export function describeConfig(config: CustodianConfig): Record<string, unknown> {
+  const stripCredentials = (u?: string): string | undefined => {
+    if (!u) return u;
+    const parsed = new URL(u);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  };
+  return {
+    mode: config.mode,
+    services: config.services,
+    dataDir: config.dataDir,
+    http: config.http,
+    database: { ...config.database, url: config.database.url ? stripCredentials(config.database.url) : 'embedded' },
+    bus: { ...config.bus, natsUrl: config.bus.natsUrl ? stripCredentials(config.bus.natsUrl) : 'in-process' },
+    log: config.log,
+    auth: config.auth,
+    secrets: { masterKey: config.secrets.masterKey ? '***' : 'unset' },
+    bootstrap: { orgName: config.bootstrap.orgName, adminEmail: config.bootstrap.adminEmail, adminPassword: config.bootstrap.adminPassword ? '***' : 'generated' },
+  };
+}

@@ -1,0 +1,83 @@
+import { Catch, HttpException, HttpStatus, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { ERROR_HTTP_STATUS, ERROR_TITLES, ErrorCode, PROBLEM_TYPE_BASE, type ProblemDocument } from '@custodian/contracts';
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { CustodianException } from '../errors/custodian.exception';
+import { requestContext } from '../context/request-context';
+
+/** Maps Nest's own HTTP errors (routing, body parsing) onto our codes. */
+function codeForHttpStatus(status: number, error: HttpException): ErrorCode {
+  const cause = (error.getResponse() as { message?: unknown }) ?? {};
+  switch (status) {
+    case HttpStatus.NOT_FOUND:
+      return ErrorCode.NotFound;
+    case HttpStatus.PAYLOAD_TOO_LARGE:
+      return ErrorCode.PayloadTooLarge;
+    case HttpStatus.UNAUTHORIZED:
+      return ErrorCode.Unauthenticated;
+    case HttpStatus.FORBIDDEN:
+      return ErrorCode.Forbidden;
+    case HttpStatus.TOO_MANY_REQUESTS:
+      return ErrorCode.RateLimited;
+    case HttpStatus.BAD_REQUEST:
+      return /JSON/i.test(String(cause.message)) ? ErrorCode.MalformedJson : ErrorCode.BadRequest;
+    default:
+      return status >= 500 ? ErrorCode.Internal : ErrorCode.BadRequest;
+  }
+}
+
+/**
+ * Every error leaves as application/problem+json with a code and the request id. Unknown errors
+ * become a generic 500; their detail goes to the log only.
+ */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const response = http.getResponse<Response>();
+    const request = http.getRequest<Request>();
+    const requestId = requestContext.requestId() ?? String(response.getHeader('x-request-id') ?? '');
+    let code: ErrorCode;
+    let detail: string;
+    let details: unknown;
+    let status: number;
+    if (exception instanceof CustodianException) {
+      code = exception.code;
+      status = ERROR_HTTP_STATUS[code];
+      detail = exception.message;
+      details = exception.details;
+      if (status >= 500) this.logger.warn({ err: exception, upstreamRequestId: exception.upstreamRequestId }, 'request failed');
+    } else if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      code = codeForHttpStatus(status, exception);
+      detail = status === HttpStatus.NOT_FOUND ? 'No such resource' : ERROR_TITLES[code];
+      if (status >= 500) this.logger.error({ err: exception }, 'request failed');
+    } else if (isBodyParserError(exception)) {
+      status = exception.status;
+      code = status === 413 ? ErrorCode.PayloadTooLarge : ErrorCode.MalformedJson;
+      detail = status === 413 ? 'The request body is too large' : 'The request body is not valid JSON';
+    } else {
+      code = ErrorCode.Internal;
+      status = 500;
+      detail = 'An internal error occurred; quote the request id when reporting it';
+      this.logger.error({ err: exception, method: request.method, path: request.path }, 'unhandled error');
+    }
+    const body: ProblemDocument = {
+      type: `${PROBLEM_TYPE_BASE}${code}`,
+      title: ERROR_TITLES[code],
+      status,
+      code,
+      detail,
+      requestId,
+      ...(details === undefined ? {} : { details }),
+    };
+    if (response.headersSent) return;
+    response.status(status).type('application/problem+json').send(JSON.stringify(body));
+  }
+}
+
+function isBodyParserError(e: unknown): e is { status: number; type: string } {
+  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && typeof (e as { status?: unknown }).status === 'number';
+}
