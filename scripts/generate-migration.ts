@@ -46,11 +46,18 @@ ${sql.upQueries.map((x) => q(x.query)).join('\n')}
   }
 
   async down(runner: QueryRunner): Promise<void> {
-${sql.downQueries.reverse().map((x) => q(x.query)).join('\n')}
+${sql.downQueries
+  .reverse()
+  .map((x) => q(x.query))
+  .join('\n')}
   }
 }
 `;
-    const file = path.join(appDir, 'migrations', `${stamp}-${name.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase())}.ts`);
+    const file = path.join(
+      appDir,
+      'migrations',
+      `${stamp}-${name.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase())}.ts`,
+    );
     writeFileSync(file, body);
     console.log(`wrote ${path.relative(process.cwd(), file)}; add ${className} to migrations/index.ts`);
   } finally {

@@ -6,8 +6,14 @@ function reachable(url, defaultPort) {
   return new Promise((resolve) => {
     const socket = net.connect({ host: u.hostname, port: Number(u.port || defaultPort) });
     socket.setTimeout(2000);
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
     socket.once('error', () => resolve(false));
   });
 }

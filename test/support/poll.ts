@@ -1,5 +1,8 @@
 /** Polls `check` until it returns a truthy value; never sleeps a fixed time in a test. */
-export async function pollUntil<T>(check: () => Promise<T> | T, { timeoutMs = 10_000, intervalMs = 25, what = 'condition' } = {}): Promise<NonNullable<T>> {
+export async function pollUntil<T>(
+  check: () => Promise<T> | T,
+  { timeoutMs = 10_000, intervalMs = 25, what = 'condition' } = {},
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

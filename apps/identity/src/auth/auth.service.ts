@@ -79,7 +79,12 @@ export class AuthService {
     });
     const accessToken = await this.keys.sign(
       { sub: user.id, org: membership.orgId, sid: session.id },
-      { issuer: this.config.auth.issuer, audience: this.config.auth.audience, ttlSeconds: this.config.auth.accessTokenTtlSeconds, typ: ACCESS_TOKEN_TYPE_HEADER },
+      {
+        issuer: this.config.auth.issuer,
+        audience: this.config.auth.audience,
+        ttlSeconds: this.config.auth.accessTokenTtlSeconds,
+        typ: ACCESS_TOKEN_TYPE_HEADER,
+      },
     );
     return { tokenType: 'Bearer', accessToken, expiresIn: this.config.auth.accessTokenTtlSeconds, refreshToken, orgId: membership.orgId };
   }
@@ -94,7 +99,12 @@ export class AuthService {
         .where('id = :id AND revoked_at IS NULL', { id: principal.sessionId })
         .execute();
       if (result.affected) {
-        await this.outbox.append(m, { orgId: principal.orgId, action: 'auth.logout', outcome: 'success', target: { type: 'session', id: principal.sessionId } });
+        await this.outbox.append(m, {
+          orgId: principal.orgId,
+          action: 'auth.logout',
+          outcome: 'success',
+          target: { type: 'session', id: principal.sessionId },
+        });
       }
     });
   }
@@ -109,7 +119,13 @@ export class AuthService {
     if (!user || !user.active || !membership || !org) throw CustodianException.unauthenticated('Unknown or inactive principal');
     if (req.sessionId) {
       const session = await this.ds.getRepository(SessionEntity).findOne({ where: { id: req.sessionId } });
-      if (!session || session.userId !== user.id || session.orgId !== org.id || session.revokedAt !== null || session.expiresAt.getTime() <= Date.now()) {
+      if (
+        !session ||
+        session.userId !== user.id ||
+        session.orgId !== org.id ||
+        session.revokedAt !== null ||
+        session.expiresAt.getTime() <= Date.now()
+      ) {
         throw CustodianException.unauthenticated('Session is no longer valid');
       }
     }

@@ -22,14 +22,18 @@ export class KeyVault {
     const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentId)!, iv);
     cipher.setAAD(Buffer.from(aad));
     const data = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    return ['v1', this.currentId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), data.toString('base64url')].join('.');
+    return ['v1', this.currentId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), data.toString('base64url')].join(
+      '.',
+    );
   }
 
   open(sealed: string, aad: string): Buffer {
     const [version, keyId, iv, tag, data] = sealed.split('.');
     const key = this.keys.get(keyId);
-    if (version !== 'v1' || !key || !iv || !tag || data === undefined) throw new Error('sealed value cannot be opened with the configured master key');
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+    if (version !== 'v1' || !key || !iv || !tag || data === undefined)
+      throw new Error('sealed value cannot be opened with the configured master key');
+    // Pin the tag length: otherwise setAuthTag accepts a truncated 4-byte tag, which is forgeable.
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
     decipher.setAAD(Buffer.from(aad));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]);

@@ -44,9 +44,18 @@ export class SigningKeyService {
   }
 
   async jwks(): Promise<Jwks> {
-    const keys = await this.ds.getRepository(SigningKeyEntity).find({ where: { retiredAt: IsNull() }, order: { createdAt: 'DESC' }, take: 8 });
+    const keys = await this.ds
+      .getRepository(SigningKeyEntity)
+      .find({ where: { retiredAt: IsNull() }, order: { createdAt: 'DESC' }, take: 8 });
     return {
-      keys: keys.map((k) => ({ kty: k.publicJwk.kty, crv: k.publicJwk.crv, x: k.publicJwk.x, kid: k.kid, alg: k.alg, use: 'sig' as const })),
+      keys: keys.map((k) => ({
+        kty: k.publicJwk.kty,
+        crv: k.publicJwk.crv,
+        x: k.publicJwk.x,
+        kid: k.kid,
+        alg: k.alg,
+        use: 'sig' as const,
+      })),
     };
   }
 

@@ -23,7 +23,9 @@ export class ObjectMetadataController {
   @RequirePolicy({ reason: 'object names are visible to every member; their records are governed separately' })
   @Get()
   async list(@Req() req: Request & { principal: PrincipalSnapshot }): Promise<{ objects: ObjectSummary[]; policyVersion: number }> {
-    const rows = await this.ds.getRepository(ObjectDefinitionEntity).find({ where: { orgId: req.principal.orgId }, order: { name: 'ASC' }, take: 500 });
+    const rows = await this.ds
+      .getRepository(ObjectDefinitionEntity)
+      .find({ where: { orgId: req.principal.orgId }, order: { name: 'ASC' }, take: 500 });
     return { objects: rows.map((r) => ({ name: r.name, label: r.label, version: r.version })), policyVersion: req.principal.policyVersion };
   }
 }

@@ -54,7 +54,8 @@ export class TokenVerifier {
     } catch {
       return fail('malformed header');
     }
-    if (!ALLOWED_ALGORITHMS.includes(header.alg as (typeof ALLOWED_ALGORITHMS)[number])) return fail(`algorithm ${String(header.alg).slice(0, 16)}`);
+    if (!ALLOWED_ALGORITHMS.includes(header.alg as (typeof ALLOWED_ALGORITHMS)[number]))
+      return fail(`algorithm ${String(header.alg).slice(0, 16)}`);
     if (FORBIDDEN_HEADERS.some((h) => h in header)) return fail('key material in header');
     if (typeof header.kid !== 'string' || !KID.test(header.kid)) return fail('kid');
     if (header.typ !== ACCESS_TOKEN_TYPE) return fail('typ');
@@ -80,8 +81,10 @@ export class TokenVerifier {
   private async keySetFor(kid: string): Promise<ReturnType<typeof createLocalJWKSet> | undefined> {
     if (!this.jwks?.keys.some((k) => k.kid === kid)) {
       const cooldown = this.opts.refetchCooldownMs ?? 30_000;
-      if (this.jwks && Date.now() - this.lastFetch < cooldown) return undefined;
-      await this.refresh();
+      // A fetch already in flight is shared, not refused by the cooldown it just started.
+      if (this.fetching) await this.fetching;
+      else if (this.jwks && Date.now() - this.lastFetch < cooldown) return undefined;
+      else await this.refresh();
       if (!this.jwks?.keys.some((k) => k.kid === kid)) return undefined;
     }
     return this.keySet;

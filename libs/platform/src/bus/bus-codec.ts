@@ -22,12 +22,19 @@ export class BusCodec {
   checkOutgoingRequest(contract: RequestContract, payload: unknown): void {
     const result = validate(contract.request, payload);
     if (!result.ok) {
-      throw new CustodianException(ErrorCode.InvalidMessage, `Request for ${contract.subject} does not match its contract`, { issues: result.issues });
+      throw new CustodianException(ErrorCode.InvalidMessage, `Request for ${contract.subject} does not match its contract`, {
+        issues: result.issues,
+      });
     }
   }
 
   /** Responder side: run the handler on a validated payload, in the caller's request context. */
-  async answer(contract: RequestContract, handler: RequestHandler<RequestContract>, raw: Uint8Array, requestId: string | undefined): Promise<ReplyEnvelope> {
+  async answer(
+    contract: RequestContract,
+    handler: RequestHandler<RequestContract>,
+    raw: Uint8Array,
+    requestId: string | undefined,
+  ): Promise<ReplyEnvelope> {
     const rid = requestId ?? randomUUID();
     return requestContext.run({ requestId: rid }, async () => {
       try {
@@ -39,7 +46,9 @@ export class BusCodec {
         }
         const check = validate(contract.request, payload);
         if (!check.ok) {
-          throw new CustodianException(ErrorCode.InvalidMessage, `Request for ${contract.subject} does not match its contract`, { issues: check.issues });
+          throw new CustodianException(ErrorCode.InvalidMessage, `Request for ${contract.subject} does not match its contract`, {
+            issues: check.issues,
+          });
         }
         const data = await handler(check.value, { requestId: rid });
         return { ok: true, data };
@@ -77,7 +86,11 @@ export class BusCodec {
     return validate(contract.payload, payload);
   }
 
-  private toEnvelope(error: unknown, requestId: string, subject: string): { code: string; message: string; details?: unknown; requestId: string } {
+  private toEnvelope(
+    error: unknown,
+    requestId: string,
+    subject: string,
+  ): { code: string; message: string; details?: unknown; requestId: string } {
     if (error instanceof CustodianException) {
       return { code: error.code, message: error.message, details: error.details, requestId };
     }

@@ -37,8 +37,16 @@ export interface Bus {
 }
 
 /** On the wire, a reply is either data or the typed error envelope. */
-export type ReplyEnvelope = { ok: true; data: unknown } | { ok: false; error: { code: string; message: string; details?: unknown; requestId?: string } };
+export type ReplyEnvelope =
+  { ok: true; data: unknown } | { ok: false; error: { code: string; message: string; details?: unknown; requestId?: string } };
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 /** Events that fail this many deliveries are given up (dead-lettered by the audit issue's work). */
 export const MAX_DELIVER = 10;
+
+/** Waits for the promises to settle, but never longer than `ms` (a stuck handler cannot block shutdown). */
+export async function settleWithin(promises: Array<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled(promises), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

@@ -2,7 +2,7 @@ import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, ty
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
-import { MAX_DELIVER, type Bus, type EventHandler, type RequestHandler } from './bus';
+import { MAX_DELIVER, settleWithin, type Bus, type EventHandler, type RequestHandler } from './bus';
 import { BusCodec } from './bus-codec';
 
 interface StoredEvent {
@@ -28,7 +28,10 @@ interface Consumer {
 export class InProcessBus implements Bus {
   readonly kind = 'in-process' as const;
   private readonly codec: BusCodec;
-  private readonly handlers = new Map<string, { contract: RequestContract; handlers: Array<RequestHandler<RequestContract>>; next: number }>();
+  private readonly handlers = new Map<
+    string,
+    { contract: RequestContract; handlers: Array<RequestHandler<RequestContract>>; next: number }
+  >();
   private readonly log: StoredEvent[] = [];
   private readonly seen = new Map<string, number>();
   private readonly consumers = new Map<string, Consumer>();
@@ -38,7 +41,7 @@ export class InProcessBus implements Bus {
 
   constructor(
     private readonly logger: Logger,
-    private readonly opts: { duplicateWindowMs?: number; retryBaseMs?: number } = {},
+    private readonly opts: { duplicateWindowMs?: number; retryBaseMs?: number; drainTimeoutMs?: number } = {},
   ) {
     this.codec = new BusCodec(logger);
   }
@@ -60,16 +63,19 @@ export class InProcessBus implements Bus {
     const requestId = requestContext.requestId();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CustodianException(ErrorCode.BusTimeout, `${contract.subject} did not answer within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new CustodianException(ErrorCode.BusTimeout, `${contract.subject} did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
     // The responder runs outside the caller's async context, as it would in another process.
-    const answered = this.track(new Promise<Uint8Array>((resolve, reject) => {
-      setImmediate(() => {
-        this.codec
-          .answer(contract, handler, wire, requestId)
-          .then((reply) => resolve(this.codec.encode(reply)), reject);
-      });
-    }));
+    const answered = this.track(
+      new Promise<Uint8Array>((resolve, reject) => {
+        setImmediate(() => {
+          this.codec.answer(contract, handler, wire, requestId).then((reply) => resolve(this.codec.encode(reply)), reject);
+        });
+      }),
+    );
     try {
       const raw = await Promise.race([answered, timeout]);
       return this.codec.unwrapReply(contract, raw) as ResponseOf<C>;
@@ -119,7 +125,7 @@ export class InProcessBus implements Bus {
 
   async drain(): Promise<void> {
     this.closed = true;
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    await settleWithin([...this.inflight], this.opts.drainTimeoutMs ?? 10_000);
   }
 
   private pump(consumer: Consumer): void {

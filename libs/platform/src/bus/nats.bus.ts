@@ -16,7 +16,7 @@ import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, ty
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
-import { MAX_DELIVER, REQUEST_ID_HEADER, type Bus, type EventHandler, type RequestHandler } from './bus';
+import { MAX_DELIVER, REQUEST_ID_HEADER, settleWithin, type Bus, type EventHandler, type RequestHandler } from './bus';
 import { BusCodec } from './bus-codec';
 
 export interface NatsBusOptions {
@@ -27,6 +27,8 @@ export interface NatsBusOptions {
   name: string;
   duplicateWindowMs?: number;
   ackWaitMs?: number;
+  /** How long drain() waits for in-flight handlers before closing anyway. */
+  drainTimeoutMs?: number;
 }
 
 /**
@@ -88,8 +90,10 @@ export class NatsBus implements Bus {
     } catch (error) {
       if (error instanceof CustodianException) throw error;
       const code = (error as { code?: string }).code;
-      if (code === NatsErrorCode.NoResponders) throw new CustodianException(ErrorCode.BusNoResponders, `No service answers ${contract.subject}`);
-      if (code === NatsErrorCode.Timeout) throw new CustodianException(ErrorCode.BusTimeout, `${contract.subject} did not answer within ${timeoutMs} ms`);
+      if (code === NatsErrorCode.NoResponders)
+        throw new CustodianException(ErrorCode.BusNoResponders, `No service answers ${contract.subject}`);
+      if (code === NatsErrorCode.Timeout)
+        throw new CustodianException(ErrorCode.BusTimeout, `${contract.subject} did not answer within ${timeoutMs} ms`);
       this.logger.error({ err: error, subject: contract.subject }, 'bus request failed');
       throw new CustodianException(ErrorCode.ServiceUnavailable, 'The bus is not available');
     }
@@ -104,7 +108,12 @@ export class NatsBus implements Bus {
           return;
         }
         const work = this.codec
-          .answer(contract, handler as unknown as RequestHandler<RequestContract>, msg.data, msg.headers?.get(REQUEST_ID_HEADER) || undefined)
+          .answer(
+            contract,
+            handler as unknown as RequestHandler<RequestContract>,
+            msg.data,
+            msg.headers?.get(REQUEST_ID_HEADER) || undefined,
+          )
           .then((reply) => {
             if (msg.reply) msg.respond(this.codec.encode(reply));
           })
@@ -118,7 +127,8 @@ export class NatsBus implements Bus {
 
   async publish<E extends EventContract>(contract: E, payload: PayloadOf<E>, { messageId }: { messageId: string }): Promise<void> {
     const check = this.codec.checkEvent(contract, payload);
-    if (!check.ok) throw new CustodianException(ErrorCode.InvalidMessage, `Event ${contract.subject} does not match its contract`, check.issues);
+    if (!check.ok)
+      throw new CustodianException(ErrorCode.InvalidMessage, `Event ${contract.subject} does not match its contract`, check.issues);
     const h = headers();
     const requestId = requestContext.requestId();
     if (requestId) h.set(REQUEST_ID_HEADER, requestId);
@@ -181,8 +191,7 @@ export class NatsBus implements Bus {
     this.closing = true;
     for (const sub of this.subscriptions) sub.unsubscribe();
     for (const c of this.consumers) c.stop();
-    await Promise.allSettled([...this.inflight]);
-    await Promise.allSettled(this.loops);
+    await settleWithin([...this.inflight, ...this.loops], this.opts.drainTimeoutMs ?? 10_000);
     if (!this.nc.isClosed()) await this.nc.drain();
   }
 

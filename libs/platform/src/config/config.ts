@@ -156,6 +156,8 @@ export function describeConfig(config: CustodianConfig): Record<string, unknown>
     if (!u) return u;
     const parsed = new URL(u);
     if (parsed.password) parsed.password = '***';
+    // libpq and pg also take the password from the query string.
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
     return parsed.toString();
   };
   return {
@@ -168,6 +170,10 @@ export function describeConfig(config: CustodianConfig): Record<string, unknown>
     log: config.log,
     auth: config.auth,
     secrets: { masterKey: config.secrets.masterKey ? '***' : 'unset' },
-    bootstrap: { orgName: config.bootstrap.orgName, adminEmail: config.bootstrap.adminEmail, adminPassword: config.bootstrap.adminPassword ? '***' : 'generated' },
+    bootstrap: {
+      orgName: config.bootstrap.orgName,
+      adminEmail: config.bootstrap.adminEmail,
+      adminPassword: config.bootstrap.adminPassword ? '***' : 'generated',
+    },
   };
 }

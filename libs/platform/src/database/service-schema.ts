@@ -23,11 +23,16 @@ export async function provisionServiceSchema(url: string, service: ServiceName):
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock(hashtext($1))', [`custodian:provision:${schema}`]);
-    const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
-    if (exists.rowCount === 0) await client.query(`CREATE ROLE ${role} NOLOGIN`);
+    const roleExists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    if (roleExists.rowCount === 0) await client.query(`CREATE ROLE ${role} NOLOGIN`);
     await client.query(`GRANT ${role} TO CURRENT_USER`).catch(() => undefined); // already a member / superuser
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema} AUTHORIZATION ${role}`);
-    await client.query(`REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC`);
+    // Look first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    // exists, which a pre-provisioned, locked-down install does not grant.
+    const schemaExists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (schemaExists.rowCount === 0) {
+      await client.query(`CREATE SCHEMA ${schema} AUTHORIZATION ${role}`);
+      await client.query(`REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC`);
+    }
   } finally {
     await client.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
     await client.end();

@@ -54,6 +54,13 @@ export class ProblemFilter implements ExceptionFilter {
       code = codeForHttpStatus(status, exception);
       detail = status === HttpStatus.NOT_FOUND ? 'No such resource' : ERROR_TITLES[code];
       if (status >= 500) this.logger.error({ err: exception }, 'request failed');
+    } else if (isTransientDatabaseError(exception)) {
+      // The database is down, refused us (e.g. the audit outbox cannot be written), or asked for a retry.
+      code = ErrorCode.ServiceUnavailable;
+      status = 503;
+      detail = 'The service cannot complete the request right now; nothing was changed. Retry later.';
+      response.setHeader('Retry-After', '1');
+      this.logger.error({ err: exception, method: request.method, path: request.path }, 'database unavailable');
     } else if (isBodyParserError(exception)) {
       status = exception.status;
       code = status === 413 ? ErrorCode.PayloadTooLarge : ErrorCode.MalformedJson;
@@ -78,6 +85,24 @@ export class ProblemFilter implements ExceptionFilter {
   }
 }
 
+/** SQLSTATE classes that mean "not now" rather than "your request is wrong". */
+const TRANSIENT_SQLSTATE = /^(08|53|57P|40001|40P01|42501)/;
+
+function isTransientDatabaseError(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const code = (e as { code?: unknown; driverError?: { code?: unknown } }).driverError?.code ?? (e as { code?: unknown }).code;
+  if (typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)) return true;
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT'].includes(String(code)) ||
+    /Connection terminated|connection timeout/i.test(String((e as Error).message))
+  );
+}
+
 function isBodyParserError(e: unknown): e is { status: number; type: string } {
-  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && typeof (e as { status?: unknown }).status === 'number';
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as { type?: unknown }).type === 'string' &&
+    typeof (e as { status?: unknown }).status === 'number'
+  );
 }

@@ -14,7 +14,10 @@ export function createLogger({ level = 'info', service }: { level?: string; serv
       const requestId = requestContext.requestId();
       return requestId ? { requestId } : {};
     },
-    redact: { paths: ['password', '*.password', 'token', '*.token', 'secret', '*.secret', 'authorization', '*.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['password', '*.password', 'token', '*.token', 'secret', '*.secret', 'authorization', '*.authorization'],
+      censor: '[redacted]',
+    },
   });
 }
 

@@ -26,7 +26,10 @@ function toIssues(errors: ErrorObject[] | null | undefined): ValidationIssue[] {
   return (errors ?? []).slice(0, 10).map((e) => ({ path: e.instancePath || '/', message: e.message ?? 'invalid' }));
 }
 
-export function validate<S extends TSchema>(schema: S, value: unknown): { ok: true; value: Static<S> } | { ok: false; issues: ValidationIssue[] } {
+export function validate<S extends TSchema>(
+  schema: S,
+  value: unknown,
+): { ok: true; value: Static<S> } | { ok: false; issues: ValidationIssue[] } {
   const fn = validatorFor(schema);
   return fn(value) ? { ok: true, value: value as Static<S> } : { ok: false, issues: toIssues(fn.errors) };
 }

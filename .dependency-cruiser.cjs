@@ -1,0 +1,50 @@
+/**
+ * Architecture gate (STYLE.md #9): apps never import apps, libs never import apps or the
+ * all-in-one host, nothing imports the host, no cycles. The all-in-one host is the single
+ * composition root allowed to import service modules (docs/adr/0003).
+ */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-app-to-app',
+      severity: 'error',
+      comment: 'Services talk over the bus through libs/contracts, never by import.',
+      from: { path: '^apps/([^/]+)/' },
+      to: { path: '^apps/([^/]+)/', pathNot: '^apps/$1/' },
+    },
+    {
+      name: 'no-lib-to-app',
+      severity: 'error',
+      from: { path: '^libs/' },
+      to: { path: '^(apps|all-in-one)/' },
+    },
+    {
+      name: 'no-import-of-host',
+      severity: 'error',
+      from: { path: '^(apps|libs)/' },
+      to: { path: '^all-in-one/' },
+    },
+    {
+      name: 'host-imports-only-service-modules',
+      severity: 'error',
+      comment: 'The host composes modules; it does not reach into service internals.',
+      from: { path: '^all-in-one/' },
+      to: { path: '^apps/', pathNot: '^apps/[^/]+/src/[^/]+\\.module\\.ts$' },
+    },
+    {
+      name: 'contracts-stand-alone',
+      severity: 'error',
+      comment: 'Contracts are values shared by every service; they depend on no other lib.',
+      from: { path: '^libs/contracts/' },
+      to: { path: '^libs/(platform|policy)/' },
+    },
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^|/)(dist|node_modules)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['require', 'node', 'default'] },
+  },
+};

@@ -1,0 +1,50 @@
+{{/* Chart name, overridable. */}}
+{{- define "custodian.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name; component names are "<fullname>-<service>". */}}
+{{- define "custodian.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else if contains (include "custodian.name" .) .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "custodian.name" .) | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Name of one service's objects. Argument: dict "root" $ "name" <service>. */}}
+{{- define "custodian.componentName" -}}
+{{- printf "%s-%s" (include "custodian.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels of one service. Argument: dict "root" $ "name" <service>. */}}
+{{- define "custodian.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "custodian.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{/* All labels of one service. Argument: dict "root" $ "name" <service>. */}}
+{{- define "custodian.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "custodian.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: custodian
+{{- end }}
+
+{{/* The service account the pods run as. */}}
+{{- define "custodian.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "custodian.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image reference; the tag defaults to the chart's appVersion. */}}
+{{- define "custodian.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}

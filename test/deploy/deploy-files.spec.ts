@@ -1,0 +1,332 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+
+// The deployment files are data: these tests read them as the tools would (compose with YAML
+// merge keys, Helm values as plain YAML) and fail when a service is added without being deployed,
+// loses its database/bus wiring, or the image stops running as a non-root user.
+
+const root = path.resolve(__dirname, '..', '..');
+const read = (rel: string): string => readFileSync(path.join(root, rel), 'utf8');
+
+type Dict = Record<string, unknown>;
+interface ComposeService {
+  image?: string;
+  command?: string | string[];
+  build?: { context?: string; dockerfile?: string; args?: Record<string, string> | string[] };
+  environment?: Record<string, string> | string[];
+  secrets?: Array<string | { source: string; target?: string }>;
+  ports?: Array<string | { target: number; published: string | number }>;
+  depends_on?: Record<string, { condition?: string }> | string[];
+  healthcheck?: { test?: string | string[] };
+  privileged?: boolean;
+  restart?: string;
+  stop_grace_period?: string;
+  cap_add?: string[];
+  volumes?: string[];
+}
+interface Compose {
+  services: Record<string, ComposeService>;
+  secrets?: Record<string, { file?: string }>;
+  volumes?: Record<string, unknown>;
+}
+
+const compose = parse(read('docker-compose.yml'), { merge: true }) as Compose;
+const values = parse(read('helm/custodian/values.yaml')) as Dict & {
+  services: Record<string, { enabled?: boolean; replicas?: number; resources?: Dict }>;
+};
+const chart = parse(read('helm/custodian/Chart.yaml')) as Dict;
+const dockerfile = read('deploy/Dockerfile');
+const configSource = read('libs/platform/src/config/config.ts');
+
+/** Services that have an entry point, i.e. that someone can start on their own. */
+const appServices = readdirSync(path.join(root, 'apps'), { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(path.join(root, 'apps', d.name, 'src', 'main.ts')))
+  .map((d) => d.name)
+  .sort();
+
+const FIVE = ['agent-gateway', 'approvals', 'audit', 'identity', 'objects'];
+const PORTS: Record<string, number> = { identity: 3001, objects: 3002, 'agent-gateway': 3003, approvals: 3004, audit: 3005 };
+
+function envOf(svc: ComposeService): Record<string, string> {
+  const env = svc.environment ?? {};
+  if (!Array.isArray(env)) return env;
+  return Object.fromEntries(env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+}
+
+function buildArgsOf(svc: ComposeService): Record<string, string> {
+  const args = svc.build?.args ?? {};
+  if (!Array.isArray(args)) return args;
+  return Object.fromEntries(args.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+}
+
+/** Every environment variable name config.ts reads (plus those read by file in the same module). */
+function knownConfigVariables(): Set<string> {
+  const names = new Set<string>();
+  for (const m of configSource.matchAll(/env\.([A-Z][A-Z0-9_]*)/g)) names.add(m[1]);
+  for (const m of configSource.matchAll(/(?:int|url)\('([A-Z][A-Z0-9_]*)'/g)) names.add(m[1]);
+  return names;
+}
+
+/** Dockerfile split into stages; instructions with line continuations joined. */
+function dockerStages(): Array<{ from: string; instructions: string[] }> {
+  const lines = dockerfile
+    .replace(/\\\r?\n/g, ' ')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const stages: Array<{ from: string; instructions: string[] }> = [];
+  for (const line of lines) {
+    if (/^FROM\s/i.test(line)) stages.push({ from: line, instructions: [] });
+    else stages.at(-1)?.instructions.push(line);
+  }
+  return stages;
+}
+
+describe('service inventory', () => {
+  it('finds the five services in apps/', () => {
+    expect(appServices).toEqual(FIVE);
+  });
+
+  it.each(appServices)('%s has a compose service and a Helm values entry', (name) => {
+    expect(compose.services[name]).toBeDefined();
+    expect(values.services[name]).toBeDefined();
+  });
+
+  it('deploys nothing that has no entry point', () => {
+    const custodianInCompose = Object.entries(compose.services)
+      .filter(([, svc]) => svc.build !== undefined)
+      .map(([name]) => name)
+      .sort();
+    expect(custodianInCompose).toEqual(appServices);
+    expect(Object.keys(values.services).sort()).toEqual(appServices);
+  });
+});
+
+describe('docker-compose.yml', () => {
+  it.each(FIVE)('%s builds from deploy/Dockerfile with its own SERVICE arg', (name) => {
+    const svc = compose.services[name];
+    expect(svc.build?.context ?? '.').toBe('.');
+    expect(svc.build?.dockerfile).toBe('deploy/Dockerfile');
+    expect(buildArgsOf(svc).SERVICE).toBe(name);
+  });
+
+  it.each(FIVE)('%s is wired to PostgreSQL and NATS', (name) => {
+    const env = envOf(compose.services[name]);
+    expect(env.DATABASE_URL).toMatch(/^postgres(ql)?:\/\/[^@]+@postgres:5432\//);
+    expect(env.NATS_URL).toBe('nats://nats:4222');
+  });
+
+  it.each(FIVE)('%s waits for a healthy PostgreSQL, restarts, and has time to shut down', (name) => {
+    const svc = compose.services[name];
+    expect(Array.isArray(svc.depends_on)).toBe(false);
+    const deps = svc.depends_on as Record<string, { condition?: string }>;
+    expect(deps.postgres?.condition).toBe('service_healthy');
+    expect(deps.nats).toBeDefined();
+    expect(svc.restart).toBe('unless-stopped');
+    expect(svc.stop_grace_period).toBe('30s');
+  });
+
+  it.each(FIVE)('%s publishes its own port onto container port 3000', (name) => {
+    const ports = (compose.services[name].ports ?? []).map(String);
+    expect(ports).toHaveLength(1);
+    expect(ports[0]).toMatch(new RegExp(`(^|:)${PORTS[name]}:3000$`));
+  });
+
+  it('publishes each host port once', () => {
+    const published = Object.values(compose.services).flatMap((svc) => (svc.ports ?? []).map((p) => String(p).split(':').at(-2)));
+    expect(new Set(published).size).toBe(published.length);
+  });
+
+  it('runs no service privileged or with added capabilities', () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      expect({ name, privileged: svc.privileged ?? false }).toEqual({ name, privileged: false });
+      expect({ name, cap_add: svc.cap_add ?? [] }).toEqual({ name, cap_add: [] });
+    }
+  });
+
+  it('runs NATS with JetStream on a persistent volume', () => {
+    const nats = compose.services.nats;
+    expect(nats.image).toMatch(/^nats:2\.10/);
+    const command = Array.isArray(nats.command) ? nats.command : (nats.command ?? '').split(/\s+/);
+    expect(command).toContain('-js');
+    expect(command[command.indexOf('-sd') + 1]).toBe('/data');
+    expect(nats.volumes?.some((v) => v.endsWith(':/data'))).toBe(true);
+  });
+
+  it('gives PostgreSQL a pg_isready healthcheck and a volume', () => {
+    const pg = compose.services.postgres;
+    expect(pg.image).toMatch(/^postgres:16/);
+    expect([pg.healthcheck?.test].flat().join(' ')).toContain('pg_isready');
+    expect(pg.volumes?.some((v) => v.endsWith(':/var/lib/postgresql/data'))).toBe(true);
+  });
+
+  it('hands identity the master key as a file secret, and no other service gets it', () => {
+    const identity = compose.services.identity;
+    const secretNames = (identity.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source));
+    expect(secretNames).toContain('master_key');
+    expect(compose.secrets?.master_key?.file).toBe('./deploy/secrets/master.key');
+    expect(envOf(identity).CUSTODIAN_MASTER_KEY_FILE).toBe('/run/secrets/master_key');
+    expect(envOf(identity).CUSTODIAN_MASTER_KEY).toBeUndefined();
+    for (const name of FIVE.filter((n) => n !== 'identity')) {
+      expect({ name, secrets: compose.services[name].secrets ?? [] }).toEqual({ name, secrets: [] });
+    }
+  });
+
+  it('requires the bootstrap admin credentials from the environment', () => {
+    const env = envOf(compose.services.identity);
+    expect(env.CUSTODIAN_ADMIN_EMAIL).toMatch(/^\$\{CUSTODIAN_ADMIN_EMAIL:\?[^}]*\}$/);
+    expect(env.CUSTODIAN_ADMIN_PASSWORD).toMatch(/^\$\{CUSTODIAN_ADMIN_PASSWORD:\?[^}]*\}$/);
+  });
+
+  it('sets only environment variables that config.ts reads', () => {
+    const known = knownConfigVariables();
+    for (const name of FIVE) {
+      const unknown = Object.keys(envOf(compose.services[name])).filter((k) => !known.has(k));
+      expect({ name, unknown }).toEqual({ name, unknown: [] });
+    }
+  });
+
+  it('keeps the master key out of git', () => {
+    const ignore = read('deploy/secrets/.gitignore')
+      .split(/\r?\n/)
+      .map((l) => l.trim());
+    expect(ignore).toContain('*');
+    expect(ignore).toContain('!.gitignore');
+  });
+});
+
+describe('deploy/Dockerfile', () => {
+  const stages = dockerStages();
+  const runtime = stages.at(-1)!;
+
+  it('is multi-stage on node:20-bookworm-slim', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(dockerfile).toMatch(/node:20-bookworm-slim/);
+    expect(stages.some((s) => s.instructions.some((i) => /npm ci(?!.*--omit=dev)/.test(i)))).toBe(true);
+    expect(stages.some((s) => s.instructions.some((i) => /npm ci .*--omit=dev/.test(i)))).toBe(true);
+  });
+
+  it('runs the final stage as a non-root user', () => {
+    const users = runtime.instructions.filter((i) => /^USER\s/i.test(i));
+    expect(users.length).toBeGreaterThan(0);
+    const user = users.at(-1)!.split(/\s+/)[1].split(':')[0];
+    expect(['root', '0']).not.toContain(user);
+  });
+
+  it('starts dist/apps/${SERVICE}/main.js in production mode', () => {
+    expect(runtime.instructions.some((i) => /^ARG\s+SERVICE\b/.test(i))).toBe(true);
+    const cmd = runtime.instructions.filter((i) => /^CMD\s/i.test(i)).at(-1) ?? '';
+    expect(cmd).toContain('dist/apps/${SERVICE}/main.js');
+    expect(runtime.instructions.some((i) => /^ENV\s.*NODE_ENV=production/.test(i))).toBe(true);
+    expect(runtime.instructions.some((i) => /^EXPOSE\s+3000\b/.test(i))).toBe(true);
+  });
+
+  it('copies only dist/, production node_modules and package.json into the runtime image', () => {
+    const copied = runtime.instructions
+      .filter((i) => /^COPY\s/i.test(i))
+      .map((i) => i.split(/\s+/).filter((w) => !w.startsWith('--'))[1])
+      .sort();
+    expect(copied).toEqual(['/app/dist', '/app/node_modules', 'package.json']);
+  });
+
+  it('checks liveness with node (no curl in slim images)', () => {
+    const health = runtime.instructions.find((i) => /^HEALTHCHECK\s/i.test(i)) ?? '';
+    expect(health).toMatch(/CMD \["node"/);
+    expect(health).toContain('/health/live');
+  });
+
+  it('keeps dependencies, build output, git and secrets out of the build context', () => {
+    const ignored = read('.dockerignore')
+      .split(/\r?\n/)
+      .map((l) => l.trim());
+    for (const entry of ['node_modules', 'dist', '.custodian', '.git', 'coverage', 'bench/results', 'deploy/secrets']) {
+      expect(ignored).toContain(entry);
+    }
+  });
+});
+
+describe('helm/custodian', () => {
+  const templatesDir = path.join(root, 'helm/custodian/templates');
+  const templates = readdirSync(templatesDir)
+    .filter((f) => /\.(yaml|yml|tpl|txt)$/.test(f))
+    .map((f) => ({ file: f, text: readFileSync(path.join(templatesDir, f), 'utf8') }));
+
+  it('is a v2 chart', () => {
+    expect(chart.apiVersion).toBe('v2');
+    expect(chart.name).toBe('custodian');
+    expect(typeof chart.version).toBe('string');
+  });
+
+  it.each(FIVE)('values give %s enabled, replicas and resources', (name) => {
+    const svc = values.services[name];
+    expect(svc.enabled).toBe(true);
+    expect(Number.isInteger(svc.replicas)).toBe(true);
+    expect(svc.resources).toEqual(expect.objectContaining({ requests: expect.any(Object) }));
+  });
+
+  it('takes credentials from existing Secrets and runs locked down', () => {
+    const v = values as Dict & Record<string, Dict>;
+    expect(v.database.existingSecret).toEqual(expect.any(String));
+    expect(v.database.urlKey).toEqual(expect.any(String));
+    expect(v.masterKey.existingSecret).toEqual(expect.any(String));
+    expect(v.adminBootstrap).toHaveProperty('existingSecret');
+    expect(v.nats.url).toMatch(/^(nats|tls):\/\//);
+    expect(v.podSecurityContext).toEqual(expect.objectContaining({ runAsNonRoot: true, runAsUser: 10001 }));
+    expect(v.securityContext).toEqual(
+      expect.objectContaining({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false }),
+    );
+    expect(v.terminationGracePeriodSeconds).toBe(30);
+    expect(Number(v.shutdownGraceMs)).toBeLessThan(Number(v.terminationGracePeriodSeconds) * 1000);
+  });
+
+  it.each(templates.map((t) => [t.file, t.text]))('%s has balanced template delimiters', (_file, text) => {
+    const opens = text.match(/\{\{/g)?.length ?? 0;
+    const closes = text.match(/\}\}/g)?.length ?? 0;
+    expect(closes).toBe(opens);
+    // Each action closes before the next one opens.
+    let depth = 0;
+    for (const m of text.matchAll(/\{\{|\}\}/g)) {
+      depth += m[0] === '{{' ? 1 : -1;
+      expect(depth === 0 || depth === 1).toBe(true);
+    }
+  });
+
+  it.each(templates.map((t) => [t.file, t.text]))('%s closes every block it opens', (_file, text) => {
+    const actions = [...text.replace(/\{\{-?\s*\/\*[\s\S]*?\*\/\s*-?\}\}/g, '').matchAll(/\{\{-?\s*(\w+)/g)].map((m) => m[1]);
+    const openers = actions.filter((a) => ['range', 'if', 'define', 'with', 'block'].includes(a)).length;
+    const ends = actions.filter((a) => a === 'end').length;
+    expect(ends).toBe(openers);
+  });
+
+  it('renders one Deployment per enabled service with probes, grace period and the service command', () => {
+    const deployment = templates.find((t) => t.file === 'deployment.yaml')!.text;
+    expect(deployment).toMatch(/\{\{-?\s*range \$name, \$svc := \.Values\.services\s*\}\}/);
+    expect(deployment).toMatch(/\{\{-?\s*if \$svc\.enabled\s*\}\}/);
+    expect(deployment).toMatch(/kind: Deployment/);
+    expect(deployment).toMatch(/livenessProbe:\s+httpGet:\s+path: \/health\/live/);
+    expect(deployment).toMatch(/readinessProbe:\s+httpGet:\s+path: \/health\/ready/);
+    expect(deployment).toMatch(/terminationGracePeriodSeconds:/);
+    expect(deployment).toContain('dist/apps/{{ $name }}/main.js');
+    expect(deployment).toMatch(/mountPath: \/tmp/);
+    expect(deployment).toMatch(/emptyDir:/);
+  });
+
+  it('has a Service and a PodDisruptionBudget per service, and NOTES', () => {
+    const byFile = Object.fromEntries(templates.map((t) => [t.file, t.text]));
+    expect(byFile['service.yaml']).toMatch(/kind: Service\b/);
+    expect(byFile['service.yaml']).toMatch(/range \$name, \$svc := \.Values\.services/);
+    expect(byFile['poddisruptionbudget.yaml']).toMatch(/kind: PodDisruptionBudget/);
+    expect(byFile['poddisruptionbudget.yaml']).toMatch(/apiVersion: policy\/v1\n/);
+    expect(byFile['NOTES.txt']).toBeDefined();
+    expect(byFile['_helpers.tpl']).toBeDefined();
+  });
+
+  it('sets only environment variables that config.ts reads', () => {
+    const known = knownConfigVariables();
+    const deployment = templates.find((t) => t.file === 'deployment.yaml')!.text;
+    const names = [...deployment.matchAll(/- name: ([A-Z][A-Z0-9_]*)\s*$/gm)].map((m) => m[1]);
+    expect(names).toEqual(expect.arrayContaining(['DATABASE_URL', 'NATS_URL', 'CUSTODIAN_MASTER_KEY_FILE']));
+    expect(names.filter((n) => !known.has(n))).toEqual([]);
+  });
+});
