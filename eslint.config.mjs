@@ -1,5 +1,6 @@
 // Lint gate: typescript-eslint's recommended rules plus a few that matter for a security product.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -30,17 +31,8 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': 'off' },
   },
   {
-    files: ['**/*.cjs', 'scripts/**/*.mjs', 'test/support/*.cjs'],
-    languageOptions: {
-      globals: {
-        require: 'readonly',
-        module: 'writable',
-        __dirname: 'readonly',
-        process: 'readonly',
-        console: 'readonly',
-        URL: 'readonly',
-      },
-    },
+    files: ['**/*.cjs', '**/*.mjs'],
+    languageOptions: { globals: { ...globals.node } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

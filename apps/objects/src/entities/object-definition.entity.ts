@@ -16,7 +16,7 @@ export class ObjectDefinitionEntity {
   @Column({ type: 'varchar', length: 200 })
   label!: string;
 
-  @Column({ type: 'jsonb', default: () => "'{}'::jsonb" })
+  @Column({ type: 'jsonb' })
   definition!: Record<string, unknown>;
 
   @Column({ type: 'integer', default: 1 })

@@ -9,7 +9,7 @@ export class Init1795311846234 implements MigrationInterface {
     );
     await runner.query('CREATE INDEX "outbox_unpublished_idx" ON "outbox" ("id") WHERE published_at IS NULL');
     await runner.query(
-      'CREATE TABLE "object_definition" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "name" character varying(64) NOT NULL, "label" character varying(200) NOT NULL, "definition" jsonb NOT NULL DEFAULT \'{}\'::jsonb, "version" integer NOT NULL DEFAULT \'1\', "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_56c3b8eb407649b1c7df9d4ade5" PRIMARY KEY ("id"))',
+      'CREATE TABLE "object_definition" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "name" character varying(64) NOT NULL, "label" character varying(200) NOT NULL, "definition" jsonb NOT NULL, "version" integer NOT NULL DEFAULT \'1\', "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_56c3b8eb407649b1c7df9d4ade5" PRIMARY KEY ("id"))',
     );
     await runner.query('CREATE UNIQUE INDEX "object_definition_org_name_uq" ON "object_definition" ("org_id", "name") ');
   }

@@ -36,7 +36,7 @@ export function collectRoutes(app: INestApplicationContext): RouteInfo[] {
         controller: type.name,
         handler: name,
         method,
-        path: `/${[base, ...(Array.isArray(path) ? path : [path])].filter(Boolean).join('/')}`.replace(/\/+/g, '/'),
+        path: `/${[base, ...(Array.isArray(path) ? path : [path])].filter(Boolean).join('/')}`.replace(/\/+/g, '/').replace(/(.)\/$/, '$1'),
         access: isPublic ? 'public' : policy ? 'policy' : 'undeclared',
         ...(policy ? { policy } : {}),
       });

@@ -41,7 +41,18 @@ export async function startEmbeddedPostgres({
   });
   if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) {
     logger.info({ databaseDir }, 'initialising embedded PostgreSQL');
-    await pg.initialise();
+    try {
+      await pg.initialise();
+    } catch (error) {
+      if (/Permission denied/.test(String(error))) {
+        throw new Error(
+          `Embedded PostgreSQL cannot use ${databaseDir}. Running as root, it initialises as the "postgres" system user, ` +
+            'which must be able to traverse every parent directory (chmod o+x), or set CUSTODIAN_DATA_DIR elsewhere, ' +
+            'or run Custodian as a normal user, or point DATABASE_URL at an existing PostgreSQL.',
+        );
+      }
+      throw error;
+    }
   }
   await pg.start();
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
