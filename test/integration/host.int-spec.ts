@@ -1,5 +1,5 @@
 import { Controller, Get, Module } from '@nestjs/common';
-import { InProcessBus, collectRoutes, loadConfig, startHost, type RunningHost } from '@custodian/platform';
+import { InProcessBus, Public, collectRoutes, loadConfig, startHost, type RunningHost } from '@custodian/platform';
 import { Client } from 'pg';
 import pino from 'pino';
 import { pollUntil } from '../support/poll';
@@ -198,7 +198,16 @@ class ForgottenController {
   }
 }
 
-@Module({ controllers: [ForgottenController] })
+@Controller('crashing')
+class CrashingController {
+  @Public()
+  @Get()
+  crash(): never {
+    throw new Error('password=hunter2 at db.internal:5432');
+  }
+}
+
+@Module({ controllers: [ForgottenController, CrashingController] })
 class ForgottenModule {}
 
 describe('deny by default', () => {
@@ -218,6 +227,14 @@ describe('deny by default', () => {
     expect(collectRoutes(host.app).filter((r) => r.access === 'undeclared')).toEqual([
       expect.objectContaining({ controller: 'ForgottenController', handler: 'secret', path: '/forgotten', method: 'GET' }),
     ]);
+  });
+
+  it('an unknown error becomes a generic 500 problem with a request id; the detail stays in the log', async () => {
+    const res = await fetch(`${host.url}/crashing`);
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(text).not.toContain('hunter2');
+    expect(JSON.parse(text)).toMatchObject({ code: 'internal_error', status: 500, requestId: res.headers.get('x-request-id') });
   });
 
   it('and the guard refuses it at run time, even to an anonymous caller', async () => {
