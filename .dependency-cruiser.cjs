@@ -34,9 +34,16 @@ module.exports = {
     {
       name: 'contracts-stand-alone',
       severity: 'error',
-      comment: 'Contracts are values shared by every service; they depend on no other lib.',
+      comment: 'Contracts are values shared by every service; they may reuse the policy model schemas, nothing else.',
       from: { path: '^libs/contracts/' },
-      to: { path: '^libs/(platform|policy)/' },
+      to: { path: '^libs/platform/' },
+    },
+    {
+      name: 'policy-is-pure',
+      severity: 'error',
+      comment: 'The decision library depends on no other lib: it must run anywhere, including benchmarks.',
+      from: { path: '^libs/policy/' },
+      to: { path: '^libs/(contracts|platform)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
   ],
