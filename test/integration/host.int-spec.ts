@@ -53,6 +53,8 @@ describe('all services in one host', () => {
         'GET /health/ready',
         'GET /metrics',
         'POST /api/v1/auth/login',
+        'POST /api/v1/auth/refresh',
+        'POST /api/v1/auth/token-exchange',
       ]);
     });
   });

@@ -1,7 +1,8 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import { GetJwks, GetPrincipalSnapshot } from '@custodian/contracts';
+import { AuthenticateApiKey, GetJwks, GetPrincipalSnapshot } from '@custodian/contracts';
 import { BUS, type Bus } from '@custodian/platform';
-import { AuthService } from './auth/auth.service';
+import { ApiKeysService } from './api-keys/api-keys.service';
+import { PrincipalSnapshotService } from './auth/principal-snapshot.service';
 import { SigningKeyService } from './keys/signing-key.service';
 
 /** What identity answers on the bus. */
@@ -9,12 +10,14 @@ import { SigningKeyService } from './keys/signing-key.service';
 export class IdentityBusHandlers implements OnModuleInit {
   constructor(
     @Inject(BUS) private readonly bus: Bus,
-    @Inject(AuthService) private readonly auth: AuthService,
+    @Inject(PrincipalSnapshotService) private readonly snapshots: PrincipalSnapshotService,
+    @Inject(ApiKeysService) private readonly apiKeys: ApiKeysService,
     @Inject(SigningKeyService) private readonly keys: SigningKeyService,
   ) {}
 
   async onModuleInit(): Promise<void> {
     await this.bus.handle(GetJwks, () => this.keys.jwks());
-    await this.bus.handle(GetPrincipalSnapshot, (req) => this.auth.snapshot(req));
+    await this.bus.handle(GetPrincipalSnapshot, (req) => this.snapshots.build(req));
+    await this.bus.handle(AuthenticateApiKey, (req) => this.apiKeys.authenticate(req.key));
   }
 }

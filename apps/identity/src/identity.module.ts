@@ -1,20 +1,49 @@
 import { Module } from '@nestjs/common';
 import { CONFIG, ServiceDatabaseModule, type CustodianConfig } from '@custodian/platform';
-import { AuthController } from './auth/auth.controller';
-import { AuthService, PASSWORD_HASHER } from './auth/auth.service';
-import { PasswordHasher } from './auth/password-hasher';
+import { ApiKeysController } from './api-keys/api-keys.controller';
+import { ApiKeysService } from './api-keys/api-keys.service';
+import { AuthController, SessionsController } from './auth/auth.controller';
+import { AuthService } from './auth/auth.service';
+import { LoginThrottleService } from './auth/login-throttle.service';
+import { PASSWORD_HASHER, PasswordHasher } from './auth/password-hasher';
+import { PrincipalSnapshotService } from './auth/principal-snapshot.service';
+import { SessionService } from './auth/session.service';
+import { TokenExchangeService } from './auth/token-exchange.service';
 import { BootstrapService } from './bootstrap/bootstrap.service';
+import { GroupsController } from './directory/groups.controller';
+import { OrgsController } from './directory/orgs.controller';
+import { PermissionSetsController } from './directory/permission-sets.controller';
+import { RolesController } from './directory/roles.controller';
+import { UsersController } from './directory/users.controller';
+import { GroupsService } from './directory/groups.service';
+import { MembersService } from './directory/members.service';
+import { PermissionSetsService } from './directory/permission-sets.service';
+import { RolesService } from './directory/roles.service';
+import { UsersService } from './directory/users.service';
 import { SERVICE_ENTITIES } from './entities';
+import { IdentityEvents } from './events/identity-events.service';
 import { IdentityBusHandlers } from './identity-bus.handlers';
 import { JwksController } from './keys/jwks.controller';
 import { KeyVault } from './keys/key-vault';
 import { KEY_VAULT, SigningKeyService } from './keys/signing-key.service';
+import { SigningKeysController } from './keys/signing-keys.controller';
 import { SERVICE_MIGRATIONS } from './migrations';
 
-/** Users, organizations, sessions, tokens and keys (issue #4 completes the directory). */
+/** Users, organizations, the directory (roles, groups, permission sets), sessions, tokens and keys. */
 @Module({
   imports: [ServiceDatabaseModule.forService({ service: 'identity', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS })],
-  controllers: [AuthController, JwksController],
+  controllers: [
+    AuthController,
+    SessionsController,
+    JwksController,
+    UsersController,
+    OrgsController,
+    RolesController,
+    GroupsController,
+    PermissionSetsController,
+    ApiKeysController,
+    SigningKeysController,
+  ],
   providers: [
     {
       provide: KEY_VAULT,
@@ -25,8 +54,19 @@ import { SERVICE_MIGRATIONS } from './migrations';
       },
     },
     { provide: PASSWORD_HASHER, useFactory: () => new PasswordHasher() },
+    IdentityEvents,
     SigningKeyService,
+    SessionService,
+    LoginThrottleService,
+    PrincipalSnapshotService,
     AuthService,
+    TokenExchangeService,
+    MembersService,
+    UsersService,
+    RolesService,
+    GroupsService,
+    PermissionSetsService,
+    ApiKeysService,
     BootstrapService,
     IdentityBusHandlers,
   ],

@@ -1,21 +1,44 @@
-import { Body, Controller, Get, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, Public, RequirePolicy, assertValid } from '@custodian/platform';
-import type { Request } from 'express';
-import { LoginRequestSchema } from './auth.schemas';
+import { idParam, type AuthedRequest } from '../directory/directory.http';
+import { ChangeOwnPasswordSchema } from '../directory/directory.schemas';
+import { UsersService } from '../directory/users.service';
+import { LoginRequestSchema, RefreshRequestSchema } from './auth.schemas';
 import { AuthService, type TokenResponse } from './auth.service';
-
-type AuthedRequest = Request & { principal: PrincipalSnapshot };
+import { SessionService, type SessionView } from './session.service';
+import { TokenExchangeRequestSchema, TokenExchangeService, type TokenExchangeResponse } from './token-exchange.service';
 
 @Controller(`${API_PREFIX}/auth`)
 export class AuthController {
-  constructor(@Inject(AuthService) private readonly auth: AuthService) {}
+  constructor(
+    @Inject(AuthService) private readonly auth: AuthService,
+    @Inject(SessionService) private readonly sessions: SessionService,
+    @Inject(UsersService) private readonly users: UsersService,
+    @Inject(TokenExchangeService) private readonly exchange: TokenExchangeService,
+  ) {}
 
   @Public()
   @Post('login')
   @HttpCode(200)
   login(@Body() body: unknown): Promise<TokenResponse> {
     return this.auth.login(assertValid(LoginRequestSchema, body, { what: 'login request' }));
+  }
+
+  /** Public: the refresh token in the body is the credential (rotated on every use, I6). */
+  @Public()
+  @Post('refresh')
+  @HttpCode(200)
+  refresh(@Body() body: unknown): Promise<TokenResponse> {
+    return this.auth.refresh(assertValid(RefreshRequestSchema, body, { what: 'refresh request' }).refreshToken);
+  }
+
+  /** Public: the subject token in the body is the credential; the exchange checks agent_access itself. */
+  @Public()
+  @Post('token-exchange')
+  @HttpCode(200)
+  tokenExchange(@Body() body: unknown): Promise<TokenExchangeResponse> {
+    return this.exchange.exchange(assertValid(TokenExchangeRequestSchema, body, { what: 'token exchange request' }));
   }
 
   @RequirePolicy({ reason: 'anyone signed in may end their own session' })
@@ -25,9 +48,43 @@ export class AuthController {
     await this.auth.logout(req.principal);
   }
 
+  @RequirePolicy({ reason: 'anyone signed in may end all their own sessions' })
+  @Post('logout-all')
+  @HttpCode(200)
+  async logoutAll(@Req() req: AuthedRequest): Promise<{ revokedSessions: number }> {
+    return { revokedSessions: await this.sessions.logoutAll(req.principal) };
+  }
+
+  @RequirePolicy({ reason: 'anyone signed in may change their own password (proving the current one)' })
+  @Post('password')
+  @HttpCode(204)
+  async changePassword(@Req() req: AuthedRequest, @Body() body: unknown): Promise<void> {
+    const input = assertValid(ChangeOwnPasswordSchema, body, { what: 'password change' });
+    await this.users.changeOwnPassword(req.principal, input.currentPassword, input.newPassword);
+  }
+
   @RequirePolicy({ reason: 'anyone signed in may read who they are' })
   @Get('me')
   me(@Req() req: AuthedRequest): PrincipalSnapshot {
     return req.principal;
+  }
+}
+
+/** The caller's own sessions (refresh families). */
+@Controller(`${API_PREFIX}/sessions`)
+export class SessionsController {
+  constructor(@Inject(SessionService) private readonly sessions: SessionService) {}
+
+  @RequirePolicy({ reason: 'anyone signed in may list their own sessions' })
+  @Get()
+  async list(@Req() req: AuthedRequest): Promise<{ items: SessionView[] }> {
+    return { items: await this.sessions.list(req.principal) };
+  }
+
+  @RequirePolicy({ reason: 'anyone signed in may revoke their own sessions; other users\u2019 ids are not found' })
+  @Delete(':id')
+  @HttpCode(204)
+  async revoke(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
+    await this.sessions.revokeOwn(req.principal, idParam(id, 'Session'));
   }
 }

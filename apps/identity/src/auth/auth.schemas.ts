@@ -10,3 +10,8 @@ export const LoginRequestSchema = Type.Object(
 );
 
 export const LogoutRequestSchema = Type.Object({}, { additionalProperties: false });
+
+export const RefreshRequestSchema = Type.Object(
+  { refreshToken: Type.String({ minLength: 1, maxLength: 512 }) },
+  { additionalProperties: false },
+);

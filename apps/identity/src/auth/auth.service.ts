@@ -1,16 +1,16 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { ErrorCode, type PrincipalSnapshot, type RequestOf, type GetPrincipalSnapshot } from '@custodian/contracts';
-import { CONFIG, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, type CustodianConfig } from '@custodian/platform';
-import type { DataSource } from 'typeorm';
+import { ErrorCode, type GetPrincipalSnapshot, type PrincipalSnapshot, type RequestOf } from '@custodian/contracts';
+import { CONFIG, CustodianException, OutboxWriter, requestContext, type CustodianConfig } from '@custodian/platform';
 import { MembershipEntity } from '../entities/membership.entity';
-import { OrganizationEntity } from '../entities/organization.entity';
-import { SessionEntity } from '../entities/session.entity';
 import { UserEntity } from '../entities/user.entity';
+import { IdentityEvents } from '../events/identity-events.service';
 import { ACCESS_TOKEN_TYPE_HEADER, SigningKeyService } from '../keys/signing-key.service';
-import { PasswordHasher } from './password-hasher';
+import { LoginThrottleService, type ThrottleKeys } from './login-throttle.service';
+import { PASSWORD_HASHER, type PasswordHasher } from './password-hasher';
+import { PrincipalSnapshotService } from './principal-snapshot.service';
+import { SessionService } from './session.service';
 
-export const PASSWORD_HASHER = Symbol('PASSWORD_HASHER');
+export { PASSWORD_HASHER } from './password-hasher';
 
 export interface TokenResponse {
   tokenType: 'Bearer';
@@ -20,129 +20,117 @@ export interface TokenResponse {
   orgId: string;
 }
 
-/** Login, logout and the principal snapshot other services ask for. */
+/** Login, refresh, logout and the principal snapshot other services ask for. */
 @Injectable()
 export class AuthService {
   constructor(
-    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(IdentityEvents) private readonly events: IdentityEvents,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(SigningKeyService) private readonly keys: SigningKeyService,
     @Inject(CONFIG) private readonly config: CustodianConfig,
     @Inject(PASSWORD_HASHER) private readonly hasher: PasswordHasher,
+    @Inject(SessionService) private readonly sessions: SessionService,
+    @Inject(LoginThrottleService) private readonly throttle: LoginThrottleService,
+    @Inject(PrincipalSnapshotService) private readonly snapshots: PrincipalSnapshotService,
   ) {}
 
   async login(input: { email: string; password: string; orgId?: string }): Promise<TokenResponse> {
     const email = input.email.trim().toLowerCase();
-    const user = await this.ds.getRepository(UserEntity).findOne({ where: { email } });
+    const ip = requestContext.current()?.ip;
+    const keys: ThrottleKeys = {
+      account: `acct:${this.sessions.keyedHash(`email:${email}`)}`,
+      ip: ip ? `ip:${this.sessions.keyedHash(`ip:${ip}`)}` : undefined,
+    };
+    const wait = await this.throttle.retryAfter(keys);
+    const user = await this.events.read((m) => m.findOne(UserEntity, { where: { email } }));
+    // The password work is done on every path, locked or not, known user or not (same cost, no oracle).
     const passwordOk = await this.hasher.verify(user?.passwordHash, input.password);
+    const emailHash = this.sessions.keyedHash(`email:${email}`);
+    if (wait > 0) {
+      await this.events.transaction((m) =>
+        this.outbox.append(m, {
+          orgId: null,
+          action: 'auth.login_locked',
+          outcome: 'denied',
+          actor: user ? { userId: user.id } : {},
+          target: { type: 'user', ...(user ? { id: user.id } : {}) },
+          details: { emailHash, retryAfterSeconds: wait },
+        }),
+      );
+      throw new CustodianException(ErrorCode.RateLimited, 'Too many failed sign-in attempts; try again later', { retryAfterSeconds: wait });
+    }
     const membership =
       user && passwordOk && user.active
-        ? await this.ds.getRepository(MembershipEntity).findOne({
-            where: input.orgId ? { userId: user.id, orgId: input.orgId } : { userId: user.id },
-            order: { createdAt: 'ASC' },
-          })
+        ? await this.events.read((m) =>
+            m.findOne(MembershipEntity, {
+              where: input.orgId ? { userId: user.id, orgId: input.orgId } : { userId: user.id },
+              order: { createdAt: 'ASC' },
+            }),
+          )
         : null;
     if (!user || !passwordOk || !user.active || !membership) {
-      await this.ds.transaction((m) =>
-        this.outbox.append(m, {
+      await this.events.transaction(async (m) => {
+        await this.throttle.recordFailure(m, keys);
+        await this.outbox.append(m, {
           orgId: membership?.orgId ?? null,
           action: 'auth.login_failed',
           outcome: 'failure',
           actor: user ? { userId: user.id } : {},
           target: { type: 'user', ...(user ? { id: user.id } : {}) },
-          details: { emailHash: this.keyedHash(`email:${email}`) },
-        }),
-      );
+          details: { emailHash },
+        });
+      });
       // One answer for unknown user, wrong password, inactive user and foreign org (no oracle).
       throw new CustodianException(ErrorCode.InvalidCredentials, 'Invalid email or password');
     }
-    const refreshToken = `crt_${randomBytes(32).toString('base64url')}`;
-    const session = await this.ds.transaction(async (m) => {
-      const row = m.create(SessionEntity, {
-        id: randomUUID(),
-        orgId: membership.orgId,
-        userId: user.id,
-        refreshHash: this.keyedHash(`refresh:${refreshToken}`),
-        familyId: randomUUID(),
-        expiresAt: new Date(Date.now() + this.config.auth.refreshTokenTtlSeconds * 1000),
-        revokedAt: null,
-      });
-      await m.insert(SessionEntity, row);
+    const issued = await this.events.transaction(async (m) => {
+      await this.throttle.recordSuccess(m, keys);
+      const next = await this.sessions.issue(m, { userId: user.id, orgId: membership.orgId });
       await this.outbox.append(m, {
         orgId: membership.orgId,
         action: 'auth.login',
         outcome: 'success',
-        actor: { userId: user.id, sessionId: row.id },
-        target: { type: 'session', id: row.id },
+        actor: { userId: user.id, sessionId: next.session.id },
+        target: { type: 'session', id: next.session.id },
       });
-      return row;
+      return next;
     });
-    const accessToken = await this.keys.sign(
-      { sub: user.id, org: membership.orgId, sid: session.id },
-      {
-        issuer: this.config.auth.issuer,
-        audience: this.config.auth.audience,
-        ttlSeconds: this.config.auth.accessTokenTtlSeconds,
-        typ: ACCESS_TOKEN_TYPE_HEADER,
-      },
-    );
-    return { tokenType: 'Bearer', accessToken, expiresIn: this.config.auth.accessTokenTtlSeconds, refreshToken, orgId: membership.orgId };
+    return this.tokenResponse(user.id, membership.orgId, issued.session.id, issued.refreshToken);
   }
 
-  async logout(principal: PrincipalSnapshot): Promise<void> {
-    if (!principal.sessionId) return;
-    await this.ds.transaction(async (m) => {
-      const result = await m
-        .createQueryBuilder()
-        .update(SessionEntity)
-        .set({ revokedAt: () => 'now()' })
-        .where('id = :id AND revoked_at IS NULL', { id: principal.sessionId })
-        .execute();
-      if (result.affected) {
-        await this.outbox.append(m, {
-          orgId: principal.orgId,
-          action: 'auth.logout',
-          outcome: 'success',
-          target: { type: 'session', id: principal.sessionId },
-        });
-      }
+  async refresh(refreshToken: string): Promise<TokenResponse> {
+    const { session, refreshToken: next } = await this.sessions.rotate(refreshToken);
+    return this.tokenResponse(session.userId, session.orgId, session.id, next);
+  }
+
+  logout(principal: PrincipalSnapshot): Promise<void> {
+    return this.sessions.logout(principal);
+  }
+
+  /** The caller's snapshot, only while the user is active, a member, and the session or key is live. */
+  snapshot(req: RequestOf<typeof GetPrincipalSnapshot>): Promise<PrincipalSnapshot> {
+    return this.snapshots.build(req);
+  }
+
+  /** Signs an access token; `extra` carries the delegation claims of agent tokens. */
+  async accessToken(
+    claims: { sub: string; org: string; sid?: string; [claim: string]: unknown },
+    ttlSeconds = this.config.auth.accessTokenTtlSeconds,
+  ): Promise<string> {
+    return this.keys.sign(claims, {
+      issuer: this.config.auth.issuer,
+      audience: this.config.auth.audience,
+      ttlSeconds,
+      typ: ACCESS_TOKEN_TYPE_HEADER,
     });
   }
 
-  /** The caller's snapshot, only while the user is active, a member, and the session is live. */
-  async snapshot(req: RequestOf<typeof GetPrincipalSnapshot>): Promise<PrincipalSnapshot> {
-    const [user, membership, org] = await Promise.all([
-      this.ds.getRepository(UserEntity).findOne({ where: { id: req.userId } }),
-      this.ds.getRepository(MembershipEntity).findOne({ where: { userId: req.userId, orgId: req.orgId } }),
-      this.ds.getRepository(OrganizationEntity).findOne({ where: { id: req.orgId } }),
-    ]);
-    if (!user || !user.active || !membership || !org) throw CustodianException.unauthenticated('Unknown or inactive principal');
-    if (req.sessionId) {
-      const session = await this.ds.getRepository(SessionEntity).findOne({ where: { id: req.sessionId } });
-      if (
-        !session ||
-        session.userId !== user.id ||
-        session.orgId !== org.id ||
-        session.revokedAt !== null ||
-        session.expiresAt.getTime() <= Date.now()
-      ) {
-        throw CustodianException.unauthenticated('Session is no longer valid');
-      }
-    }
-    return {
-      userId: user.id,
-      orgId: org.id,
-      email: user.email,
-      ...(req.sessionId ? { sessionId: req.sessionId } : {}),
-      capabilities: [...membership.capabilities].sort(),
-      roleId: null,
-      groupIds: [],
-      policyVersion: org.policyVersion,
-    };
+  accessTokenTtl(): number {
+    return this.config.auth.accessTokenTtlSeconds;
   }
 
-  /** Keyed hash for secrets and identifiers that must be matchable but never stored in clear. */
-  keyedHash(value: string): string {
-    return createHmac('sha256', this.config.secrets.masterKey!).update(value).digest('hex');
+  private async tokenResponse(userId: string, orgId: string, sessionId: string, refreshToken: string): Promise<TokenResponse> {
+    const accessToken = await this.accessToken({ sub: userId, org: orgId, sid: sessionId });
+    return { tokenType: 'Bearer', accessToken, expiresIn: this.config.auth.accessTokenTtlSeconds, refreshToken, orgId };
   }
 }

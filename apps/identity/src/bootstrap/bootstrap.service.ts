@@ -3,7 +3,7 @@ import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import { CONFIG, CAPABILITIES, LOGGER, OutboxWriter, SERVICE_DATA_SOURCE, type CustodianConfig } from '@custodian/platform';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
-import { PASSWORD_HASHER } from '../auth/auth.service';
+import { PASSWORD_HASHER } from '../auth/password-hasher';
 import type { PasswordHasher } from '../auth/password-hasher';
 import { MembershipEntity } from '../entities/membership.entity';
 import { OrganizationEntity } from '../entities/organization.entity';

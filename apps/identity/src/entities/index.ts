@@ -1,8 +1,33 @@
 import { OutboxEntity } from '@custodian/platform';
+import { ApiKeyEntity } from './api-key.entity';
+import { GroupMemberEntity } from './group-member.entity';
+import { GroupEntity } from './group.entity';
+import { IdentityEventEntity } from './identity-event.entity';
+import { LoginThrottleEntity } from './login-throttle.entity';
 import { MembershipEntity } from './membership.entity';
 import { OrganizationEntity } from './organization.entity';
+import { PermissionSetAssignmentEntity } from './permission-set-assignment.entity';
+import { PermissionSetEntity } from './permission-set.entity';
+import { RoleClosureEntity } from './role-closure.entity';
+import { RoleEntity } from './role.entity';
 import { SessionEntity } from './session.entity';
 import { SigningKeyEntity } from './signing-key.entity';
 import { UserEntity } from './user.entity';
 
-export const SERVICE_ENTITIES = [OrganizationEntity, UserEntity, MembershipEntity, SessionEntity, SigningKeyEntity, OutboxEntity];
+export const SERVICE_ENTITIES = [
+  OrganizationEntity,
+  UserEntity,
+  MembershipEntity,
+  SessionEntity,
+  SigningKeyEntity,
+  RoleEntity,
+  RoleClosureEntity,
+  GroupEntity,
+  GroupMemberEntity,
+  PermissionSetEntity,
+  PermissionSetAssignmentEntity,
+  ApiKeyEntity,
+  LoginThrottleEntity,
+  IdentityEventEntity,
+  OutboxEntity,
+];

@@ -4,6 +4,7 @@ import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm'
 @Entity({ name: 'membership' })
 @Index('membership_org_user_uq', ['orgId', 'userId'], { unique: true })
 @Index('membership_user_idx', ['userId'])
+@Index('membership_role_idx', ['roleId'])
 export class MembershipEntity {
   @PrimaryColumn({ type: 'uuid' })
   id!: string;
@@ -20,6 +21,10 @@ export class MembershipEntity {
    */
   @Column({ type: 'text', array: true, default: () => "'{}'" })
   capabilities!: string[];
+
+  /** The user's role in this org (R4c), or null. */
+  @Column({ name: 'role_id', type: 'uuid', nullable: true })
+  roleId!: string | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

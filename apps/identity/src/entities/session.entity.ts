@@ -3,6 +3,7 @@ import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm'
 @Entity({ name: 'session' })
 @Index('session_refresh_hash_uq', ['refreshHash'], { unique: true })
 @Index('session_user_idx', ['userId'])
+@Index('session_family_idx', ['familyId'])
 export class SessionEntity {
   @PrimaryColumn({ type: 'uuid' })
   id!: string;
@@ -26,6 +27,10 @@ export class SessionEntity {
 
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;
+
+  /** Set when this refresh token was exchanged for the next one of its family. */
+  @Column({ name: 'rotated_at', type: 'timestamptz', nullable: true })
+  rotatedAt!: Date | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

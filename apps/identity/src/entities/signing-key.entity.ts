@@ -18,6 +18,13 @@ export class SigningKeyEntity {
   @Column({ type: 'boolean', default: true })
   active!: boolean;
 
+  /**
+   * A rotated-in key is published in the JWKS at once but signs only from this time on, so every
+   * verifier can fetch it before the first token needs it (null: signs at once).
+   */
+  @Column({ name: 'activates_at', type: 'timestamptz', nullable: true })
+  activatesAt!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

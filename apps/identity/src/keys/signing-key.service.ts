@@ -1,9 +1,9 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Jwks } from '@custodian/contracts';
-import { SERVICE_DATA_SOURCE } from '@custodian/platform';
+import { ErrorCode, type Jwks } from '@custodian/contracts';
+import { CustodianException, SERVICE_DATA_SOURCE } from '@custodian/platform';
 import { SignJWT, type JWTPayload } from 'jose';
-import { IsNull, type DataSource } from 'typeorm';
+import { IsNull, type DataSource, type EntityManager } from 'typeorm';
 import { SigningKeyEntity } from '../entities/signing-key.entity';
 import { KeyVault } from './key-vault';
 
@@ -11,11 +11,28 @@ export const KEY_VAULT = Symbol('KEY_VAULT');
 const ALG = 'EdDSA';
 /** RFC 9068 access-token type; verifiers refuse any other typ (ID or refresh tokens). */
 export const ACCESS_TOKEN_TYPE_HEADER = 'at+jwt';
+/** Replicas re-read which key is active this often, so a rotation reaches every signer. */
+const ACTIVE_KEY_TTL_MS = 10_000;
 
-/** Ed25519 signing keys: created encrypted at rest, published through the JWKS, used to sign tokens. */
+export interface SigningKeyView {
+  kid: string;
+  alg: string;
+  active: boolean;
+  /** True for the key that signs new tokens right now. */
+  signing: boolean;
+  activatesAt: string | null;
+  createdAt: string;
+  retiredAt: string | null;
+}
+
+/**
+ * Ed25519 signing keys: created encrypted at rest, published through the JWKS, used to sign tokens.
+ * Rotation overlaps: the new key signs at once, the previous one stays in the JWKS (verifies) until
+ * it is retired; verifiers pick the new kid up with one JWKS refetch.
+ */
 @Injectable()
 export class SigningKeyService {
-  private active: { kid: string; key: KeyObject } | undefined;
+  private active: { kid: string; key: KeyObject; loadedAt: number } | undefined;
 
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
@@ -28,19 +45,37 @@ export class SigningKeyService {
       await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:signing-key']);
       const existing = await m.findOne(SigningKeyEntity, { where: { active: true }, order: { createdAt: 'DESC' } });
       if (existing) return;
-      const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-      const kid = randomBytes(12).toString('base64url');
-      const publicJwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
-      const privatePem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-      await m.insert(SigningKeyEntity, {
-        kid,
-        alg: ALG,
-        publicJwk: { kty: publicJwk.kty, crv: publicJwk.crv, x: publicJwk.x },
-        privateKeyEnc: this.vault.seal(Buffer.from(privatePem), `signing-key:${kid}`),
-        active: true,
-        retiredAt: null,
-      });
+      await this.createKey(m);
     });
+  }
+
+  /**
+   * A new key, in the JWKS at once, signing after `activateAfterSeconds` (default 60: longer than a
+   * verifier's refetch cooldown). Older keys keep verifying until retired.
+   */
+  async rotate(m: EntityManager, activateAfterSeconds = 60): Promise<SigningKeyView> {
+    await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:signing-key']);
+    const kid = await this.createKey(m, activateAfterSeconds);
+    this.active = undefined;
+    return (await this.list(m)).find((k) => k.kid === kid)!;
+  }
+
+  /** Removes a key that no longer signs from the JWKS: tokens it signed stop verifying. */
+  async retire(m: EntityManager, kid: string): Promise<SigningKeyView> {
+    await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:signing-key']);
+    const row = await m.findOne(SigningKeyEntity, { where: { kid } });
+    if (!row) throw CustodianException.notFound('Signing key not found');
+    const signing = await this.signingRow(m);
+    if (signing?.kid === kid || (row.activatesAt && row.activatesAt.getTime() > Date.now())) {
+      throw new CustodianException(ErrorCode.Conflict, 'The signing key (or one about to sign) cannot be retired; rotate first');
+    }
+    if (!row.retiredAt) await m.update(SigningKeyEntity, { kid }, { retiredAt: () => 'now()', active: false });
+    return (await this.list(m)).find((k) => k.kid === kid)!;
+  }
+
+  async list(m: EntityManager = this.ds.manager): Promise<SigningKeyView[]> {
+    const signing = await this.signingRow(m);
+    return (await m.find(SigningKeyEntity, { order: { createdAt: 'DESC' }, take: 50 })).map((k) => view(k, k.kid === signing?.kid));
   }
 
   async jwks(): Promise<Jwks> {
@@ -70,12 +105,54 @@ export class SigningKeyService {
       .sign(key);
   }
 
+  /** The newest active, unretired key whose activation time has come. */
+  private signingRow(m: EntityManager): Promise<SigningKeyEntity | null> {
+    return m
+      .createQueryBuilder(SigningKeyEntity, 'k')
+      .where('k.active AND k.retired_at IS NULL AND (k.activates_at IS NULL OR k.activates_at <= now())')
+      .orderBy('k.created_at', 'DESC')
+      .getOne();
+  }
+
+  private async createKey(m: EntityManager, activateAfterSeconds = 0): Promise<string> {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const kid = randomBytes(12).toString('base64url');
+    const publicJwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
+    const privatePem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+    await m.insert(SigningKeyEntity, {
+      kid,
+      alg: ALG,
+      publicJwk: { kty: publicJwk.kty, crv: publicJwk.crv, x: publicJwk.x },
+      privateKeyEnc: this.vault.seal(Buffer.from(privatePem), `signing-key:${kid}`),
+      active: true,
+      retiredAt: null,
+      activatesAt: activateAfterSeconds > 0 ? new Date(Date.now() + activateAfterSeconds * 1000) : null,
+    });
+    return kid;
+  }
+
   private async activeKey(): Promise<{ kid: string; key: KeyObject }> {
-    if (this.active) return this.active;
-    const row = await this.ds.getRepository(SigningKeyEntity).findOne({ where: { active: true }, order: { createdAt: 'DESC' } });
+    if (this.active && Date.now() - this.active.loadedAt < ACTIVE_KEY_TTL_MS) return this.active;
+    const row = await this.signingRow(this.ds.manager);
     if (!row) throw new Error('no active signing key');
-    const pem = this.vault.open(row.privateKeyEnc, `signing-key:${row.kid}`).toString('utf8');
-    this.active = { kid: row.kid, key: createPrivateKey(pem) };
+    if (this.active?.kid !== row.kid) {
+      const pem = this.vault.open(row.privateKeyEnc, `signing-key:${row.kid}`).toString('utf8');
+      this.active = { kid: row.kid, key: createPrivateKey(pem), loadedAt: Date.now() };
+    } else {
+      this.active.loadedAt = Date.now();
+    }
     return this.active;
   }
+}
+
+function view(k: SigningKeyEntity, signing: boolean): SigningKeyView {
+  return {
+    kid: k.kid,
+    alg: k.alg,
+    active: k.active,
+    signing,
+    activatesAt: k.activatesAt?.toISOString() ?? null,
+    createdAt: k.createdAt.toISOString(),
+    retiredAt: k.retiredAt?.toISOString() ?? null,
+  };
 }

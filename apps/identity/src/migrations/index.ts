@@ -1,4 +1,5 @@
 import { Init1795311845488 } from './1795311845488-init';
+import { Directory1795313962831 } from './1795313962831-directory';
 
 /** In order; never edit one that has shipped — add a new one (scripts/generate-migration.ts). */
-export const SERVICE_MIGRATIONS = [Init1795311845488];
+export const SERVICE_MIGRATIONS = [Init1795311845488, Directory1795313962831];

@@ -38,6 +38,7 @@ export class AuthGuard implements CanActivate {
     const missing = (policy.capabilities ?? []).filter((c) => !principal.capabilities.includes(c));
     if (missing.length > 0) {
       // TODO(#3): delegate capability decisions to libs/policy's Decision once it lands.
+      await this.resolver.auditDenied({ principal, route: `${request.method} ${request.route?.path ?? request.path}`, missing });
       throw CustodianException.forbidden('Missing capability', { missing });
     }
     return true;

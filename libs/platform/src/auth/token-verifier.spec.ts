@@ -310,6 +310,19 @@ describe('TokenVerifier', () => {
       expect(fetchJwks).toHaveBeenCalledTimes(2);
     });
 
+    it('refetches a JWKS older than maxAgeMs, so a retired key stops verifying', async () => {
+      const aged = new TokenVerifier({ ...OPTS, maxAgeMs: 60_000 }, fetchJwks, logger);
+      await aged.verify(await sign(key));
+      const next = await newSigningKey('key-2030-02');
+      fetchJwks.mockImplementation(async () => ({ keys: [next.jwk] })); // `key` retired
+      jest.setSystemTime(T0 + 59_000);
+      await expect(aged.verify(await sign(key))).resolves.toBeDefined();
+      expect(fetchJwks).toHaveBeenCalledTimes(1);
+      jest.setSystemTime(T0 + 61_000);
+      await refusal(aged.verify(await sign(key)));
+      expect(fetchJwks).toHaveBeenCalledTimes(2);
+    });
+
     it('refuses (same 401) when the JWKS cannot be fetched', async () => {
       fetchJwks.mockRejectedValue(new Error('identity unavailable'));
       await refusal(verifier.verify(await sign(key)));
@@ -323,6 +336,7 @@ describe('TokenVerifier', () => {
       ['org (missing)', { sub: randomUUID() }],
       ['sub (uppercase uuid)', { sub: randomUUID().toUpperCase(), org: randomUUID() }],
       ['sid', { sub: randomUUID(), org: randomUUID(), sid: 'session' }],
+      ['akid', { sub: randomUUID(), org: randomUUID(), akid: '../key' }],
       ['org (not a string)', { sub: randomUUID(), org: 12345 }],
     ])('refuses a non-uuid %s', async (_what, claims) => {
       await refusal(verifier.verify(await sign(key, { claims })));

@@ -23,6 +23,8 @@ export interface TokenVerifierOptions {
   clockToleranceSeconds: number;
   /** Unknown kids trigger at most one JWKS refetch per this interval (a kid flood cannot flood). */
   refetchCooldownMs?: number;
+  /** A JWKS older than this is refetched before use, so a retired key stops verifying (default 15 min). */
+  maxAgeMs?: number;
 }
 
 /**
@@ -70,7 +72,12 @@ export class TokenVerifier {
         clockTolerance: this.opts.clockToleranceSeconds,
         requiredClaims: ['exp', 'iat', 'sub', 'org'],
       });
-      const ids = [payload.sub, payload.org, ...(payload.sid === undefined ? [] : [payload.sid])];
+      const ids = [
+        payload.sub,
+        payload.org,
+        ...(payload.sid === undefined ? [] : [payload.sid]),
+        ...(payload.akid === undefined ? [] : [payload.akid]),
+      ];
       if (!ids.every((v) => typeof v === 'string' && UUID.test(v))) return fail('claims');
       return payload as AccessTokenClaims;
     } catch (error) {
@@ -79,6 +86,7 @@ export class TokenVerifier {
   }
 
   private async keySetFor(kid: string): Promise<ReturnType<typeof createLocalJWKSet> | undefined> {
+    if (this.jwks && !this.fetching && Date.now() - this.lastFetch > (this.opts.maxAgeMs ?? 900_000)) await this.refresh();
     if (!this.jwks?.keys.some((k) => k.kid === kid)) {
       const cooldown = this.opts.refetchCooldownMs ?? 30_000;
       // A fetch already in flight is shared, not refused by the cooldown it just started.

@@ -104,3 +104,13 @@ describe('assertValid', () => {
     if (!result.ok) expect(result.issues.length).toBeLessThanOrEqual(10);
   });
 });
+
+describe('schemas with an $id', () => {
+  it('validates a schema on its own after another schema that embeds it was compiled', () => {
+    const inner = Type.Object({ n: Type.Integer() }, { $id: 'https://custodian.dev/schemas/test-inner.json', additionalProperties: false });
+    const outer = Type.Object({ inner }, { additionalProperties: false });
+    expect(validate(outer, { inner: { n: 1 } }).ok).toBe(true);
+    expect(validate(inner, { n: 2 }).ok).toBe(true);
+    expect(validate(inner, { n: 'x' }).ok).toBe(false);
+  });
+});

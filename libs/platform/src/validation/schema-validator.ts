@@ -11,7 +11,10 @@ const compiled = new WeakMap<object, ValidateFunction>();
 function validatorFor(schema: TSchema): ValidateFunction {
   let fn = compiled.get(schema);
   if (!fn) {
-    fn = ajv.compile(schema);
+    // A schema with an $id may already be registered because another schema embeds it;
+    // compiling it again would throw "already exists", so reuse the registered one.
+    const id = (schema as { $id?: unknown }).$id;
+    fn = (typeof id === 'string' ? ajv.getSchema(id) : undefined) ?? ajv.compile(schema);
     compiled.set(schema, fn);
   }
   return fn;

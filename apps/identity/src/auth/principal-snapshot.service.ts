@@ -1,0 +1,126 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { type GetPrincipalSnapshot, type PrincipalSnapshot, type RequestOf } from '@custodian/contracts';
+import { CustodianException } from '@custodian/platform';
+import { AGENT_SCOPES, INTEGRATION_CAPABILITIES, SYSTEM_CAPABILITIES, type AgentScope, type PermissionSet } from '@custodian/policy';
+import { ApiKeyEntity } from '../entities/api-key.entity';
+import { MembershipEntity } from '../entities/membership.entity';
+import { OrganizationEntity } from '../entities/organization.entity';
+import { SessionEntity } from '../entities/session.entity';
+import { UserEntity } from '../entities/user.entity';
+import { IdentityEvents } from '../events/identity-events.service';
+
+/** Name of the synthetic set that carries a membership's direct capabilities into the snapshot. */
+export const MEMBERSHIP_SET_NAME = 'membership:capabilities';
+const SYSTEM = new Set<string>(SYSTEM_CAPABILITIES);
+const INTEGRATION = new Set<string>(INTEGRATION_CAPABILITIES);
+
+/**
+ * Builds what every decision point needs: the merged permission sets (direct + via groups),
+ * capabilities, role and ancestors (nearest first), groups and the policy version — and refuses
+ * when the user, membership, session or API key is no longer valid.
+ */
+@Injectable()
+export class PrincipalSnapshotService {
+  constructor(@Inject(IdentityEvents) private readonly events: IdentityEvents) {}
+
+  build(req: RequestOf<typeof GetPrincipalSnapshot>): Promise<PrincipalSnapshot> {
+    return this.events.read(async (m) => {
+      const [user, membership, org] = await Promise.all([
+        m.findOne(UserEntity, { where: { id: req.userId } }),
+        m.findOne(MembershipEntity, { where: { userId: req.userId, orgId: req.orgId } }),
+        m.findOne(OrganizationEntity, { where: { id: req.orgId } }),
+      ]);
+      if (!user || !user.active || !membership || !org) throw CustodianException.unauthenticated('Unknown or inactive principal');
+      if (req.sessionId) {
+        const session = await m.findOne(SessionEntity, { where: { id: req.sessionId } });
+        if (
+          !session ||
+          session.userId !== user.id ||
+          session.orgId !== org.id ||
+          session.revokedAt !== null ||
+          session.expiresAt.getTime() <= Date.now()
+        ) {
+          throw CustodianException.unauthenticated('Session is no longer valid');
+        }
+      }
+      let keyScopes: string[] | undefined;
+      if (req.apiKeyId) {
+        const key = await m.findOne(ApiKeyEntity, { where: { id: req.apiKeyId } });
+        if (
+          !key ||
+          key.userId !== user.id ||
+          key.orgId !== org.id ||
+          key.revokedAt !== null ||
+          (key.expiresAt && key.expiresAt.getTime() <= Date.now())
+        ) {
+          throw CustodianException.unauthenticated('API key is no longer valid');
+        }
+        keyScopes = key.scopes;
+      }
+      const ancestors: Array<{ ancestor_id: string }> = membership.roleId
+        ? await m.query('SELECT ancestor_id FROM role_closure WHERE descendant_id = $1 AND org_id = $2 AND depth > 0 ORDER BY depth', [
+            membership.roleId,
+            org.id,
+          ])
+        : [];
+      const groups: Array<{ group_id: string }> = await m.query(
+        'SELECT group_id FROM group_member WHERE org_id = $1 AND user_id = $2 ORDER BY group_id LIMIT 10000',
+        [org.id, user.id],
+      );
+      const sets: Array<{ body: PermissionSet }> = await m.query(
+        `SELECT ps.body FROM permission_set ps
+          WHERE ps.org_id = $1 AND EXISTS (
+            SELECT 1 FROM permission_set_assignment a
+             WHERE a.permission_set_id = ps.id AND a.org_id = $1
+               AND (a.user_id = $2 OR a.group_id IN (SELECT g.group_id FROM group_member g WHERE g.org_id = $1 AND g.user_id = $2)))
+          ORDER BY ps.name LIMIT 999`,
+        [org.id, user.id],
+      );
+      let permissionSets: PermissionSet[] = sets.map((s) => s.body);
+      if (membership.capabilities.length > 0) {
+        permissionSets.push({
+          name: MEMBERSHIP_SET_NAME,
+          systemCapabilities: membership.capabilities.filter((c) => SYSTEM.has(c)) as PermissionSet['systemCapabilities'],
+          integrationCapabilities: membership.capabilities.filter((c) => INTEGRATION.has(c)) as PermissionSet['integrationCapabilities'],
+        });
+      }
+      // An API key with scopes, and an agent acting for the user, carry a narrower set of capabilities.
+      // Both narrowings apply together: an agent acting through a scoped key gets their intersection.
+      if (keyScopes && keyScopes.length > 0) permissionSets = permissionSets.map((s) => narrow(s, new Set(keyScopes)));
+      if (req.delegation) permissionSets = permissionSets.map((s) => narrow(s, INTEGRATION));
+      const capabilities = [
+        ...new Set(permissionSets.flatMap((s) => [...(s.systemCapabilities ?? []), ...(s.integrationCapabilities ?? [])])),
+      ].sort();
+      return {
+        userId: user.id,
+        orgId: org.id,
+        email: user.email,
+        ...(req.sessionId ? { sessionId: req.sessionId } : {}),
+        ...(req.apiKeyId ? { apiKeyId: req.apiKeyId } : {}),
+        capabilities,
+        roleId: membership.roleId,
+        ancestorRoleIds: ancestors.map((a) => a.ancestor_id),
+        groupIds: groups.map((g) => g.group_id),
+        policyVersion: org.policyVersion,
+        permissionSets,
+        ...(req.delegation
+          ? {
+              agent: {
+                clientId: req.delegation.clientId,
+                name: req.delegation.name,
+                scopes: req.delegation.scopes.filter((s): s is AgentScope => (AGENT_SCOPES as readonly string[]).includes(s)),
+              },
+            }
+          : {}),
+        ...(keyScopes ? { apiKeyScopes: keyScopes } : {}),
+      };
+    });
+  }
+}
+
+function narrow(set: PermissionSet, allowed: ReadonlySet<string>): PermissionSet {
+  const out: PermissionSet = { ...set };
+  if (set.systemCapabilities) out.systemCapabilities = set.systemCapabilities.filter((c) => allowed.has(c));
+  if (set.integrationCapabilities) out.integrationCapabilities = set.integrationCapabilities.filter((c) => allowed.has(c));
+  return out;
+}

@@ -1,0 +1,76 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
+import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
+import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
+import { AddMemberSchema, CreateOrgSchema, UpdateMemberSchema, UpdateOrgSchema } from './directory.schemas';
+import { MembersService, type MemberView, type OrgView } from './members.service';
+
+const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
+
+/** Organizations and their members; only the org the request acts in exists for it (R1). */
+@Controller(`${API_PREFIX}/orgs`)
+export class OrgsController {
+  constructor(@Inject(MembersService) private readonly members: MembersService) {}
+
+  @RequirePolicy({ reason: 'anyone signed in may list the organizations they belong to' })
+  @Get()
+  async list(@Req() req: AuthedRequest): Promise<{ items: OrgView[] }> {
+    return { items: await this.members.myOrgs(req.principal) };
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Post()
+  create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<OrgView> {
+    return this.members.createOrg(req.principal, assertValid(CreateOrgSchema, body, { what: 'organization' }).name);
+  }
+
+  @RequirePolicy({ reason: 'members may read their own organization; any other id is not found' })
+  @Get(':id')
+  get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<OrgView> {
+    return this.members.getOrg(req.principal, idParam(id, 'Organization'));
+  }
+
+  @RequirePolicy({ capabilities: ['manage_settings'] })
+  @Patch(':id')
+  rename(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<OrgView> {
+    const input = assertValid(UpdateOrgSchema, body, { what: 'organization change' });
+    return this.members.renameOrg(req.principal, idParam(id, 'Organization'), input.name);
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Get(':id/members')
+  listMembers(@Req() req: AuthedRequest, @Param('id') id: string, @Query() q: Record<string, unknown>): Promise<PageOf<MemberView>> {
+    return this.members.list(req.principal, idParam(id, 'Organization'), pageOf(q));
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Post(':id/members')
+  addMember(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<MemberView> {
+    return this.members.add(req.principal, idParam(id, 'Organization'), assertValid(AddMemberSchema, body, { what: 'member' }));
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Get(':id/members/:userId')
+  getMember(@Req() req: AuthedRequest, @Param('id') id: string, @Param('userId') userId: string): Promise<MemberView> {
+    return this.members.get(req.principal, idParam(id, 'Organization'), idParam(userId, 'User'));
+  }
+
+  /** Role and direct capabilities; granting capabilities also needs manage_permissions (checked in the service). */
+  @RequirePolicy(MANAGE_USERS)
+  @Patch(':id/members/:userId')
+  updateMember(
+    @Req() req: AuthedRequest,
+    @Param('id') id: string,
+    @Param('userId') userId: string,
+    @Body() body: unknown,
+  ): Promise<MemberView> {
+    const input = assertValid(UpdateMemberSchema, body, { what: 'member change' });
+    return this.members.update(req.principal, idParam(id, 'Organization'), idParam(userId, 'User'), input);
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Delete(':id/members/:userId')
+  @HttpCode(204)
+  removeMember(@Req() req: AuthedRequest, @Param('id') id: string, @Param('userId') userId: string): Promise<void> {
+    return this.members.remove(req.principal, idParam(id, 'Organization'), idParam(userId, 'User'));
+  }
+}

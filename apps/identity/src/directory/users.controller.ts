@@ -1,0 +1,46 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
+import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
+import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
+import { CreateUserSchema, UpdateUserSchema } from './directory.schemas';
+import type { MemberView } from './members.service';
+import { UsersService } from './users.service';
+
+const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
+
+/** The members of the org a request acts in (DESIGN §6 `users`). */
+@Controller(`${API_PREFIX}/users`)
+export class UsersController {
+  constructor(@Inject(UsersService) private readonly users: UsersService) {}
+
+  @RequirePolicy(MANAGE_USERS)
+  @Get()
+  list(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<PageOf<MemberView>> {
+    return this.users.list(req.principal, pageOf(q));
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Post()
+  create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<MemberView> {
+    return this.users.create(req.principal, assertValid(CreateUserSchema, body, { what: 'user' }));
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Get(':id')
+  get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<MemberView> {
+    return this.users.get(req.principal, idParam(id, 'User'));
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Patch(':id')
+  update(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<MemberView> {
+    return this.users.update(req.principal, idParam(id, 'User'), assertValid(UpdateUserSchema, body, { what: 'user change' }));
+  }
+
+  /** Removes the user from this org (the account stays for their other orgs). */
+  @RequirePolicy(MANAGE_USERS)
+  @Delete(':id')
+  @HttpCode(204)
+  remove(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
+    return this.users.remove(req.principal, idParam(id, 'User'));
+  }
+}
