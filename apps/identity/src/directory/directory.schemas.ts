@@ -1,27 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { PermissionSetSchema } from '@custodian/policy';
+import { INTEGRATION_CAPABILITIES, PermissionSetSchema, SYSTEM_CAPABILITIES } from '@custodian/policy';
 
 const Id = Type.String({ format: 'uuid' });
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
-const Capability = Type.Union(
-  [
-    'manage_users',
-    'manage_roles',
-    'manage_permissions',
-    'manage_metadata',
-    'manage_sharing',
-    'manage_settings',
-    'manage_api_keys',
-    'view_audit',
-    'manage_audit',
-    'approve_actions',
-    'view_all_data',
-    'modify_all_data',
-    'api_access',
-    'agent_access',
-    'mcp_access',
-  ].map((c) => Type.Literal(c)),
-);
+const Capability = Type.Union([...SYSTEM_CAPABILITIES, ...INTEGRATION_CAPABILITIES].map((c) => Type.Literal(c)));
 export const Password = Type.String({ minLength: 12, maxLength: 256 });
 
 export const CreateUserSchema = Type.Object(

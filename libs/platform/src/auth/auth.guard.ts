@@ -1,5 +1,7 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { policySnapshot } from '@custodian/contracts';
+import { compileCatalog, compileDecision, type Decision } from '@custodian/policy';
 import type { Request } from 'express';
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
@@ -11,6 +13,9 @@ import type { PrincipalResolver } from './principal-resolver';
  * The global guard: a route runs only if it is @Public() or its @RequirePolicy() is satisfied.
  * Anything else — including a route someone forgot to annotate — is refused.
  */
+/** Capability checks need no object metadata. */
+const NO_OBJECTS = compileCatalog([]);
+
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
@@ -35,13 +40,24 @@ export class AuthGuard implements CanActivate {
     const ctx = requestContext.current();
     if (ctx) ctx.principal = principal;
     (request as Request & { principal?: unknown }).principal = principal;
-    const missing = (policy.capabilities ?? []).filter((c) => !principal.capabilities.includes(c));
+    const required = policy.capabilities ?? [];
+    const decision = required.length > 0 ? this.decide(principal) : undefined;
+    const missing = required.filter((c) => !decision?.hasCapability(c));
     if (missing.length > 0) {
-      // TODO(#3): delegate capability decisions to libs/policy's Decision once it lands.
       await this.resolver.auditDenied({ principal, route: `${request.method} ${request.route?.path ?? request.path}`, missing });
       throw CustodianException.forbidden('Missing capability', { missing });
     }
     return true;
+  }
+
+  /**
+   * The policy library decides capabilities (R6, narrowed for agents by R7). Compiled per request
+   * on purpose: the snapshot is fresh from identity, and two credentials of one user (a session and a
+   * scoped API key) carry different permission sets under the same user and policy version, which
+   * the library's per-user DecisionCache cannot tell apart.
+   */
+  private decide(principal: Parameters<typeof policySnapshot>[0]): Decision {
+    return compileDecision(policySnapshot(principal), NO_OBJECTS);
   }
 }
 

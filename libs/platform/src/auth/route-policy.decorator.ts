@@ -1,27 +1,12 @@
 import { SetMetadata, applyDecorators } from '@nestjs/common';
+import { INTEGRATION_CAPABILITIES, SYSTEM_CAPABILITIES, type Capability } from '@custodian/policy';
 
 export const PUBLIC_ROUTE = 'custodian:public';
 export const ROUTE_POLICY = 'custodian:policy';
 
-/** The capabilities of DESIGN.md R6 that a route may require. */
-export const CAPABILITIES = [
-  'manage_users',
-  'manage_roles',
-  'manage_permissions',
-  'manage_metadata',
-  'manage_sharing',
-  'manage_settings',
-  'manage_api_keys',
-  'view_audit',
-  'manage_audit',
-  'approve_actions',
-  'view_all_data',
-  'modify_all_data',
-  'api_access',
-  'agent_access',
-  'mcp_access',
-] as const;
-export type Capability = (typeof CAPABILITIES)[number];
+/** The capabilities of DESIGN.md R6 that a route may require; the policy library owns the list. */
+export const CAPABILITIES: readonly Capability[] = [...SYSTEM_CAPABILITIES, ...INTEGRATION_CAPABILITIES];
+export type { Capability };
 
 export interface RoutePolicy {
   /** All of these are required (on top of being signed in). */
