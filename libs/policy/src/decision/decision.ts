@@ -1,0 +1,304 @@
+import { createMongoAbility, type MongoAbility } from '@casl/ability';
+import { PolicyError } from '../errors/policy.error';
+import type { Capability, FieldLevel } from '../model/principal-snapshot.schema';
+import { assertNoForbiddenKeys, ownValue } from '../model/safe-input';
+import { DEFAULT_WHERE_LIMITS, isSystemField, type WhereLimits, type WhereNode } from '../objectql/where.ast';
+import type { RecordRow } from '../objectql/where.evaluator';
+import { parseWhere } from '../objectql/where.parser';
+import { columnRef, compileWhereSql } from '../objectql/where.sql-compiler';
+import { SqlParams, type SqlFragment } from '../sql/sql-params';
+import { DEFAULT_SQL_SCHEMA, type PolicySqlSchema } from '../sql/sql-schema.config';
+import {
+  LEVEL,
+  OBJECT_ACTIONS,
+  levelName,
+  requiredLevel,
+  type AccessLevel,
+  type LevelRank,
+  type ObjectAction,
+  type RecordAction,
+} from './access-level';
+import { explainDecision, type Explanation, type ExplainRequest } from './explain';
+import { SYSTEM_FIELD_NAMES, type ObjectGrant, type PrincipalGrants } from './principal-grants';
+import { recordLevel, recordLevelOf } from './record-access.evaluator';
+import { compileRowFilter } from './row-filter.compiler';
+import type { RecordAccessFacts } from './record-access.facts';
+
+const CAPABILITY_SUBJECT = '$capability';
+const ACTION_BIT: Readonly<Record<string, number>> = Object.freeze(
+  Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(OBJECT_ACTIONS.map((a, i) => [a, 1 << i]))),
+);
+
+/** R7: which capabilities survive an agent's delegation, and under which scope. */
+const AGENT_CAPABILITY_SCOPE: Partial<Record<Capability, string | true>> = {
+  view_all_data: 'data:read',
+  modify_all_data: 'data:write',
+  manage_metadata: 'metadata:write',
+  api_access: true,
+  agent_access: true,
+  mcp_access: true,
+};
+
+export interface SqlOptions {
+  /** Alias of the record table in the caller's query (default `t`). */
+  readonly alias?: string;
+  /** Number of parameters already in the caller's query; placeholders start after it. */
+  readonly paramOffset?: number;
+}
+
+interface FieldSets {
+  readonly readable: readonly string[];
+  readonly editable: readonly string[];
+  readonly creatable: readonly string[];
+  readonly readableSet: ReadonlySet<string>;
+  readonly editableSet: ReadonlySet<string>;
+  readonly creatableSet: ReadonlySet<string>;
+}
+
+/**
+ * Everything one principal may do, compiled once per (principal, policy version). Type-level rules
+ * live in a CASL ability; record access (R4) and field security (R5) are evaluated by our own
+ * compilers, in memory and as SQL, from the same compiled grants.
+ */
+export class Decision {
+  readonly policyVersion: number;
+  private readonly ability: MongoAbility;
+  private readonly fieldSets = new Map<string, FieldSets>();
+  /** Per object: bit i set ⇔ CASL allows OBJECT_ACTIONS[i]. Filled from the ability on first use. */
+  private readonly actionMasks = new Map<string, number>();
+
+  constructor(
+    readonly grants: PrincipalGrants,
+    private readonly sqlSchema: PolicySqlSchema = DEFAULT_SQL_SCHEMA,
+    private readonly limits: WhereLimits = DEFAULT_WHERE_LIMITS,
+    /** Microseconds it took to compile this decision. */
+    public buildMicros = 0,
+  ) {
+    this.policyVersion = grants.snapshot.policyVersion;
+    this.ability = createMongoAbility(this.caslRules());
+  }
+
+  get userId(): string {
+    return this.grants.userId;
+  }
+
+  get orgId(): string {
+    return this.grants.orgId;
+  }
+
+  private caslRules(): { action: string; subject: string }[] {
+    const rules: { action: string; subject: string }[] = [];
+    for (const [name, grant] of this.grants.objects) {
+      if (grant.hiddenByApp || grant.hiddenByAgent) continue;
+      const s = grant.sources;
+      const allowed: Record<ObjectAction, boolean> = {
+        read: s.read.length > 0,
+        create: s.create.length > 0,
+        edit: s.edit.length > 0,
+        delete: s.delete.length > 0,
+        transfer: s.transfer.length > 0,
+        share: s.read.length > 0,
+      };
+      for (const action of OBJECT_ACTIONS) {
+        if (allowed[action] && this.grants.agentAllows(action, name)) rules.push({ action, subject: name });
+      }
+    }
+    const agent = this.grants.snapshot.agent;
+    for (const cap of this.grants.capabilities) {
+      if (agent) {
+        const scope = AGENT_CAPABILITY_SCOPE[cap as Capability];
+        if (scope === undefined || (scope !== true && !agent.scopes.includes(scope as never))) continue;
+      }
+      rules.push({ action: cap, subject: CAPABILITY_SUBJECT });
+    }
+    return rules;
+  }
+
+  /** Type-level check: may the principal perform `action` on some record of `object`? */
+  can(action: ObjectAction, object: string): boolean {
+    const bit = ACTION_BIT[action];
+    return bit !== undefined && (this.actionMask(object) & bit) !== 0;
+  }
+
+  /** Bit i set ⇔ CASL allows OBJECT_ACTIONS[i] on the object; asked once per object, then memoised. */
+  private actionMask(object: string): number {
+    let mask = this.actionMasks.get(object);
+    if (mask === undefined) {
+      mask = 0;
+      // Only catalog objects are asked and memoised, so arbitrary names cannot grow the map.
+      if (!this.grants.objects.has(object)) return 0;
+      for (let i = 0; i < OBJECT_ACTIONS.length; i++) if (this.ability.can(OBJECT_ACTIONS[i], object)) mask |= 1 << i;
+      this.actionMasks.set(object, mask);
+    }
+    return mask;
+  }
+
+  /** R6 capability check (after agent delegation, R7). */
+  hasCapability(capability: Capability): boolean {
+    return this.ability.can(capability, CAPABILITY_SUBJECT);
+  }
+
+  /** True when the object exists for this principal (known, app accessible, agent allowlisted). */
+  objectVisible(object: string): boolean {
+    const grant = this.grants.objects.get(object);
+    return grant !== undefined && !grant.hiddenByApp && !grant.hiddenByAgent;
+  }
+
+  /** The R4 access level on a record (tenant wall included), ignoring object permissions. */
+  recordAccess(object: string, row: RecordRow, facts: RecordAccessFacts): AccessLevel {
+    // With a trace the evaluator computes the exact level (no early exits).
+    return levelName(recordLevel(this.grants, object, row, facts, 3, []));
+  }
+
+  private need(action: RecordAction): LevelRank {
+    // Managing shares: full access, or manage_sharing on any record the principal can read.
+    if (action === 'share' && this.hasCapability('manage_sharing')) return LEVEL.read;
+    return requiredLevel(action);
+  }
+
+  /** Record check: object permission (R3) ∧ record access level ≥ what the action needs (R4). */
+  canRecord(action: ObjectAction, object: string, row: RecordRow, facts: RecordAccessFacts): boolean {
+    if (!this.can(action, object)) return false;
+    if (action === 'create') return ownValue(row, 'org_id') === undefined || ownValue(row, 'org_id') === this.grants.orgId;
+    const need = this.need(action);
+    return recordLevelOf(this.grants, this.grants.objects.get(object)!, row, facts, need) >= need;
+  }
+
+  private fields(object: string): FieldSets {
+    let sets = this.fieldSets.get(object);
+    if (sets) return sets;
+    const grant = this.grants.objects.get(object);
+    const readable: string[] = [];
+    const editable: string[] = [];
+    const creatable: string[] = [];
+    if (grant && this.can('read', object)) {
+      readable.push(...SYSTEM_FIELD_NAMES);
+      const canEdit = this.can('edit', object);
+      const canCreate = this.can('create', object);
+      for (const [name, field] of grant.fields) {
+        if (field.level === 'none') continue;
+        readable.push(name);
+        if (field.level === 'edit') {
+          if (canEdit) editable.push(name);
+          if (canCreate) creatable.push(name);
+        }
+      }
+    }
+    sets = {
+      readable,
+      editable,
+      creatable,
+      readableSet: new Set(readable),
+      editableSet: new Set(editable),
+      creatableSet: new Set(creatable),
+    };
+    this.fieldSets.set(object, sets);
+    return sets;
+  }
+
+  /** Fields the principal can read (system fields included); empty when the object is not readable. */
+  readableFields(object: string): readonly string[] {
+    return this.fields(object).readable;
+  }
+
+  /** Fields the principal can write on `edit` (default) or `create`. System fields never appear. */
+  editableFields(object: string, action: 'edit' | 'create' = 'edit'): readonly string[] {
+    const sets = this.fields(object);
+    return action === 'create' ? sets.creatable : sets.editable;
+  }
+
+  /** Effective R5 level of one field (system fields: read when the object is readable). */
+  fieldLevel(object: string, field: string): FieldLevel {
+    const sets = this.fields(object);
+    if (sets.editableSet.has(field) || sets.creatableSet.has(field)) return 'edit';
+    return sets.readableSet.has(field) ? 'read' : 'none';
+  }
+
+  /** Refuses (403 field_not_readable) sorting/grouping/aggregating/selecting a field the principal cannot read. */
+  assertReadable(object: string, fields: Iterable<string>): void {
+    const sets = this.fields(object);
+    for (const field of fields) {
+      if (!sets.readableSet.has(field)) throw new PolicyError('field_not_readable', { object, field });
+    }
+  }
+
+  /**
+   * Write check of R5: every key of `values` must be editable for the action. The whole request is
+   * refused on the first offending field, which is named in the error. Unknown fields answer like
+   * hidden ones so that writes cannot probe for hidden field names.
+   */
+  assertWritable(action: 'create' | 'edit', object: string, values: Readonly<Record<string, unknown>>): void {
+    assertNoForbiddenKeys(values);
+    if (!this.can(action, object)) throw new PolicyError('action_not_allowed', { action, object });
+    const sets = this.fields(object);
+    const allowed = action === 'create' ? sets.creatableSet : sets.editableSet;
+    for (const field of Object.keys(values)) {
+      if (isSystemField(field)) throw new PolicyError('system_field_not_writable', { object, field });
+      if (!allowed.has(field)) throw new PolicyError('field_not_editable', { object, field });
+    }
+  }
+
+  /** A copy of `row` with only the readable fields (O2: hidden fields never leave the service). */
+  projectReadable(object: string, row: RecordRow): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const field of this.fields(object).readable) {
+      if (Object.prototype.hasOwnProperty.call(row, field)) out[field] = row[field];
+    }
+    return out;
+  }
+
+  /**
+   * The SQL predicate the objects service ANDs into every query on `object` for `action`:
+   * tenant wall + record access, parameterized. FALSE when the object permission is missing.
+   */
+  rowFilter(action: RecordAction, object: string, options: SqlOptions = {}): SqlFragment {
+    const params = new SqlParams(options.paramOffset ?? 0);
+    if (!this.can(action, object)) return { text: 'FALSE', params: [] };
+    const text = compileRowFilter(this.grants, this.sqlSchema, params, object, options.alias ?? 't', this.need(action));
+    return { text, params: params.values };
+  }
+
+  /** Parses a user-supplied ObjectQL `where` with this principal's field rights and R8 limits. */
+  parseWhere(object: string, where: unknown): WhereNode {
+    if (!this.objectVisible(object) || !this.can('read', object)) throw new PolicyError('object_not_found', { object });
+    const sets = this.fields(object);
+    const types = this.grants.objects.get(object)!.object.fieldTypes;
+    return parseWhere(where, { typeOf: (f) => types.get(f), canRead: (f) => sets.readableSet.has(f) }, this.limits);
+  }
+
+  /** Compiles a user `where` to SQL through the same translator as criteria rules. */
+  whereSql(object: string, where: unknown, options: SqlOptions = {}): SqlFragment {
+    const node = this.parseWhere(object, where);
+    const params = new SqlParams(options.paramOffset ?? 0);
+    const alias = options.alias ?? 't';
+    const text = compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) });
+    return { text, params: params.values };
+  }
+
+  /** Row filter AND user where, in one parameter space: what a list query puts after WHERE. */
+  listFilter(action: RecordAction, object: string, where: unknown, options: SqlOptions = {}): SqlFragment {
+    const node = this.parseWhere(object, where);
+    const params = new SqlParams(options.paramOffset ?? 0);
+    const alias = options.alias ?? 't';
+    if (!this.can(action, object)) return { text: 'FALSE', params: [] };
+    const access = compileRowFilter(this.grants, this.sqlSchema, params, object, alias, this.need(action));
+    if (access === 'FALSE') return { text: 'FALSE', params: [] };
+    const user = compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) });
+    return { text: user === 'TRUE' ? access : `${access} AND ${user}`, params: params.values };
+  }
+
+  /** R9: which layers were consulted and which one decided. */
+  explain(request: ExplainRequest): Explanation {
+    return explainDecision(this, request);
+  }
+
+  /** @internal used by explain */
+  grantOf(object: string): ObjectGrant | undefined {
+    return this.grants.objects.get(object);
+  }
+
+  /** @internal used by explain */
+  requiredLevelFor(action: RecordAction): LevelRank {
+    return this.need(action);
+  }
+}

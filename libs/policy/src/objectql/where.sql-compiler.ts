@@ -1,0 +1,75 @@
+import { quoteIdent, type SqlParams } from '../sql/sql-params';
+import type { WhereNode } from './where.ast';
+
+export interface WhereSqlContext {
+  readonly params: SqlParams;
+  /** SQL expression of a field's column for the record alias in scope. */
+  column(field: string): string;
+}
+
+function isText(type: string): boolean {
+  return type === 'string' || type === 'text';
+}
+
+function leafSql(node: Extract<WhereNode, { kind: 'leaf' }>, ctx: WhereSqlContext): string {
+  const col = ctx.column(node.field);
+  // Ordering of text uses the "C" collation (code point order), exactly like the in-memory evaluator.
+  const ordered = isText(node.fieldType) ? `${col} COLLATE "C"` : col;
+  switch (node.op) {
+    case 'null':
+      return `${col} IS NULL`;
+    case 'eq':
+      return `${col} = ${ctx.params.add(node.value)}`;
+    case 'in':
+      return `${col} = ANY(${ctx.params.add(node.value)})`;
+    case 'gt':
+      return `${ordered} > ${ctx.params.add(node.value)}`;
+    case 'gte':
+      return `${ordered} >= ${ctx.params.add(node.value)}`;
+    case 'lt':
+      return `${ordered} < ${ctx.params.add(node.value)}`;
+    case 'lte':
+      return `${ordered} <= ${ctx.params.add(node.value)}`;
+    case 'contains':
+      return `strpos(${col}, ${ctx.params.add(node.value)}) > 0`;
+    case 'startsWith':
+      return `starts_with(${col}, ${ctx.params.add(node.value)})`;
+    case 'endsWith': {
+      const p = ctx.params.add(node.value);
+      return `right(${col}, char_length(${p})) = ${p}`;
+    }
+  }
+}
+
+/**
+ * Compiles a filter to a PostgreSQL predicate that is never NULL where it matters. Negations are
+ * pushed to the leaves; a positive leaf may yield NULL on a NULL column, which AND/OR/WHERE treat as
+ * false (monotone), and a negated leaf is wrapped in `IS NOT TRUE`, so NULL → true — the MongoDB
+ * meaning of `$ne`/`$nin`/`$not` on null or missing values. Positive leaves stay index-friendly.
+ */
+export function compileWhereSql(node: WhereNode, ctx: WhereSqlContext, negate = false): string {
+  switch (node.kind) {
+    case 'const':
+      return node.value !== negate ? 'TRUE' : 'FALSE';
+    case 'not':
+      return compileWhereSql(node.child, ctx, !negate);
+    case 'and':
+    case 'or': {
+      const conjunction = (node.kind === 'and') !== negate;
+      const parts = node.children.map((child) => compileWhereSql(child, ctx, negate));
+      return `(${parts.join(conjunction ? ' AND ' : ' OR ')})`;
+    }
+    case 'leaf': {
+      if (node.op === 'null') {
+        const col = ctx.column(node.field);
+        return negate ? `${col} IS NOT NULL` : `${col} IS NULL`;
+      }
+      const sql = leafSql(node, ctx);
+      return negate ? `(${sql}) IS NOT TRUE` : `(${sql})`;
+    }
+  }
+}
+
+export function columnRef(alias: string, column: string): string {
+  return `${quoteIdent(alias)}.${quoteIdent(column)}`;
+}
