@@ -1,5 +1,6 @@
 import { Catch, HttpException, HttpStatus, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { ERROR_HTTP_STATUS, ERROR_TITLES, ErrorCode, PROBLEM_TYPE_BASE, type ProblemDocument } from '@custodian/contracts';
+import { isPolicyError } from '@custodian/policy';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
@@ -43,7 +44,24 @@ export class ProblemFilter implements ExceptionFilter {
     let detail: string;
     let details: unknown;
     let status: number;
-    if (exception instanceof CustodianException) {
+    let policyCode: string | undefined;
+    if (isPolicyError(exception)) {
+      // Decision-library errors keep their own precise code (field_not_readable, filter_too_deep, ...).
+      status = exception.status;
+      code =
+        status === 403
+          ? ErrorCode.Forbidden
+          : status === 404
+            ? ErrorCode.NotFound
+            : status === 409
+              ? ErrorCode.Conflict
+              : status >= 500
+                ? ErrorCode.ServiceUnavailable
+                : ErrorCode.BadRequest;
+      policyCode = exception.code;
+      detail = policyDetail(exception.code);
+      details = exception.details;
+    } else if (exception instanceof CustodianException) {
       code = exception.code;
       status = ERROR_HTTP_STATUS[code];
       detail = exception.message;
@@ -72,10 +90,10 @@ export class ProblemFilter implements ExceptionFilter {
       this.logger.error({ err: exception, method: request.method, path: request.path }, 'unhandled error');
     }
     const body: ProblemDocument = {
-      type: `${PROBLEM_TYPE_BASE}${code}`,
+      type: `${PROBLEM_TYPE_BASE}${policyCode ?? code}`,
       title: ERROR_TITLES[code],
       status,
-      code,
+      code: policyCode ?? code,
       detail,
       requestId,
       ...(details === undefined ? {} : { details }),
@@ -83,6 +101,10 @@ export class ProblemFilter implements ExceptionFilter {
     if (response.headersSent) return;
     response.status(status).type('application/problem+json').send(JSON.stringify(body));
   }
+}
+
+function policyDetail(code: string): string {
+  return `The request was refused by the access policy (${code.replace(/_/g, ' ')})`;
 }
 
 /** SQLSTATE classes that mean "not now" rather than "your request is wrong". */

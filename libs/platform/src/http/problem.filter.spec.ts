@@ -1,0 +1,63 @@
+import type { ArgumentsHost } from '@nestjs/common';
+import { PolicyError } from '@custodian/policy';
+import pino from 'pino';
+import { CustodianException } from '../errors/custodian.exception';
+import { ProblemFilter } from './problem.filter';
+
+function run(exception: unknown): { status: number; body: Record<string, unknown>; headers: Record<string, string> } {
+  const out = { status: 0, body: {} as Record<string, unknown>, headers: {} as Record<string, string> };
+  const response = {
+    headersSent: false,
+    getHeader: () => 'rid-1',
+    setHeader: (k: string, v: string) => (out.headers[k.toLowerCase()] = v),
+    status(s: number) {
+      out.status = s;
+      return this;
+    },
+    type(t: string) {
+      out.headers['content-type'] = t;
+      return this;
+    },
+    send(text: string) {
+      out.body = JSON.parse(text) as Record<string, unknown>;
+      return this;
+    },
+  };
+  const host = {
+    switchToHttp: () => ({ getResponse: () => response, getRequest: () => ({ method: 'GET', path: '/x' }) }),
+  } as unknown as ArgumentsHost;
+  new ProblemFilter(pino({ level: 'silent' })).catch(exception, host);
+  return out;
+}
+
+describe('ProblemFilter', () => {
+  it('keeps a policy error precise: field_not_readable is a 403 with its own code and details', () => {
+    const { status, body, headers } = run(new PolicyError('field_not_readable', { field: 'salary' }));
+    expect(status).toBe(403);
+    expect(headers['content-type']).toBe('application/problem+json');
+    expect(body).toMatchObject({ status: 403, code: 'field_not_readable', details: { field: 'salary' }, requestId: 'rid-1' });
+    expect(String(body.type)).toMatch(/field_not_readable$/);
+  });
+
+  it('maps R8 bound violations to 400', () => {
+    expect(run(new PolicyError('filter_too_deep', { maxDepth: 16 })).status).toBe(400);
+    expect(run(new PolicyError('in_list_too_long')).body.code).toBe('in_list_too_long');
+  });
+
+  it('maps a typed exception through the contracts table', () => {
+    expect(run(CustodianException.notFound()).status).toBe(404);
+  });
+
+  it('answers 503 with Retry-After for a database that refused or is down', () => {
+    const { status, headers, body } = run(Object.assign(new Error('permission denied for table outbox'), { code: '42501' }));
+    expect(status).toBe(503);
+    expect(headers['retry-after']).toBe('1');
+    expect(body.code).toBe('service_unavailable');
+  });
+
+  it('hides the text of an unknown error', () => {
+    const { status, body } = run(new Error('secret=hunter2'));
+    expect(status).toBe(500);
+    expect(JSON.stringify(body)).not.toContain('hunter2');
+  });
+});
