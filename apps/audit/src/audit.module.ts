@@ -1,12 +1,17 @@
 import { Module } from '@nestjs/common';
 import { ServiceDatabaseModule } from '@custodian/platform';
+import { AuditController } from './api/audit.controller';
+import { AuditQueryService } from './api/audit-query.service';
+import { CheckpointService } from './checkpoints/checkpoint.service';
 import { SERVICE_ENTITIES } from './entities';
 import { SERVICE_MIGRATIONS } from './migrations';
 import { AuditStoreConsumer } from './store/audit-store.consumer';
 
-/** Append-only audit log (issue #6 adds the hash chain, immutability, verify and export). */
+/** Append-only, hash-chained audit log: store, verify, checkpoints, query, export, archive (docs/audit.md). */
 @Module({
   imports: [ServiceDatabaseModule.forService({ service: 'audit', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS })],
-  providers: [AuditStoreConsumer],
+  controllers: [AuditController],
+  providers: [AuditStoreConsumer, CheckpointService, AuditQueryService],
+  exports: [AuditStoreConsumer, CheckpointService],
 })
 export class AuditModule {}

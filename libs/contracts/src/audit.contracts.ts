@@ -1,6 +1,22 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { defineEvent } from './contract';
 
+const AuditActorRefSchema = Type.Object(
+  { clientId: Type.String({ maxLength: 128 }), name: Type.Optional(Type.String({ maxLength: 200 })) },
+  { additionalProperties: false },
+);
+
+export const AuditAgentSchema = Type.Object(
+  {
+    clientId: Type.String({ maxLength: 128 }),
+    name: Type.Optional(Type.String({ maxLength: 200 })),
+    scopes: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
+    /** Earlier actors in a delegation chain (an agent acting through another), outermost first. */
+    act: Type.Optional(Type.Array(AuditActorRefSchema, { maxItems: 8 })),
+  },
+  { additionalProperties: false },
+);
+
 /** One audit event as written to a service's outbox and relayed to the audit service. */
 export const AuditEventSchema = Type.Object(
   {
@@ -15,6 +31,8 @@ export const AuditEventSchema = Type.Object(
         userId: Type.Optional(Type.String({ format: 'uuid' })),
         sessionId: Type.Optional(Type.String({ format: 'uuid' })),
         apiKeyId: Type.Optional(Type.String({ format: 'uuid' })),
+        /** Set when an agent acted for the user (delegated token): the agent and its act chain (RFC 8693 `act`, outermost first). */
+        agent: Type.Optional(AuditAgentSchema),
         ip: Type.Optional(Type.String({ maxLength: 64 })),
         userAgent: Type.Optional(Type.String({ maxLength: 512 })),
       },
@@ -34,3 +52,312 @@ export const AuditEventSchema = Type.Object(
 export type AuditEvent = Static<typeof AuditEventSchema>;
 
 export const AuditEventRecorded = defineEvent({ subject: 'evt.audit.recorded', payload: AuditEventSchema });
+
+// ---------------------------------------------------------------------------------------------
+// The event catalog (docs/audit-events.md is rendered from it; a test keeps the two equal).
+// Details schemas are open (additional properties allowed) so a producer can add context, but
+// the named fields have these types. Secrets never appear: the outbox writer and the store
+// replace secret-looking values with keyed hashes (`hmac-sha256:<hex>`).
+// ---------------------------------------------------------------------------------------------
+
+const Id = Type.String({ format: 'uuid' });
+const Str = (maxLength = 200): ReturnType<typeof Type.String> => Type.String({ maxLength });
+const KeyedHash = Type.String({ pattern: '^hmac-sha256:[0-9a-f]{64}$', description: 'keyed hash of a secret (A5)' });
+const FieldDiff = Type.Record(
+  Type.String({ maxLength: 64 }),
+  Type.Object({ from: Type.Unknown(), to: Type.Unknown() }, { additionalProperties: false }),
+  { description: 'changed fields only; fields the reader may not see are absent' },
+);
+const Layer = Type.Union(
+  [
+    'tenant',
+    'capability',
+    'app',
+    'object_permission',
+    'field_security',
+    'ownership',
+    'sharing_model',
+    'hierarchy',
+    'sharing_rule',
+    'explicit_share',
+    'view_all',
+    'agent_scope',
+    'approval',
+    'tool',
+  ].map((l) => Type.Literal(l)),
+);
+const open = (props: Parameters<typeof Type.Object>[0]): ReturnType<typeof Type.Object> =>
+  Type.Object(props, { additionalProperties: true });
+
+export interface AuditCatalogEntry {
+  title: string;
+  service: 'identity' | 'objects' | 'agent-gateway' | 'approvals' | 'audit' | 'any';
+  target?: string;
+  outcomes: ReadonlyArray<'success' | 'failure' | 'denied'>;
+  details: ReturnType<typeof Type.Object>;
+}
+
+const change = (what: string, target: string, service: AuditCatalogEntry['service'] = 'identity'): AuditCatalogEntry => ({
+  title: what,
+  service,
+  target,
+  outcomes: ['success'],
+  details: open({ name: Type.Optional(Str()), changes: Type.Optional(FieldDiff) }),
+});
+
+export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = {
+  'auth.login': {
+    title: 'Login',
+    service: 'identity',
+    target: 'session',
+    outcomes: ['success'],
+    details: open({ method: Type.Optional(Str(32)) }),
+  },
+  'auth.login_failed': {
+    title: 'Login failed',
+    service: 'identity',
+    target: 'user',
+    outcomes: ['failure'],
+    details: open({ reason: Type.Optional(Str(64)), email: Type.Optional(Str(320)) }),
+  },
+  'auth.login_locked': {
+    title: 'Login refused by lockout/backoff',
+    service: 'identity',
+    target: 'user',
+    outcomes: ['denied'],
+    details: open({}),
+  },
+  'auth.logout': { title: 'Logout', service: 'identity', target: 'session', outcomes: ['success'], details: open({}) },
+  'auth.logout_all': { title: 'Logout of every session', service: 'identity', target: 'user', outcomes: ['success'], details: open({}) },
+  'auth.session_revoked': {
+    title: 'Session revoked',
+    service: 'identity',
+    target: 'session',
+    outcomes: ['success'],
+    details: open({ reason: Type.Optional(Str(64)) }),
+  },
+  'auth.refresh': {
+    title: 'Refresh token rotated',
+    service: 'identity',
+    target: 'session',
+    outcomes: ['success', 'failure'],
+    details: open({}),
+  },
+  'auth.refresh_reused': {
+    title: 'Rotated refresh token reused (family revoked)',
+    service: 'identity',
+    target: 'session',
+    outcomes: ['denied'],
+    details: open({ token: Type.Optional(KeyedHash) }),
+  },
+  'auth.token_exchange': {
+    title: 'Token exchanged for an agent (RFC 8693)',
+    service: 'identity',
+    target: 'user',
+    outcomes: ['success', 'denied'],
+    details: open({ clientId: Type.Optional(Str(128)), scopes: Type.Optional(Type.Array(Str(64))) }),
+  },
+  'auth.password_changed': { title: 'Password changed', service: 'identity', target: 'user', outcomes: ['success'], details: open({}) },
+  'auth.password_change_failed': {
+    title: 'Password change failed',
+    service: 'identity',
+    target: 'user',
+    outcomes: ['failure'],
+    details: open({}),
+  },
+  'identity.api_key.created': {
+    title: 'API key created',
+    service: 'identity',
+    target: 'api_key',
+    outcomes: ['success'],
+    details: open({ prefix: Type.Optional(Str(32)), scopes: Type.Optional(Type.Array(Str(64))), expiresAt: Type.Optional(Str(40)) }),
+  },
+  'identity.api_key.revoked': {
+    title: 'API key revoked',
+    service: 'identity',
+    target: 'api_key',
+    outcomes: ['success'],
+    details: open({}),
+  },
+  'identity.bootstrapped': {
+    title: 'First start: organization and administrator created',
+    service: 'identity',
+    target: 'org',
+    outcomes: ['success'],
+    details: open({}),
+  },
+  'identity.org.created': change('Organization created', 'org'),
+  'identity.org.updated': change('Organization changed', 'org'),
+  'identity.user.created': change('User created', 'user'),
+  'identity.user.updated': change('User changed (incl. deactivation)', 'user'),
+  'identity.member.added': change('Member added to the organization', 'membership'),
+  'identity.member.updated': change('Membership changed', 'membership'),
+  'identity.member.removed': change('Member removed', 'membership'),
+  'identity.role.created': change('Role created', 'role'),
+  'identity.role.updated': change('Role changed (incl. its place in the tree)', 'role'),
+  'identity.role.deleted': change('Role deleted', 'role'),
+  'identity.group.created': change('Group created', 'group'),
+  'identity.group.updated': change('Group changed', 'group'),
+  'identity.group.deleted': change('Group deleted', 'group'),
+  'identity.group.member_added': change('Group member added', 'group'),
+  'identity.group.member_removed': change('Group member removed', 'group'),
+  'identity.permission_set.created': change('Permission set created', 'permission_set'),
+  'identity.permission_set.updated': change('Permission set changed', 'permission_set'),
+  'identity.permission_set.deleted': change('Permission set deleted', 'permission_set'),
+  'identity.permission_set.assigned': {
+    title: 'Permission set assigned',
+    service: 'identity',
+    target: 'permission_set',
+    outcomes: ['success'],
+    details: open({ assignee: Type.Optional(open({ type: Str(16), id: Id })) }),
+  },
+  'identity.permission_set.unassigned': {
+    title: 'Permission set unassigned',
+    service: 'identity',
+    target: 'permission_set',
+    outcomes: ['success'],
+    details: open({ assignee: Type.Optional(open({ type: Str(16), id: Id })) }),
+  },
+  'identity.signing_key.rotated': change('Token signing key rotated', 'signing_key'),
+  'identity.signing_key.retired': change('Token signing key retired', 'signing_key'),
+  'objects.record.created': {
+    title: 'Record created',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ fields: Type.Optional(FieldDiff) }),
+  },
+  'objects.record.updated': {
+    title: 'Record updated (field diff)',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ changes: FieldDiff, version: Type.Optional(Type.Integer()) }),
+  },
+  'objects.record.deleted': {
+    title: 'Record deleted',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({}),
+  },
+  'objects.record.transferred': {
+    title: 'Record transferred to a new owner',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ fromOwner: Id, toOwner: Id }),
+  },
+  'objects.record.read': {
+    title: 'Record read (objects with auditReads)',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ fields: Type.Optional(Type.Array(Str(64))) }),
+  },
+  'objects.share.granted': {
+    title: 'Explicit share granted',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ sharedWith: open({ type: Str(32), id: Id }), accessLevel: Str(8) }),
+  },
+  'objects.share.revoked': {
+    title: 'Explicit share revoked',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ sharedWith: open({ type: Str(32), id: Id }) }),
+  },
+  'objects.sharing_rule.changed': change('Sharing rule created, changed or deleted', 'sharing_rule', 'objects'),
+  'objects.metadata.changed': change('Object metadata changed', 'object', 'objects'),
+  'objects.bundle.applied': {
+    title: 'Bundle applied',
+    service: 'objects',
+    target: 'bundle',
+    outcomes: ['success', 'failure'],
+    details: open({ digest: Type.Optional(Str(80)), dryRun: Type.Optional(Type.Boolean()), summary: Type.Optional(open({})) }),
+  },
+  'authz.denied': {
+    title: 'Authorization denied (with the deciding layer)',
+    service: 'any',
+    target: 'route | <object name> | tool | pending_action',
+    outcomes: ['denied'],
+    details: open({
+      missingCapabilities: Type.Optional(Type.Array(Str(64))),
+      action: Type.Optional(Str(32)),
+      layer: Type.Optional(Layer),
+      reason: Type.Optional(Str(200)),
+      field: Type.Optional(Str(64)),
+    }),
+  },
+  'agent.conversation.started': {
+    title: 'Agent conversation started',
+    service: 'agent-gateway',
+    target: 'conversation',
+    outcomes: ['success'],
+    details: open({ model: Type.Optional(Str(128)) }),
+  },
+  'agent.tool.called': {
+    title: 'Agent tool called (redacted input, outcome)',
+    service: 'agent-gateway',
+    target: 'tool',
+    outcomes: ['success', 'failure', 'denied'],
+    details: open({
+      tool: Str(64),
+      input: Type.Optional(open({})),
+      resultRows: Type.Optional(Type.Integer()),
+      error: Type.Optional(Str(64)),
+    }),
+  },
+  'approvals.action.requested': {
+    title: 'Pending action requested',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['success'],
+    details: open({ kind: Str(32), object: Type.Optional(Str(64)), recordId: Type.Optional(Str(128)) }),
+  },
+  'approvals.action.approved': {
+    title: 'Pending action approved',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['success', 'denied'],
+    details: open({}),
+  },
+  'approvals.action.rejected': {
+    title: 'Pending action rejected',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['success'],
+    details: open({ reason: Type.Optional(Str(500)) }),
+  },
+  'approvals.action.applied': {
+    title: 'Pending action applied',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['success'],
+    details: open({}),
+  },
+  'approvals.action.failed': {
+    title: 'Pending action failed to apply (stale, forbidden, error)',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['failure', 'denied'],
+    details: open({ reason: Str(64) }),
+  },
+  'approvals.action.expired': {
+    title: 'Pending action expired',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['success'],
+    details: open({}),
+  },
+  'audit.archived': {
+    title: 'Audit rows archived',
+    service: 'audit',
+    target: 'audit_log',
+    outcomes: ['success'],
+    details: open({ before: Str(40), archived: Type.Integer({ minimum: 0 }) }),
+  },
+  'settings.changed': change('Settings changed', 'settings', 'any'),
+};

@@ -12,6 +12,15 @@ export interface EventMeta {
   deliveryCount: number;
 }
 
+export interface SubscribeOptions {
+  /**
+   * How many deliveries may be handled at once (default 1: strictly in order). Each message is
+   * still acknowledged only after its own handler finished. For handlers that batch their work
+   * (the audit store) and do not depend on order. The in-process bus may run them one by one.
+   */
+  concurrency?: number;
+}
+
 export type RequestHandler<C extends RequestContract> = (payload: RequestOf<C>, meta: RequestMeta) => Promise<ResponseOf<C>>;
 export type EventHandler<E extends EventContract> = (payload: PayloadOf<E>, meta: EventMeta) => Promise<void>;
 
@@ -28,8 +37,11 @@ export interface Bus {
   handle<C extends RequestContract>(contract: C, handler: RequestHandler<C>): Promise<void>;
   /** Publishes a durable event; `messageId` de-duplicates republishes. */
   publish<E extends EventContract>(contract: E, payload: PayloadOf<E>, opts: { messageId: string }): Promise<void>;
-  /** Consumes events durably: a named consumer resumes where it stopped; a handler error redelivers. */
-  subscribe<E extends EventContract>(contract: E, durableName: string, handler: EventHandler<E>): Promise<void>;
+  /**
+   * Consumes events durably: a named consumer resumes where it stopped; a handler error redelivers.
+   * Handlers run one at a time (in stream order) unless `concurrency` allows more in flight.
+   */
+  subscribe<E extends EventContract>(contract: E, durableName: string, handler: EventHandler<E>, opts?: SubscribeOptions): Promise<void>;
   /** True while the bus can carry traffic (readiness). */
   isReady(): boolean;
   /** Stops taking new work, lets in-flight handlers finish, closes. */

@@ -2,7 +2,7 @@ import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, ty
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
-import { MAX_DELIVER, settleWithin, type Bus, type EventHandler, type RequestHandler } from './bus';
+import { MAX_DELIVER, settleWithin, type Bus, type EventHandler, type RequestHandler, type SubscribeOptions } from './bus';
 import { BusCodec } from './bus-codec';
 
 interface StoredEvent {
@@ -36,6 +36,11 @@ export class InProcessBus implements Bus {
   private readonly seen = new Map<string, number>();
   private readonly consumers = new Map<string, Consumer>();
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Message id → sequence of the accepted copy, so a de-duplicated republish can still be awaited. */
+  private readonly seqOf = new Map<string, number>();
+  /** Sequences some consumer gave up on (handler failed MAX_DELIVER times): not consumed. */
+  private readonly givenUp = new Set<number>();
+  private readonly waiters = new Set<{ seq: number; subject: string; done: (consumed: boolean) => void }>();
   private seq = 0;
   private closed = false;
 
@@ -104,12 +109,19 @@ export class InProcessBus implements Bus {
     this.seen.set(messageId, now);
     if (this.seen.size > 100_000) this.pruneSeen(now, windowMs);
     this.log.push({ seq: ++this.seq, subject: contract.subject, messageId, data: this.codec.encode(payload) });
+    this.seqOf.set(messageId, this.seq);
     for (const consumer of this.consumers.values()) {
       if (consumer.subject === contract.subject) this.pump(consumer);
     }
   }
 
-  async subscribe<E extends EventContract>(contract: E, durableName: string, handler: EventHandler<E>): Promise<void> {
+  /** `opts.concurrency` is accepted and not needed: in one process, handlers run one at a time. */
+  async subscribe<E extends EventContract>(
+    contract: E,
+    durableName: string,
+    handler: EventHandler<E>,
+    _opts?: SubscribeOptions,
+  ): Promise<void> {
     this.assertOpen();
     if (this.consumers.has(durableName)) throw new Error(`durable consumer ${durableName} already subscribed`);
     const consumer: Consumer = {
@@ -123,8 +135,36 @@ export class InProcessBus implements Bus {
     this.pump(consumer);
   }
 
+  /**
+   * Resolves true once every durable consumer of the event's subject has handled the event
+   * published under `messageId`; false if one gave up on it, on timeout, or if the id is unknown.
+   * The outbox relay marks a row sent only after this (all-in-one mode): the in-process bus keeps
+   * nothing across a restart, so "published" alone would not be durable.
+   */
+  whenConsumed(messageId: string, timeoutMs: number): Promise<boolean> {
+    const seq = this.seqOf.get(messageId);
+    if (seq === undefined) return Promise.resolve(false);
+    const subject = this.log.find((e) => e.seq === seq)?.subject;
+    const state = subject === undefined ? this.passedState(seq) : this.stateOf(seq, subject);
+    if (state !== 'pending') return Promise.resolve(state === 'consumed');
+    return new Promise((resolve) => {
+      const waiter = {
+        seq,
+        subject: subject!,
+        done: (consumed: boolean): void => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve(consumed);
+        },
+      };
+      const timer = setTimeout(() => waiter.done(false), timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+
   async drain(): Promise<void> {
     this.closed = true;
+    for (const w of [...this.waiters]) w.done(false);
     await settleWithin([...this.inflight], this.opts.drainTimeoutMs ?? 10_000);
   }
 
@@ -139,6 +179,7 @@ export class InProcessBus implements Bus {
           if (!next) return;
           await this.deliver(consumer, next);
           consumer.nextSeq = next.seq + 1;
+          this.settleWaiters();
           this.trim();
         }
       } finally {
@@ -166,6 +207,28 @@ export class InProcessBus implements Bus {
       }
     }
     this.logger.error({ subject: event.subject, messageId: event.messageId }, 'event given up after max deliveries');
+    // Not consumed: a republish (the outbox relay retries unacknowledged rows) must be accepted again.
+    this.givenUp.add(event.seq);
+    this.seen.delete(event.messageId);
+  }
+
+  private stateOf(seq: number, subject: string): 'pending' | 'consumed' | 'failed' {
+    if (this.givenUp.has(seq)) return 'failed';
+    const interested = [...this.consumers.values()].filter((c) => c.subject === subject);
+    if (interested.length === 0 || interested.some((c) => c.nextSeq <= seq)) return 'pending';
+    return 'consumed';
+  }
+
+  /** The event was trimmed from the log: every consumer passed it. */
+  private passedState(seq: number): 'consumed' | 'failed' {
+    return this.givenUp.has(seq) ? 'failed' : 'consumed';
+  }
+
+  private settleWaiters(): void {
+    for (const w of [...this.waiters]) {
+      const state = this.stateOf(w.seq, w.subject);
+      if (state !== 'pending') w.done(state === 'consumed');
+    }
   }
 
   /** Drops events every consumer of their subject has passed; keeps events nobody consumes yet. */
@@ -182,6 +245,9 @@ export class InProcessBus implements Bus {
 
   private pruneSeen(now: number, windowMs: number): void {
     for (const [id, at] of this.seen) if (now - at >= windowMs) this.seen.delete(id);
+    const oldest = this.log[0]?.seq ?? this.seq + 1;
+    for (const [id, seq] of this.seqOf) if (seq < oldest && !this.seen.has(id)) this.seqOf.delete(id);
+    for (const seq of this.givenUp) if (seq < oldest) this.givenUp.delete(seq);
   }
 
   private track<T>(p: Promise<T>): Promise<T> {

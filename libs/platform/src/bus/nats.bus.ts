@@ -16,7 +16,15 @@ import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, ty
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
-import { MAX_DELIVER, REQUEST_ID_HEADER, settleWithin, type Bus, type EventHandler, type RequestHandler } from './bus';
+import {
+  MAX_DELIVER,
+  REQUEST_ID_HEADER,
+  settleWithin,
+  type Bus,
+  type EventHandler,
+  type RequestHandler,
+  type SubscribeOptions,
+} from './bus';
 import { BusCodec } from './bus-codec';
 
 export interface NatsBusOptions {
@@ -140,7 +148,13 @@ export class NatsBus implements Bus {
     }
   }
 
-  async subscribe<E extends EventContract>(contract: E, durableName: string, handler: EventHandler<E>): Promise<void> {
+  async subscribe<E extends EventContract>(
+    contract: E,
+    durableName: string,
+    handler: EventHandler<E>,
+    opts: SubscribeOptions = {},
+  ): Promise<void> {
+    const concurrency = Math.max(1, Math.min(4096, Math.floor(opts.concurrency ?? 1)));
     const durable = `${this.opts.namespace}_${durableName}`.replace(/[^A-Za-z0-9_-]/g, '_');
     await this.jsm.consumers.add(this.streamName, {
       durable_name: durable,
@@ -151,8 +165,9 @@ export class NatsBus implements Bus {
       ack_wait: nanos(this.opts.ackWaitMs ?? 30_000),
     });
     const consumer = await this.js.consumers.get(this.streamName, durable);
-    const messages = await consumer.consume({ max_messages: 256 });
+    const messages = await consumer.consume({ max_messages: Math.max(256, concurrency) });
     this.consumers.push(messages);
+    const running = new Set<Promise<void>>();
     this.loops.push(
       (async () => {
         for await (const m of messages) {
@@ -170,18 +185,21 @@ export class NatsBus implements Bus {
           }
           const messageId = m.headers?.get('Nats-Msg-Id') || `${this.streamName}:${m.seq}`;
           const requestId = m.headers?.get(REQUEST_ID_HEADER) || messageId;
-          const work = requestContext.run({ requestId }, () =>
-            handler(check.value as PayloadOf<E>, { messageId, deliveryCount: m.info.redeliveryCount }),
-          );
+          const work = requestContext
+            .run({ requestId }, () => handler(check.value as PayloadOf<E>, { messageId, deliveryCount: m.info.redeliveryCount }))
+            .then(
+              () => m.ack(),
+              (error: unknown) => {
+                this.logger.warn({ err: error, subject: m.subject, messageId }, 'event handler failed; redelivering');
+                m.nak(Math.min(5000, 100 * 2 ** Math.min(6, m.info.redeliveryCount)));
+              },
+            );
           this.track(work);
-          try {
-            await work;
-            m.ack();
-          } catch (error) {
-            this.logger.warn({ err: error, subject: m.subject, messageId }, 'event handler failed; redelivering');
-            m.nak(Math.min(5000, 100 * 2 ** Math.min(6, m.info.redeliveryCount)));
-          }
+          running.add(work);
+          void work.finally(() => running.delete(work));
+          if (running.size >= concurrency) await Promise.race(running);
         }
+        await Promise.allSettled(running);
       })(),
     );
   }

@@ -37,6 +37,10 @@ export interface CustodianConfig {
     readonly masterKey?: Buffer;
   };
   readonly bootstrap: { readonly orgName: string; readonly adminEmail?: string; readonly adminPassword?: string };
+  readonly audit: {
+    /** How often the audit service signs a checkpoint of every chain head that moved (0 = only on demand). */
+    readonly checkpointIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -126,6 +130,7 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
     },
     secrets: { masterKey },
     bootstrap: { orgName: env.CUSTODIAN_ORG_NAME || 'Default', adminEmail, adminPassword },
+    audit: { checkpointIntervalMs: int('CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0, 86_400_000) },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
@@ -169,6 +174,7 @@ export function describeConfig(config: CustodianConfig): Record<string, unknown>
     bus: { ...config.bus, natsUrl: config.bus.natsUrl ? stripCredentials(config.bus.natsUrl) : 'in-process' },
     log: config.log,
     auth: config.auth,
+    audit: config.audit,
     secrets: { masterKey: config.secrets.masterKey ? '***' : 'unset' },
     bootstrap: {
       orgName: config.bootstrap.orgName,

@@ -1,13 +1,32 @@
-import { AuditEventRecorded, type AuditEvent } from '@custodian/contracts';
+import { AuditEventRecorded, ErrorCode, type AuditEvent } from '@custodian/contracts';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import type { Bus } from '../bus/bus';
+import { InProcessBus } from '../bus/in-process.bus';
+import { CustodianException } from '../errors/custodian.exception';
 import type { OutboxWriter } from './outbox.writer';
+
+export interface OutboxRelayOptions {
+  pollMs?: number;
+  batchSize?: number;
+  /** In-process bus only: how long to wait for the consumers to acknowledge a batch before retrying it later. */
+  ackTimeoutMs?: number;
+  /** Backoff after a failed pass: base * 2^failures, capped. */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
 
 /**
  * Publishes committed outbox rows to the bus with the event id as message id, then marks them
  * sent. A crash between publish and mark republishes; the message id (and the audit store's
- * unique key) absorbs the duplicate. Rows are claimed with SKIP LOCKED so replicas share the work.
+ * unique key, also after the dedupe window) absorbs the duplicate. Rows are claimed with SKIP
+ * LOCKED so replicas share the work. A failed publish or pass backs off exponentially; unsent rows
+ * survive restarts because they are only ever marked, never removed, by the relay.
+ *
+ * NATS: a publish is acknowledged by JetStream (stored on disk) before the row is marked. The
+ * in-process bus keeps nothing across a restart, so there a row is marked only once every
+ * consumer of the event has handled it (InProcessBus.whenConsumed): all-in-one mode loses nothing
+ * when the process dies between publish and store.
  */
 export class OutboxRelay {
   private timer: NodeJS.Timeout | undefined;
@@ -22,7 +41,7 @@ export class OutboxRelay {
     private readonly bus: Bus,
     private readonly writer: OutboxWriter,
     private readonly logger: Logger,
-    private readonly opts: { pollMs?: number; batchSize?: number } = {},
+    private readonly opts: OutboxRelayOptions = {},
   ) {}
 
   start(): void {
@@ -39,28 +58,58 @@ export class OutboxRelay {
     await this.running;
   }
 
-  /** One pass: publish up to a batch; returns how many rows were sent. */
+  /** One pass: publish up to a batch; returns how many rows were marked sent. Throws if a publish failed. */
   async relayOnce(): Promise<number> {
     const batch = this.opts.batchSize ?? 200;
-    return this.ds.transaction(async (manager) => {
+    let failure: unknown;
+    const marked = await this.ds.transaction(async (manager) => {
       const rows: Array<{ id: string; payload: AuditEvent }> = await manager.query(
         `SELECT id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [batch],
       );
-      const sent: string[] = [];
-      for (const row of rows) {
-        try {
-          await this.bus.publish(AuditEventRecorded, row.payload, { messageId: row.id });
-          sent.push(row.id);
-        } catch (error) {
-          this.logger.warn({ err: error, eventId: row.id }, 'outbox publish failed; will retry');
-          await manager.query(`UPDATE outbox SET attempts = attempts + 1 WHERE id = $1`, [row.id]);
-          break; // keep order: do not publish later rows past a failed one
+      // Published concurrently (JetStream acknowledges each one); the store orders events by arrival,
+      // so a failed row is simply retried in a later pass.
+      const settled = await Promise.allSettled(rows.map((row) => this.bus.publish(AuditEventRecorded, row.payload, { messageId: row.id })));
+      const published: string[] = [];
+      const failed: string[] = [];
+      settled.forEach((result, i) => {
+        const id = rows[i].id;
+        if (result.status === 'fulfilled') return void published.push(id);
+        failed.push(id);
+        const error = result.reason as unknown;
+        if (error instanceof CustodianException && error.code === ErrorCode.InvalidMessage) {
+          // A row no version of the contract accepts must not block the outbox: it stays unsent and
+          // reconciliation reports it as stuck.
+          this.logger.error({ err: error, eventId: id }, 'outbox row does not match its contract; skipped');
+          return;
+        }
+        failure ??= error;
+        this.logger.warn({ err: error, eventId: id }, 'outbox publish failed; will retry');
+      });
+      if (failed.length > 0) await manager.query(`UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])`, [failed]);
+      let sent = published;
+      if (this.bus instanceof InProcessBus && published.length > 0) {
+        const bus = this.bus;
+        const timeout = this.opts.ackTimeoutMs ?? 5000;
+        const acked = await Promise.all(published.map((id) => bus.whenConsumed(id, timeout)));
+        sent = published.filter((_, i) => acked[i]);
+        if (sent.length < published.length) {
+          failure ??= new Error(`${published.length - sent.length} events not yet acknowledged by their consumers`);
+          await manager.query(`UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])`, [
+            published.filter((_, i) => !acked[i]),
+          ]);
         }
       }
       if (sent.length > 0) await manager.query(`UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [sent]);
+      // Bounded count (partial index): enough to tell the writer whether to push back (F5).
+      const [{ n }] = (await manager.query(`SELECT count(*)::int AS n FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT $1) x`, [
+        this.writer.maxBacklogSize + 1,
+      ])) as Array<{ n: number }>;
+      this.writer.reportBacklog(n); // this transaction already sees its own marks
       return sent.length;
     });
+    if (failure !== undefined && marked === 0) throw failure;
+    return marked;
   }
 
   private wake(): void {
@@ -91,7 +140,7 @@ export class OutboxRelay {
       if (sent > 0 || this.wakeRequested) next = 0;
     } catch (error) {
       this.failures++;
-      next = Math.min(10_000, 200 * 2 ** Math.min(6, this.failures));
+      next = Math.min(this.opts.backoffMaxMs ?? 10_000, (this.opts.backoffBaseMs ?? 200) * 2 ** Math.min(10, this.failures));
       this.logger.warn({ err: error, retryInMs: next }, 'outbox relay pass failed');
     }
     this.schedule(next);

@@ -3,6 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 import { validate } from '../validation/schema-validator';
+import { auditHashKey, redactSecrets } from './audit-redaction';
 import { OutboxEntity } from './outbox.entity';
 import { uuidv7 } from './uuidv7';
 
@@ -11,15 +12,46 @@ export type AuditEventInput = Omit<AuditEvent, 'id' | 'occurredAt' | 'service' |
 };
 
 /**
+ * The audit pipeline is behind: the change is refused rather than letting the outbox grow without
+ * bound (F5). It carries SQLSTATE 53400 (configuration_limit_exceeded, class 53 "insufficient
+ * resources"), so the HTTP edge answers it like any exhausted resource: 503 with Retry-After,
+ * nothing changed.
+ */
+export class OutboxBackpressureError extends Error {
+  readonly code = '53400';
+
+  constructor(readonly backlog: number) {
+    super(`audit outbox backlog (${backlog} unsent events) is at its limit`);
+    this.name = 'OutboxBackpressureError';
+  }
+}
+
+/** Unsent outbox rows at which new appends are refused (see OutboxWriter.setMaxBacklog). */
+export const DEFAULT_MAX_BACKLOG = 10_000;
+
+/**
  * Appends audit events to the service's outbox inside the caller's transaction. Actor, request id
- * and time come from the request context, so call sites state only what happened.
+ * and time come from the request context, so call sites state only what happened. Secret-looking
+ * values in `details` become keyed hashes before the row is written (A5, audit-redaction.ts).
  */
 export class OutboxWriter {
   private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly service: ServiceName) {}
+  private readonly hashKey: Buffer;
+  /** Unsent rows as last counted by the relay; appends are refused at maxBacklog (F5 backpressure). */
+  private backlog = 0;
+  private maxBacklog = DEFAULT_MAX_BACKLOG;
+
+  /** `hashKey`: the HMAC key for secrets (auditHashKey(masterKey)); random per process when absent. */
+  constructor(
+    private readonly service: ServiceName,
+    hashKey?: Buffer,
+  ) {
+    this.hashKey = hashKey ?? auditHashKey();
+  }
 
   async append(manager: EntityManager, input: AuditEventInput): Promise<AuditEvent> {
+    if (this.backlog >= this.maxBacklog) throw new OutboxBackpressureError(this.backlog);
     const ctx = requestContext.current();
     const event: AuditEvent = {
       id: uuidv7(),
@@ -27,8 +59,10 @@ export class OutboxWriter {
       service: this.service,
       requestId: ctx?.requestId,
       ...input,
+      ...(input.details ? { details: redactSecrets(input.details, this.hashKey) } : {}),
       actor: {
         ...(ctx?.principal ? { userId: ctx.principal.userId, sessionId: ctx.principal.sessionId, apiKeyId: ctx.principal.apiKeyId } : {}),
+        ...(agentOf(ctx?.principal) ? { agent: agentOf(ctx?.principal) } : {}),
         ...(ctx?.ip ? { ip: ctx.ip } : {}),
         ...(ctx?.userAgent ? { userAgent: ctx.userAgent.slice(0, 512) } : {}),
         ...input.actor,
@@ -54,8 +88,35 @@ export class OutboxWriter {
     return event;
   }
 
+  /** Called by the relay after each pass with the number of rows still unsent. */
+  reportBacklog(unsent: number): void {
+    this.backlog = unsent;
+  }
+
+  /** Sets how many unsent rows make appends (and so the changes they belong to) fail with 503. */
+  setMaxBacklog(max: number): void {
+    this.maxBacklog = Math.max(1, Math.floor(max));
+  }
+
+  get maxBacklogSize(): number {
+    return this.maxBacklog;
+  }
+
   onAppend(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 }
+
+/** The agent of a delegated principal, if any (read structurally: the snapshot schema evolves with identity). */
+function agentOf(principal: unknown): NonNullable<AuditEvent['actor']['agent']> | undefined {
+  const agent = (principal as { agent?: { clientId?: unknown; name?: unknown; scopes?: unknown } } | undefined)?.agent;
+  if (!agent || typeof agent.clientId !== 'string') return undefined;
+  return {
+    clientId: agent.clientId,
+    ...(typeof agent.name === 'string' ? { name: agent.name } : {}),
+    ...(Array.isArray(agent.scopes) ? { scopes: agent.scopes.filter((s): s is string => typeof s === 'string') } : {}),
+  };
+}
+
+export { KEYED_HASH_PREFIX, auditHashKey, keyedHash, redactSecrets } from './audit-redaction';

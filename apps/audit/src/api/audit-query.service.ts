@@ -1,0 +1,157 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Static } from '@sinclair/typebox';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE } from '@custodian/platform';
+import { ErrorCode } from '@custodian/contracts';
+import type { DataSource } from 'typeorm';
+import type { ChainVerdict } from '../chain/chain-verifier';
+import { CheckpointService } from '../checkpoints/checkpoint.service';
+import { readChain } from '../verify/chain-reader';
+import { DEFAULT_PAGE, MAX_PAGE, type ListEventsQuerySchema } from './audit-api.schemas';
+
+export interface StoredEventView {
+  seq: number;
+  prevHash: string;
+  rowHash: string;
+  archived: boolean;
+  event: Record<string, unknown>;
+}
+
+const COLUMNS =
+  'id, org_id, chain_id, seq, prev_hash, row_hash, occurred_at, received_at, service, action, outcome, actor_user_id, target_type, target_id, event';
+
+/** Reads, verifies, exports and archives one organization's chain; the org always comes from the principal. */
+@Injectable()
+export class AuditQueryService {
+  constructor(
+    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(CheckpointService) private readonly checkpoints: CheckpointService,
+    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+  ) {}
+
+  /** Newest first, keyset-paged by sequence number (stable under concurrent appends). */
+  async list(orgId: string, q: Static<typeof ListEventsQuerySchema>): Promise<{ events: StoredEventView[]; nextCursor: string | null }> {
+    const limit = Math.min(MAX_PAGE, Number(q.limit ?? DEFAULT_PAGE));
+    const where = ['chain_id = $1'];
+    const params: unknown[] = [orgId];
+    const add = (sql: string, value: unknown): void => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (q.actor) add('actor_user_id = ?', q.actor);
+    if (q.action) add('action = ?', q.action);
+    if (q.objectType) add('target_type = ?', q.objectType);
+    if (q.recordId) add('target_id = ?', q.recordId);
+    if (q.outcome) add('outcome = ?', q.outcome);
+    if (q.from) add('occurred_at >= ?', q.from);
+    if (q.to) add('occurred_at < ?', q.to);
+    if (q.cursor) add('seq < ?', q.cursor);
+    params.push(limit + 1);
+    const rows = (await this.ds.query(
+      `SELECT seq::text AS seq, prev_hash, row_hash, event FROM audit_event WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT $${params.length}`,
+      params,
+    )) as Array<{ seq: string; prev_hash: string; row_hash: string; event: Record<string, unknown> }>;
+    const page = rows.slice(0, limit);
+    return {
+      events: page.map((r) => ({ seq: Number(r.seq), prevHash: r.prev_hash, rowHash: r.row_hash, archived: false, event: r.event })),
+      nextCursor: rows.length > limit ? page[page.length - 1].seq : null,
+    };
+  }
+
+  /** Live or archived; another org's id answers exactly like an unknown one. */
+  async get(orgId: string, id: string): Promise<StoredEventView> {
+    const rows = (await this.ds.query(
+      `SELECT seq::text AS seq, prev_hash, row_hash, event, false AS archived FROM audit_event WHERE id = $1 AND chain_id = $2
+       UNION ALL
+       SELECT seq::text, prev_hash, row_hash, event, true FROM audit_event_archive WHERE id = $1 AND chain_id = $2`,
+      [id, orgId],
+    )) as Array<{ seq: string; prev_hash: string; row_hash: string; event: Record<string, unknown>; archived: boolean }>;
+    if (rows.length === 0) throw new CustodianException(ErrorCode.NotFound, 'No such audit event');
+    const r = rows[0];
+    return { seq: Number(r.seq), prevHash: r.prev_hash, rowHash: r.row_hash, archived: r.archived, event: r.event };
+  }
+
+  /**
+   * Verifies the org's whole chain (archived + live rows), against the newest stored checkpoint
+   * if its signature holds. A checkpoint that does not verify (forged, edited) is reported and
+   * fails the verification.
+   */
+  async verify(
+    orgId: string,
+  ): Promise<ChainVerdict & { checkpoint: { seq: number; valid: boolean; reason?: string } | null; head: boolean }> {
+    const latest = await this.checkpoints.latest(orgId);
+    let checkpoint: { seq: number; valid: boolean; reason?: string } | null = null;
+    let claim: { seq: number; headHash: string } | undefined;
+    if (latest) {
+      const check = this.checkpoints.check(latest);
+      checkpoint = check.ok ? { seq: latest.seq, valid: true } : { seq: latest.seq, valid: false, reason: check.reason };
+      if (check.ok) claim = { seq: check.statement.seq, headHash: check.statement.headHash };
+    }
+    // One snapshot for the rows and the head row, so an append in between is not mistaken for a cut tail.
+    const { verdict, head } = await this.ds.transaction('REPEATABLE READ', async (m) => {
+      const v = await readChain(m, orgId, { checkpoint: claim });
+      // The head row is written in the same transaction as each append: rows missing at the end show here.
+      const [h] = (await m.query(`SELECT seq::text AS seq, head_hash FROM audit_chain_head WHERE chain_id = $1`, [orgId])) as Array<{
+        seq: string;
+        head_hash: string;
+      }>;
+      return { verdict: v, head: h as { seq: string; head_hash: string } | undefined };
+    });
+    const headSeq = head ? Number(head.seq) : 0;
+    let result: ChainVerdict = verdict;
+    if (verdict.ok && (headSeq !== verdict.headSeq || (head && head.head_hash !== verdict.headHash))) {
+      result = { ...verdict, ok: false, firstBadSeq: Math.min(headSeq, verdict.headSeq) + 1, problem: 'truncated' };
+    }
+    if (checkpoint && !checkpoint.valid) result = { ...result, ok: false, problem: result.problem ?? 'checkpoint_mismatch' };
+    return { ...result, checkpoint, head: headSeq === verdict.headSeq };
+  }
+
+  /** The org's chain in sequence order, archived rows included, one JSON object per line. */
+  async *export(orgId: string): AsyncGenerator<string> {
+    let after = 0;
+    for (;;) {
+      const rows = (await this.ds.query(
+        `SELECT * FROM (SELECT seq, prev_hash, row_hash, event, false AS archived FROM audit_event WHERE chain_id = $1 AND seq > $2
+                         UNION ALL
+                         SELECT seq, prev_hash, row_hash, event, true FROM audit_event_archive WHERE chain_id = $1 AND seq > $2) x
+          ORDER BY seq LIMIT 1000`,
+        [orgId, after],
+      )) as Array<{ seq: string; prev_hash: string; row_hash: string; event: Record<string, unknown>; archived: boolean }>;
+      if (rows.length === 0) return;
+      for (const r of rows) {
+        yield `${JSON.stringify({ chainId: orgId, seq: Number(r.seq), prevHash: r.prev_hash, rowHash: r.row_hash, archived: r.archived, event: r.event })}\n`;
+      }
+      after = Number(rows[rows.length - 1].seq);
+    }
+  }
+
+  /**
+   * Moves the org's rows that occurred before `before` into audit_event_archive: a verbatim copy,
+   * then the delete that the trigger allows only for copied rows. Rows move once; the chain keeps
+   * verifying across both tables. The move itself is audited.
+   */
+  async archive(orgId: string, before: Date): Promise<{ archived: number }> {
+    if (!(before.getTime() <= Date.now())) throw new CustodianException(ErrorCode.ValidationFailed, '"before" must not be in the future');
+    return this.ds.transaction(async (m) => {
+      // Only copied rows are deleted: a late event committed between the two statements stays live.
+      await m.query(
+        `INSERT INTO audit_event_archive (${COLUMNS}, archived_at)
+         SELECT ${COLUMNS}, now() FROM audit_event WHERE chain_id = $1 AND occurred_at < $2 ORDER BY seq`,
+        [orgId, before.toISOString()],
+      );
+      const deleted = (await m.query(
+        `DELETE FROM audit_event e WHERE e.chain_id = $1 AND e.occurred_at < $2
+           AND EXISTS (SELECT 1 FROM audit_event_archive a WHERE a.id = e.id)`,
+        [orgId, before.toISOString()],
+      )) as [unknown, number];
+      const archived = deleted[1];
+      await this.outbox.append(m, {
+        orgId,
+        action: 'audit.archived',
+        outcome: 'success',
+        target: { type: 'audit_log', id: orgId },
+        details: { before: before.toISOString(), archived },
+      });
+      return { archived };
+    });
+  }
+}

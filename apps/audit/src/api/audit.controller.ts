@@ -1,0 +1,79 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, CustodianException, RequirePolicy, assertValid } from '@custodian/platform';
+import { ErrorCode } from '@custodian/contracts';
+import type { Request, Response } from 'express';
+import { CheckpointService } from '../checkpoints/checkpoint.service';
+import type { SignedCheckpoint } from '../checkpoints/checkpoint-statement';
+import { ArchiveRequestSchema, ListEventsQuerySchema } from './audit-api.schemas';
+import { AuditQueryService } from './audit-query.service';
+
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The audit API (DESIGN §6). Every route reads or changes only the caller's own organization's chain. */
+@Controller(`${API_PREFIX}/audit`)
+export class AuditController {
+  constructor(
+    @Inject(AuditQueryService) private readonly audit: AuditQueryService,
+    @Inject(CheckpointService) private readonly checkpoints: CheckpointService,
+  ) {}
+
+  @RequirePolicy({ capabilities: ['view_audit'] })
+  @Get('events')
+  list(@Req() req: AuthedRequest, @Query() query: unknown): ReturnType<AuditQueryService['list']> {
+    return this.audit.list(req.principal.orgId, assertValid(ListEventsQuerySchema, query, { what: 'audit query' }));
+  }
+
+  @RequirePolicy({ capabilities: ['view_audit'] })
+  @Get('events/:id')
+  get(@Req() req: AuthedRequest, @Param('id') id: string): ReturnType<AuditQueryService['get']> {
+    if (!UUID.test(id)) throw new CustodianException(ErrorCode.NotFound, 'No such audit event');
+    return this.audit.get(req.principal.orgId, id.toLowerCase());
+  }
+
+  @RequirePolicy({ capabilities: ['view_audit'] })
+  @Get('verify')
+  verify(@Req() req: AuthedRequest): ReturnType<AuditQueryService['verify']> {
+    return this.audit.verify(req.principal.orgId);
+  }
+
+  @RequirePolicy({ capabilities: ['view_audit'] })
+  @Get('checkpoints')
+  async listCheckpoints(@Req() req: AuthedRequest): Promise<{ publicKeys: string[]; checkpoints: SignedCheckpoint[] }> {
+    return { publicKeys: this.checkpoints.trustedKeys(), checkpoints: await this.checkpoints.list(req.principal.orgId, 100) };
+  }
+
+  @RequirePolicy({ capabilities: ['manage_audit'] })
+  @Post('checkpoints')
+  @HttpCode(201)
+  async signCheckpoint(@Req() req: AuthedRequest): Promise<{ checkpoint: SignedCheckpoint | null }> {
+    await this.checkpoints.checkpointAll();
+    return { checkpoint: (await this.checkpoints.latest(req.principal.orgId)) ?? null };
+  }
+
+  @RequirePolicy({ capabilities: ['view_audit'] })
+  @Get('export')
+  async export(@Req() req: AuthedRequest, @Res() res: Response): Promise<void> {
+    res.status(200).type('application/x-ndjson');
+    res.setHeader('content-disposition', 'attachment; filename="audit-export.ndjson"');
+    try {
+      for await (const line of this.audit.export(req.principal.orgId)) {
+        if (!res.write(line)) await new Promise((resolve) => res.once('drain', resolve));
+        if (res.destroyed) return;
+      }
+      res.end();
+    } catch {
+      // Headers are gone: cut the stream so the client sees an incomplete export, never a silent short one.
+      res.destroy();
+    }
+  }
+
+  @RequirePolicy({ capabilities: ['manage_audit'] })
+  @Post('archive')
+  @HttpCode(200)
+  archive(@Req() req: AuthedRequest, @Body() body: unknown): Promise<{ archived: number }> {
+    const { before } = assertValid(ArchiveRequestSchema, body, { what: 'archive request' });
+    return this.audit.archive(req.principal.orgId, new Date(before));
+  }
+}
