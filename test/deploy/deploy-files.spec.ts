@@ -161,15 +161,14 @@ describe('docker-compose.yml', () => {
     expect(pg.volumes?.some((v) => v.endsWith(':/var/lib/postgresql/data'))).toBe(true);
   });
 
-  it('hands identity the master key as a file secret, and no other service gets it', () => {
-    const identity = compose.services.identity;
-    const secretNames = (identity.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source));
-    expect(secretNames).toContain('master_key');
+  it('hands every service the master key as a file secret, never as a plain variable', () => {
     expect(compose.secrets?.master_key?.file).toBe('./deploy/secrets/master.key');
-    expect(envOf(identity).CUSTODIAN_MASTER_KEY_FILE).toBe('/run/secrets/master_key');
-    expect(envOf(identity).CUSTODIAN_MASTER_KEY).toBeUndefined();
-    for (const name of FIVE.filter((n) => n !== 'identity')) {
-      expect({ name, secrets: compose.services[name].secrets ?? [] }).toEqual({ name, secrets: [] });
+    for (const name of FIVE) {
+      const service = compose.services[name];
+      const secretNames = (service.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source));
+      expect({ name, secretNames }).toEqual({ name, secretNames: ['master_key'] });
+      expect({ name, file: envOf(service).CUSTODIAN_MASTER_KEY_FILE }).toEqual({ name, file: '/run/secrets/master_key' });
+      expect(envOf(service).CUSTODIAN_MASTER_KEY).toBeUndefined();
     }
   });
 

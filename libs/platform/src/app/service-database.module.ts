@@ -16,6 +16,7 @@ import { createServiceDataSource, runMigrationsLocked, type ServiceDataSourceOpt
 import { provisionServiceSchema } from '../database/service-schema';
 import { HealthRegistry } from '../health/health.registry';
 import { OutboxRelay } from '../outbox/outbox-relay.service';
+import { auditHashKey } from '../outbox/audit-redaction';
 import { OutboxWriter } from '../outbox/outbox.writer';
 import { CONFIG, DATABASE_URL, LOGGER, SERVICE_DATA_SOURCE, SERVICE_NAME } from './tokens';
 
@@ -67,7 +68,12 @@ export class ServiceDatabaseModule {
             return ds;
           },
         },
-        { provide: OutboxWriter, useFactory: () => new OutboxWriter(service) },
+        {
+          provide: OutboxWriter,
+          inject: [CONFIG],
+          // Keyed hashes of secrets in audit events must agree across processes and restarts.
+          useFactory: (config: CustodianConfig) => new OutboxWriter(service, auditHashKey(config.secrets.masterKey)),
+        },
         {
           provide: OutboxRelay,
           inject: [SERVICE_DATA_SOURCE, BUS, OutboxWriter, LOGGER],

@@ -9,7 +9,8 @@ import { ConfigError, describeConfig, loadConfig } from './config';
 
 const MASTER_KEY = randomBytes(32);
 const MASTER_KEY_B64 = MASTER_KEY.toString('base64');
-const SERVICE_ENV = { DATABASE_URL: 'postgres://custodian@127.0.0.1:5432/custodian', NATS_URL: 'nats://127.0.0.1:4222' };
+const BARE_SERVICE_ENV = { DATABASE_URL: 'postgres://custodian@127.0.0.1:5432/custodian', NATS_URL: 'nats://127.0.0.1:4222' };
+const SERVICE_ENV = { ...BARE_SERVICE_ENV, CUSTODIAN_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') };
 
 function configError(run: () => unknown): ConfigError {
   try {
@@ -78,10 +79,10 @@ describe('loadConfig', () => {
     expect(error.problems).toEqual([expect.stringContaining('unknown service')]);
   });
 
-  it('requires a master key for the identity service', () => {
-    const error = configError(() => loadConfig(SERVICE_ENV, 'service', 'identity'));
+  it.each(SERVICE_NAMES)('requires a master key for the %s service (audit hashes must agree across processes)', (service) => {
+    const error = configError(() => loadConfig(BARE_SERVICE_ENV, 'service', service));
     expect(error.problems).toEqual([expect.stringContaining('CUSTODIAN_MASTER_KEY')]);
-    expect(loadConfig({ ...SERVICE_ENV, CUSTODIAN_MASTER_KEY: MASTER_KEY_B64 }, 'service', 'identity').secrets.masterKey).toHaveLength(32);
+    expect(loadConfig({ ...BARE_SERVICE_ENV, CUSTODIAN_MASTER_KEY: MASTER_KEY_B64 }, 'service', service).secrets.masterKey).toHaveLength(32);
   });
 
   it.each([
@@ -106,7 +107,7 @@ describe('loadConfig', () => {
     it('reads the key from a file (trailing newline allowed)', () => {
       const file = path.join(dir, 'master.key');
       writeFileSync(file, `${MASTER_KEY_B64}\n`, { mode: 0o600 });
-      const config = loadConfig({ ...SERVICE_ENV, CUSTODIAN_MASTER_KEY_FILE: file }, 'service', 'identity');
+      const config = loadConfig({ ...BARE_SERVICE_ENV, CUSTODIAN_MASTER_KEY_FILE: file }, 'service', 'identity');
       expect(config.secrets.masterKey?.equals(MASTER_KEY)).toBe(true);
     });
 

@@ -94,8 +94,10 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
 
   const services = mode === 'all-in-one' ? SERVICE_NAMES : service ? [service] : [];
   const masterKey = readMasterKey(env, problems);
-  if (mode === 'service' && services.includes('identity') && !masterKey) {
-    problems.push('CUSTODIAN_MASTER_KEY or CUSTODIAN_MASTER_KEY_FILE is required for the identity service');
+  if (mode === 'service' && !masterKey) {
+    // Every service keys audit hashes with it (the same value must give the same hash in every
+    // process); identity also seals signing keys with it, audit its checkpoint key.
+    problems.push('CUSTODIAN_MASTER_KEY or CUSTODIAN_MASTER_KEY_FILE is required');
   }
   const adminEmail = env.CUSTODIAN_ADMIN_EMAIL || undefined;
   if (adminEmail && !/^[^\s@]{1,64}@[^\s@]{1,255}$/.test(adminEmail)) problems.push('CUSTODIAN_ADMIN_EMAIL is not an email address');

@@ -55,6 +55,14 @@ describe('ProblemFilter', () => {
     expect(body.code).toBe('service_unavailable');
   });
 
+  it('asks clients to retry a typed 503 or 429 later', () => {
+    const { ErrorCode } = jest.requireActual<typeof import('@custodian/contracts')>('@custodian/contracts');
+    for (const code of [ErrorCode.ServiceUnavailable, ErrorCode.RateLimited, ErrorCode.BusNoResponders]) {
+      expect(run(new CustodianException(code, 'later')).headers['retry-after']).toBe('1');
+    }
+    expect(run(CustodianException.forbidden()).headers['retry-after']).toBeUndefined();
+  });
+
   it('hides the text of an unknown error', () => {
     const { status, body } = run(new Error('secret=hunter2'));
     expect(status).toBe(500);

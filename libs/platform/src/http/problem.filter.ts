@@ -67,6 +67,8 @@ export class ProblemFilter implements ExceptionFilter {
       detail = exception.message;
       details = exception.details;
       if (status >= 500) this.logger.warn({ err: exception, upstreamRequestId: exception.upstreamRequestId }, 'request failed');
+      // Overload and outages are temporary: tell clients when to come back rather than hang (F5).
+      if (status === 429 || status === 503) response.setHeader('Retry-After', '1');
     } else if (exception instanceof HttpException) {
       status = exception.getStatus();
       code = codeForHttpStatus(status, exception);
