@@ -82,7 +82,9 @@ describe('loadConfig', () => {
   it.each(SERVICE_NAMES)('requires a master key for the %s service (audit hashes must agree across processes)', (service) => {
     const error = configError(() => loadConfig(BARE_SERVICE_ENV, 'service', service));
     expect(error.problems).toEqual([expect.stringContaining('CUSTODIAN_MASTER_KEY')]);
-    expect(loadConfig({ ...BARE_SERVICE_ENV, CUSTODIAN_MASTER_KEY: MASTER_KEY_B64 }, 'service', service).secrets.masterKey).toHaveLength(32);
+    expect(loadConfig({ ...BARE_SERVICE_ENV, CUSTODIAN_MASTER_KEY: MASTER_KEY_B64 }, 'service', service).secrets.masterKey).toHaveLength(
+      32,
+    );
   });
 
   it.each([
