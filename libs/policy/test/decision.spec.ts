@@ -131,6 +131,39 @@ describe('row filter SQL', () => {
     expect(f.text).not.toContain(' IN (SELECT');
   });
 
+  it('binds no parameter that the text does not use (always-true criteria rules fold away)', () => {
+    const always = compileCatalog([
+      {
+        name: 'note',
+        sharingModel: 'private',
+        fields: [{ name: 'tag', type: 'string' }],
+        sharingRules: [
+          {
+            name: 'all',
+            type: 'criteria',
+            criteria: { $not: { tag: { $in: [] } } },
+            sharedWith: { type: 'user', id: 'u1' },
+            accessLevel: 'read',
+          },
+        ],
+      },
+    ]);
+    const d = compileDecision(
+      snapshot({ permissionSets: [{ name: 'x', objects: { note: { allowRead: true, allowEdit: true } } }] }),
+      always,
+    );
+    for (const action of ['read', 'edit', 'delete', 'share'] as const) {
+      const f = d.rowFilter(action, 'note');
+      f.params.forEach((_, i) => expect(f.text).toContain(`$${i + 1}`));
+    }
+    expect(d.rowFilter('read', 'note')).toEqual({ text: '("t"."org_id" = $1)', params: ['o1'] });
+  });
+
+  it('negated leaves are NULL-safe (IS NOT TRUE), positive leaves stay index friendly', () => {
+    const d = compileDecision(snapshot(), catalog);
+    expect(d.whereSql('account', { amount: { $ne: 5 }, name: 'x' }).text).toBe('(("t"."amount" = $1) IS NOT TRUE AND ("t"."name" = $2))');
+  });
+
   it('is FALSE without the object permission, and the tenant wall alone under modifyAll', () => {
     expect(compileDecision(snapshot({ permissionSets: [] }), catalog).rowFilter('read', 'account')).toEqual({ text: 'FALSE', params: [] });
     const all = compileDecision(snapshot({ permissionSets: [{ name: 'x', objects: { account: { modifyAllRecords: true } } }] }), catalog);

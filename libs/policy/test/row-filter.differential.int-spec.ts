@@ -15,7 +15,7 @@ describe('row filter differential (PostgreSQL vs in-memory)', () => {
   let db: TestDatabase;
   let client: Client;
   let seq = 0;
-  const stats: DiffStats = { cases: 0, checks: 0, allowed: 0, whereMatches: 0 };
+  const stats: DiffStats = { cases: 0, checks: 0, allowed: 0, whereMatches: 0, listChecks: 0 };
 
   beforeAll(async () => {
     db = await createTestDatabase('policy_diff');
@@ -45,5 +45,6 @@ describe('row filter differential (PostgreSQL vs in-memory)', () => {
     expect(stats.allowed).toBeGreaterThan(0);
     expect(stats.allowed).toBeLessThan(stats.checks);
     expect(stats.whereMatches).toBeGreaterThan(0);
+    expect(stats.listChecks).toBeGreaterThan(0);
   }, 600_000);
 });

@@ -25,9 +25,25 @@ import { compileRowFilter } from './row-filter.compiler';
 import type { RecordAccessFacts } from './record-access.facts';
 
 const CAPABILITY_SUBJECT = '$capability';
-const ACTION_BIT: Readonly<Record<string, number>> = Object.freeze(
-  Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(OBJECT_ACTIONS.map((a, i) => [a, 1 << i]))),
-);
+/** Bit of an action in the per-object mask (0 for anything that is not an action). */
+function actionBit(action: string): number {
+  switch (action) {
+    case 'read':
+      return 1;
+    case 'create':
+      return 2;
+    case 'edit':
+      return 4;
+    case 'delete':
+      return 8;
+    case 'transfer':
+      return 16;
+    case 'share':
+      return 32;
+    default:
+      return 0;
+  }
+}
 
 /** R7: which capabilities survive an agent's delegation, and under which scope. */
 const AGENT_CAPABILITY_SCOPE: Partial<Record<Capability, string | true>> = {
@@ -64,7 +80,7 @@ export class Decision {
   readonly policyVersion: number;
   private readonly ability: MongoAbility;
   private readonly fieldSets = new Map<string, FieldSets>();
-  /** Per object: bit i set ⇔ CASL allows OBJECT_ACTIONS[i]. Filled from the ability on first use. */
+  /** Per object: the actionBit()s CASL allows. Filled from the ability on first use. */
   private readonly actionMasks = new Map<string, number>();
 
   constructor(
@@ -116,18 +132,17 @@ export class Decision {
 
   /** Type-level check: may the principal perform `action` on some record of `object`? */
   can(action: ObjectAction, object: string): boolean {
-    const bit = ACTION_BIT[action];
-    return bit !== undefined && (this.actionMask(object) & bit) !== 0;
+    return (this.actionMask(object) & actionBit(action)) !== 0;
   }
 
-  /** Bit i set ⇔ CASL allows OBJECT_ACTIONS[i] on the object; asked once per object, then memoised. */
+  /** The actionBit()s CASL allows on the object; asked once per object, then memoised. */
   private actionMask(object: string): number {
     let mask = this.actionMasks.get(object);
     if (mask === undefined) {
       mask = 0;
       // Only catalog objects are asked and memoised, so arbitrary names cannot grow the map.
       if (!this.grants.objects.has(object)) return 0;
-      for (let i = 0; i < OBJECT_ACTIONS.length; i++) if (this.ability.can(OBJECT_ACTIONS[i], object)) mask |= 1 << i;
+      for (const action of OBJECT_ACTIONS) if (this.ability.can(action, object)) mask |= actionBit(action);
       this.actionMasks.set(object, mask);
     }
     return mask;

@@ -1,8 +1,8 @@
 import type { RecordRow } from '../objectql/where.evaluator';
 import { ownValue } from '../model/safe-input';
-import { LEVEL, levelName, type AccessLevel, type ObjectAction } from './access-level';
-import type { Decision } from './decision';
-import type { GrantKey } from './principal-grants';
+import type { FieldLevel } from '../model/principal-snapshot.schema';
+import { LEVEL, levelName, type AccessLevel, type LevelRank, type ObjectAction, type RecordAction } from './access-level';
+import type { GrantKey, ObjectGrant, PrincipalGrants } from './principal-grants';
 import { recordLevel, type AccessContribution, type ExplainLayer } from './record-access.evaluator';
 import type { RecordAccessFacts } from './record-access.facts';
 
@@ -53,7 +53,19 @@ function deny(steps: ExplainStep[], layer: ExplainLayer, source?: string, detail
   return { allowed: false, decidedBy: layer, source, steps };
 }
 
-export function explainDecision(decision: Decision, request: ExplainRequest): Explanation {
+/**
+ * What explain needs from a Decision. Declared here (Decision satisfies it structurally) so that
+ * explain.ts does not import decision.ts, which imports explain.ts.
+ */
+export interface ExplainableDecision {
+  readonly grants: PrincipalGrants;
+  editableFields(object: string, action?: 'edit' | 'create'): readonly string[];
+  fieldLevel(object: string, field: string): FieldLevel;
+  grantOf(object: string): ObjectGrant | undefined;
+  requiredLevelFor(action: RecordAction): LevelRank;
+}
+
+export function explainDecision(decision: ExplainableDecision, request: ExplainRequest): Explanation {
   const { action, object, record, facts, field } = request;
   const steps: ExplainStep[] = [];
   const grants = decision.grants;

@@ -6,6 +6,7 @@ import {
   createSqlSchema,
   evaluateWhere,
   InMemoryAccessFacts,
+  isPolicyError,
   parseWhere,
   quoteIdent,
   SqlParams,
@@ -14,6 +15,7 @@ import {
   type RecordAction,
   type RecordRow,
   type RecordShare,
+  type WhereNode,
 } from '@custodian/policy';
 import { ancestors } from './scenario-world';
 import { loadWorld } from './pg-world';
@@ -27,6 +29,8 @@ export const DIFF_OBJECTS = [
 
 export interface DiffStats {
   cases: number;
+  /** Record checks through listFilter (row filter AND the principal's own where). */
+  listChecks: number;
   checks: number;
   allowed: number;
   whereMatches: number;
@@ -125,6 +129,31 @@ export async function runDifferentialCase(
         selects.push(`SELECT '${key}'::text AS k, t.id FROM ${quoteIdent(`obj_${object.name}`)} t WHERE ${filter.text}`);
       }
     }
+    // listFilter: the principal's own where (with their field rights) AND the row filter, sharing
+    // one parameter space with everything before it in the UNION.
+    let userNode: WhereNode | undefined;
+    try {
+      userNode = decision.parseWhere('acct', w.where);
+    } catch (error) {
+      if (isPolicyError(error, 'object_not_found') && !decision.can('read', 'acct')) return;
+      if (!isPolicyError(error, 'field_not_readable')) throw error;
+      // A refusal must name a field the principal really cannot read.
+      if (decision.readableFields('acct').includes(String(error.details.field))) throw error;
+      return;
+    }
+    const node = userNode;
+    const key = `p${pi}:acct:list`;
+    const list = decision.listFilter('read', 'acct', w.where, { alias: 't', paramOffset: params.values.length });
+    params.values.push(...list.params);
+    selects.push(`SELECT '${key}'::text AS k, t.id FROM obj_acct t WHERE ${list.text}`);
+    expected.set(
+      key,
+      acctRows
+        .filter((row) => decision.canRecord('read', 'acct', row, facts) && evaluateWhere(node, row))
+        .map((r) => String(r.id))
+        .sort(),
+    );
+    stats.listChecks += acctRows.length;
   });
   const { rows } = await client.query<{ k: string; id: string }>(selects.join('\nUNION ALL\n'), params.values);
   const actual = new Map<string, string[]>([...expected.keys()].map((k) => [k, []]));
