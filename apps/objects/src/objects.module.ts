@@ -1,12 +1,40 @@
 import { Module } from '@nestjs/common';
 import { ServiceDatabaseModule } from '@custodian/platform';
+import { BundleService } from './bundles/bundle.service';
+import { BundlesController } from './bundles/bundles.controller';
+import { RequestDecisionService } from './decision/request-decision.service';
+import { DirectoryReplicaService } from './directory/directory-replica.service';
 import { SERVICE_ENTITIES } from './entities';
+import { ObjectCatalogService } from './metadata/object-catalog.service';
 import { ObjectMetadataController } from './metadata/object-metadata.controller';
+import { ObjectMetadataService } from './metadata/object-metadata.service';
 import { SERVICE_MIGRATIONS } from './migrations';
+import { RecordOperationsBusHandlers } from './records/record-operations.handler';
+import { RecordsController } from './records/records.controller';
+import { RecordsService } from './records/records.service';
+import { AccessExplainController } from './sharing/access-explain.controller';
+import { RecordSharesController } from './sharing/record-shares.controller';
+import { SharingRulesController } from './sharing/sharing-rules.controller';
 
-/** Object metadata, records, ObjectQL and sharing (issue #5 builds it out). */
+/** Object metadata, the directory replica, governed records and ObjectQL (issue #5; docs/objects.md). */
 @Module({
   imports: [ServiceDatabaseModule.forService({ service: 'objects', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS })],
-  controllers: [ObjectMetadataController],
+  controllers: [
+    ObjectMetadataController,
+    SharingRulesController,
+    RecordsController,
+    RecordSharesController,
+    AccessExplainController,
+    BundlesController,
+  ],
+  providers: [
+    DirectoryReplicaService,
+    ObjectCatalogService,
+    RequestDecisionService,
+    ObjectMetadataService,
+    RecordsService,
+    RecordOperationsBusHandlers,
+    BundleService,
+  ],
 })
 export class ObjectsModule {}

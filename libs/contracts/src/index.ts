@@ -2,3 +2,4 @@ export * from './errors';
 export * from './contract';
 export * from './identity.contracts';
 export * from './audit.contracts';
+export * from './objects.contracts';

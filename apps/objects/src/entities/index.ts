@@ -1,4 +1,17 @@
 import { OutboxEntity } from '@custodian/platform';
+import { DirectoryReplicaStateEntity, GroupMemberEntity, RoleClosureEntity, RoleParentEntity, UserRoleEntity } from './directory.entities';
+import { IdempotencyKeyEntity } from './idempotency-key.entity';
 import { ObjectDefinitionEntity } from './object-definition.entity';
+import { RecordShareEntity } from './record-share.entity';
 
-export const SERVICE_ENTITIES = [ObjectDefinitionEntity, OutboxEntity];
+export const SERVICE_ENTITIES = [
+  ObjectDefinitionEntity,
+  OutboxEntity,
+  UserRoleEntity,
+  RoleParentEntity,
+  RoleClosureEntity,
+  GroupMemberEntity,
+  DirectoryReplicaStateEntity,
+  RecordShareEntity,
+  IdempotencyKeyEntity,
+];

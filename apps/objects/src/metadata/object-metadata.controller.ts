@@ -1,31 +1,78 @@
-import { Controller, Get, Inject, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, RequirePolicy, SERVICE_DATA_SOURCE } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
+import { PolicyError } from '@custodian/policy';
 import type { Request } from 'express';
-import type { DataSource } from 'typeorm';
-import { ObjectDefinitionEntity } from '../entities/object-definition.entity';
+import { RequestDecisionService } from '../decision/request-decision.service';
+import { ObjectDefinitionSchema } from './object-definition.schema';
+import { ObjectMetadataService, type ObjectView } from './object-metadata.service';
 
-interface ObjectSummary {
-  name: string;
-  label: string;
-  version: number;
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+const MANAGE_METADATA = { capabilities: ['manage_metadata'] } as const;
+
+function objectName(name: string): string {
+  if (!/^[a-z][a-z0-9_]{0,27}$/.test(name)) throw new PolicyError('object_not_found', { object: name.slice(0, 64) });
+  return name;
 }
 
 @Controller(`${API_PREFIX}/meta/objects`)
 export class ObjectMetadataController {
-  constructor(@Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource) {}
+  constructor(
+    @Inject(ObjectMetadataService) private readonly metadata: ObjectMetadataService,
+    @Inject(RequestDecisionService) private readonly decisions: RequestDecisionService,
+  ) {}
 
   /**
-   * The objects of the caller's organization (R1: never another's). Resolving the caller makes
-   * objects ask identity for the principal snapshot over the bus — the cross-service path.
-   * App access and per-object read filtering arrive with issues #3 and #5.
+   * The objects the caller can see. With `manage_metadata`, every definition in full; otherwise only
+   * objects the caller may read (app access, R6), each with its readable fields only (R5).
    */
-  @RequirePolicy({ reason: 'object names are visible to every member; their records are governed separately' })
+  @RequirePolicy({ reason: 'every member sees the objects and fields they may read; definitions in full need manage_metadata' })
   @Get()
-  async list(@Req() req: Request & { principal: PrincipalSnapshot }): Promise<{ objects: ObjectSummary[]; policyVersion: number }> {
-    const rows = await this.ds
-      .getRepository(ObjectDefinitionEntity)
-      .find({ where: { orgId: req.principal.orgId }, order: { name: 'ASC' }, take: 500 });
-    return { objects: rows.map((r) => ({ name: r.name, label: r.label, version: r.version })), policyVersion: req.principal.policyVersion };
+  async list(@Req() req: AuthedRequest): Promise<{ objects: ObjectView[]; policyVersion: number }> {
+    const all = await this.metadata.list(req.principal.orgId);
+    const { decision } = await this.decisions.forPrincipal(req.principal);
+    const objects = decision.hasCapability('manage_metadata')
+      ? all
+      : all.filter((o) => visible(decision, o)).map((o) => narrowed(decision, o));
+    return { objects, policyVersion: req.principal.policyVersion };
   }
+
+  @RequirePolicy({ reason: 'every member describes the objects and fields they may read' })
+  @Get(':name')
+  async get(@Req() req: AuthedRequest, @Param('name') name: string): Promise<ObjectView> {
+    const { decision } = await this.decisions.forPrincipal(req.principal);
+    const view = await this.metadata.get(req.principal.orgId, objectName(name)).catch(() => undefined);
+    if (decision.hasCapability('manage_metadata') && view) return view;
+    if (!view || !visible(decision, view)) throw new PolicyError('object_not_found', { object: name });
+    return narrowed(decision, view);
+  }
+
+  @RequirePolicy(MANAGE_METADATA)
+  @Post()
+  create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ObjectView> {
+    return this.metadata.create(req.principal, assertValid(ObjectDefinitionSchema, body, { what: 'object definition' }));
+  }
+
+  @RequirePolicy(MANAGE_METADATA)
+  @Put(':name')
+  replace(@Req() req: AuthedRequest, @Param('name') name: string, @Body() body: unknown): Promise<ObjectView> {
+    return this.metadata.replace(req.principal, objectName(name), assertValid(ObjectDefinitionSchema, body, { what: 'object definition' }));
+  }
+
+  @RequirePolicy(MANAGE_METADATA)
+  @Delete(':name')
+  @HttpCode(204)
+  remove(@Req() req: AuthedRequest, @Param('name') name: string): Promise<void> {
+    return this.metadata.remove(req.principal, objectName(name));
+  }
+}
+
+function visible(decision: { objectVisible(o: string): boolean; can(a: 'read', o: string): boolean }, o: ObjectView): boolean {
+  return decision.objectVisible(o.name) && decision.can('read', o.name);
+}
+
+/** Fields below read never appear (R5), nor do sharing rules (they name criteria values). */
+function narrowed(decision: { readableFields(o: string): readonly string[] }, o: ObjectView): ObjectView {
+  const readable = new Set(decision.readableFields(o.name));
+  return { ...o, fields: o.fields.filter((f) => readable.has(f.name)).map(({ default: _d, ...f }) => f), sharingRules: [] };
 }

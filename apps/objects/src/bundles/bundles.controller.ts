@@ -1,0 +1,29 @@
+import { Body, Controller, Get, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import type { PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
+import type { Request } from 'express';
+import { ApplyBundleRequestSchema, BundleSchema } from './bundle.schema';
+import { BundleService, parseBundle, type BundleResult } from './bundle.service';
+
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+
+@Controller(`${API_PREFIX}/bundles`)
+export class BundlesController {
+  constructor(@Inject(BundleService) private readonly bundles: BundleService) {}
+
+  /** The published JSON Schema of the bundle document. */
+  @RequirePolicy({ reason: 'the bundle format is documentation, not data' })
+  @Get('schema')
+  schema(): unknown {
+    return BundleSchema;
+  }
+
+  /** `{ bundle: {...} }` or `{ document: "<YAML or JSON text>" }`, with `dryRun` for the diff only. */
+  @RequirePolicy({ capabilities: ['manage_metadata', 'manage_sharing'] })
+  @Post('apply')
+  @HttpCode(200)
+  apply(@Req() req: AuthedRequest, @Body() body: unknown): Promise<BundleResult> {
+    const input = assertValid(ApplyBundleRequestSchema, body, { what: 'bundle request' });
+    return this.bundles.apply(req.principal, parseBundle(input), input.dryRun ?? false);
+  }
+}

@@ -1,0 +1,58 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { policySnapshot, type PrincipalSnapshot } from '@custodian/contracts';
+import { compileDecision, type Decision } from '@custodian/policy';
+import { DirectoryReplicaService } from '../directory/directory-replica.service';
+import { ObjectCatalogService, STAMP_SQL, type OrgCatalog } from '../metadata/object-catalog.service';
+import { sqlSchemaFor } from '../metadata/org-tables';
+
+export interface GovernedContext {
+  readonly principal: PrincipalSnapshot;
+  readonly decision: Decision;
+  readonly catalog: OrgCatalog;
+}
+
+const MAX_ENTRIES = 5000;
+
+/**
+ * Turns a request's principal into a Decision. Cached per credential (session, API key or the
+ * delegated agent of one), policy version and metadata stamp — not per user, because two
+ * credentials of one user carry different permission sets (scoped API keys, agents).
+ */
+@Injectable()
+export class RequestDecisionService {
+  private readonly cache = new Map<string, Decision>();
+
+  constructor(
+    @Inject(DirectoryReplicaService) private readonly replica: DirectoryReplicaService,
+    @Inject(ObjectCatalogService) private readonly catalogs: ObjectCatalogService,
+  ) {}
+
+  async forPrincipal(principal: PrincipalSnapshot): Promise<GovernedContext> {
+    // One round trip: replica freshness (R10) and the metadata stamp.
+    const stamp = await this.replica.freshWith(principal.orgId, principal.policyVersion, STAMP_SQL);
+    const catalog = await this.catalogs.get(principal.orgId, undefined, stamp);
+    const credential = principal.sessionId
+      ? `s:${principal.sessionId}`
+      : principal.apiKeyId
+        ? `k:${principal.apiKeyId}`
+        : `u:${principal.userId}`;
+    const key = [
+      principal.orgId,
+      principal.userId,
+      credential,
+      principal.agent
+        ? `${principal.agent.clientId}:${[...principal.agent.scopes].sort().join(',')}:${(principal.agent.objects ?? []).join(',')}`
+        : '',
+      (principal.apiKeyScopes ?? []).join(','),
+      principal.policyVersion,
+      catalog.stamp,
+    ].join('|');
+    let decision = this.cache.get(key);
+    if (!decision) {
+      decision = compileDecision(policySnapshot(principal), catalog.policy, { sqlSchema: sqlSchemaFor(principal.orgId) });
+      if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
+      this.cache.set(key, decision);
+    }
+    return { principal, decision, catalog };
+  }
+}

@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto';
+import { ErrorCode } from '@custodian/contracts';
+import { CustodianException } from '@custodian/platform';
+import { PolicyError, SYSTEM_FIELDS, isSafeName, quoteIdent, type Decision } from '@custodian/policy';
+import { columnType, fromColumnValue } from '../metadata/field-types';
+import type { RecordFieldType, StoredObjectDefinition } from '../metadata/object-definition.schema';
+import { recordTable } from '../metadata/org-tables';
+
+export const MAX_LIMIT = 200;
+export const DEFAULT_LIMIT = 50;
+export const MAX_OFFSET = 10_000;
+export const MAX_ORDER_KEYS = 3;
+export const MAX_CURSOR_CHARS = 4096;
+
+export interface OrderKey {
+  field: string;
+  order: 'asc' | 'desc';
+}
+
+/** A validated list request (REST query parameters and ObjectQL share it). */
+export interface ListSpec {
+  object: string;
+  fields?: string[];
+  where?: unknown;
+  orderBy: OrderKey[];
+  limit: number;
+  offset: number;
+  cursor?: string;
+}
+
+export interface ListResult {
+  records: Array<Record<string, unknown>>;
+  nextCursor?: string;
+  limit: number;
+  offset?: number;
+}
+
+const SYSTEM_COLUMN_TYPES: Readonly<Record<string, string>> = {
+  id: 'uuid',
+  org_id: 'uuid',
+  owner_id: 'uuid',
+  created_by: 'uuid',
+  updated_by: 'uuid',
+  created_at: 'timestamptz',
+  updated_at: 'timestamptz',
+  version: 'integer',
+};
+
+export function bad(message: string, path: string): CustodianException {
+  return new CustodianException(ErrorCode.ValidationFailed, message, { issues: [{ path, message }] });
+}
+
+/** Type of a field for conversions: the declared type, or 'system'. */
+export function typeOfField(def: StoredObjectDefinition, field: string): RecordFieldType | 'system' | undefined {
+  if (Object.prototype.hasOwnProperty.call(SYSTEM_FIELDS, field)) return 'system';
+  return def.fields.find((f) => f.name === field)?.type;
+}
+
+function sqlTypeOf(def: StoredObjectDefinition, field: string): string {
+  const sys = SYSTEM_COLUMN_TYPES[field];
+  if (sys) return sys;
+  const f = def.fields.find((x) => x.name === field)!;
+  return columnType(f.type);
+}
+
+/** Converts a row read from SQL into the API form with only `fields`. */
+export function toApiRecord(def: StoredObjectDefinition, row: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const field of fields) {
+    if (!Object.prototype.hasOwnProperty.call(row, field)) continue;
+    out[field] = fromColumnValue(typeOfField(def, field) ?? 'system', row[field]);
+  }
+  return out;
+}
+
+/** The fields to return: asked ones (each must be readable: 403 otherwise), or every readable field. */
+export function selectFields(decision: Decision, object: string, asked: readonly string[] | undefined): string[] {
+  const readable = decision.readableFields(object);
+  if (!asked) return [...readable];
+  for (const f of asked)
+    if (typeof f !== 'string' || !isSafeName(f)) throw new PolicyError('invalid_name', { field: String(f).slice(0, 64) });
+  decision.assertReadable(object, asked);
+  const set = new Set(asked);
+  set.add('id');
+  return [...set];
+}
+
+function isText(def: StoredObjectDefinition, field: string): boolean {
+  return sqlTypeOf(def, field) === 'text';
+}
+
+function shapeHash(spec: ListSpec): string {
+  return createHash('sha256')
+    .update(JSON.stringify([spec.object, spec.orderBy, spec.where ?? null]))
+    .digest('base64url')
+    .slice(0, 16);
+}
+
+interface CursorState {
+  h: string;
+  k: Array<string | null>;
+  id: string;
+}
+
+function decodeCursor(raw: string, spec: ListSpec, keys: number): CursorState {
+  const invalid = (): never => {
+    throw bad('Invalid cursor', '/cursor');
+  };
+  if (raw.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(raw)) return invalid();
+  let state: CursorState;
+  try {
+    state = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as CursorState;
+  } catch {
+    return invalid();
+  }
+  if (
+    typeof state !== 'object' ||
+    state === null ||
+    state.h !== shapeHash(spec) ||
+    typeof state.id !== 'string' ||
+    !Array.isArray(state.k) ||
+    state.k.length !== keys ||
+    state.k.some((v) => v !== null && (typeof v !== 'string' || v.length > 2048))
+  )
+    return invalid();
+  return state;
+}
+
+/**
+ * One SQL statement per list: the caller's projection, the policy row filter AND the user's where
+ * (both from libs/policy, one parameter space), keyset or offset paging. NULLs sort last ascending,
+ * first descending (PostgreSQL's default), text in code-point order; `id` breaks ties, so the order
+ * is total and a keyset cursor never skips or repeats a row (O10).
+ */
+export function buildListSql(
+  decision: Decision,
+  def: StoredObjectDefinition,
+  orgId: string,
+  spec: ListSpec,
+): {
+  text: string;
+  params: unknown[];
+  fields: string[];
+  keyCount: number;
+} {
+  const fields = selectFields(decision, spec.object, spec.fields);
+  const orderFields = spec.orderBy.map((o) => o.field);
+  decision.assertReadable(spec.object, orderFields);
+  const filter = decision.listFilter('read', spec.object, spec.where ?? {}, { alias: 't' });
+  const params: unknown[] = [...filter.params];
+  const add = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const keys = [
+    ...spec.orderBy.filter((o) => o.field !== 'id'),
+    { field: 'id', order: spec.orderBy.find((o) => o.field === 'id')?.order ?? 'asc' },
+  ];
+  const expr = (field: string): string => {
+    const col = `t.${quoteIdent(field)}`;
+    return isText(def, field) ? `${col} COLLATE "C"` : col;
+  };
+  const conditions = [filter.text];
+  if (spec.cursor) {
+    const state = decodeCursor(spec.cursor, spec, keys.length - 1);
+    const values: Array<string | null> = [...state.k, state.id];
+    const ors: string[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const ands: string[] = [];
+      for (let j = 0; j < i; j++) {
+        const v = values[j];
+        ands.push(
+          v === null ? `t.${quoteIdent(keys[j].field)} IS NULL` : `${expr(keys[j].field)} = ${add(v)}::${sqlTypeOf(def, keys[j].field)}`,
+        );
+      }
+      const v = values[i];
+      const k = keys[i];
+      const col = `t.${quoteIdent(k.field)}`;
+      if (k.order === 'asc') {
+        // Ascending, NULLS LAST: after a value come larger values and NULLs; nothing comes after NULL.
+        if (v === null) continue;
+        ands.push(`(${expr(k.field)} > ${add(v)}::${sqlTypeOf(def, k.field)} OR ${col} IS NULL)`);
+      } else {
+        // Descending, NULLS FIRST: after NULL come all values; after a value, smaller values.
+        ands.push(v === null ? `${col} IS NOT NULL` : `${expr(k.field)} < ${add(v)}::${sqlTypeOf(def, k.field)}`);
+      }
+      ors.push(`(${ands.join(' AND ')})`);
+    }
+    conditions.push(ors.length > 0 ? `(${ors.join(' OR ')})` : 'FALSE');
+  }
+  const order = keys.map((k) => `${expr(k.field)} ${k.order === 'asc' ? 'ASC NULLS LAST' : 'DESC NULLS FIRST'}`).join(', ');
+  const keyColumns = keys.slice(0, -1).map((k, i) => `, t.${quoteIdent(k.field)}::text AS "__k${i}"`);
+  const select = fields.map((f) => `t.${quoteIdent(f)}`).join(', ');
+  const text =
+    `SELECT ${select}${keyColumns.join('')}, t.id::text AS "__id" FROM ${recordTable(orgId, spec.object)} t ` +
+    `WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ${add(spec.limit + 1)}` +
+    (spec.offset > 0 ? ` OFFSET ${add(spec.offset)}` : '');
+  return { text, params, fields, keyCount: keys.length - 1 };
+}
+
+/** Turns the fetched rows (limit + 1) into a page with the cursor of its last row. */
+export function pageOf(
+  def: StoredObjectDefinition,
+  spec: ListSpec,
+  built: { fields: string[]; keyCount: number },
+  rows: Array<Record<string, unknown>>,
+): ListResult {
+  const more = rows.length > spec.limit;
+  const page = more ? rows.slice(0, spec.limit) : rows;
+  const result: ListResult = { records: page.map((r) => toApiRecord(def, r, built.fields)), limit: spec.limit };
+  if (spec.offset > 0) result.offset = spec.offset;
+  if (more) {
+    const last = page[page.length - 1];
+    const state: CursorState = {
+      h: shapeHash(spec),
+      k: Array.from({ length: built.keyCount }, (_, i) => (last[`__k${i}`] as string | null) ?? null),
+      id: last.__id as string,
+    };
+    result.nextCursor = Buffer.from(JSON.stringify(state)).toString('base64url');
+  }
+  return result;
+}

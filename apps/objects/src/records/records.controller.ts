@@ -1,0 +1,132 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Patch,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseInterceptors,
+} from '@nestjs/common';
+import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, CustodianException, RequirePolicy } from '@custodian/platform';
+import { PolicyError } from '@custodian/policy';
+import type { Request, Response } from 'express';
+import { parseListQuery, parseObjectQl } from './list-spec.parser';
+import type { ListResult } from './record-query';
+import { RecordsService } from './records.service';
+import { DenialAuditInterceptor } from './denial-audit.interceptor';
+
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+
+const GOVERNED = { reason: 'record access is decided per object, record and field by libs/policy' } as const;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+export function objectParam(name: string): string {
+  if (!/^[a-z][a-z0-9_]{0,27}$/.test(name)) throw new PolicyError('object_not_found', { object: name.slice(0, 64) });
+  return name;
+}
+
+/**
+ * R7: an agent never changes records directly — its mutations are pending actions that approvals
+ * applies through `objects.record.apply` after a human approved them. A delegated token that calls
+ * a mutating REST route is refused, whatever its scopes.
+ */
+export function assertNotAgent(principal: PrincipalSnapshot): void {
+  if (principal.agent)
+    throw CustodianException.forbidden('Agents propose changes through approvals; direct writes are refused', { layer: 'agent_scope' });
+}
+
+function etag(record: Record<string, unknown>): string {
+  return `"${String(record.version ?? '')}"`;
+}
+
+@UseInterceptors(DenialAuditInterceptor)
+@Controller(API_PREFIX)
+export class RecordsController {
+  constructor(@Inject(RecordsService) private readonly records: RecordsService) {}
+
+  @RequirePolicy(GOVERNED)
+  @Get('data/:object')
+  list(@Req() req: AuthedRequest, @Param('object') object: string, @Query() query: Record<string, unknown>): Promise<ListResult> {
+    return this.records.list(req.principal, parseListQuery(objectParam(object), query));
+  }
+
+  @RequirePolicy(GOVERNED)
+  @Post('data/:object')
+  async create(
+    @Req() req: AuthedRequest,
+    @Res({ passthrough: true }) res: Response,
+    @Param('object') object: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ): Promise<Record<string, unknown>> {
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+      throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid Idempotency-Key', {
+        issues: [{ path: '/headers/idempotency-key', message: '1-200 printable ASCII characters' }],
+      });
+    assertNotAgent(req.principal);
+    const result = await this.records.create(req.principal, objectParam(object), body, key);
+    res.status(result.status);
+    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.setHeader('ETag', etag(result.record));
+    return result.record;
+  }
+
+  @RequirePolicy(GOVERNED)
+  @Get('data/:object/:id')
+  async get(
+    @Req() req: AuthedRequest,
+    @Res({ passthrough: true }) res: Response,
+    @Param('object') object: string,
+    @Param('id') id: string,
+  ): Promise<Record<string, unknown>> {
+    const record = await this.records.get(req.principal, objectParam(object), id);
+    res.setHeader('ETag', etag(record));
+    return record;
+  }
+
+  @RequirePolicy(GOVERNED)
+  @Patch('data/:object/:id')
+  async update(
+    @Req() req: AuthedRequest,
+    @Res({ passthrough: true }) res: Response,
+    @Param('object') object: string,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<Record<string, unknown>> {
+    assertNotAgent(req.principal);
+    const result = await this.records.update(req.principal, objectParam(object), id, body, ifMatch);
+    res.setHeader('ETag', etag(result.record));
+    return result.record;
+  }
+
+  @RequirePolicy(GOVERNED)
+  @Delete('data/:object/:id')
+  @HttpCode(204)
+  async remove(
+    @Req() req: AuthedRequest,
+    @Param('object') object: string,
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<void> {
+    assertNotAgent(req.principal);
+    await this.records.remove(req.principal, objectParam(object), id, ifMatch);
+  }
+
+  /** ObjectQL (DESIGN §6): the same governed list as `GET data/:object`, as a JSON body. */
+  @RequirePolicy(GOVERNED)
+  @Post('query')
+  @HttpCode(200)
+  query(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ListResult | { groups: Array<Record<string, unknown>> }> {
+    const { spec, raw } = parseObjectQl(body);
+    return this.records.query(req.principal, { ...spec, object: objectParam(spec.object) }, raw);
+  }
+}
