@@ -104,16 +104,14 @@ export function recordLevelOf(
     if (!trace && level >= stopAt) return level;
   }
 
-  // The owner's role matters only for hierarchy and owner rules; skip the lookup otherwise (hot path).
-  const rules = grant.rules;
-  const needsOwnerRole = owner !== null && ((object.grantAccessUsingHierarchy && grants.roleId !== null) || rules.length > 0);
-  const ownerRole = needsOwnerRole ? facts.roleOf(owner) : null;
+  const ownerRole = owner === null ? null : facts.roleOf(owner);
   if (object.grantAccessUsingHierarchy && grants.roleId !== null && ownerRole !== null && facts.ancestorsOf(ownerRole).has(grants.roleId)) {
     if (!trace) return 3;
     trace.push({ layer: 'role_hierarchy', level: 3, source: grants.roleId });
     level = 3;
   }
 
+  const rules = grant.rules;
   for (let i = 0; i < rules.length; i++) {
     const { rule, level: rank } = rules[i];
     if (!trace && rank <= level) continue;
