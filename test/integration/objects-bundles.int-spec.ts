@@ -2,10 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { applyBundleDocument } from '../../apps/objects/src/cli/apply-bundle';
+import { apiClient, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-type Json = any;
 
 const PASSWORD = 'a-long-enough-password';
 const DEMO = readFileSync(path.join(__dirname, '../../apps/objects/bundles/demo-crm.yaml'), 'utf8');
@@ -21,26 +19,7 @@ describe('objects: bundles and the demo CRM', () => {
   let admin: string;
   let orgId: string;
 
-  const call = async (
-    method: string,
-    p: string,
-    token: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<{ status: number; body: Json }> => {
-    const res = await fetch(`${base}/api/v1${p}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), authorization: `Bearer ${token}`, ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
-  const ok = async (p: Promise<{ status: number; body: Json }>, status = 200): Promise<Json> => {
-    const res = await p;
-    if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
-    return res.body;
-  };
+  const { call, ok } = apiClient(() => base);
 
   beforeAll(async () => {
     t = await startTestHost('objbundle');

@@ -1,8 +1,6 @@
 import { Client } from 'pg';
+import { apiClient, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-type Json = any;
 
 const PASSWORD = 'a-long-enough-password';
 
@@ -21,30 +19,7 @@ describe('objects: metadata, directory replica, governed records', () => {
   let otherAdmin: string;
   let salesSetId: string;
 
-  const call = async (
-    method: string,
-    path: string,
-    token: string | undefined,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<{ status: number; body: Json; headers: Headers }> => {
-    const res = await fetch(`${base}/api/v1${path}`, {
-      method,
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
-  };
-  const ok = async (p: Promise<{ status: number; body: Json }>, status = 200): Promise<Json> => {
-    const res = await p;
-    if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
-    return res.body;
-  };
+  const { call, ok } = apiClient(() => base);
   const q = (params: Record<string, unknown>): string =>
     '?' +
     Object.entries(params)

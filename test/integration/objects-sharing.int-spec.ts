@@ -1,8 +1,6 @@
 import { Client } from 'pg';
+import { apiClient, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-type Json = any;
 
 const PASSWORD = 'a-long-enough-password';
 
@@ -22,26 +20,7 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
   let westTeam: string;
   const acc: Record<string, Json> = {};
 
-  const call = async (
-    method: string,
-    path: string,
-    token: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<{ status: number; body: Json }> => {
-    const res = await fetch(`${base}/api/v1${path}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), authorization: `Bearer ${token}`, ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
-  const ok = async (p: Promise<{ status: number; body: Json }>, status = 200): Promise<Json> => {
-    const res = await p;
-    if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
-    return res.body;
-  };
+  const { call, ok } = apiClient(() => base);
   const names = async (token: string, object = 'account'): Promise<string[]> =>
     (await ok(call('POST', '/query', token, { object, fields: ['name'], orderBy: [{ field: 'name' }] }))).records.map((r: Json) => r.name);
 
