@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { pollUntil } from '../support/poll';
+import { apiClient } from '../support/api';
 import { TEST_ADMIN, login, startTestHost, type TestHost } from '../support/host';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
@@ -17,18 +18,7 @@ describe('identity directory', () => {
   let admin: string;
   let orgId: string;
 
-  const call = async (method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: Json }> => {
-    const res = await fetch(`${base}/api/v1${path}`, {
-      method,
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const { call } = apiClient(() => base);
   const policyVersion = async (): Promise<number> =>
     Number((await pg.query('SELECT policy_version FROM identity.organization WHERE id = $1', [orgId])).rows[0].policy_version);
   const auditRow = (action: string, targetId?: string): Promise<Json> =>
