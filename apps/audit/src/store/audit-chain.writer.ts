@@ -11,10 +11,14 @@ export interface AppendResult {
 }
 
 /**
- * The one write path into the audit log. Per chain (organization) it locks the chain-head row
- * FOR UPDATE, skips event ids already stored (live or archived — a redelivery or a republish
- * after the dedupe window never makes a second row or a gap), links the new rows to the head and
- * moves the head, all in one transaction. Writers for different orgs never wait for each other.
+ * The one write path into the audit log. One transaction per batch, whatever orgs it spans: it
+ * creates or locks the chain-head row of every chain (organization) in the batch, in chain-id
+ * order, with one statement (so concurrent writers — other replicas — take the locks in the same
+ * order; should two ever deadlock anyway, PostgreSQL aborts one and its events are retried),
+ * skips event ids already stored (live or archived — a redelivery or a republish after the
+ * dedupe window never makes a second row or a gap), links the new rows to their heads, inserts
+ * them with one statement and moves the heads. Five round trips per batch instead of five per
+ * org: the chains stay independent, only the write is shared.
  */
 export class AuditChainWriter {
   private readonly hashKey: Buffer;
@@ -28,47 +32,39 @@ export class AuditChainWriter {
   }
 
   async append(events: readonly AuditEvent[]): Promise<AppendResult> {
-    const byChain = new Map<string, AuditEvent[]>();
-    for (const event of events) {
-      const chainId = chainIdOf(event.orgId);
-      const list = byChain.get(chainId) ?? [];
-      list.push(event);
-      byChain.set(chainId, list);
-    }
-    // Chains are independent: their transactions run side by side (each still serialized on its head row).
-    const results = await Promise.allSettled(
-      [...byChain].map(([chainId, list]) => this.ds.transaction((m) => this.appendToChain(m, chainId, list))),
-    );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return results.reduce(
-      (acc, r) => {
-        const v = (r as PromiseFulfilledResult<AppendResult>).value;
-        return { inserted: acc.inserted + v.inserted, duplicates: acc.duplicates + v.duplicates };
-      },
-      { inserted: 0, duplicates: 0 },
-    );
+    if (events.length === 0) return { inserted: 0, duplicates: 0 };
+    return this.ds.transaction((m) => this.appendInTransaction(m, events));
   }
 
-  private async appendToChain(m: EntityManager, chainId: string, events: AuditEvent[]): Promise<AppendResult> {
-    // Creates the head on first use and locks it in one statement (ON CONFLICT DO UPDATE takes the row lock).
-    const [head] = (await m.query(
-      `INSERT INTO audit_chain_head AS h (chain_id, seq, head_hash) VALUES ($1, 0, $2)
-       ON CONFLICT (chain_id) DO UPDATE SET updated_at = now() RETURNING h.seq::text AS seq, h.head_hash`,
-      [chainId, GENESIS_HASH],
-    )) as Array<{ seq: string; head_hash: string }>;
-    // A new statement, so its snapshot includes whatever the previous lock holder committed.
+  private async appendInTransaction(m: EntityManager, events: readonly AuditEvent[]): Promise<AppendResult> {
+    const byChain = new Map<string, AuditEvent[]>();
+    for (const event of events) {
+      const chainId = chainIdOf(event.orgId).toLowerCase();
+      const list = byChain.get(chainId);
+      if (list) list.push(event);
+      else byChain.set(chainId, [event]);
+    }
+    const chainIds = [...byChain.keys()].sort();
+    // Creates each head on first use and locks it (ON CONFLICT DO UPDATE takes the row lock), in
+    // chain-id order (the ORDER BY feeds the insert in that order).
+    const heads = (await m.query(
+      `INSERT INTO audit_chain_head AS h (chain_id, seq, head_hash)
+       SELECT t.chain_id, 0, $2 FROM unnest($1::uuid[]) WITH ORDINALITY AS t(chain_id, n) ORDER BY t.n
+       ON CONFLICT (chain_id) DO UPDATE SET updated_at = now() RETURNING h.chain_id::text AS chain_id, h.seq::text AS seq, h.head_hash`,
+      [chainIds, GENESIS_HASH],
+    )) as Array<{ chain_id: string; seq: string; head_hash: string }>;
+    const headOf = new Map(heads.map((h) => [h.chain_id.toLowerCase(), h]));
+    // A new statement, so its snapshot includes whatever the previous lock holders committed.
     const ids = events.map((e) => e.id);
     const existing = (await m.query(
       `SELECT id FROM audit_event WHERE id = ANY($1::uuid[]) UNION ALL SELECT id FROM audit_event_archive WHERE id = ANY($1::uuid[])`,
       [ids],
     )) as Array<{ id: string }>;
-    const seen = new Set(existing.map((r) => r.id));
-    let seq = Number(head.seq);
-    let prev = head.head_hash;
+    const seen = new Set(existing.map((r) => r.id.toLowerCase()));
     const cols = {
       id: [] as string[],
       org: [] as Array<string | null>,
+      chain: [] as string[],
       seq: [] as number[],
       prev: [] as string[],
       hash: [] as string[],
@@ -81,46 +77,64 @@ export class AuditChainWriter {
       tid: [] as Array<string | null>,
       event: [] as string[],
     };
+    const moved = { chain: [] as string[], seq: [] as number[], hash: [] as string[] };
     let duplicates = 0;
-    for (const raw of events) {
-      if (seen.has(raw.id)) {
-        duplicates++;
-        continue;
+    for (const chainId of chainIds) {
+      const head = headOf.get(chainId);
+      if (!head) throw new Error(`chain head ${chainId} was not locked`);
+      let seq = Number(head.seq);
+      let prev = head.head_hash;
+      for (const raw of byChain.get(chainId) ?? []) {
+        const key = raw.id.toLowerCase();
+        if (seen.has(key)) {
+          duplicates++;
+          continue;
+        }
+        seen.add(key);
+        const event = encodeControlChars(redactSecrets(raw, this.hashKey));
+        const canonical = canonicalJson(event);
+        seq++;
+        const hash = rowHash(chainIdOf(raw.orgId), seq, prev, canonical);
+        cols.id.push(event.id);
+        cols.org.push(event.orgId);
+        cols.chain.push(chainId);
+        cols.seq.push(seq);
+        cols.prev.push(prev);
+        cols.hash.push(hash);
+        cols.occurred.push(event.occurredAt);
+        cols.service.push(event.service);
+        cols.action.push(event.action);
+        cols.outcome.push(event.outcome);
+        cols.actor.push(event.actor.userId ?? null);
+        cols.ttype.push(event.target?.type ?? null);
+        cols.tid.push(event.target?.id ?? null);
+        cols.event.push(canonical);
+        prev = hash;
       }
-      seen.add(raw.id);
-      const event = encodeControlChars(redactSecrets(raw, this.hashKey));
-      const canonical = canonicalJson(event);
-      seq++;
-      const hash = rowHash(chainId, seq, prev, canonical);
-      cols.id.push(event.id);
-      cols.org.push(event.orgId);
-      cols.seq.push(seq);
-      cols.prev.push(prev);
-      cols.hash.push(hash);
-      cols.occurred.push(event.occurredAt);
-      cols.service.push(event.service);
-      cols.action.push(event.action);
-      cols.outcome.push(event.outcome);
-      cols.actor.push(event.actor.userId ?? null);
-      cols.ttype.push(event.target?.type ?? null);
-      cols.tid.push(event.target?.id ?? null);
-      cols.event.push(canonical);
-      prev = hash;
+      if (seq !== Number(head.seq)) {
+        moved.chain.push(chainId);
+        moved.seq.push(seq);
+        moved.hash.push(prev);
+      }
     }
     if (cols.id.length === 0) return { inserted: 0, duplicates };
     await m.query(
       `WITH ins AS (INSERT INTO audit_event (id, org_id, chain_id, seq, prev_hash, row_hash, occurred_at, service, action, outcome,
                                 actor_user_id, target_type, target_id, event)
-       SELECT u.id, u.org_id, $14::uuid, u.seq, u.prev_hash, u.row_hash, u.occurred_at, u.service, u.action, u.outcome,
+       SELECT u.id, u.org_id, u.chain_id, u.seq, u.prev_hash, u.row_hash, u.occurred_at, u.service, u.action, u.outcome,
               u.actor_user_id, u.target_type, u.target_id, u.event
-         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[],
-                     $9::text[], $10::uuid[], $11::text[], $12::text[], $13::jsonb[])
-           AS u(id, org_id, seq, prev_hash, row_hash, occurred_at, service, action, outcome, actor_user_id, target_type, target_id, event)
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
+                     $10::text[], $11::uuid[], $12::text[], $13::text[], $14::jsonb[])
+           AS u(id, org_id, chain_id, seq, prev_hash, row_hash, occurred_at, service, action, outcome, actor_user_id, target_type,
+                target_id, event)
          RETURNING 1)
-       UPDATE audit_chain_head SET seq = $15, head_hash = $16, updated_at = now() WHERE chain_id = $14::uuid`,
+       UPDATE audit_chain_head h SET seq = n.seq, head_hash = n.head_hash, updated_at = now()
+         FROM unnest($15::uuid[], $16::bigint[], $17::text[]) AS n(chain_id, seq, head_hash)
+        WHERE h.chain_id = n.chain_id`,
       [
         cols.id,
         cols.org,
+        cols.chain,
         cols.seq,
         cols.prev,
         cols.hash,
@@ -132,9 +146,9 @@ export class AuditChainWriter {
         cols.ttype,
         cols.tid,
         cols.event,
-        chainId,
-        seq,
-        prev,
+        moved.chain,
+        moved.seq,
+        moved.hash,
       ],
     );
     return { inserted: cols.id.length, duplicates };

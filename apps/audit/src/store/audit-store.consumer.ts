@@ -14,15 +14,14 @@ import {
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import { chainIdOf } from '../chain/chain-hash';
 import { AuditChainWriter } from './audit-chain.writer';
 
 export const AUDIT_STORE_DURABLE = 'audit-store';
 /** After this many failed deliveries an event is dead-lettered instead of retried again (below the bus's MAX_DELIVER). */
 export const DEAD_LETTER_AFTER = 5;
-/** Deliveries handled at once; concurrent ones are written together (one transaction per org per batch). */
+/** Deliveries handled at once; concurrent ones are written together (one transaction per batch, all orgs in it). */
 export const STORE_CONCURRENCY = 1024;
-const MAX_BATCH = 500;
+const MAX_BATCH = STORE_CONCURRENCY;
 
 interface Pending {
   event: AuditEvent;
@@ -41,8 +40,9 @@ export class AuditStoreConsumer implements OnApplicationBootstrap {
   readonly writer: AuditChainWriter;
   private readonly deadLetters: Counter<'service'>;
   private readonly stored: Counter<'result'>;
-  /** Per chain (org): events waiting for the next write, and whether a write is in flight. */
-  private readonly queues = new Map<string, { pending: Pending[]; flushing: boolean }>();
+  /** Events waiting for the next write, and whether a write is in flight. */
+  private readonly pending: Pending[] = [];
+  private flushing = false;
 
   constructor(
     @Inject(BUS) private readonly bus: Bus,
@@ -83,30 +83,23 @@ export class AuditStoreConsumer implements OnApplicationBootstrap {
   }
 
   /**
-   * Resolves once the event is in its chain. Each org has its own queue: events arriving while
-   * that org's write is in flight go together into its next one, and orgs are written side by
-   * side. If a batch fails, its events are retried one by one so a single bad event fails (and is
+   * Resolves once the event is in its chain. Events arriving while a write is in flight go
+   * together into the next one — one transaction for every org in it (AuditChainWriter). If a
+   * batch fails, its events are retried one by one so a single bad event fails (and is
    * redelivered or dead-lettered) alone.
    */
   store(event: AuditEvent): Promise<void> {
-    const chain = chainIdOf(event.orgId);
-    let q = this.queues.get(chain);
-    if (!q) {
-      q = { pending: [], flushing: false };
-      this.queues.set(chain, q);
-    }
-    const queue = q;
     return new Promise<void>((resolve, reject) => {
-      queue.pending.push({ event, resolve, reject });
-      if (!queue.flushing) void this.flush(chain, queue);
+      this.pending.push({ event, resolve, reject });
+      if (!this.flushing) void this.flush();
     });
   }
 
-  private async flush(chain: string, q: { pending: Pending[]; flushing: boolean }): Promise<void> {
-    q.flushing = true;
+  private async flush(): Promise<void> {
+    this.flushing = true;
     try {
-      while (q.pending.length > 0) {
-        const batch = q.pending.splice(0, MAX_BATCH);
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_BATCH);
         try {
           this.count(await this.writer.append(batch.map((p) => p.event)));
           for (const p of batch) p.resolve();
@@ -122,8 +115,7 @@ export class AuditStoreConsumer implements OnApplicationBootstrap {
         }
       }
     } finally {
-      q.flushing = false;
-      if (q.pending.length === 0) this.queues.delete(chain);
+      this.flushing = false;
     }
   }
 

@@ -38,6 +38,15 @@ export interface Bus {
   /** Publishes a durable event; `messageId` de-duplicates republishes. */
   publish<E extends EventContract>(contract: E, payload: PayloadOf<E>, opts: { messageId: string }): Promise<void>;
   /**
+   * Publishes several durable events at once, each exactly as `publish` would (validated, its own
+   * `messageId`), and settles once every one is accepted or failed: one result per event, in order
+   * (fulfilled = accepted, on NATS stored by JetStream). Never rejects as a whole.
+   */
+  publishMany<E extends EventContract>(
+    contract: E,
+    events: ReadonlyArray<{ payload: PayloadOf<E>; messageId: string }>,
+  ): Promise<Array<PromiseSettledResult<void>>>;
+  /**
    * Consumes events durably: a named consumer resumes where it stopped; a handler error redelivers.
    * Handlers run one at a time (in stream order) unless `concurrency` allows more in flight.
    */

@@ -115,6 +115,13 @@ export class InProcessBus implements Bus {
     }
   }
 
+  publishMany<E extends EventContract>(
+    contract: E,
+    events: ReadonlyArray<{ payload: PayloadOf<E>; messageId: string }>,
+  ): Promise<Array<PromiseSettledResult<void>>> {
+    return Promise.allSettled(events.map((e) => this.publish(contract, e.payload, { messageId: e.messageId })));
+  }
+
   /** `opts.concurrency` is accepted and not needed: in one process, handlers run one at a time. */
   async subscribe<E extends EventContract>(
     contract: E,

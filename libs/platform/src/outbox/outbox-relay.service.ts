@@ -67,9 +67,12 @@ export class OutboxRelay {
         `SELECT id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [batch],
       );
-      // Published concurrently (JetStream acknowledges each one); the store orders events by arrival,
-      // so a failed row is simply retried in a later pass.
-      const settled = await Promise.allSettled(rows.map((row) => this.bus.publish(AuditEventRecorded, row.payload, { messageId: row.id })));
+      // Published as one pipelined batch (JetStream acknowledges each message; the acks are awaited
+      // together); the store orders events by arrival, so a failed row is simply retried in a later pass.
+      const settled = await this.bus.publishMany(
+        AuditEventRecorded,
+        rows.map((row) => ({ payload: row.payload, messageId: row.id })),
+      );
       const published: string[] = [];
       const failed: string[] = [];
       settled.forEach((result, i) => {
