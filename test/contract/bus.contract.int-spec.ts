@@ -1,15 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { ErrorCode, defineEvent, defineRequest } from '@custodian/contracts';
-import { CustodianException, InProcessBus, NatsBus, requestContext, type Bus } from '@custodian/platform';
-import pino from 'pino';
+import { CustodianException, requestContext, type Bus } from '@custodian/platform';
 import { pollUntil } from '../support/poll';
+import { inProcessTransport, natsTransport, type Transport } from '../support/transports';
 
 /**
  * One contract suite, two transports: everything a service relies on from the bus must behave
  * the same on the in-process bus (all-in-one) and on NATS (distributed).
  */
-const logger = pino({ level: 'silent' });
 
 const Echo = defineRequest({
   subject: 'test.echo',
@@ -48,44 +46,6 @@ const Gated = defineRequest({
 });
 const Thing = defineEvent({ subject: 'evt.test.thing', payload: Type.Object({ n: Type.Integer() }, { additionalProperties: false }) });
 
-interface Transport {
-  /** A bus for one "process"; with NATS each call is a separate connection in the same namespace. */
-  open(): Promise<Bus>;
-  close(): Promise<void>;
-}
-
-function inProcess(): Transport {
-  let bus: InProcessBus | undefined;
-  return {
-    async open() {
-      bus ??= new InProcessBus(logger, { retryBaseMs: 5 });
-      return bus;
-    },
-    async close() {
-      await bus?.drain();
-    },
-  };
-}
-
-function nats(): Transport {
-  const namespace = `t${randomBytes(5).toString('hex')}`;
-  const buses: NatsBus[] = [];
-  return {
-    async open() {
-      const bus = await NatsBus.connect(
-        { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', namespace, name: 'contract-test', ackWaitMs: 2000 },
-        logger,
-      );
-      buses.push(bus);
-      return bus;
-    },
-    async close() {
-      await buses[0]?.deleteStream();
-      await Promise.all(buses.map((b) => b.drain()));
-    },
-  };
-}
-
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
@@ -93,8 +53,8 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 describe.each([
-  ['in-process', inProcess],
-  ['nats', nats],
+  ['in-process', inProcessTransport],
+  ['nats', () => natsTransport('contract-test')],
 ])('bus contract on %s', (_name, makeTransport) => {
   let transport: Transport;
   let responder: Bus;

@@ -10,47 +10,12 @@ import {
   type DirectoryChangedEvent,
   type PrincipalSnapshot,
 } from '@custodian/contracts';
-import { CustodianException, InProcessBus, NatsBus, type Bus } from '@custodian/platform';
+import { CustodianException, type Bus } from '@custodian/platform';
 import { parsePrincipalSnapshot } from '@custodian/policy';
-import pino from 'pino';
 import { pollUntil } from '../support/poll';
+import { inProcessTransport, natsTransport, type Transport } from '../support/transports';
 
 /** Identity's bus contracts (snapshot, API key, directory, revocation, policy version) on both transports. */
-const logger = pino({ level: 'silent' });
-
-interface Transport {
-  open(): Promise<Bus>;
-  close(): Promise<void>;
-}
-
-const inProcess = (): Transport => {
-  let bus: InProcessBus | undefined;
-  return {
-    open: async () => (bus ??= new InProcessBus(logger, { retryBaseMs: 5 })),
-    close: async () => {
-      await bus?.drain();
-    },
-  };
-};
-
-const nats = (): Transport => {
-  const namespace = `t${randomBytes(5).toString('hex')}`;
-  const buses: NatsBus[] = [];
-  return {
-    async open() {
-      const bus = await NatsBus.connect(
-        { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', namespace, name: 'identity-contract', ackWaitMs: 2000 },
-        logger,
-      );
-      buses.push(bus);
-      return bus;
-    },
-    async close() {
-      await buses[0]?.deleteStream();
-      await Promise.all(buses.map((b) => b.drain()));
-    },
-  };
-};
 
 const snapshot = (over: Partial<PrincipalSnapshot> = {}): PrincipalSnapshot => ({
   userId: randomUUID(),
@@ -71,8 +36,8 @@ const snapshot = (over: Partial<PrincipalSnapshot> = {}): PrincipalSnapshot => (
 });
 
 describe.each([
-  ['in-process', inProcess],
-  ['nats', nats],
+  ['in-process', inProcessTransport],
+  ['nats', () => natsTransport('identity-contract')],
 ])('identity contracts on %s', (_name, makeTransport) => {
   let transport: Transport;
   let identity: Bus;
