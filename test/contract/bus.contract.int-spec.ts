@@ -174,6 +174,27 @@ describe.each([
     expect(deliveries.slice(0, 2)).toEqual([1, 2]);
   });
 
+  // A republish of the same message id may be broadcast again on NATS (de-duplication is the
+  // stream's): listeners are idempotent, so it is not asserted either way.
+  it('broadcasts an event to every listening process (fan-out), alongside its durable consumers', async () => {
+    const Cast = defineEvent({ subject: 'evt.test.cast', payload: Type.Object({ n: Type.Integer() }, { additionalProperties: false }) });
+    const seenByResponder: number[] = [];
+    const seenByCaller: number[] = [];
+    const durable: number[] = [];
+    await responder.listen(Cast, (p) => seenByResponder.push(p.n));
+    await caller.listen(Cast, (p) => {
+      seenByCaller.push(p.n);
+      throw new Error('a failing listener is logged, not fatal');
+    });
+    await responder.subscribe(Cast, 'contract-cast', async (p) => void durable.push(p.n));
+    for (let n = 1; n <= 3; n++) await caller.publish(Cast, { n }, { messageId: `cast-${n}` });
+    await pollUntil(() => seenByResponder.length >= 3 && seenByCaller.length >= 3 && durable.length >= 3, { what: 'broadcast' });
+    await caller.publish(Cast, { n: 9 }, { messageId: 'cast-9' });
+    await pollUntil(() => seenByResponder.includes(9), { what: 'later broadcast' });
+    expect(seenByResponder).toEqual([1, 2, 3, 9]);
+    expect(seenByCaller).toEqual([1, 2, 3, 9]);
+  });
+
   it('lets an in-flight request finish when the responder drains', async () => {
     const pending = caller.request(Gated, {}, { timeoutMs: 5000 });
     await pollUntil(() => gate.started, { what: 'handler start' });

@@ -3,6 +3,7 @@ export * from './app/core.module';
 export * from './app/service-database.module';
 export * from './app/service-host';
 export * from './auth/auth.guard';
+export * from './auth/denial-auditor';
 export * from './auth/principal-resolver';
 export * from './auth/route-inventory';
 export * from './auth/route-policy.decorator';

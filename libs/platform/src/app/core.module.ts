@@ -2,6 +2,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, DiscoveryModule, Reflector } from '@nestjs/core';
 import type { Logger } from 'pino';
 import { AuthGuard } from '../auth/auth.guard';
+import { DenialAuditor } from '../auth/denial-auditor';
 import { PrincipalResolver } from '../auth/principal-resolver';
 import { BUS, type Bus } from '../bus/bus';
 import type { CustodianConfig } from '../config/config';
@@ -55,14 +56,16 @@ export class CoreModule {
               logger,
             ),
         },
+        { provide: DenialAuditor, useFactory: () => new DenialAuditor(bus, logger) },
         {
           provide: APP_GUARD,
-          inject: [Reflector, PrincipalResolver],
-          useFactory: (reflector: Reflector, resolver: PrincipalResolver) => new AuthGuard(reflector, resolver, logger),
+          inject: [Reflector, PrincipalResolver, DenialAuditor],
+          useFactory: (reflector: Reflector, resolver: PrincipalResolver, denials: DenialAuditor) =>
+            new AuthGuard(reflector, resolver, denials, logger),
         },
         { provide: APP_FILTER, useFactory: () => new ProblemFilter(logger) },
       ],
-      exports: [CONFIG, LOGGER, BUS, DATABASE_URL, HealthRegistry, MetricsService, PrincipalResolver],
+      exports: [CONFIG, LOGGER, BUS, DATABASE_URL, HealthRegistry, MetricsService, PrincipalResolver, DenialAuditor],
     };
   }
 }

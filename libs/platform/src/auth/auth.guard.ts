@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 import { PUBLIC_ROUTE, ROUTE_POLICY, type RoutePolicy } from './route-policy.decorator';
+import type { DenialAuditor } from './denial-auditor';
 import type { PrincipalResolver } from './principal-resolver';
 
 /**
@@ -21,6 +22,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly resolver: PrincipalResolver,
+    private readonly denials: DenialAuditor,
     private readonly logger: Logger,
   ) {}
 
@@ -44,7 +46,7 @@ export class AuthGuard implements CanActivate {
     const decision = required.length > 0 ? this.decide(principal) : undefined;
     const missing = required.filter((c) => !decision?.hasCapability(c));
     if (missing.length > 0) {
-      await this.resolver.auditDenied({ principal, route: `${request.method} ${request.route?.path ?? request.path}`, missing });
+      await this.denials.record({ principal, route: `${request.method} ${request.route?.path ?? request.path}`, missing });
       throw CustodianException.forbidden('Missing capability', { missing });
     }
     return true;

@@ -1,17 +1,7 @@
-import {
-  AuditEventRecorded,
-  AuthenticateApiKey,
-  ErrorCode,
-  GetJwks,
-  GetPrincipalSnapshot,
-  type AuditEvent,
-  type PrincipalSnapshot,
-} from '@custodian/contracts';
+import { AuthenticateApiKey, ErrorCode, GetJwks, GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus';
-import { requestContext } from '../context/request-context';
 import { CustodianException } from '../errors/custodian.exception';
-import { uuidv7 } from '../outbox/uuidv7';
 import { TokenVerifier, type AccessTokenClaims, type TokenVerifierOptions } from './token-verifier';
 
 /** API keys are recognisable by this prefix: `cak_<public id>_<secret>` (docs/identity.md). */
@@ -51,34 +41,6 @@ export class PrincipalResolver {
         }),
       'Invalid or expired access token',
     );
-  }
-
-  /**
-   * Records a refused request in the audit trail (A6). The guard has no database of its own, so the
-   * event goes straight to the audit stream; a failure to publish is logged, never hides the 403.
-   */
-  async auditDenied(input: { principal: PrincipalSnapshot; route: string; missing: readonly string[] }): Promise<void> {
-    const ctx = requestContext.current();
-    const event: AuditEvent = {
-      id: uuidv7(),
-      orgId: input.principal.orgId,
-      occurredAt: new Date().toISOString(),
-      service: 'auth-guard',
-      action: 'authz.denied',
-      outcome: 'denied',
-      actor: {
-        userId: input.principal.userId,
-        ...(input.principal.sessionId ? { sessionId: input.principal.sessionId } : {}),
-        ...(input.principal.apiKeyId ? { apiKeyId: input.principal.apiKeyId } : {}),
-        ...(ctx?.ip ? { ip: ctx.ip.slice(0, 64) } : {}),
-      },
-      target: { type: 'route', id: input.route.slice(0, 128) },
-      ...(ctx?.requestId ? { requestId: ctx.requestId } : {}),
-      details: { missingCapabilities: [...input.missing] },
-    };
-    await this.bus.publish(AuditEventRecorded, event, { messageId: event.id }).catch((error: unknown) => {
-      this.logger.error({ err: error }, 'denial audit event could not be published');
-    });
   }
 
   private async ask(call: () => Promise<PrincipalSnapshot>, refused: string): Promise<PrincipalSnapshot> {

@@ -23,6 +23,15 @@ export interface SubscribeOptions {
 
 export type RequestHandler<C extends RequestContract> = (payload: RequestOf<C>, meta: RequestMeta) => Promise<ResponseOf<C>>;
 export type EventHandler<E extends EventContract> = (payload: PayloadOf<E>, meta: EventMeta) => Promise<void>;
+export type BroadcastHandler<E extends EventContract> = (payload: PayloadOf<E>) => void;
+
+export interface ListenOptions {
+  /**
+   * Called when broadcasts may have been missed (the connection dropped or came back): a cache fed
+   * by `listen` must forget everything then.
+   */
+  onGap?: () => void;
+}
 
 /**
  * The one bus API every service uses, implemented twice with the same semantics: NATS (core
@@ -51,6 +60,14 @@ export interface Bus {
    * Handlers run one at a time (in stream order) unless `concurrency` allows more in flight.
    */
   subscribe<E extends EventContract>(contract: E, durableName: string, handler: EventHandler<E>, opts?: SubscribeOptions): Promise<void>;
+  /**
+   * Fan-out, at most once, from now on: EVERY process listening gets every event published on the
+   * contract's subject after it started listening (no queue group, no durable state, no ack). For
+   * cache invalidation only — durable work uses `subscribe`. A handler must be quick, idempotent (a
+   * republish of one message id may be broadcast again) and must not throw (errors are logged);
+   * `onGap` tells the listener when it may have missed events.
+   */
+  listen<E extends EventContract>(contract: E, handler: BroadcastHandler<E>, opts?: ListenOptions): Promise<void>;
   /** True while the bus can carry traffic (readiness). */
   isReady(): boolean;
   /** Stops taking new work, lets in-flight handlers finish, closes. */

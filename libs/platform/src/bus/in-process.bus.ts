@@ -2,7 +2,16 @@ import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, ty
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
-import { MAX_DELIVER, settleWithin, type Bus, type EventHandler, type RequestHandler, type SubscribeOptions } from './bus';
+import {
+  MAX_DELIVER,
+  settleWithin,
+  type BroadcastHandler,
+  type Bus,
+  type EventHandler,
+  type ListenOptions,
+  type RequestHandler,
+  type SubscribeOptions,
+} from './bus';
 import { BusCodec } from './bus-codec';
 
 interface StoredEvent {
@@ -41,6 +50,7 @@ export class InProcessBus implements Bus {
   /** Sequences some consumer gave up on (handler failed MAX_DELIVER times): not consumed. */
   private readonly givenUp = new Set<number>();
   private readonly waiters = new Set<{ seq: number; subject: string; done: (consumed: boolean) => void }>();
+  private readonly listeners = new Map<string, Array<BroadcastHandler<EventContract>>>();
   private seq = 0;
   private closed = false;
 
@@ -108,7 +118,9 @@ export class InProcessBus implements Bus {
     if (previous !== undefined && now - previous < windowMs) return; // duplicate: absorbed, like JetStream's Nats-Msg-Id
     this.seen.set(messageId, now);
     if (this.seen.size > 100_000) this.pruneSeen(now, windowMs);
-    this.log.push({ seq: ++this.seq, subject: contract.subject, messageId, data: this.codec.encode(payload) });
+    const data = this.codec.encode(payload);
+    this.broadcast(contract, data);
+    this.log.push({ seq: ++this.seq, subject: contract.subject, messageId, data });
     this.seqOf.set(messageId, this.seq);
     for (const consumer of this.consumers.values()) {
       if (consumer.subject === contract.subject) this.pump(consumer);
@@ -142,6 +154,14 @@ export class InProcessBus implements Bus {
     this.pump(consumer);
   }
 
+  /** In one process nothing can be missed, so `onGap` is never called. */
+  async listen<E extends EventContract>(contract: E, handler: BroadcastHandler<E>, _opts?: ListenOptions): Promise<void> {
+    this.assertOpen();
+    const list = this.listeners.get(contract.subject) ?? [];
+    list.push(handler as unknown as BroadcastHandler<EventContract>);
+    this.listeners.set(contract.subject, list);
+  }
+
   /**
    * Resolves true once every durable consumer of the event's subject has handled the event
    * published under `messageId`; false if one gave up on it, on timeout, or if the id is unknown.
@@ -173,6 +193,20 @@ export class InProcessBus implements Bus {
     this.closed = true;
     for (const w of [...this.waiters]) w.done(false);
     await settleWithin([...this.inflight], this.opts.drainTimeoutMs ?? 10_000);
+  }
+
+  /** Listeners run synchronously, before publish returns: an invalidation is in effect when the publisher goes on. */
+  private broadcast(contract: EventContract, data: Uint8Array): void {
+    const list = this.listeners.get(contract.subject);
+    if (!list) return;
+    for (const listener of list) {
+      try {
+        // Each listener gets its own decoded copy, as over the wire.
+        listener(this.codec.decode(data) as PayloadOf<EventContract>);
+      } catch (error) {
+        this.logger.error({ err: error, subject: contract.subject }, 'broadcast listener failed');
+      }
+    }
   }
 
   private pump(consumer: Consumer): void {

@@ -21,8 +21,10 @@ import {
   MAX_DELIVER,
   REQUEST_ID_HEADER,
   settleWithin,
+  type BroadcastHandler,
   type Bus,
   type EventHandler,
+  type ListenOptions,
   type RequestHandler,
   type SubscribeOptions,
 } from './bus';
@@ -57,6 +59,7 @@ export class NatsBus implements Bus {
   private ackInbox: string | undefined;
   private ackSeq = 0;
   private readonly pendingAcks = new Map<string, (error: Error | undefined) => void>();
+  private readonly gapListeners = new Set<() => void>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -86,6 +89,8 @@ export class NatsBus implements Bus {
       for await (const status of nc.status()) {
         if (status.type === 'disconnect') bus.connected = false;
         if (status.type === 'reconnect') bus.connected = true;
+        // Broadcasts sent while the connection was down are lost: listeners must forget (on both edges).
+        if (status.type === 'disconnect' || status.type === 'reconnect') bus.gap();
         logger.info({ natsStatus: status.type }, 'nats status');
       }
     })();
@@ -281,6 +286,41 @@ export class NatsBus implements Bus {
     );
   }
 
+  /**
+   * A core subscription without queue group on the event's subject: JetStream publishes are plain
+   * NATS publishes, so every listening process sees each event as the stream stores it.
+   */
+  async listen<E extends EventContract>(contract: E, handler: BroadcastHandler<E>, opts: ListenOptions = {}): Promise<void> {
+    if (opts.onGap) this.gapListeners.add(opts.onGap);
+    const sub = this.nc.subscribe(this.subject(contract.subject), {
+      callback: (err, msg) => {
+        if (err) {
+          this.logger.error({ err, subject: contract.subject }, 'broadcast subscription error');
+          opts.onGap?.();
+          return;
+        }
+        let payload: unknown;
+        try {
+          payload = this.codec.decode(msg.data);
+        } catch {
+          payload = undefined;
+        }
+        const check = this.codec.checkEvent(contract, payload);
+        if (!check.ok) {
+          this.logger.error({ subject: msg.subject, issues: check.issues }, 'broadcast event does not match its contract; ignored');
+          return;
+        }
+        try {
+          handler(check.value as PayloadOf<E>);
+        } catch (error) {
+          this.logger.error({ err: error, subject: contract.subject }, 'broadcast listener failed');
+        }
+      },
+    });
+    this.subscriptions.push(sub);
+    await this.nc.flush();
+  }
+
   async drain(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -293,6 +333,16 @@ export class NatsBus implements Bus {
   /** Removes this namespace's stream (tests and uninstall only). */
   async deleteStream(): Promise<void> {
     await this.jsm.streams.delete(this.streamName).catch(() => undefined);
+  }
+
+  private gap(): void {
+    for (const listener of this.gapListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.error({ err: error }, 'gap listener failed');
+      }
+    }
   }
 
   private ensureAckInbox(): string {
