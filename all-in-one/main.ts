@@ -1,9 +1,10 @@
 import { ConfigError, installSignalHandlers, createLogger } from '@custodian/platform';
 import { startAllInOne } from './all-in-one';
+import { demoEnabled } from './demo';
 
 const startedAt = process.hrtime.bigint();
 
-startAllInOne().then(
+startAllInOne(process.env, { demo: demoEnabled(process.env) }).then(
   (host) => {
     const logger = createLogger({ level: host.config.log.level, service: 'all-in-one' });
     installSignalHandlers(host, logger);

@@ -52,27 +52,249 @@ describe('objects: bundles and the demo CRM', () => {
     expect(schema.$id).toBe('https://custodian.dev/schemas/bundle.json');
   });
 
-  it('dry-run returns the diff and writes nothing; apply is idempotent', async () => {
+  const counts = async (): Promise<Record<string, number>> => {
+    const q = async (sql: string): Promise<number> => (await pg.query(sql, [orgId])).rows[0].n as number;
+    return {
+      roles: await q('SELECT count(*)::int AS n FROM identity.role WHERE org_id = $1'),
+      groups: await q('SELECT count(*)::int AS n FROM identity.user_group WHERE org_id = $1'),
+      sets: await q('SELECT count(*)::int AS n FROM identity.permission_set WHERE org_id = $1'),
+      objects: await q('SELECT count(*)::int AS n FROM objects.object_definition WHERE org_id = $1'),
+      actions: await q('SELECT count(*)::int AS n FROM objects.object_action WHERE org_id = $1'),
+      policies: await q('SELECT count(*)::int AS n FROM approvals.approval_policy WHERE org_id = $1'),
+    };
+  };
+  const lines = (changes: Json[]): string[] => changes.map((c: Json) => `${c.kind}:${c.name}:${c.change}`);
+
+  it('dry-run diffs every section and writes nothing in any service', async () => {
+    const before = await counts();
+    expect(before).toEqual({ roles: 0, groups: 0, sets: 0, objects: 0, actions: 0, policies: 0 });
     const dry = await applyBundleDocument(base, admin, DEMO, true);
-    expect(dry.objects.changes.filter((c: Json) => c.change === 'create').map((c: Json) => c.name)).toEqual([
-      'account',
-      'contact',
-      'opportunity',
-    ]);
-    expect(dry.identity.filter((c) => c.change === 'create').length).toBe(6);
-    expect((await ok(call('GET', '/meta/objects', admin))).objects).toEqual([]);
-    const applied = await applyBundleDocument(base, admin, DEMO);
-    expect(applied.objects.changes.map((c: Json) => `${c.kind}:${c.name}:${c.change}`)).toEqual([
+    expect(dry.dryRun).toBe(true);
+    expect(lines(dry.changes)).toEqual([
+      'role:vp_sales:create',
+      'role:rep_west:create',
+      'role:rep_east:create',
+      'group:west_team:create',
+      'permission_set:Sales Rep:create',
+      'permission_set:Sales Finance:create',
+      'permission_set:Sales Manager:create',
       'object:account:create',
       'object:contact:create',
       'object:opportunity:create',
       'sharing_rules:account:update',
+      'action:opportunity.mark_won:create',
+      'action:opportunity.mark_lost:create',
+      'approval_policy:Closing and deleting deals:create',
     ]);
+    expect(await counts()).toEqual(before);
+    expect((await ok(call('GET', '/meta/objects', admin))).objects).toEqual([]);
+    expect((await ok(call('GET', '/roles', admin))).items).toEqual([]);
+    expect((await ok(call('GET', '/approvals/policies', admin))).items).toEqual([]);
+  });
+
+  it('apply: every section, grantee names resolved, listable; a second apply is all unchanged', async () => {
+    const applied = await applyBundleDocument(base, admin, DEMO);
+    expect(applied.changes.every((c) => c.change === 'create' || c.kind === 'sharing_rules')).toBe(true);
+    expect(await counts()).toEqual({ roles: 3, groups: 1, sets: 3, objects: 3, actions: 2, policies: 1 });
+
+    const roles = new Map<string, Json>((await ok(call('GET', '/roles', admin))).items.map((r: Json) => [r.name, r]));
+    expect(roles.get('rep_west').parentId).toBe(roles.get('vp_sales').id);
+    const westTeam = (await ok(call('GET', '/groups', admin))).items.find((g: Json) => g.name === 'west_team');
+    const rules = await ok(call('GET', '/meta/objects/account/sharing-rules', admin));
+    expect(JSON.stringify(rules)).toContain(westTeam.id);
+    expect(JSON.stringify(rules)).not.toContain('"name":"west_team"');
+
+    const actions = (await ok(call('GET', '/meta/objects/opportunity/actions', admin))).items;
+    expect(actions.map((a: Json) => [a.name, a.set, a.requiresApproval])).toEqual([
+      ['mark_lost', { stage: 'closed_lost' }, false],
+      ['mark_won', { stage: 'closed_won' }, true],
+    ]);
+    expect((await call('GET', '/meta/objects/nothing/actions', admin)).status).toBe(404);
+    const policies = (await ok(call('GET', '/approvals/policies', admin))).items;
+    expect(policies).toEqual([
+      expect.objectContaining({
+        name: 'Closing and deleting deals',
+        object: 'opportunity',
+        operations: ['action', 'delete'],
+        approverCapability: 'approve_actions',
+        minApprovals: 1,
+        separationOfDuties: true,
+      }),
+    ]);
+
     const again = await applyBundleDocument(base, admin, DEMO);
-    expect(again.objects.changes.every((c: Json) => c.change === 'unchanged')).toBe(true);
-    expect(again.identity.every((c) => c.change === 'unchanged')).toBe(true);
-    const audit = await pg.query(`SELECT count(*)::int AS n FROM objects.outbox WHERE payload->>'action' = 'objects.bundle.applied'`);
-    expect(audit.rows[0].n).toBe(2);
+    expect(again.changes.length).toBe(14);
+    expect(again.changes.filter((c) => c.change !== 'unchanged')).toEqual([]);
+    const dryAgain = await applyBundleDocument(base, admin, DEMO, true);
+    expect(dryAgain.changes.filter((c) => c.change !== 'unchanged')).toEqual([]);
+
+    const audit = await pg.query(
+      `SELECT payload->'details' AS d FROM objects.outbox WHERE payload->>'action' = 'objects.bundle.applied' ORDER BY created_at, id`,
+    );
+    expect(audit.rows.length).toBe(2);
+    expect(Object.keys(audit.rows[0].d.summary).sort()).toEqual([
+      'action',
+      'approval_policy',
+      'group',
+      'object',
+      'permission_set',
+      'role',
+      'sharing_rules',
+    ]);
+    expect(audit.rows[0].d.summary.role).toEqual({ create: 3, update: 0, unchanged: 0 });
+    expect(audit.rows[1].d.summary.approval_policy).toEqual({ create: 0, update: 0, unchanged: 1 });
+    // identity and approvals audited their own changes through their outboxes
+    const identityAudit = await pg.query(
+      `SELECT count(*)::int AS n FROM identity.outbox WHERE payload->>'action' = 'identity.role.created'`,
+    );
+    expect(identityAudit.rows[0].n).toBe(3);
+    const approvalsAudit = await pg.query(
+      `SELECT count(*)::int AS n FROM approvals.outbox WHERE payload->>'action' = 'approvals.policy.changed'`,
+    );
+    expect(approvalsAudit.rows[0].n).toBe(1);
+  });
+
+  it('updates converge: a changed set, role parent, action and policy are updates, the rest unchanged', async () => {
+    const doc = {
+      apiVersion: 'custodian.dev/v1',
+      kind: 'Bundle',
+      name: 'tweak',
+      roles: [{ name: 'rep_east', parent: 'rep_west' }],
+      permissionSets: [{ name: 'Sales Finance', apps: ['crm'], objects: { opportunity: { allowRead: true } } }],
+      actions: [{ name: 'mark_lost', object: 'opportunity', label: 'Lose it', kind: 'update', set: { stage: 'closed_lost' } }],
+      approvalPolicies: [{ name: 'Closing and deleting deals', object: 'opportunity', operations: ['delete'], minApprovals: 2 }],
+    };
+    const res = await ok(call('POST', '/bundles/apply', admin, { bundle: doc }));
+    expect(lines(res.changes)).toEqual([
+      'role:rep_east:update',
+      'permission_set:Sales Finance:update',
+      'action:opportunity.mark_lost:update',
+      'approval_policy:Closing and deleting deals:update',
+    ]);
+    // put the demo back: re-applying converges
+    const back = await applyBundleDocument(base, admin, DEMO);
+    expect(lines(back.changes.filter((c) => c.change !== 'unchanged'))).toEqual([
+      'role:rep_east:update',
+      'permission_set:Sales Finance:update',
+      'action:opportunity.mark_lost:update',
+      'approval_policy:Closing and deleting deals:update',
+    ]);
+  });
+
+  it('a role cycle, an unknown parent or an unknown grantee name is 400 and writes nothing', async () => {
+    const before = await counts();
+    const bundle = (extra: Json): Json => ({ apiVersion: 'custodian.dev/v1', kind: 'Bundle', name: 'bad', ...extra });
+    for (const [doc, path] of [
+      [
+        bundle({
+          roles: [
+            { name: 'a', parent: 'b' },
+            { name: 'b', parent: 'a' },
+          ],
+        }),
+        '/roles/',
+      ],
+      [bundle({ roles: [{ name: 'a', parent: 'nobody' }] }), '/roles/0/parent'],
+      [
+        bundle({
+          groups: [{ name: 'fresh_group' }],
+          sharingRules: {
+            account: [
+              {
+                name: 'r',
+                type: 'criteria',
+                criteria: { region: 'east' },
+                sharedWith: { type: 'group', name: 'nope' },
+                accessLevel: 'read',
+              },
+            ],
+          },
+        }),
+        '/sharingRules/account/0/sharedWith/name',
+      ],
+    ] as const) {
+      const res = await call('POST', '/bundles/apply', admin, { bundle: doc });
+      expect([res.status, res.headers.get('content-type')]).toEqual([400, expect.stringContaining('application/problem+json')]);
+      expect(res.body.details.issues[0].path).toContain(path);
+    }
+    expect(await counts()).toEqual(before);
+  });
+
+  it('invalid actions and approval policies: 400 problem+json with issue paths, nothing written in any service', async () => {
+    const before = await counts();
+    const bundle = (extra: Json): Json => ({
+      apiVersion: 'custodian.dev/v1',
+      kind: 'Bundle',
+      name: 'bad',
+      roles: [{ name: 'never_created' }],
+      ...extra,
+    });
+    const action = (over: Json): Json => ({
+      name: 'x',
+      object: 'opportunity',
+      label: 'X',
+      kind: 'update',
+      set: { stage: 'closed_won' },
+      ...over,
+    });
+    for (const [doc, path] of [
+      [bundle({ actions: [action({ object: 'nothing' })] }), '/actions/0/object'],
+      [bundle({ actions: [action({ set: { nope: 1 } })] }), '/actions/0/set/nope'],
+      [bundle({ actions: [action({ set: { stage: 'not_a_stage' } })] }), '/actions/0/set/stage'],
+      [bundle({ actions: [action({ set: { amount: 'lots' } })] }), '/actions/0/set/amount'],
+      [bundle({ actions: [action({ set: { owner_id: '00000000-0000-4000-8000-000000000000' } })] }), '/actions/0/set/owner_id'],
+      [bundle({ actions: [action({ kind: 'delete' })] }), '/actions/0/kind'],
+      [bundle({ approvalPolicies: [{ name: 'p', object: 'nothing', operations: ['update'] }] }), '/approvalPolicies/0/object'],
+      [bundle({ approvalPolicies: [{ name: 'p', operations: ['update'], minApprovals: 6 }] }), '/approvalPolicies/0/minApprovals'],
+      [bundle({ approvalPolicies: [{ name: 'p', operations: ['launch'] }] }), '/approvalPolicies/0/operations/0'],
+      [
+        bundle({ approvalPolicies: [{ name: 'p', operations: ['update'], approverCapability: 'root' }] }),
+        '/approvalPolicies/0/approverCapability',
+      ],
+    ] as const) {
+      const res = await call('POST', '/bundles/apply', admin, { bundle: doc });
+      expect([res.status, res.headers.get('content-type')]).toEqual([400, expect.stringContaining('application/problem+json')]);
+      expect(res.body.details.issues.map((i: Json) => i.path)).toEqual(expect.arrayContaining([expect.stringContaining(path)]));
+    }
+    const proto = await call('POST', '/bundles/apply', admin, {
+      document:
+        'apiVersion: custodian.dev/v1\nkind: Bundle\nname: x\nactions:\n  - { name: x, object: opportunity, label: X, kind: update, set: { __proto__: { polluted: true } } }\n',
+    });
+    expect(proto.status).toBe(400);
+    expect(({} as Json).polluted).toBeUndefined();
+    expect(await counts()).toEqual(before);
+  });
+
+  it('each section needs its REST capability: 403 naming it, audited, nothing written; identity re-checks too', async () => {
+    const u = await ok(
+      call('POST', '/users', admin, { email: 'meta@demo.local', displayName: 'Meta only', password: PASSWORD, roleId: null }),
+      201,
+    );
+    await ok(call('PATCH', `/orgs/${orgId}/members/${u.userId}`, admin, { capabilities: ['manage_metadata'] }));
+    const token = (await login(base, { email: 'meta@demo.local', password: PASSWORD })).accessToken;
+    const before = await counts();
+    const doc = { apiVersion: 'custodian.dev/v1', kind: 'Bundle', name: 'x', roles: [{ name: 'sneaky' }], groups: [{ name: 'sneaky' }] };
+    const res = await call('POST', '/bundles/apply', token, { bundle: doc, dryRun: true });
+    expect([res.status, res.body.code, res.headers.get('content-type')]).toEqual([
+      403,
+      'forbidden',
+      expect.stringContaining('application/problem+json'),
+    ]);
+    expect(res.body.details.missing).toEqual(['manage_roles', 'manage_users']);
+    expect(res.body.detail).toContain('manage_roles');
+    const denied = await pg.query(
+      `SELECT payload->'details' AS d FROM objects.outbox WHERE payload->>'action' = 'authz.denied' AND payload->'actor'->>'userId' = $1`,
+      [u.userId],
+    );
+    expect(denied.rows.map((r) => r.d.missingCapabilities)).toEqual([['manage_roles', 'manage_users']]);
+    // objects and actions alone are enough with manage_metadata
+    const objectsOnly = await call('POST', '/bundles/apply', token, {
+      bundle: { apiVersion: 'custodian.dev/v1', kind: 'Bundle', name: 'x', actions: [] },
+      dryRun: true,
+    });
+    expect(objectsOnly.status).toBe(200);
+    expect(await counts()).toEqual(before);
+    expect((await call('GET', '/approvals/policies', token)).status).toBe(200);
   });
 
   it('three users of the demo: exactly which records and fields each sees and may change', async () => {
@@ -130,5 +352,47 @@ describe('objects: bundles and the demo CRM', () => {
     );
     const margin = await call('PATCH', `/data/opportunity/${opp.id}`, users.victor.token, { margin: 0.5 }, { 'if-match': '"1"' });
     expect([margin.status, margin.body.code]).toEqual([403, 'field_not_editable']);
+    // approval policies are for approvers and metadata managers
+    const policies = await call('GET', '/approvals/policies', users.wendy.token);
+    expect([policies.status, policies.body.details.missing]).toEqual([403, ['approve_actions', 'manage_metadata']]);
+    // actions: a member sees those of objects they may read
+    expect((await ok(call('GET', '/meta/objects/opportunity/actions', users.wendy.token))).items.length).toBe(2);
+    expect(
+      (
+        await call(
+          'GET',
+          '/meta/objects/opportunity/actions',
+          (await login(base, { email: 'meta@demo.local', password: PASSWORD })).accessToken,
+        )
+      ).status,
+    ).toBe(200);
+  });
+
+  it('every policy-version event says exactly whether a directory event came with it (member.updated both ways)', async () => {
+    const u = await ok(call('POST', '/users', admin, { email: 'flag@demo.local', displayName: 'Flag', password: PASSWORD }), 201);
+    const roles = new Map<string, string>((await ok(call('GET', '/roles', admin))).items.map((r: Json) => [r.name, r.id]));
+    // capabilities only: a member.updated bump without a directory event …
+    await ok(call('PATCH', `/orgs/${orgId}/members/${u.userId}`, admin, { capabilities: ['view_audit'] }));
+    const token = (await login(base, { email: 'flag@demo.local', password: PASSWORD })).accessToken;
+    // … which the objects replica does not wait for: answered at once, never 503
+    const started = Date.now();
+    expect((await call('GET', '/meta/objects', token)).status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(900);
+    // role change: a member.updated bump with its user_role event
+    await ok(call('PATCH', `/orgs/${orgId}/members/${u.userId}`, admin, { roleId: roles.get('rep_east') }));
+    await ok(call('PATCH', `/roles/${roles.get('rep_east')}`, admin, { name: 'rep_east' }));
+    const events = await pg.query(`SELECT subject, payload FROM identity.identity_event WHERE payload->>'orgId' = $1 ORDER BY seq`, [
+      orgId,
+    ]);
+    const directoryVersions = new Set(
+      events.rows.filter((r) => r.subject === 'evt.identity.directory').map((r) => Number(r.payload.policyVersion)),
+    );
+    const bumps = events.rows.filter((r) => r.subject === 'evt.identity.policy-version').map((r) => r.payload);
+    expect(bumps.length).toBeGreaterThan(10);
+    for (const b of bumps)
+      expect([b.reason, b.policyVersion, b.directoryChange]).toEqual([b.reason, b.policyVersion, directoryVersions.has(b.policyVersion)]);
+    const memberUpdates = bumps.filter((b) => b.reason === 'member.updated').map((b) => b.directoryChange);
+    expect(memberUpdates).toEqual(expect.arrayContaining([true, false]));
+    expect(bumps.find((b) => b.reason === 'role.updated' && b.directoryChange === false)).toBeDefined();
   });
 });

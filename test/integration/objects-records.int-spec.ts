@@ -440,6 +440,33 @@ describe('objects: metadata, directory replica, governed records', () => {
   });
 
   describe('freshness', () => {
+    it('a list never decides on metadata another replica has changed, though this one has it cached', async () => {
+      const mine = await ok(call('POST', '/data/account', users.wendy.token, { name: 'wendy only' }), 201);
+      const listIds = async (token: string): Promise<string[]> =>
+        (await ok(call('GET', `/data/account${q({ where: { id: mine.id } })}`, token))).records.map((r: Json) => r.id);
+      expect(await listIds(users.eric.token)).toEqual([]); // private: eric (another branch) does not see it; the catalog is warm
+      const table = 'objects.object_definition';
+      const saved = (await pg.query(`SELECT definition FROM ${table} WHERE org_id = $1 AND name = 'account'`, [orgId])).rows[0].definition;
+      // "Another replica" opens the object to everyone: written straight to the database, so this
+      // process's cached catalog is stale and only the stamp read with the rows can tell.
+      const bump = async (definition: Json): Promise<void> => {
+        await pg.query(
+          `UPDATE ${table} SET definition = $2, version = version + 1, updated_at = clock_timestamp() WHERE org_id = $1 AND name = 'account'`,
+          [orgId, definition],
+        );
+      };
+      try {
+        await bump({ ...saved, sharingModel: 'public_read' });
+        expect(await listIds(users.eric.token)).toEqual([mine.id]);
+        // … and closed again: the very next list hides it (a non-empty page proves nothing stale either).
+        await bump(saved);
+        expect(await listIds(users.eric.token)).toEqual([]);
+        expect(await listIds(users.wendy.token)).toEqual([mine.id]);
+      } finally {
+        await bump(saved);
+      }
+    });
+
     it('O9: a revoked permission set is effective at once, even with warm caches', async () => {
       const token = users.eric.token;
       expect((await call('GET', '/data/account', token)).status).toBe(200);

@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { CONFIG, ServiceDatabaseModule, type CustodianConfig } from '@custodian/platform';
 import { ApiKeysController } from './api-keys/api-keys.controller';
 import { ApiKeysService } from './api-keys/api-keys.service';
@@ -10,6 +10,8 @@ import { PrincipalSnapshotService } from './auth/principal-snapshot.service';
 import { SessionService } from './auth/session.service';
 import { TokenExchangeService } from './auth/token-exchange.service';
 import { BootstrapService } from './bootstrap/bootstrap.service';
+import { BOOTSTRAP_BANNER, FirstStartBanner } from './bootstrap/first-start';
+import { IdentityBundleService } from './bundles/identity-bundle.service';
 import { GroupsController } from './directory/groups.controller';
 import { OrgsController } from './directory/orgs.controller';
 import { PermissionSetsController } from './directory/permission-sets.controller';
@@ -68,7 +70,17 @@ import { SERVICE_MIGRATIONS } from './migrations';
     PermissionSetsService,
     ApiKeysService,
     BootstrapService,
+    { provide: FirstStartBanner, useExisting: BootstrapService },
+    IdentityBundleService,
     IdentityBusHandlers,
   ],
 })
-export class IdentityModule {}
+export class IdentityModule {
+  /** The same module, with the first-start banner held until the host prints it (all-in-one demo). */
+  static holdingBootstrapBanner(): DynamicModule {
+    return { module: IdentityModule, providers: [{ provide: BOOTSTRAP_BANNER, useValue: { hold: true } }] };
+  }
+}
+
+// The composition root may use these (it imports only *.module.ts files, ADR 0003).
+export { FirstStartBanner, type FirstStart } from './bootstrap/first-start';

@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ServiceDatabaseModule } from '@custodian/platform';
+import { ActionsController } from './actions/actions.controller';
+import { ActionsService } from './actions/actions.service';
 import { BundleService } from './bundles/bundle.service';
 import { BundlesController } from './bundles/bundles.controller';
 import { RequestDecisionService } from './decision/request-decision.service';
@@ -26,6 +28,7 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     RecordSharesController,
     AccessExplainController,
     BundlesController,
+    ActionsController,
   ],
   providers: [
     DirectoryReplicaService,
@@ -35,6 +38,7 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     RecordsService,
     RecordOperationsBusHandlers,
     BundleService,
+    ActionsService,
   ],
 })
 export class ObjectsModule {}

@@ -30,6 +30,11 @@ export const PrincipalSnapshotSchema = Type.Object(
     agent: Type.Optional(AgentContextSchema),
     /** API key scopes, when the caller authenticated with an API key. */
     apiKeyScopes: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
+    /**
+     * When the credential behind this snapshot stops working by itself (the session's or API key's
+     * expiry), if it does: a cached snapshot is never used past it.
+     */
+    credentialExpiresAt: Type.Optional(Type.String({ format: 'date-time', maxLength: 40 })),
   },
   { additionalProperties: false },
 );
@@ -116,7 +121,16 @@ export const GetJwks = defineRequest({
 export const PolicyVersionChanged = defineEvent({
   subject: 'evt.identity.policy-version',
   payload: Type.Object(
-    { orgId: Id, policyVersion: Type.Integer({ minimum: 0 }), reason: Type.String({ maxLength: 64 }) },
+    {
+      orgId: Id,
+      policyVersion: Type.Integer({ minimum: 0 }),
+      reason: Type.String({ maxLength: 64 }),
+      /**
+       * Whether the same change also recorded a DirectoryChanged event at this version (exact, set by
+       * identity per change). Absent on events written before the field existed.
+       */
+      directoryChange: Type.Optional(Type.Boolean()),
+    },
     { additionalProperties: false },
   ),
 });

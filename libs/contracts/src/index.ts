@@ -3,3 +3,4 @@ export * from './contract';
 export * from './identity.contracts';
 export * from './audit.contracts';
 export * from './objects.contracts';
+export * from './bundles.contracts';

@@ -1,4 +1,4 @@
 import { OutboxEntity } from '@custodian/platform';
+import { ApprovalPolicyEntity } from './approval-policy.entity';
 
-/** Only the outbox so far; this service's own tables arrive with its issue. */
-export const SERVICE_ENTITIES = [OutboxEntity];
+export const SERVICE_ENTITIES = [OutboxEntity, ApprovalPolicyEntity];

@@ -1,4 +1,5 @@
 import { Init1795311847698 } from './1795311847698-init';
+import { ApprovalPolicies1795319867947 } from './1795319867947-approval-policies';
 
 /** In order; never edit one that has shipped — add a new one (scripts/generate-migration.ts). */
-export const SERVICE_MIGRATIONS = [Init1795311847698];
+export const SERVICE_MIGRATIONS = [Init1795311847698, ApprovalPolicies1795319867947];

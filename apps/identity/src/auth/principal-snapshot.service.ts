@@ -31,6 +31,7 @@ export class PrincipalSnapshotService {
         m.findOne(OrganizationEntity, { where: { id: req.orgId } }),
       ]);
       if (!user || !user.active || !membership || !org) throw CustodianException.unauthenticated('Unknown or inactive principal');
+      let expiresAt: Date | undefined;
       if (req.sessionId) {
         const session = await m.findOne(SessionEntity, { where: { id: req.sessionId } });
         if (
@@ -42,6 +43,7 @@ export class PrincipalSnapshotService {
         ) {
           throw CustodianException.unauthenticated('Session is no longer valid');
         }
+        expiresAt = session.expiresAt;
       }
       let keyScopes: string[] | undefined;
       if (req.apiKeyId) {
@@ -56,6 +58,7 @@ export class PrincipalSnapshotService {
           throw CustodianException.unauthenticated('API key is no longer valid');
         }
         keyScopes = key.scopes;
+        if (key.expiresAt && (!expiresAt || key.expiresAt < expiresAt)) expiresAt = key.expiresAt;
       }
       const ancestors: Array<{ ancestor_id: string }> = membership.roleId
         ? await m.query('SELECT ancestor_id FROM role_closure WHERE descendant_id = $1 AND org_id = $2 AND depth > 0 ORDER BY depth', [
@@ -113,6 +116,7 @@ export class PrincipalSnapshotService {
             }
           : {}),
         ...(keyScopes ? { apiKeyScopes: keyScopes } : {}),
+        ...(expiresAt ? { credentialExpiresAt: expiresAt.toISOString() } : {}),
       };
     });
   }

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationBootstrap } from '@nestjs/common';
 import { CONFIG, CAPABILITIES, LOGGER, OutboxWriter, SERVICE_DATA_SOURCE, type CustodianConfig } from '@custodian/platform';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
@@ -9,15 +9,20 @@ import { MembershipEntity } from '../entities/membership.entity';
 import { OrganizationEntity } from '../entities/organization.entity';
 import { UserEntity } from '../entities/user.entity';
 import { SigningKeyService } from '../keys/signing-key.service';
+import { BOOTSTRAP_BANNER, FirstStartBanner, bannerText, type BootstrapBannerOptions, type FirstStart } from './first-start';
 
 export const DEFAULT_ADMIN_EMAIL = 'admin@custodian.local';
 
 /**
  * First start of an installation (any mode): a signing key, an organization and an admin who
- * holds every system capability. A generated password is printed once, never logged.
+ * holds every system capability. A generated password is printed once, never logged. The
+ * all-in-one host may hold the banner (BOOTSTRAP_BANNER) to add its demo users to it.
  */
 @Injectable()
-export class BootstrapService implements OnApplicationBootstrap {
+export class BootstrapService extends FirstStartBanner implements OnApplicationBootstrap {
+  private first: FirstStart | undefined;
+  private printed = false;
+
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(SigningKeyService) private readonly keys: SigningKeyService,
@@ -25,7 +30,22 @@ export class BootstrapService implements OnApplicationBootstrap {
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(CONFIG) private readonly config: CustodianConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+    @Optional() @Inject(BOOTSTRAP_BANNER) private readonly banner?: BootstrapBannerOptions,
+  ) {
+    super();
+  }
+
+  firstStart(): FirstStart | undefined {
+    return this.first;
+  }
+
+  print(extra: readonly string[] = []): void {
+    if (!this.first || this.printed) return;
+    this.printed = true;
+    process.stdout.write(bannerText(this.first, extra));
+    // The password lives in this process only until it has been shown.
+    this.first = { ...this.first, adminPassword: '' };
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.keys.ensureActiveKey();
@@ -52,17 +72,7 @@ export class BootstrapService implements OnApplicationBootstrap {
     });
     if (!created) return;
     this.logger.info({ orgId: created.id, adminEmail: email }, 'installation bootstrapped');
-    const lines = [
-      '',
-      '================================================================',
-      ' Custodian is set up. Bootstrap administrator:',
-      `   organization  ${created.name} (${created.id})`,
-      `   email         ${email}`,
-      `   password      ${generated ? password : '(from CUSTODIAN_ADMIN_PASSWORD)'}`,
-      generated ? ' This password is shown once. Store it now and change it.' : '',
-      '================================================================',
-      '',
-    ];
-    process.stdout.write(`${lines.filter((l) => l !== '').join('\n')}\n`);
+    this.first = { orgId: created.id, orgName: created.name, adminEmail: email, adminPassword: password, passwordGenerated: generated };
+    if (!this.banner?.hold) this.print();
   }
 }

@@ -53,46 +53,51 @@ export class GroupsService {
     return view(await this.events.read((m) => this.find(m, orgId, id)));
   }
 
-  async create(actor: PrincipalSnapshot, input: Static<typeof CreateGroupSchema>): Promise<GroupView> {
-    return this.events.transaction(async (m) => {
-      const group = m.create(GroupEntity, { id: randomUUID(), orgId: actor.orgId, name: input.name, description: input.description ?? '' });
-      await conflictOnDuplicate(m.insert(GroupEntity, group), 'A group with this name exists');
-      const saved = await this.find(m, actor.orgId, group.id);
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.group.created',
-        outcome: 'success',
-        target: { type: 'group', id: group.id },
-        details: { after: view(saved) },
-      });
-      return view(saved);
-    });
+  create(actor: PrincipalSnapshot, input: Static<typeof CreateGroupSchema>): Promise<GroupView> {
+    return this.events.transaction((m) => this.createIn(m, actor, input));
   }
 
-  async update(actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateGroupSchema>): Promise<GroupView> {
-    return this.events.transaction(async (m) => {
-      const before = await this.find(m, actor.orgId, id, true);
-      await conflictOnDuplicate(
-        m.update(
-          GroupEntity,
-          { id },
-          {
-            ...(input.name !== undefined ? { name: input.name } : {}),
-            ...(input.description !== undefined ? { description: input.description } : {}),
-          },
-        ),
-        'A group with this name exists',
-      );
-      const after = await this.find(m, actor.orgId, id);
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.group.updated',
-        outcome: 'success',
-        target: { type: 'group', id },
-        details: { before: view(before), after: view(after) },
-      });
-      return view(after);
+  /** Creates inside the caller's transaction (bundles apply many changes in one). */
+  async createIn(m: EntityManager, actor: PrincipalSnapshot, input: Static<typeof CreateGroupSchema>): Promise<GroupView> {
+    const group = m.create(GroupEntity, { id: randomUUID(), orgId: actor.orgId, name: input.name, description: input.description ?? '' });
+    await conflictOnDuplicate(m.insert(GroupEntity, group), 'A group with this name exists');
+    const saved = await this.find(m, actor.orgId, group.id);
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.group.created',
+      outcome: 'success',
+      target: { type: 'group', id: group.id },
+      details: { after: view(saved) },
     });
+    return view(saved);
+  }
+
+  update(actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateGroupSchema>): Promise<GroupView> {
+    return this.events.transaction((m) => this.updateIn(m, actor, id, input));
+  }
+
+  async updateIn(m: EntityManager, actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateGroupSchema>): Promise<GroupView> {
+    const before = await this.find(m, actor.orgId, id, true);
+    await conflictOnDuplicate(
+      m.update(
+        GroupEntity,
+        { id },
+        {
+          ...(input.name !== undefined ? { name: input.name } : {}),
+          ...(input.description !== undefined ? { description: input.description } : {}),
+        },
+      ),
+      'A group with this name exists',
+    );
+    const after = await this.find(m, actor.orgId, id);
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.group.updated',
+      outcome: 'success',
+      target: { type: 'group', id },
+      details: { before: view(before), after: view(after) },
+    });
+    return view(after);
   }
 
   async remove(actor: PrincipalSnapshot, id: string): Promise<void> {
@@ -106,7 +111,7 @@ export class GroupsService {
       await m.query('DELETE FROM permission_set_assignment WHERE group_id = $1 AND org_id = $2', [id, actor.orgId]);
       await m.delete(GroupMemberEntity, { groupId: id });
       await m.delete(GroupEntity, { id });
-      const version = await this.events.policyChanged(m, actor.orgId, 'group.deleted');
+      const version = await this.events.policyChanged(m, actor.orgId, 'group.deleted', true);
       await this.events.directory(m, actor.orgId, version, { kind: 'group_deleted', groupId: id });
       await this.outbox.append(m, {
         orgId: actor.orgId,
@@ -141,7 +146,7 @@ export class GroupsService {
       const exists = await m.findOne(GroupMemberEntity, { where: { groupId: id, userId } });
       if (exists) throw conflict('The user is already a member of this group');
       await m.insert(GroupMemberEntity, { groupId: id, userId, orgId: actor.orgId });
-      const version = await this.events.policyChanged(m, actor.orgId, 'group.member_added');
+      const version = await this.events.policyChanged(m, actor.orgId, 'group.member_added', true);
       await this.events.directory(m, actor.orgId, version, { kind: 'group_member_added', groupId: id, userId });
       await this.outbox.append(m, {
         orgId: actor.orgId,
@@ -158,7 +163,7 @@ export class GroupsService {
       await this.find(m, actor.orgId, id, true);
       const result = await m.delete(GroupMemberEntity, { groupId: id, userId, orgId: actor.orgId });
       if (!result.affected) throw CustodianException.notFound('Group member not found');
-      const version = await this.events.policyChanged(m, actor.orgId, 'group.member_removed');
+      const version = await this.events.policyChanged(m, actor.orgId, 'group.member_removed', true);
       await this.events.directory(m, actor.orgId, version, { kind: 'group_member_removed', groupId: id, userId });
       await this.outbox.append(m, {
         orgId: actor.orgId,

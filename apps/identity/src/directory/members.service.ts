@@ -158,7 +158,7 @@ export class MembersService {
       if (roleId) await this.role(m, orgId, roleId);
       await m.insert(MembershipEntity, { id: randomUUID(), orgId, userId: user.id, roleId, capabilities: input.capabilities ?? [] });
       const after = await this.member(m, orgId, user.id);
-      const version = await this.events.policyChanged(m, orgId, 'member.added');
+      const version = await this.events.policyChanged(m, orgId, 'member.added', true);
       await this.events.directory(m, orgId, version, { kind: 'user_role', userId: user.id, roleId });
       await this.outbox.append(m, {
         orgId,
@@ -194,7 +194,7 @@ export class MembersService {
       if (Object.keys(changes).length === 0) return before;
       await tx.update(MembershipEntity, { id: membership.id }, changes);
       const after = await this.member(tx, orgId, userId);
-      const version = await this.events.policyChanged(tx, orgId, 'member.updated');
+      const version = await this.events.policyChanged(tx, orgId, 'member.updated', roleChanges);
       if (roleChanges) await this.events.directory(tx, orgId, version, { kind: 'user_role', userId, roleId: after.roleId });
       await this.outbox.append(tx, {
         orgId,
@@ -232,7 +232,7 @@ export class MembersService {
       );
       await this.sessions.revokeForMembership(m, userId, orgId, 'member_removed');
       await this.events.revoked(m, { orgId, kind: 'api_key', ids: keys.map((k) => k.id), reason: 'member_removed' });
-      const version = await this.events.policyChanged(m, orgId, 'member.removed');
+      const version = await this.events.policyChanged(m, orgId, 'member.removed', true);
       for (const g of groups) await this.events.directory(m, orgId, version, { kind: 'group_member_removed', groupId: g.group_id, userId });
       await this.events.directory(m, orgId, version, { kind: 'member_removed', userId });
       await this.outbox.append(m, {

@@ -61,44 +61,49 @@ export class PermissionSetsService {
     return view(await this.events.read((m) => this.find(m, orgId, id)));
   }
 
-  async create(actor: PrincipalSnapshot, body: PermissionSet): Promise<PermissionSetView> {
-    return this.events.transaction(async (m) => {
-      const set = m.create(PermissionSetEntity, { id: randomUUID(), orgId: actor.orgId, name: body.name, body });
-      await conflictOnDuplicate(m.insert(PermissionSetEntity, set), 'A permission set with this name exists');
-      const saved = await this.find(m, actor.orgId, set.id);
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.permission_set.created',
-        outcome: 'success',
-        target: { type: 'permission_set', id: set.id },
-        details: { after: view(saved) },
-      });
-      return view(saved);
-    });
+  create(actor: PrincipalSnapshot, body: PermissionSet): Promise<PermissionSetView> {
+    return this.events.transaction((m) => this.createIn(m, actor, body));
   }
 
-  async replace(actor: PrincipalSnapshot, id: string, body: PermissionSet): Promise<PermissionSetView> {
-    return this.events.transaction(async (m) => {
-      const before = await this.find(m, actor.orgId, id, true);
-      await conflictOnDuplicate(
-        m.query('UPDATE permission_set SET name = $2, body = $3::jsonb, updated_at = now() WHERE id = $1', [
-          id,
-          body.name,
-          JSON.stringify(body),
-        ]),
-        'A permission set with this name exists',
-      );
-      const after = await this.find(m, actor.orgId, id);
-      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.updated');
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.permission_set.updated',
-        outcome: 'success',
-        target: { type: 'permission_set', id },
-        details: { before: view(before), after: view(after), policyVersion: version },
-      });
-      return view(after);
+  /** Creates inside the caller's transaction (bundles apply many changes in one). */
+  async createIn(m: EntityManager, actor: PrincipalSnapshot, body: PermissionSet): Promise<PermissionSetView> {
+    const set = m.create(PermissionSetEntity, { id: randomUUID(), orgId: actor.orgId, name: body.name, body });
+    await conflictOnDuplicate(m.insert(PermissionSetEntity, set), 'A permission set with this name exists');
+    const saved = await this.find(m, actor.orgId, set.id);
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.permission_set.created',
+      outcome: 'success',
+      target: { type: 'permission_set', id: set.id },
+      details: { after: view(saved) },
     });
+    return view(saved);
+  }
+
+  replace(actor: PrincipalSnapshot, id: string, body: PermissionSet): Promise<PermissionSetView> {
+    return this.events.transaction((m) => this.replaceIn(m, actor, id, body));
+  }
+
+  async replaceIn(m: EntityManager, actor: PrincipalSnapshot, id: string, body: PermissionSet): Promise<PermissionSetView> {
+    const before = await this.find(m, actor.orgId, id, true);
+    await conflictOnDuplicate(
+      m.query('UPDATE permission_set SET name = $2, body = $3::jsonb, updated_at = now() WHERE id = $1', [
+        id,
+        body.name,
+        JSON.stringify(body),
+      ]),
+      'A permission set with this name exists',
+    );
+    const after = await this.find(m, actor.orgId, id);
+    const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.updated', false);
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.permission_set.updated',
+      outcome: 'success',
+      target: { type: 'permission_set', id },
+      details: { before: view(before), after: view(after), policyVersion: version },
+    });
+    return view(after);
   }
 
   async remove(actor: PrincipalSnapshot, id: string): Promise<void> {
@@ -106,7 +111,7 @@ export class PermissionSetsService {
       const before = await this.find(m, actor.orgId, id, true);
       const deleted = await m.delete(PermissionSetAssignmentEntity, { permissionSetId: id, orgId: actor.orgId });
       await m.delete(PermissionSetEntity, { id });
-      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.deleted');
+      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.deleted', false);
       await this.outbox.append(m, {
         orgId: actor.orgId,
         action: 'identity.permission_set.deleted',
@@ -148,7 +153,7 @@ export class PermissionSetsService {
       });
       await conflictOnDuplicate(m.insert(PermissionSetAssignmentEntity, row), 'The permission set is already assigned there');
       const saved = await m.findOneOrFail(PermissionSetAssignmentEntity, { where: { id: row.id } });
-      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.assigned');
+      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.assigned', false);
       await this.outbox.append(m, {
         orgId: actor.orgId,
         action: 'identity.permission_set.assigned',
@@ -166,7 +171,7 @@ export class PermissionSetsService {
       const row = await m.findOne(PermissionSetAssignmentEntity, { where: { id: assignmentId, permissionSetId: id, orgId: actor.orgId } });
       if (!row) throw CustodianException.notFound('Assignment not found');
       await m.delete(PermissionSetAssignmentEntity, { id: assignmentId });
-      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.unassigned');
+      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.unassigned', false);
       await this.outbox.append(m, {
         orgId: actor.orgId,
         action: 'identity.permission_set.unassigned',

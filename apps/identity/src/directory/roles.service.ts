@@ -47,91 +47,97 @@ export class RolesService {
     return view(await this.events.read((m) => this.find(m, orgId, id)));
   }
 
-  async create(actor: PrincipalSnapshot, input: Static<typeof CreateRoleSchema>): Promise<RoleView> {
-    return this.events.transaction(async (m) => {
-      await this.lockTree(m, actor.orgId);
-      const parentId = input.parentId ?? null;
-      if (parentId) {
-        await this.find(m, actor.orgId, parentId, 'Parent role');
-        const depth = await this.depthOf(m, parentId);
-        if (depth + 1 > MAX_ROLE_DEPTH) throw conflict(`The role tree may be at most ${MAX_ROLE_DEPTH} levels deep`);
-      }
-      const role = m.create(RoleEntity, { id: randomUUID(), orgId: actor.orgId, name: input.name, parentId });
-      await conflictOnDuplicate(m.insert(RoleEntity, role), 'A role with this name exists');
-      await m.query(
-        `INSERT INTO role_closure (ancestor_id, descendant_id, org_id, depth)
-         SELECT ancestor_id, $1::uuid, org_id, depth + 1 FROM role_closure WHERE descendant_id = $2::uuid
-         UNION ALL SELECT $1::uuid, $1::uuid, $3::uuid, 0`,
-        [role.id, parentId, actor.orgId],
-      );
-      const saved = await this.find(m, actor.orgId, role.id);
-      const version = await this.events.policyChanged(m, actor.orgId, 'role.created');
-      await this.events.directory(m, actor.orgId, version, { kind: 'role_upserted', roleId: role.id, parentId });
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.role.created',
-        outcome: 'success',
-        target: { type: 'role', id: role.id },
-        details: { after: view(saved), policyVersion: version },
-      });
-      return view(saved);
-    });
+  create(actor: PrincipalSnapshot, input: Static<typeof CreateRoleSchema>): Promise<RoleView> {
+    return this.events.transaction((m) => this.createIn(m, actor, input));
   }
 
-  async update(actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateRoleSchema>): Promise<RoleView> {
-    return this.events.transaction(async (m) => {
-      await this.lockTree(m, actor.orgId);
-      const before = await this.find(m, actor.orgId, id);
-      const parentChanges = input.parentId !== undefined && input.parentId !== before.parentId;
-      if (parentChanges && input.parentId) {
-        await this.find(m, actor.orgId, input.parentId, 'Parent role');
-        const cycle: unknown[] = await m.query('SELECT 1 FROM role_closure WHERE ancestor_id = $1 AND descendant_id = $2', [
-          id,
-          input.parentId,
-        ]);
-        if (cycle.length > 0) throw conflict('A role cannot be moved under itself or one of its descendants');
-        const [{ below }] = (await m.query('SELECT coalesce(max(depth), 0)::int AS below FROM role_closure WHERE ancestor_id = $1', [
-          id,
-        ])) as Array<{ below: number }>;
-        if ((await this.depthOf(m, input.parentId)) + 1 + below > MAX_ROLE_DEPTH)
-          throw conflict(`The role tree may be at most ${MAX_ROLE_DEPTH} levels deep`);
-      }
-      if (input.name !== undefined && input.name !== before.name) {
-        await conflictOnDuplicate(m.update(RoleEntity, { id }, { name: input.name }), 'A role with this name exists');
-      }
-      if (parentChanges) {
-        const parentId = input.parentId ?? null;
-        await m.update(RoleEntity, { id }, { parentId });
-        // Detach the subtree from its old ancestors, then attach it below the new parent.
-        await m.query(
-          `DELETE FROM role_closure
-            WHERE descendant_id IN (SELECT descendant_id FROM role_closure WHERE ancestor_id = $1)
-              AND ancestor_id NOT IN (SELECT descendant_id FROM role_closure WHERE ancestor_id = $1)`,
-          [id],
-        );
-        if (parentId) {
-          await m.query(
-            `INSERT INTO role_closure (ancestor_id, descendant_id, org_id, depth)
-             SELECT sup.ancestor_id, sub.descendant_id, $3, sup.depth + sub.depth + 1
-               FROM role_closure sup CROSS JOIN role_closure sub
-              WHERE sup.descendant_id = $2 AND sub.ancestor_id = $1`,
-            [id, parentId, actor.orgId],
-          );
-        }
-      }
-      const after = await this.find(m, actor.orgId, id);
-      const version = await this.events.policyChanged(m, actor.orgId, 'role.updated');
-      if (parentChanges)
-        await this.events.directory(m, actor.orgId, version, { kind: 'role_upserted', roleId: id, parentId: after.parentId });
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.role.updated',
-        outcome: 'success',
-        target: { type: 'role', id },
-        details: { before: view(before), after: view(after), policyVersion: version },
-      });
-      return view(after);
+  /** Creates inside the caller's transaction (bundles apply many changes in one). */
+  async createIn(m: EntityManager, actor: PrincipalSnapshot, input: Static<typeof CreateRoleSchema>): Promise<RoleView> {
+    await this.lockTree(m, actor.orgId);
+    const parentId = input.parentId ?? null;
+    if (parentId) {
+      await this.find(m, actor.orgId, parentId, 'Parent role');
+      const depth = await this.depthOf(m, parentId);
+      if (depth + 1 > MAX_ROLE_DEPTH) throw conflict(`The role tree may be at most ${MAX_ROLE_DEPTH} levels deep`);
+    }
+    const role = m.create(RoleEntity, { id: randomUUID(), orgId: actor.orgId, name: input.name, parentId });
+    await conflictOnDuplicate(m.insert(RoleEntity, role), 'A role with this name exists');
+    await m.query(
+      `INSERT INTO role_closure (ancestor_id, descendant_id, org_id, depth)
+       SELECT ancestor_id, $1::uuid, org_id, depth + 1 FROM role_closure WHERE descendant_id = $2::uuid
+       UNION ALL SELECT $1::uuid, $1::uuid, $3::uuid, 0`,
+      [role.id, parentId, actor.orgId],
+    );
+    const saved = await this.find(m, actor.orgId, role.id);
+    const version = await this.events.policyChanged(m, actor.orgId, 'role.created', true);
+    await this.events.directory(m, actor.orgId, version, { kind: 'role_upserted', roleId: role.id, parentId });
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.role.created',
+      outcome: 'success',
+      target: { type: 'role', id: role.id },
+      details: { after: view(saved), policyVersion: version },
     });
+    return view(saved);
+  }
+
+  update(actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateRoleSchema>): Promise<RoleView> {
+    return this.events.transaction((m) => this.updateIn(m, actor, id, input));
+  }
+
+  /** Renames / moves inside the caller's transaction. */
+  async updateIn(m: EntityManager, actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateRoleSchema>): Promise<RoleView> {
+    await this.lockTree(m, actor.orgId);
+    const before = await this.find(m, actor.orgId, id);
+    const parentChanges = input.parentId !== undefined && input.parentId !== before.parentId;
+    if (parentChanges && input.parentId) {
+      await this.find(m, actor.orgId, input.parentId, 'Parent role');
+      const cycle: unknown[] = await m.query('SELECT 1 FROM role_closure WHERE ancestor_id = $1 AND descendant_id = $2', [
+        id,
+        input.parentId,
+      ]);
+      if (cycle.length > 0) throw conflict('A role cannot be moved under itself or one of its descendants');
+      const [{ below }] = (await m.query('SELECT coalesce(max(depth), 0)::int AS below FROM role_closure WHERE ancestor_id = $1', [
+        id,
+      ])) as Array<{ below: number }>;
+      if ((await this.depthOf(m, input.parentId)) + 1 + below > MAX_ROLE_DEPTH)
+        throw conflict(`The role tree may be at most ${MAX_ROLE_DEPTH} levels deep`);
+    }
+    if (input.name !== undefined && input.name !== before.name) {
+      await conflictOnDuplicate(m.update(RoleEntity, { id }, { name: input.name }), 'A role with this name exists');
+    }
+    if (parentChanges) {
+      const parentId = input.parentId ?? null;
+      await m.update(RoleEntity, { id }, { parentId });
+      // Detach the subtree from its old ancestors, then attach it below the new parent.
+      await m.query(
+        `DELETE FROM role_closure
+          WHERE descendant_id IN (SELECT descendant_id FROM role_closure WHERE ancestor_id = $1)
+            AND ancestor_id NOT IN (SELECT descendant_id FROM role_closure WHERE ancestor_id = $1)`,
+        [id],
+      );
+      if (parentId) {
+        await m.query(
+          `INSERT INTO role_closure (ancestor_id, descendant_id, org_id, depth)
+           SELECT sup.ancestor_id, sub.descendant_id, $3, sup.depth + sub.depth + 1
+             FROM role_closure sup CROSS JOIN role_closure sub
+            WHERE sup.descendant_id = $2 AND sub.ancestor_id = $1`,
+          [id, parentId, actor.orgId],
+        );
+      }
+    }
+    const after = await this.find(m, actor.orgId, id);
+    const version = await this.events.policyChanged(m, actor.orgId, 'role.updated', parentChanges);
+    if (parentChanges)
+      await this.events.directory(m, actor.orgId, version, { kind: 'role_upserted', roleId: id, parentId: after.parentId });
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.role.updated',
+      outcome: 'success',
+      target: { type: 'role', id },
+      details: { before: view(before), after: view(after), policyVersion: version },
+    });
+    return view(after);
   }
 
   async remove(actor: PrincipalSnapshot, id: string): Promise<void> {
@@ -146,7 +152,7 @@ export class RolesService {
       if (children > 0 || members > 0) throw conflict('A role with child roles or members cannot be deleted');
       await m.query('DELETE FROM role_closure WHERE descendant_id = $1', [id]);
       await m.delete(RoleEntity, { id });
-      const version = await this.events.policyChanged(m, actor.orgId, 'role.deleted');
+      const version = await this.events.policyChanged(m, actor.orgId, 'role.deleted', true);
       await this.events.directory(m, actor.orgId, version, { kind: 'role_deleted', roleId: id });
       await this.outbox.append(m, {
         orgId: actor.orgId,

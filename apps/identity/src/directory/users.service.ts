@@ -52,7 +52,7 @@ export class UsersService {
       await conflictOnDuplicate(m.insert(UserEntity, user), 'A user with this email exists');
       await m.insert(MembershipEntity, { id: randomUUID(), orgId: actor.orgId, userId: user.id, roleId, capabilities: [] });
       const after = await this.members.member(m, actor.orgId, user.id);
-      const version = await this.events.policyChanged(m, actor.orgId, 'user.created');
+      const version = await this.events.policyChanged(m, actor.orgId, 'user.created', true);
       await this.events.directory(m, actor.orgId, version, { kind: 'user_role', userId: user.id, roleId });
       await this.outbox.append(m, {
         orgId: actor.orgId,
@@ -92,7 +92,7 @@ export class UsersService {
       if (input.roleId !== undefined) {
         await this.members.update(actor, actor.orgId, id, { roleId: input.roleId }, m);
       } else if (input.active !== undefined && input.active !== user.active) {
-        await this.events.policyChanged(m, actor.orgId, input.active ? 'user.activated' : 'user.deactivated');
+        await this.events.policyChanged(m, actor.orgId, input.active ? 'user.activated' : 'user.deactivated', false);
       }
       const after = await this.members.member(m, actor.orgId, id);
       await this.outbox.append(m, {

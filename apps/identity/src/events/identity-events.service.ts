@@ -31,6 +31,8 @@ export class IdentityEvents implements OnApplicationBootstrap, BeforeApplication
   private stopped = false;
   /** Events appended so far; a transaction that appended none skips the flush query. */
   private appended = 0;
+  /** Per transaction: the versions announced with `directoryChange: false` (see policyChanged). */
+  private readonly nonDirectory = new WeakMap<EntityManager, Set<string>>();
 
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
@@ -62,25 +64,39 @@ export class IdentityEvents implements OnApplicationBootstrap, BeforeApplication
     return fn(this.ds.manager);
   }
 
-  /** Bumps the org's policy version (R10) and records PolicyVersionChanged; returns the new version. */
-  async policyChanged(m: EntityManager, orgId: string, reason: string): Promise<number> {
+  /**
+   * Bumps the org's policy version (R10) and records PolicyVersionChanged; returns the new version.
+   * `directoryChange` says whether the caller records a directory event at this version too (the
+   * objects replica waits for it exactly then); `directory()` refuses an event at a version that
+   * was announced without one.
+   */
+  async policyChanged(m: EntityManager, orgId: string, reason: string, directoryChange: boolean): Promise<number> {
     const rows: Array<{ v: string }> = await m.query(
       'WITH u AS (UPDATE organization SET policy_version = policy_version + 1 WHERE id = $1 RETURNING policy_version) SELECT policy_version AS v FROM u',
       [orgId],
     );
     const policyVersion = Number(rows[0].v);
-    await this.append(m, PolicyVersionChanged, { orgId, policyVersion, reason: reason.slice(0, 64) });
+    await this.append(m, PolicyVersionChanged, { orgId, policyVersion, reason: reason.slice(0, 64), directoryChange });
+    if (!directoryChange) this.withoutDirectory(m).add(`${orgId}:${policyVersion}`);
     return policyVersion;
   }
 
   /** Records one directory change with the org's next directory sequence number. */
   async directory(m: EntityManager, orgId: string, policyVersion: number, change: DirectoryChange): Promise<void> {
+    if (this.withoutDirectory(m).has(`${orgId}:${policyVersion}`))
+      throw new CustodianException(ErrorCode.Internal, `Policy version ${policyVersion} was announced without a directory change`);
     const rows: Array<{ s: string }> = await m.query(
       'WITH u AS (UPDATE organization SET directory_seq = directory_seq + 1 WHERE id = $1 RETURNING directory_seq) SELECT directory_seq AS s FROM u',
       [orgId],
     );
     const eventId = uuidv7();
     await this.append(m, DirectoryChanged, { eventId, orgId, seq: Number(rows[0].s), policyVersion, change }, eventId);
+  }
+
+  private withoutDirectory(m: EntityManager): Set<string> {
+    let set = this.nonDirectory.get(m);
+    if (!set) this.nonDirectory.set(m, (set = new Set()));
+    return set;
   }
 
   async revoked(m: EntityManager, event: Omit<CredentialRevokedEvent, 'eventId'>): Promise<void> {

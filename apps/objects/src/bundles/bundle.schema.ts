@@ -1,14 +1,56 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { PermissionSetSchema, SharingRuleSchema } from '@custodian/policy';
+import { ApprovalPolicySchema, BundleGroupSchema, BundleItemNameSchema, BundleRoleSchema } from '@custodian/contracts';
+import { PermissionSetSchema } from '@custodian/policy';
+import { ActionDefinitionSchema } from '../actions/action.schema';
 import { ObjectDefinitionSchema } from '../metadata/object-definition.schema';
 
-const Name = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_ .-]{0,127}$' });
+const Id = Type.String({ format: 'uuid' });
+const RuleName = Type.String({ minLength: 1, maxLength: 128 });
+const AccessLevel = Type.Union([Type.Literal('read'), Type.Literal('edit')]);
+const DirectoryType = Type.Union([Type.Literal('group'), Type.Literal('role'), Type.Literal('role_and_subordinates')]);
+
+/** A group or role named in the bundle (or already in the org): resolved to its id by identity's answer. */
+const NamedGrantee = Type.Object({ type: DirectoryType, name: BundleItemNameSchema }, { additionalProperties: false });
+const Grantee = Type.Union([
+  Type.Object(
+    {
+      type: Type.Union([Type.Literal('user'), Type.Literal('group'), Type.Literal('role'), Type.Literal('role_and_subordinates')]),
+      id: Id,
+    },
+    { additionalProperties: false },
+  ),
+  NamedGrantee,
+]);
+
+/** The policy library's sharing rules, with grantees given by id or by name. */
+export const BundleSharingRuleSchema = Type.Union([
+  Type.Object(
+    {
+      name: RuleName,
+      type: Type.Literal('criteria'),
+      criteria: Type.Record(Type.String(), Type.Unknown()),
+      sharedWith: Grantee,
+      accessLevel: AccessLevel,
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      name: RuleName,
+      type: Type.Literal('owner'),
+      ownedBy: Type.Union([Type.Object({ type: DirectoryType, id: Id }, { additionalProperties: false }), NamedGrantee]),
+      sharedWith: Grantee,
+      accessLevel: AccessLevel,
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type BundleSharingRule = Static<typeof BundleSharingRuleSchema>;
 
 /**
- * The bundle document (DESIGN §6), JSON or YAML. Objects and sharing rules are applied by the
- * objects service; roles, groups and permission sets belong to identity and are applied by the
- * bundle CLI through identity's API (docs/objects.md); actions and approval policies are declared
- * for the services that will own them.
+ * The bundle document (DESIGN §6), JSON or YAML. `POST bundles/apply` applies every section:
+ * roles, groups and permission sets through identity, objects, sharing rules and actions in the
+ * objects service, approval policies through approvals (docs/objects.md).
  */
 export const BundleSchema = Type.Object(
   {
@@ -17,24 +59,17 @@ export const BundleSchema = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 128 }),
     description: Type.Optional(Type.String({ maxLength: 2000 })),
     objects: Type.Optional(Type.Array(ObjectDefinitionSchema, { maxItems: 200 })),
-    /** Per object: the complete list of its sharing rules (grantee ids are identity ids). */
+    /** Per object: the complete list of its sharing rules; grantees by id or `{type, name}`. */
     sharingRules: Type.Optional(
-      Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' }), Type.Array(SharingRuleSchema, { maxItems: 300 }), {
+      Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' }), Type.Array(BundleSharingRuleSchema, { maxItems: 300 }), {
         maxProperties: 200,
       }),
     ),
-    roles: Type.Optional(
-      Type.Array(Type.Object({ name: Name, parent: Type.Optional(Name) }, { additionalProperties: false }), { maxItems: 1000 }),
-    ),
-    groups: Type.Optional(
-      Type.Array(
-        Type.Object({ name: Name, description: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }),
-        { maxItems: 1000 },
-      ),
-    ),
+    roles: Type.Optional(Type.Array(BundleRoleSchema, { maxItems: 1000 })),
+    groups: Type.Optional(Type.Array(BundleGroupSchema, { maxItems: 1000 })),
     permissionSets: Type.Optional(Type.Array(PermissionSetSchema, { maxItems: 1000 })),
-    actions: Type.Optional(Type.Array(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()), { maxItems: 1000 })),
-    approvalPolicies: Type.Optional(Type.Array(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()), { maxItems: 1000 })),
+    actions: Type.Optional(Type.Array(ActionDefinitionSchema, { maxItems: 1000 })),
+    approvalPolicies: Type.Optional(Type.Array(ApprovalPolicySchema, { maxItems: 1000 })),
   },
   { additionalProperties: false, $id: 'https://custodian.dev/schemas/bundle.json' },
 );

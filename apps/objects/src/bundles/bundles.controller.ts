@@ -18,8 +18,13 @@ export class BundlesController {
     return BundleSchema;
   }
 
-  /** `{ bundle: {...} }` or `{ document: "<YAML or JSON text>" }`, with `dryRun` for the diff only. */
-  @RequirePolicy({ capabilities: ['manage_metadata', 'manage_sharing'] })
+  /**
+   * `{ bundle: {...} }` or `{ document: "<YAML or JSON text>" }`, with `dryRun` for the diff only.
+   * Beyond `manage_metadata`, each non-empty section needs the capability of its own REST routes
+   * (roles: manage_roles, groups: manage_users, permission sets: manage_permissions, sharing rules:
+   * manage_sharing), checked by the service; identity and approvals check again on their side.
+   */
+  @RequirePolicy({ capabilities: ['manage_metadata'] })
   @Post('apply')
   @HttpCode(200)
   apply(@Req() req: AuthedRequest, @Body() body: unknown): Promise<BundleResult> {

@@ -27,10 +27,24 @@ export class RequestDecisionService {
     @Inject(ObjectCatalogService) private readonly catalogs: ObjectCatalogService,
   ) {}
 
+  /** Waits for a fresh replica (R10) and the current metadata: one round trip when nothing changed. */
   async forPrincipal(principal: PrincipalSnapshot): Promise<GovernedContext> {
-    // One round trip: replica freshness (R10) and the metadata stamp.
     const stamp = await this.replica.freshWith(principal.orgId, principal.policyVersion, STAMP_SQL);
-    const catalog = await this.catalogs.get(principal.orgId, undefined, stamp);
+    return this.decide(principal, await this.catalogs.get(principal.orgId, undefined, stamp));
+  }
+
+  /**
+   * The context from this process's last-read metadata, without any round trip — NOT yet proven
+   * fresh. Only for statements that read the metadata stamp and the replica state themselves, in
+   * the same snapshot as the rows, and start over with `forPrincipal` when either does not match
+   * (RecordsService.list). Undefined when nothing is cached for the org.
+   */
+  unverified(principal: PrincipalSnapshot): GovernedContext | undefined {
+    const catalog = this.catalogs.peek(principal.orgId);
+    return catalog ? this.decide(principal, catalog) : undefined;
+  }
+
+  private decide(principal: PrincipalSnapshot, catalog: OrgCatalog): GovernedContext {
     const credential = principal.sessionId
       ? `s:${principal.sessionId}`
       : principal.apiKeyId

@@ -8,8 +8,9 @@ export const DIRECTORY_DURABLE = 'objects-directory-replica';
 export const POLICY_VERSION_DURABLE = 'objects-policy-version';
 
 /**
- * Policy-version bumps whose change produces no directory event (identity's reasons): once such a
- * version is announced, the replica is as fresh for it as for the version before.
+ * Policy-version bumps whose change produces no directory event (identity's reasons), for events
+ * without `directoryChange`: once such a version is announced, the replica is as fresh for it as
+ * for the version before.
  */
 const NON_DIRECTORY_REASONS = new Set([
   'permission_set.updated',
@@ -45,6 +46,19 @@ function behind(version: number): CustodianException {
       policyVersion: version,
     },
   );
+}
+
+/**
+ * The replica state of org $1 as one text scalar (`seq:dirVersion:announced:dirAnnounced`), usable
+ * as a subquery inside another statement so that the state and the rows it governs come from one
+ * snapshot; `parseReplicaState` reads it back (null = no state yet).
+ */
+export const REPLICA_STATE_SQL = `(SELECT applied_seq::text || ':' || directory_version::text || ':' || announced_version::text || ':' || directory_announced_version::text
+    FROM directory_replica_state WHERE org_id = $1)`;
+
+export function parseReplicaState(text: string | null | undefined): ReplicaState {
+  const [appliedSeq, directoryVersion, announcedVersion, directoryAnnouncedVersion] = (text ?? '0:0:0:0').split(':').map(Number);
+  return { appliedSeq, directoryVersion, announcedVersion, directoryAnnouncedVersion };
 }
 
 /** Versions every new org starts with (identity creates an org at policy version 1). */
@@ -94,7 +108,10 @@ export class DirectoryReplicaService implements OnApplicationBootstrap {
   }
 
   async announce(event: PayloadOf<typeof PolicyVersionChanged>): Promise<void> {
-    const directory = NON_DIRECTORY_REASONS.has(event.reason) ? 0 : event.policyVersion;
+    // Identity says exactly whether this version also has a directory event; the reason list only
+    // covers events written before it did.
+    const hasDirectory = event.directoryChange ?? !NON_DIRECTORY_REASONS.has(event.reason);
+    const directory = hasDirectory ? event.policyVersion : 0;
     await this.ds.query(
       `INSERT INTO directory_replica_state (org_id, applied_seq, directory_version, announced_version, directory_announced_version)
        VALUES ($1, 0, 0, $2, $3)

@@ -1,6 +1,7 @@
 import { OutboxEntity } from '@custodian/platform';
 import { DirectoryReplicaStateEntity, GroupMemberEntity, RoleClosureEntity, RoleParentEntity, UserRoleEntity } from './directory.entities';
 import { IdempotencyKeyEntity } from './idempotency-key.entity';
+import { ObjectActionEntity } from './object-action.entity';
 import { ObjectDefinitionEntity } from './object-definition.entity';
 import { RecordShareEntity } from './record-share.entity';
 
@@ -14,4 +15,5 @@ export const SERVICE_ENTITIES = [
   DirectoryReplicaStateEntity,
   RecordShareEntity,
   IdempotencyKeyEntity,
+  ObjectActionEntity,
 ];

@@ -47,6 +47,11 @@ export class ObjectCatalogService {
 
   constructor(@Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource) {}
 
+  /** The org's catalog as last read by this process, without asking the database (may be stale). */
+  peek(orgId: string): OrgCatalog | undefined {
+    return this.cache.get(orgId);
+  }
+
   async get(orgId: string, manager: EntityManager = this.ds.manager, knownStamp?: string): Promise<OrgCatalog> {
     let stamp = knownStamp;
     if (stamp === undefined) {

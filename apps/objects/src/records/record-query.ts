@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { ErrorCode } from '@custodian/contracts';
 import { CustodianException } from '@custodian/platform';
 import { PolicyError, SYSTEM_FIELDS, isSafeName, quoteIdent, type Decision } from '@custodian/policy';
+import { REPLICA_STATE_SQL } from '../directory/directory-replica.service';
 import { columnType, fromColumnValue } from '../metadata/field-types';
+import { STAMP_SQL } from '../metadata/object-catalog.service';
 import type { RecordFieldType, StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
 
@@ -65,12 +67,24 @@ function sqlTypeOf(def: StoredObjectDefinition, field: string): string {
 
 /** Converts a row read from SQL into the API form with only `fields`. */
 export function toApiRecord(def: StoredObjectDefinition, row: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const field of fields) {
-    if (!Object.prototype.hasOwnProperty.call(row, field)) continue;
-    out[field] = fromColumnValue(typeOfField(def, field) ?? 'system', row[field]);
-  }
-  return out;
+  return apiRecordConverter(def, fields)(row);
+}
+
+/** `toApiRecord` for many rows of one shape: the field types are looked up once, not per row. */
+export function apiRecordConverter(
+  def: StoredObjectDefinition,
+  fields: readonly string[],
+): (row: Record<string, unknown>) => Record<string, unknown> {
+  const types = fields.map((field) => typeOfField(def, field) ?? 'system');
+  return (row) => {
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < fields.length; i++) {
+      const field = fields[i];
+      if (!Object.prototype.hasOwnProperty.call(row, field)) continue;
+      out[field] = fromColumnValue(types[i], row[field]);
+    }
+    return out;
+  };
 }
 
 /** The fields to return: asked ones (each must be readable: 403 otherwise), or every readable field. */
@@ -137,6 +151,14 @@ export function buildListSql(
   def: StoredObjectDefinition,
   orgId: string,
   spec: ListSpec,
+  opts: {
+    /**
+     * Also select `"__stamp"` (the org's metadata stamp) and `"__replica"` (the directory replica
+     * state) on every row — uncorrelated subqueries, evaluated once, in the rows' own snapshot — so
+     * the caller can prove the decision was made on current metadata and a fresh replica.
+     */
+    guard?: boolean;
+  } = {},
 ): {
   text: string;
   params: unknown[];
@@ -191,8 +213,13 @@ export function buildListSql(
   const order = keys.map((k) => `${expr(k.field)} ${k.order === 'asc' ? 'ASC NULLS LAST' : 'DESC NULLS FIRST'}`).join(', ');
   const keyColumns = keys.slice(0, -1).map((k, i) => `, t.${quoteIdent(k.field)}::text AS "__k${i}"`);
   const select = fields.map((f) => `t.${quoteIdent(f)}`).join(', ');
+  let guard = '';
+  if (opts.guard) {
+    const org = add(orgId);
+    guard = `, ${STAMP_SQL.replaceAll('$1', `${org}::uuid`)} AS "__stamp", ${REPLICA_STATE_SQL.replaceAll('$1', `${org}::uuid`)} AS "__replica"`;
+  }
   const text =
-    `SELECT ${select}${keyColumns.join('')}, t.id::text AS "__id" FROM ${recordTable(orgId, spec.object)} t ` +
+    `SELECT ${select}${keyColumns.join('')}${guard}, t.id::text AS "__id" FROM ${recordTable(orgId, spec.object)} t ` +
     `WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ${add(spec.limit + 1)}` +
     (spec.offset > 0 ? ` OFFSET ${add(spec.offset)}` : '');
   return { text, params, fields, keyCount: keys.length - 1 };
@@ -207,7 +234,8 @@ export function pageOf(
 ): ListResult {
   const more = rows.length > spec.limit;
   const page = more ? rows.slice(0, spec.limit) : rows;
-  const result: ListResult = { records: page.map((r) => toApiRecord(def, r, built.fields)), limit: spec.limit };
+  const convert = apiRecordConverter(def, built.fields);
+  const result: ListResult = { records: page.map(convert), limit: spec.limit };
   if (spec.offset > 0) result.offset = spec.offset;
   if (more) {
     const last = page[page.length - 1];

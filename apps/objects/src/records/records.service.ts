@@ -5,6 +5,7 @@ import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, uuidv7 } from '@
 import { PolicyError, isSystemField, quoteIdent, type Decision } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
+import { DirectoryReplicaService, parseReplicaState } from '../directory/directory-replica.service';
 import { FieldValueError, toColumnValue } from '../metadata/field-types';
 import type { FieldDefinition, StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
@@ -62,6 +63,12 @@ function retryable(error: unknown): boolean {
   return code === '40001' || code === '40P01';
 }
 
+/** The table or a column the cached metadata names is gone (another replica changed the object). */
+function staleSchema(error: unknown): boolean {
+  const code = (error as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (error as { code?: string }).code;
+  return code === '42P01' || code === '42703';
+}
+
 export function recordId(id: string): string {
   if (!UUID.test(id)) throw notFound();
   return id;
@@ -99,11 +106,61 @@ export class RecordsService {
     return { ...ctx, def };
   }
 
+  /**
+   * A governed list in ONE statement on the hot path: it is built from this process's cached
+   * metadata and selects the metadata stamp and replica state alongside the rows (same snapshot).
+   * When they prove the decision current (stamp unchanged, replica fresh for the caller's policy
+   * version — R10), the page stands; otherwise — or when the page is empty and so proves nothing,
+   * or the cached metadata refuses the request — the list starts over on verified metadata
+   * (forPrincipal: waits for the replica, re-reads changed metadata).
+   */
   async list(principal: PrincipalSnapshot, spec: ListSpec): Promise<ListResult> {
-    const { decision, def } = await this.context(principal, spec.object);
-    if (!decision.can('read', spec.object)) throw new PolicyError('action_not_allowed', { action: 'read', object: spec.object });
-    const built = buildListSql(decision, def, principal.orgId, spec);
-    const rows: Row[] = await this.ds.query(built.text, built.params);
+    const unverified = this.decisions.unverified(principal);
+    if (unverified) {
+      let rows: Row[] | undefined;
+      let built: ReturnType<typeof buildListSql> | undefined;
+      let def: StoredObjectDefinition | undefined;
+      try {
+        def = this.readableDef(unverified, spec.object);
+        built = buildListSql(unverified.decision, def, principal.orgId, spec, { guard: true });
+        rows = await this.ds.query(built.text, built.params);
+      } catch (error) {
+        // A refusal on possibly stale metadata is re-decided on verified metadata below.
+        if (!(error instanceof PolicyError || staleSchema(error))) throw error;
+      }
+      const proof = rows?.[0];
+      if (
+        rows &&
+        built &&
+        def &&
+        proof &&
+        proof.__stamp === unverified.catalog.stamp &&
+        DirectoryReplicaService.isFresh(parseReplicaState(proof.__replica as string | null), principal.policyVersion)
+      ) {
+        return this.finishList(principal, def, spec, built, rows);
+      }
+    }
+    const verified = await this.decisions.forPrincipal(principal);
+    const def = this.readableDef(verified, spec.object);
+    const built = buildListSql(verified.decision, def, principal.orgId, spec);
+    return this.finishList(principal, def, spec, built, await this.ds.query(built.text, built.params));
+  }
+
+  private readableDef(ctx: GovernedContext, object: string): StoredObjectDefinition {
+    const def = ctx.catalog.definitions.get(object);
+    // An object the caller's apps or agent scopes hide does not exist for them (R6, R7).
+    if (!def || !ctx.decision.objectVisible(object)) throw new PolicyError('object_not_found', { object });
+    if (!ctx.decision.can('read', object)) throw new PolicyError('action_not_allowed', { action: 'read', object });
+    return def;
+  }
+
+  private async finishList(
+    principal: PrincipalSnapshot,
+    def: StoredObjectDefinition,
+    spec: ListSpec,
+    built: ReturnType<typeof buildListSql>,
+    rows: Row[],
+  ): Promise<ListResult> {
     const page = pageOf(def, spec, built, rows);
     if (def.auditReads && page.records.length > 0) {
       await this.ds.transaction((m) =>

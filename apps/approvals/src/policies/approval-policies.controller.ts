@@ -1,0 +1,24 @@
+import { Controller, Get, Inject, Req } from '@nestjs/common';
+import type { PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, CustodianException, RequirePolicy } from '@custodian/platform';
+import type { Request } from 'express';
+import { ApprovalPoliciesService, holdsAny, type ApprovalPolicyView } from './approval-policies.service';
+
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+const READERS = ['approve_actions', 'manage_metadata'] as const;
+
+@Controller(`${API_PREFIX}/approvals/policies`)
+export class ApprovalPoliciesController {
+  constructor(@Inject(ApprovalPoliciesService) private readonly policies: ApprovalPoliciesService) {}
+
+  /** Approvers and metadata managers see the org's approval policies. */
+  @RequirePolicy({ reason: 'either approve_actions or manage_metadata: the route policy holds AND only, so the handler checks the OR' })
+  @Get()
+  async list(@Req() req: AuthedRequest): Promise<{ items: ApprovalPolicyView[] }> {
+    if (!holdsAny(req.principal, READERS)) {
+      await this.policies.denied(req.principal, `GET ${req.route?.path ?? req.path}`, READERS);
+      throw CustodianException.forbidden('Missing capability', { missing: [...READERS], anyOf: true });
+    }
+    return { items: await this.policies.list(req.principal.orgId) };
+  }
+}
