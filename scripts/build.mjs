@@ -3,7 +3,7 @@
 // dist/all-in-one/main.js, dist/libs/... Aliases (@custodian/*) become relative requires.
 import { transformFile } from '@swc/core';
 import { createRequire } from 'node:module';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,6 +52,8 @@ await Promise.all(jobs);
 for (const app of await readdir(path.join(root, 'apps'))) {
   await writeFile(path.join(out, 'apps', app, 'main.js'), `'use strict';\nrequire('./src/main.js');\n`).catch(() => undefined);
 }
+// Data files the code reads at run time (the demo CRM bundle of the all-in-one first start).
+await cp(path.join(root, 'apps', 'objects', 'bundles'), path.join(out, 'apps', 'objects', 'bundles'), { recursive: true });
 if (!process.env.CUSTODIAN_QUIET_BUILD) {
   console.error(`built ${jobs.length} files into dist/ in ${Date.now() - started} ms`);
 }

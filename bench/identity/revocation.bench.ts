@@ -127,7 +127,7 @@ async function main(): Promise<void> {
       node: process.version,
       cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`,
       mode: 'distributed (identity + objects as separate processes, NATS, PostgreSQL)',
-      note: 'time from the revoke response (commit) to the first 401 at the objects process; every request asks identity, so no cache can serve a revoked credential',
+      note: 'time from the revoke response (commit) to the first 401 at the objects process, whose principal cache holds the credential (warmed by two requests) until the revocation broadcast drops it',
       targetP99Ms: 100,
       servedAfterRevoke,
       results: table,

@@ -1,6 +1,6 @@
 /**
  * Governance overhead of the list endpoint: `GET /api/v1/data/deal?limit=50` as a sales rep under the
- * full policy (JWT check, principal snapshot from identity over the bus, replica freshness, Decision,
+ * full policy (JWT check, principal snapshot from identity over the bus or the principal cache, replica freshness, Decision,
  * row filter with ownership + role hierarchy + a criteria sharing rule + explicit shares, field
  * projection) vs a bare HTTP handler in the same process running the SAME SQL text and parameters on
  * the same database. Both served on 127.0.0.1, alternated, median of the runs.
@@ -86,7 +86,8 @@ async function main(): Promise<void> {
     CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
     LOG_LEVEL: 'silent',
   });
-  const pool = new Pool({ connectionString: db.url, max: CONCURRENCY });
+  // The objects service's search path, so the bare handler runs the identical statement text.
+  const pool = new Pool({ connectionString: db.url, max: CONCURRENCY, options: '-c search_path=objects' });
   let bare: http.Server | undefined;
   try {
     const base = host.url;
@@ -171,7 +172,8 @@ async function main(): Promise<void> {
     ]);
     const decision = compileDecision(policySnapshot(principal), catalog, { sqlSchema: sqlSchemaFor(orgId) });
     const spec = { object: 'deal', orderBy: [], limit: 50, offset: 0 };
-    const built = buildListSql(decision, stored, orgId, spec);
+    // The governed hot path selects its proof of freshness (metadata stamp, replica state) with the rows.
+    const built = buildListSql(decision, stored, orgId, spec, { guard: true });
     bare = http.createServer((req, res) => {
       pool.query(built.text, built.params).then(
         (r) => {

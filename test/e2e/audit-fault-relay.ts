@@ -1,10 +1,11 @@
 /**
  * A relay-only process for the audit fault tests: the outbox relay of one schema, publishing to
  * NATS. It reconnects forever and is meant to be killed (-9) at any moment.
- *   node scripts/run-ts.cjs test/e2e/audit-fault-relay.ts   (DATABASE_URL, NATS_URL, CUSTODIAN_BUS_NAMESPACE)
+ *   node scripts/run-ts.cjs test/e2e/audit-fault-relay.ts   (DATABASE_URL, NATS_URL, CUSTODIAN_BUS_NAMESPACE,
+ *   CUSTODIAN_AUDIT_MAX_LAG: pause while the audit store lags that far behind, 0 = never)
  */
 import 'reflect-metadata';
-import { NatsBus, OutboxRelay, OutboxWriter, createServiceDataSource } from '@custodian/platform';
+import { AUDIT_STORE_CONSUMER, NatsBus, OutboxRelay, OutboxWriter, createServiceDataSource } from '@custodian/platform';
 import pino from 'pino';
 import { SERVICE_ENTITIES } from '../../apps/audit/src/entities';
 
@@ -23,7 +24,12 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  const relay = new OutboxRelay(ds, bus, new OutboxWriter('audit'), logger, { pollMs: 50, backoffBaseMs: 50, backoffMaxMs: 500 });
+  const relay = new OutboxRelay(ds, bus, new OutboxWriter('audit'), logger, {
+    pollMs: 50,
+    backoffBaseMs: 50,
+    backoffMaxMs: 500,
+    auditLag: { consumer: AUDIT_STORE_CONSUMER, maxLag: Number(process.env.CUSTODIAN_AUDIT_MAX_LAG ?? 0) },
+  });
   relay.start();
   process.stdout.write('relay running\n');
   process.on('SIGTERM', () => {

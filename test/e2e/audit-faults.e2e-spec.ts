@@ -83,7 +83,8 @@ function startRelay(env: Record<string, string>): ServiceProcess & { ready(): Pr
  * A7, F2, F4 for real: N unique audit events written to an outbox while the relay, the audit
  * service (its consumer) and nats-server are killed (-9) and restarted, nats-server also stopped
  * gracefully, and the audit service stopped with SIGTERM; then everything drains and each event
- * is in the hash chain exactly once. Uses its own nats-server on a free port and kills only it.
+ * is in the hash chain exactly once. The relay pauses while the consumer lags (F5), so its pause and
+ * resume run under the same faults. Uses its own nats-server on a free port and kills only it.
  */
 describe('audit under faults (own nats-server)', () => {
   const N_BATCHES = 120;
@@ -112,7 +113,8 @@ describe('audit under faults (own nats-server)', () => {
     await audit.port();
   };
   const startRelayProcess = async (): Promise<void> => {
-    relay = startRelay(env());
+    // A small lag limit: while the consumer is down (kill -9, SIGTERM) the relay also pauses and resumes (F5).
+    relay = startRelay({ ...env(), CUSTODIAN_AUDIT_MAX_LAG: '60' });
     await relay.ready();
   };
 
@@ -136,6 +138,21 @@ describe('audit under faults (own nats-server)', () => {
     await db?.drop();
   });
 
+  const writeBatch = (b: string): Promise<string[]> =>
+    ds.transaction(async (m) => {
+      const out: string[] = [];
+      for (let i = 0; i < BATCH; i++) {
+        const e = await outbox.append(m, {
+          orgId,
+          action: 'record.updated',
+          outcome: 'success',
+          target: { type: 'account', id: `${b}-${i}` },
+        });
+        out.push(e.id);
+      }
+      return out;
+    });
+
   it('A7/F2/F4: kill -9 relay, consumer and nats-server (and SIGTERM) while publishing → lost = ∅, unexpected = ∅, one row per id', async () => {
     const chaos: Record<number, () => Promise<void>> = {
       15: async () => {
@@ -144,6 +161,9 @@ describe('audit under faults (own nats-server)', () => {
       },
       30: async () => {
         await audit!.stop('SIGKILL');
+        // F5: events keep coming while the consumer is gone; past the lag limit the relay holds back.
+        for (let extra = 0; extra < 4; extra++) written.push(...(await writeBatch(`down-${extra}`)));
+        await pollUntil(() => relay!.output.join('').includes('outbox relay paused'), { what: 'relay paused for lag', timeoutMs: 20_000 });
         await startAudit();
       },
       45: async () => {
@@ -167,20 +187,7 @@ describe('audit under faults (own nats-server)', () => {
     };
     const written: string[] = [];
     for (let b = 0; b < N_BATCHES; b++) {
-      const ids = await ds.transaction(async (m) => {
-        const out: string[] = [];
-        for (let i = 0; i < BATCH; i++) {
-          const e = await outbox.append(m, {
-            orgId,
-            action: 'record.updated',
-            outcome: 'success',
-            target: { type: 'account', id: `${b}-${i}` },
-          });
-          out.push(e.id);
-        }
-        return out;
-      });
-      written.push(...ids);
+      written.push(...(await writeBatch(String(b))));
       await chaos[b]?.();
     }
 

@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import type { DynamicModule, Type } from '@nestjs/common';
 import {
   ErrorCode,
   GetJwks,
@@ -6,6 +7,7 @@ import {
   GetPrincipalSnapshot,
   PrincipalSnapshotSchema,
   type PrincipalSnapshot,
+  type ServiceName,
 } from '@custodian/contracts';
 import { CustodianException, InProcessBus, loadConfig, uuidv7, startHost, type Bus, type RunningHost } from '@custodian/platform';
 import { SignJWT, exportJWK } from 'jose';
@@ -36,7 +38,14 @@ const AUDIENCE = 'urn:custodian:api';
  */
 export async function startAuditHost(
   databaseUrl: string,
-  opts: { bus?: Bus; env?: Record<string, string>; masterKey?: Buffer | null } = {},
+  opts: {
+    bus?: Bus;
+    env?: Record<string, string>;
+    masterKey?: Buffer | null;
+    /** More service modules to host next to audit (listed in `services`, audit first). */
+    modules?: Array<Type<unknown> | DynamicModule>;
+    services?: ServiceName[];
+  } = {},
 ): Promise<AuditHost> {
   const logger = pino({ level: process.env.AUDIT_TEST_LOG ?? 'silent' });
   const bus = opts.bus ?? new InProcessBus(logger, { retryBaseMs: 5 });
@@ -78,13 +87,13 @@ export async function startAuditHost(
   const host = await startHost({
     config: {
       ...config,
-      services: ['audit'],
+      services: opts.services ?? ['audit'],
       secrets: { masterKey: opts.masterKey === null ? undefined : (opts.masterKey ?? Buffer.alloc(32, 7)) },
     },
     logger,
     bus,
     databaseUrl,
-    modules: [AuditModule],
+    modules: [AuditModule, ...(opts.modules ?? [])],
   });
   return {
     host,

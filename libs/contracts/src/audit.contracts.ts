@@ -352,6 +352,7 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     outcomes: ['success'],
     details: open({}),
   },
+  'approvals.policy.changed': change('Approval policy created or changed (bundle apply)', 'approval_policy', 'approvals'),
   'audit.archived': {
     title: 'Audit rows archived',
     service: 'audit',

@@ -20,6 +20,8 @@ export * from './errors/custodian.exception';
 export * from './health/health.registry';
 export * from './logging/logger';
 export * from './metrics/metrics.service';
+export * from './outbox/audit-lag.probe';
+export * from './outbox/denial-outbox.registrar';
 export * from './outbox/outbox-relay.service';
 export * from './outbox/outbox.entity';
 export * from './outbox/outbox.writer';

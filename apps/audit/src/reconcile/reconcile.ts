@@ -9,6 +9,8 @@ export interface ReconcileReport {
   unpublished: Record<string, number>;
   /** Events the store dead-lettered (they also appear in `missing`). */
   deadLettered: number;
+  /** Of those, the ones no operator has marked resolved yet (`resolved_at`). */
+  deadLetteredUnresolved: number;
 }
 
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -31,7 +33,7 @@ export async function reconcile(
   for (const s of [audit, ...opts.schemas]) if (!SCHEMA.test(s)) throw new Error(`not a schema name: ${s}`);
   const cutoff = new Date(Date.now() - (opts.graceMs ?? 60_000)).toISOString();
   const since = (opts.since ?? new Date(0)).toISOString();
-  const report: ReconcileReport = { checked: {}, missing: [], unpublished: {}, deadLettered: 0 };
+  const report: ReconcileReport = { checked: {}, missing: [], unpublished: {}, deadLettered: 0, deadLetteredUnresolved: 0 };
   for (const schema of opts.schemas) {
     const [counts] = await rows<{ checked: number; unpublished: number }>(
       runner,
@@ -53,7 +55,12 @@ export async function reconcile(
     );
     for (const g of gaps) report.missing.push({ service: schema, id: g.id, publishedAt: new Date(g.published_at).toISOString() });
   }
-  const [dl] = await rows<{ n: number }>(runner, `SELECT count(*)::int AS n FROM ${audit}.audit_dead_letter`, []);
+  const [dl] = await rows<{ n: number; unresolved: number }>(
+    runner,
+    `SELECT count(*)::int AS n, count(*) FILTER (WHERE resolved_at IS NULL)::int AS unresolved FROM ${audit}.audit_dead_letter`,
+    [],
+  );
   report.deadLettered = dl.n;
+  report.deadLetteredUnresolved = dl.unresolved;
   return report;
 }

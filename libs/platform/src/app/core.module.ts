@@ -49,14 +49,23 @@ export class CoreModule {
         { provide: MetricsService, useFactory: () => new MetricsService({ mode: config.mode }) },
         {
           provide: PrincipalResolver,
-          useFactory: () =>
-            new PrincipalResolver(
+          useFactory: async () => {
+            const resolver = new PrincipalResolver(
               bus,
               { issuer: config.auth.issuer, audience: config.auth.audience, clockToleranceSeconds: config.auth.clockToleranceSeconds },
               logger,
-            ),
+              { ttlMs: config.auth.principalCacheMs },
+            );
+            await resolver.start();
+            return resolver;
+          },
         },
-        { provide: DenialAuditor, useFactory: () => new DenialAuditor(bus, logger) },
+        {
+          provide: DenialAuditor,
+          inject: [MetricsService],
+          // Each service's database module registers its outbox with it (DenialOutboxRegistrar, A6).
+          useFactory: (metrics: MetricsService) => new DenialAuditor(bus, logger, { services: config.services, metrics }),
+        },
         {
           provide: APP_GUARD,
           inject: [Reflector, PrincipalResolver, DenialAuditor],

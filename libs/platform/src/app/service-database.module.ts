@@ -7,6 +7,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import type { ServiceName } from '@custodian/contracts';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
@@ -15,6 +16,9 @@ import type { CustodianConfig } from '../config/config';
 import { createServiceDataSource, runMigrationsLocked, type ServiceDataSourceOptions } from '../database/service-data-source';
 import { provisionServiceSchema } from '../database/service-schema';
 import { HealthRegistry } from '../health/health.registry';
+import { MetricsService } from '../metrics/metrics.service';
+import { AUDIT_STORE_CONSUMER } from '../outbox/audit-lag.probe';
+import { DenialOutboxRegistrar } from '../outbox/denial-outbox.registrar';
 import { OutboxRelay } from '../outbox/outbox-relay.service';
 import { auditHashKey } from '../outbox/audit-redaction';
 import { OutboxWriter } from '../outbox/outbox.writer';
@@ -42,7 +46,9 @@ class ServiceDatabaseLifecycle implements OnApplicationBootstrap, BeforeApplicat
 
 /**
  * A service's own database: its schema and role provisioned, migrations run (under a lock), a
- * readiness check, its outbox writer and relay. Each service module imports its own instance.
+ * readiness check, its outbox writer and relay (over NATS pausing while the audit store lags, F5),
+ * and its outbox registered for the guard's refusals on its routes (A6). Each service module
+ * imports its own instance.
  */
 @Module({})
 export class ServiceDatabaseModule {
@@ -50,6 +56,7 @@ export class ServiceDatabaseModule {
     const service: ServiceName = opts.service;
     return {
       module: ServiceDatabaseModule,
+      imports: [DiscoveryModule],
       providers: [
         // A plain value in the metadata keeps each service's instance of this module distinct.
         { provide: SERVICE_NAME, useValue: service },
@@ -76,11 +83,14 @@ export class ServiceDatabaseModule {
         },
         {
           provide: OutboxRelay,
-          inject: [SERVICE_DATA_SOURCE, BUS, OutboxWriter, LOGGER],
-          useFactory: (ds: DataSource, bus: Bus, writer: OutboxWriter, logger: Logger) =>
-            new OutboxRelay(ds, bus, writer, logger.child({ component: `outbox-relay:${service}` })),
+          inject: [SERVICE_DATA_SOURCE, BUS, OutboxWriter, LOGGER, CONFIG, MetricsService],
+          useFactory: (ds: DataSource, bus: Bus, writer: OutboxWriter, logger: Logger, config: CustodianConfig, metrics: MetricsService) =>
+            new OutboxRelay(ds, bus, writer, logger.child({ component: `outbox-relay:${service}` }), {
+              auditLag: { consumer: AUDIT_STORE_CONSUMER, maxLag: config.audit.maxLag, registry: metrics.registry, service },
+            }),
         },
         ServiceDatabaseLifecycle,
+        DenialOutboxRegistrar,
       ],
       exports: [SERVICE_DATA_SOURCE, OutboxWriter, OutboxRelay, SERVICE_NAME],
     };

@@ -45,6 +45,9 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  // No automatic weak ETag (a SHA-1 over every response body): record reads set their own ETag
+  // (the record version, for If-Match); nothing else promises conditional GETs.
+  app.disable('etag');
   app.set('trust proxy', 'loopback');
   app.use(requestContextMiddleware);
   app.useBodyParser('json', { limit: config.http.bodyLimitBytes, type: ['application/json', 'application/*+json'] });

@@ -1,6 +1,6 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { policySnapshot } from '@custodian/contracts';
+import { ErrorCode, policySnapshot } from '@custodian/contracts';
 import { compileCatalog, compileDecision, type Decision } from '@custodian/policy';
 import type { Request } from 'express';
 import type { Logger } from 'pino';
@@ -38,7 +38,7 @@ export class AuthGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<Request>();
     const token = bearerToken(request.headers.authorization);
     if (!token) throw CustodianException.unauthenticated();
-    const principal = await this.resolver.resolveBearer(token);
+    const principal = await this.resolver.resolveBearer(token, minPolicyVersion(request.headers[POLICY_VERSION_HEADER]));
     const ctx = requestContext.current();
     if (ctx) ctx.principal = principal;
     (request as Request & { principal?: unknown }).principal = principal;
@@ -46,7 +46,12 @@ export class AuthGuard implements CanActivate {
     const decision = required.length > 0 ? this.decide(principal) : undefined;
     const missing = required.filter((c) => !decision?.hasCapability(c));
     if (missing.length > 0) {
-      await this.denials.record({ principal, route: `${request.method} ${request.route?.path ?? request.path}`, missing });
+      await this.denials.record({
+        principal,
+        route: `${request.method} ${request.route?.path ?? request.path}`,
+        missing,
+        controller: context.getClass(),
+      });
       throw CustodianException.forbidden('Missing capability', { missing });
     }
     return true;
@@ -61,6 +66,18 @@ export class AuthGuard implements CanActivate {
   private decide(principal: Parameters<typeof policySnapshot>[0]): Decision {
     return compileDecision(policySnapshot(principal), NO_OBJECTS);
   }
+}
+
+/** A client that made a change may send the policy version it returned; nothing older decides its request (R10). */
+export const POLICY_VERSION_HEADER = 'custodian-policy-version';
+
+function minPolicyVersion(header: string | string[] | undefined): number {
+  if (header === undefined) return 0;
+  if (typeof header !== 'string' || !/^[0-9]{1,15}$/.test(header))
+    throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid Custodian-Policy-Version header', {
+      issues: [{ path: '/headers/custodian-policy-version', message: 'a non-negative integer' }],
+    });
+  return Number(header);
 }
 
 function bearerToken(header: string | undefined): string | undefined {

@@ -1,4 +1,14 @@
-import { AuthenticateApiKey, ErrorCode, GetJwks, GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
+import { createHash } from 'node:crypto';
+import {
+  AuthenticateApiKey,
+  CredentialRevoked,
+  ErrorCode,
+  GetJwks,
+  GetPrincipalSnapshot,
+  PolicyVersionChanged,
+  type CredentialRevokedEvent,
+  type PrincipalSnapshot,
+} from '@custodian/contracts';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus';
 import { CustodianException } from '../errors/custodian.exception';
@@ -8,29 +18,127 @@ import { TokenVerifier, type AccessTokenClaims, type TokenVerifierOptions } from
 export const API_KEY_PREFIX = 'cak_';
 const DELEGATION_CLIENT = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
+export interface PrincipalCacheOptions {
+  /** How long a resolved snapshot is reused for the same credential; 0 disables the cache. */
+  ttlMs: number;
+  /** Most credentials remembered at once (oldest forgotten first). */
+  maxEntries?: number;
+}
+
+interface CachedPrincipal {
+  readonly snapshot: PrincipalSnapshot;
+  /** Epoch ms after which the entry is not used: TTL, token `exp`, session/key expiry. */
+  readonly usableUntil: number;
+}
+
 /**
  * Turns a bearer credential into a principal snapshot. Access tokens are verified locally, then
- * identity is asked (over the bus) for the snapshot, which also proves the session is still live —
- * so a revocation is refused by the very next request on every service (R10). API keys are checked
- * by identity, the only holder of their keyed hashes.
+ * identity is asked (over the bus) for the snapshot, which also proves the session or key is still
+ * live. API keys are checked by identity, the only holder of their keyed hashes.
+ *
+ * The answer is cached per credential (a hash of the presented bearer string) for at most `ttlMs`,
+ * never past the token's `exp` or the credential's own expiry, and dropped the moment identity's
+ * revocation or policy-version broadcast arrives (R10, DESIGN §2 "caches drop on it"):
+ * - `evt.identity.revoked` drops every entry of the revoked sessions / API keys / users;
+ * - `evt.identity.policy-version` drops the org's entries older than the announced version, and
+ *   remembers the version: a snapshot older than a version this process has been told about is
+ *   never used (nor cached);
+ * - a request may carry `Custodian-Policy-Version: n` (the version a change returned); a cached
+ *   snapshot older than n is not used;
+ * - a bus gap (disconnect/reconnect: broadcasts may have been missed) empties the cache, and while
+ *   the bus is not ready nothing is served from it;
+ * - a snapshot fetched while an invalidation arrived is used for its own request but not cached,
+ *   so a revoke that races a cache fill cannot be outlived by the filled entry.
  */
 export class PrincipalResolver {
   private readonly verifier: TokenVerifier;
+  private readonly cache = new Map<string, CachedPrincipal>();
+  /** Highest policy version announced per org. */
+  private readonly announced = new Map<string, number>();
+  /** Bumped by every invalidation; a fill that started in an older epoch is not stored. */
+  private epoch = 0;
+  private listening: Promise<void> | undefined;
+  /** True once the invalidation listeners are in place. */
+  private ready = false;
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private hits = 0;
+  private misses = 0;
 
   constructor(
     private readonly bus: Bus,
     opts: TokenVerifierOptions,
     private readonly logger: Logger,
+    cache: PrincipalCacheOptions = { ttlMs: 0 },
   ) {
     this.verifier = new TokenVerifier(opts, () => bus.request(GetJwks, {}), logger);
+    this.ttlMs = Math.max(0, cache.ttlMs);
+    this.maxEntries = Math.max(1, cache.maxEntries ?? 10_000);
   }
 
-  async resolveBearer(token: string): Promise<PrincipalSnapshot> {
-    if (token.startsWith(API_KEY_PREFIX)) return this.ask(() => this.bus.request(AuthenticateApiKey, { key: token }), 'Invalid API key');
+  /**
+   * Starts listening for invalidations; until it has, nothing is cached. Called once at boot
+   * (CoreModule); idempotent.
+   */
+  start(): Promise<void> {
+    if (this.ttlMs === 0) return Promise.resolve();
+    this.listening ??= (async () => {
+      const onGap = (): void => this.invalidate(() => this.cache.clear());
+      await this.bus.listen(CredentialRevoked, (event) => this.revoked(event), { onGap });
+      await this.bus.listen(PolicyVersionChanged, (event) => this.policyChanged(event.orgId, event.policyVersion), { onGap });
+      this.ready = true;
+    })();
+    return this.listening;
+  }
+
+  /** Cache counters (for the metrics endpoint and tests). */
+  stats(): { entries: number; hits: number; misses: number } {
+    return { entries: this.cache.size, hits: this.hits, misses: this.misses };
+  }
+
+  /**
+   * The principal of a bearer credential. `minPolicyVersion`: the caller knows this version exists
+   * (the `Custodian-Policy-Version` header); an older cached snapshot is not used.
+   */
+  async resolveBearer(token: string, minPolicyVersion = 0): Promise<PrincipalSnapshot> {
+    const caching = this.ready && this.ttlMs > 0 && this.bus.isReady();
+    const key = caching ? createHash('sha256').update(token).digest('base64url') : '';
+    if (caching) {
+      const hit = this.cache.get(key);
+      if (hit) {
+        if (
+          Date.now() < hit.usableUntil &&
+          hit.snapshot.policyVersion >= Math.max(minPolicyVersion, this.announcedFor(hit.snapshot.orgId))
+        ) {
+          this.hits++;
+          return hit.snapshot;
+        }
+        this.cache.delete(key);
+      }
+      this.misses++;
+    }
+    const epoch = this.epoch;
+    const { snapshot, tokenExpiresAt } = await this.fetch(token);
+    if (caching && epoch === this.epoch && this.bus.isReady() && snapshot.policyVersion >= this.announcedFor(snapshot.orgId)) {
+      const now = Date.now();
+      const credentialExpiry = snapshot.credentialExpiresAt ? Date.parse(snapshot.credentialExpiresAt) : Infinity;
+      const usableUntil = Math.min(now + this.ttlMs, tokenExpiresAt ?? Infinity, credentialExpiry);
+      if (usableUntil > now) {
+        if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
+        this.cache.set(key, { snapshot, usableUntil });
+      }
+    }
+    return snapshot;
+  }
+
+  private async fetch(token: string): Promise<{ snapshot: PrincipalSnapshot; tokenExpiresAt?: number }> {
+    if (token.startsWith(API_KEY_PREFIX)) {
+      return { snapshot: await this.ask(() => this.bus.request(AuthenticateApiKey, { key: token }), 'Invalid API key') };
+    }
     const claims = await this.verifier.verify(token);
     const delegation = delegationOf(claims);
     if (delegation === 'invalid') throw CustodianException.unauthenticated('Invalid or expired access token');
-    return this.ask(
+    const snapshot = await this.ask(
       () =>
         this.bus.request(GetPrincipalSnapshot, {
           userId: claims.sub,
@@ -41,6 +149,36 @@ export class PrincipalResolver {
         }),
       'Invalid or expired access token',
     );
+    return { snapshot, tokenExpiresAt: typeof claims.exp === 'number' ? claims.exp * 1000 : undefined };
+  }
+
+  private announcedFor(orgId: string): number {
+    return this.announced.get(orgId) ?? 0;
+  }
+
+  private revoked(event: CredentialRevokedEvent): void {
+    const ids = new Set(event.ids);
+    const field = event.kind === 'session' ? 'sessionId' : event.kind === 'api_key' ? 'apiKeyId' : 'userId';
+    this.invalidate(() => {
+      for (const [key, entry] of this.cache) {
+        const value = entry.snapshot[field];
+        if (value !== undefined && ids.has(value)) this.cache.delete(key);
+      }
+    });
+  }
+
+  private policyChanged(orgId: string, version: number): void {
+    if (version > this.announcedFor(orgId)) this.announced.set(orgId, version);
+    this.invalidate(() => {
+      for (const [key, entry] of this.cache) {
+        if (entry.snapshot.orgId === orgId && entry.snapshot.policyVersion < version) this.cache.delete(key);
+      }
+    });
+  }
+
+  private invalidate(drop: () => void): void {
+    this.epoch++;
+    drop();
   }
 
   private async ask(call: () => Promise<PrincipalSnapshot>, refused: string): Promise<PrincipalSnapshot> {

@@ -19,6 +19,29 @@ export interface SubscribeOptions {
    * (the audit store) and do not depend on order. The in-process bus may run them one by one.
    */
   concurrency?: number;
+  /**
+   * Called with the raw bytes of a delivery the consumer cannot take: its payload fails the
+   * contract (`invalid`), or its handler failed MAX_DELIVER times (`exhausted`). Once it resolves
+   * the message is settled for good (terminated); if it rejects, an invalid message is redelivered
+   * (so the hook runs again) and an exhausted one is given up (logged). Without a hook both are
+   * only logged and given up. For consumers that must keep what they cannot process (the audit
+   * store's dead letters, A9).
+   */
+  onDeadLetter?: (raw: Uint8Array, info: DeadLetterInfo) => Promise<void>;
+}
+
+/** What the bus knows about a delivery it hands to `SubscribeOptions.onDeadLetter`. */
+export interface DeadLetterInfo {
+  reason: 'invalid' | 'exhausted';
+  /** The contract's subject (without any namespace). */
+  subject: string;
+  /** Nats-Msg-Id / publish messageId; on NATS `<stream>:<seq>` when the publisher set none. */
+  messageId: string;
+  /** Position in the stream (NATS) or in the in-process log. */
+  streamSeq: number;
+  deliveryCount: number;
+  /** Why: the contract's issues or the handler's last error, as text. */
+  detail: string;
 }
 
 export type RequestHandler<C extends RequestContract> = (payload: RequestOf<C>, meta: RequestMeta) => Promise<ResponseOf<C>>;

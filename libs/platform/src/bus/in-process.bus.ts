@@ -7,6 +7,7 @@ import {
   settleWithin,
   type BroadcastHandler,
   type Bus,
+  type DeadLetterInfo,
   type EventHandler,
   type ListenOptions,
   type RequestHandler,
@@ -27,6 +28,7 @@ interface Consumer {
   contract: EventContract;
   nextSeq: number;
   pumping: boolean;
+  onDeadLetter?: SubscribeOptions['onDeadLetter'];
 }
 
 /**
@@ -139,7 +141,7 @@ export class InProcessBus implements Bus {
     contract: E,
     durableName: string,
     handler: EventHandler<E>,
-    _opts?: SubscribeOptions,
+    opts: SubscribeOptions = {},
   ): Promise<void> {
     this.assertOpen();
     if (this.consumers.has(durableName)) throw new Error(`durable consumer ${durableName} already subscribed`);
@@ -149,6 +151,7 @@ export class InProcessBus implements Bus {
       handler: handler as unknown as EventHandler<EventContract>,
       nextSeq: 1,
       pumping: false,
+      onDeadLetter: opts.onDeadLetter,
     };
     this.consumers.set(durableName, consumer);
     this.pump(consumer);
@@ -231,26 +234,77 @@ export class InProcessBus implements Bus {
   }
 
   private async deliver(consumer: Consumer, event: StoredEvent): Promise<void> {
-    const payload = this.codec.decode(event.data);
+    let payload: unknown;
+    try {
+      payload = this.codec.decode(event.data);
+    } catch {
+      payload = undefined;
+    }
     const check = this.codec.checkEvent(consumer.contract, payload);
     if (!check.ok) {
-      this.logger.error({ subject: event.subject, messageId: event.messageId, issues: check.issues }, 'poison event dropped');
+      this.logger.error(
+        { subject: event.subject, messageId: event.messageId, issues: check.issues },
+        'poison event: does not match its contract',
+      );
+      // Like NATS: without a hook it is dropped; with one, redelivered to the hook until it keeps the
+      // event. If it never does, the event counts as not consumed, so the relay's retry comes back.
+      if (!consumer.onDeadLetter) return;
+      const detail = JSON.stringify(check.issues ?? 'not JSON').slice(0, 2000);
+      for (let attempt = 1; attempt <= MAX_DELIVER && !this.closed; attempt++) {
+        if (await this.deadLetter(consumer, event, 'invalid', attempt, detail)) return;
+        await this.backoff(attempt);
+      }
+      this.givenUp.add(event.seq);
+      this.seen.delete(event.messageId);
       return;
     }
+    let lastError = '';
     for (let attempt = 1; attempt <= MAX_DELIVER; attempt++) {
       try {
         await consumer.handler(check.value as PayloadOf<EventContract>, { messageId: event.messageId, deliveryCount: attempt });
         return;
       } catch (error) {
         if (this.closed) throw error;
+        lastError = String((error as Error)?.message ?? error).slice(0, 2000);
         this.logger.warn({ err: error, subject: event.subject, messageId: event.messageId, attempt }, 'event handler failed; redelivering');
-        await new Promise((r) => setTimeout(r, Math.min(2000, (this.opts.retryBaseMs ?? 50) * 2 ** (attempt - 1))));
+        await this.backoff(attempt);
       }
     }
     this.logger.error({ subject: event.subject, messageId: event.messageId }, 'event given up after max deliveries');
+    // Kept by the consumer's dead-letter hook, the event counts as consumed (as a terminated NATS message does).
+    if (await this.deadLetter(consumer, event, 'exhausted', MAX_DELIVER, lastError)) return;
     // Not consumed: a republish (the outbox relay retries unacknowledged rows) must be accepted again.
     this.givenUp.add(event.seq);
     this.seen.delete(event.messageId);
+  }
+
+  private backoff(attempt: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, Math.min(2000, (this.opts.retryBaseMs ?? 50) * 2 ** (attempt - 1))));
+  }
+
+  /** Hands an event to the consumer's dead-letter hook; true once it is kept. */
+  private async deadLetter(
+    consumer: Consumer,
+    event: StoredEvent,
+    reason: DeadLetterInfo['reason'],
+    deliveryCount: number,
+    detail: string,
+  ): Promise<boolean> {
+    if (!consumer.onDeadLetter) return false;
+    try {
+      await consumer.onDeadLetter(event.data, {
+        reason,
+        subject: event.subject,
+        messageId: event.messageId,
+        streamSeq: event.seq,
+        deliveryCount,
+        detail,
+      });
+      return true;
+    } catch (error) {
+      this.logger.error({ err: error, subject: event.subject, messageId: event.messageId }, 'dead-letter hook failed');
+      return false;
+    }
   }
 
   private stateOf(seq: number, subject: string): 'pending' | 'consumed' | 'failed' {

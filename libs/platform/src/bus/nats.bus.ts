@@ -23,6 +23,7 @@ import {
   settleWithin,
   type BroadcastHandler,
   type Bus,
+  type DeadLetterInfo,
   type EventHandler,
   type ListenOptions,
   type RequestHandler,
@@ -40,6 +41,8 @@ export interface NatsBusOptions {
   ackWaitMs?: number;
   /** How long drain() waits for in-flight handlers before closing anyway. */
   drainTimeoutMs?: number;
+  /** Redelivery delay after a failed handler: base * 2^deliveries, capped at 5 s (default 100 ms). */
+  nakBaseMs?: number;
 }
 
 /**
@@ -237,7 +240,7 @@ export class NatsBus implements Bus {
     opts: SubscribeOptions = {},
   ): Promise<void> {
     const concurrency = Math.max(1, Math.min(4096, Math.floor(opts.concurrency ?? 1)));
-    const durable = `${this.opts.namespace}_${durableName}`.replace(/[^A-Za-z0-9_-]/g, '_');
+    const durable = this.durableOf(durableName);
     await this.jsm.consumers.add(this.streamName, {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
@@ -260,20 +263,41 @@ export class NatsBus implements Bus {
             payload = undefined;
           }
           const check = this.codec.checkEvent(contract, payload);
+          const messageId = m.headers?.get('Nats-Msg-Id') || `${this.streamName}:${m.seq}`;
+          const deadLetter = (reason: DeadLetterInfo['reason'], detail: string): Promise<boolean> =>
+            this.deadLetter(opts, m.data, {
+              reason,
+              subject: contract.subject,
+              messageId,
+              streamSeq: m.seq,
+              deliveryCount: m.info.redeliveryCount,
+              detail,
+            });
+          const nakDelay = (): number => Math.min(5000, (this.opts.nakBaseMs ?? 100) * 2 ** Math.min(6, m.info.redeliveryCount));
           if (!check.ok) {
-            this.logger.error({ subject: m.subject, seq: m.seq, issues: check.issues }, 'poison event terminated');
-            m.term('does not match its contract');
+            this.logger.error({ subject: m.subject, seq: m.seq, issues: check.issues }, 'poison event: does not match its contract');
+            // Kept by the consumer's dead-letter hook before it is terminated; retried if the hook fails.
+            // term() without a reason: nats-server < 2.10 ignores `+TERM <reason>`, leaving the message pending.
+            const work = deadLetter('invalid', JSON.stringify(check.issues ?? 'not JSON').slice(0, 2000)).then((kept) =>
+              kept || !opts.onDeadLetter ? m.term() : m.nak(nakDelay()),
+            );
+            this.track(work);
+            await work;
             continue;
           }
-          const messageId = m.headers?.get('Nats-Msg-Id') || `${this.streamName}:${m.seq}`;
           const requestId = m.headers?.get(REQUEST_ID_HEADER) || messageId;
           const work = requestContext
             .run({ requestId }, () => handler(check.value as PayloadOf<E>, { messageId, deliveryCount: m.info.redeliveryCount }))
             .then(
               () => m.ack(),
-              (error: unknown) => {
+              async (error: unknown) => {
+                if (m.info.redeliveryCount >= MAX_DELIVER) {
+                  // JetStream will not deliver it again: the last chance to keep it.
+                  this.logger.error({ err: error, subject: m.subject, messageId }, 'event given up after max deliveries');
+                  if (await deadLetter('exhausted', String((error as Error)?.message ?? error).slice(0, 2000))) return m.term();
+                }
                 this.logger.warn({ err: error, subject: m.subject, messageId }, 'event handler failed; redelivering');
-                m.nak(Math.min(5000, 100 * 2 ** Math.min(6, m.info.redeliveryCount)));
+                m.nak(nakDelay());
               },
             );
           this.track(work);
@@ -330,9 +354,34 @@ export class NatsBus implements Bus {
     if (!this.nc.isClosed()) await this.nc.drain();
   }
 
+  /**
+   * How far a durable consumer of this namespace is behind: messages not yet delivered plus those
+   * delivered and not yet acknowledged (the outbox relay pauses above a limit, F5).
+   */
+  async consumerLag(durableName: string): Promise<number> {
+    const info = await this.jsm.consumers.info(this.streamName, this.durableOf(durableName));
+    return info.num_pending + info.num_ack_pending;
+  }
+
   /** Removes this namespace's stream (tests and uninstall only). */
   async deleteStream(): Promise<void> {
     await this.jsm.streams.delete(this.streamName).catch(() => undefined);
+  }
+
+  private durableOf(durableName: string): string {
+    return `${this.opts.namespace}_${durableName}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  }
+
+  /** Hands a delivery to the subscriber's dead-letter hook; true once it is kept. */
+  private async deadLetter(opts: SubscribeOptions, raw: Uint8Array, info: DeadLetterInfo): Promise<boolean> {
+    if (!opts.onDeadLetter) return false;
+    try {
+      await opts.onDeadLetter(raw, info);
+      return true;
+    } catch (error) {
+      this.logger.error({ err: error, subject: info.subject, messageId: info.messageId }, 'dead-letter hook failed');
+      return false;
+    }
   }
 
   private gap(): void {

@@ -31,6 +31,11 @@ export interface CustodianConfig {
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
     readonly clockToleranceSeconds: number;
+    /**
+     * How long a resolved principal may be reused for the same credential (0 = ask identity on every
+     * request). Entries are dropped at once on revocation and policy-version events (R10).
+     */
+    readonly principalCacheMs: number;
   };
   readonly secrets: {
     /** 32-byte key that encrypts signing keys at rest; required where identity runs. */
@@ -40,6 +45,11 @@ export interface CustodianConfig {
   readonly audit: {
     /** How often the audit service signs a checkpoint of every chain head that moved (0 = only on demand). */
     readonly checkpointIntervalMs: number;
+    /**
+     * Over NATS: outbox relays stop publishing while the audit store's consumer has this many events
+     * undelivered or unacknowledged (F5 backpressure; 0 = never pause).
+     */
+    readonly maxLag: number;
   };
 }
 
@@ -129,10 +139,14 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       accessTokenTtlSeconds: int('CUSTODIAN_ACCESS_TOKEN_TTL', 300, 30, 3600),
       refreshTokenTtlSeconds: int('CUSTODIAN_REFRESH_TOKEN_TTL', 1_209_600, 300, 7_776_000),
       clockToleranceSeconds: int('CUSTODIAN_CLOCK_TOLERANCE', 30, 0, 300),
+      principalCacheMs: int('CUSTODIAN_PRINCIPAL_CACHE_MS', 5000, 0, 60_000),
     },
     secrets: { masterKey },
     bootstrap: { orgName: env.CUSTODIAN_ORG_NAME || 'Default', adminEmail, adminPassword },
-    audit: { checkpointIntervalMs: int('CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0, 86_400_000) },
+    audit: {
+      checkpointIntervalMs: int('CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0, 86_400_000),
+      maxLag: int('CUSTODIAN_AUDIT_MAX_LAG', 50_000, 0, 100_000_000),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

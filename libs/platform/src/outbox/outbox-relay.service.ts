@@ -1,9 +1,11 @@
 import { AuditEventRecorded, ErrorCode, type AuditEvent } from '@custodian/contracts';
 import type { Logger } from 'pino';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { Bus } from '../bus/bus';
 import { InProcessBus } from '../bus/in-process.bus';
+import { NatsBus } from '../bus/nats.bus';
 import { CustodianException } from '../errors/custodian.exception';
+import { AuditLagProbe, type AuditLagOptions } from './audit-lag.probe';
 import type { OutboxWriter } from './outbox.writer';
 
 export interface OutboxRelayOptions {
@@ -14,6 +16,11 @@ export interface OutboxRelayOptions {
   /** Backoff after a failed pass: base * 2^failures, capped. */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /**
+   * NATS only: hold back publishing while the audit store's consumer lags this far behind (F5).
+   * The in-process bus needs none: there a row is marked only once the store has it.
+   */
+  auditLag?: AuditLagOptions;
 }
 
 /**
@@ -26,7 +33,9 @@ export interface OutboxRelayOptions {
  * NATS: a publish is acknowledged by JetStream (stored on disk) before the row is marked. The
  * in-process bus keeps nothing across a restart, so there a row is marked only once every
  * consumer of the event has handled it (InProcessBus.whenConsumed): all-in-one mode loses nothing
- * when the process dies between publish and store.
+ * when the process dies between publish and store. Over NATS, a pass publishes nothing while the
+ * audit store's consumer lags beyond `auditLag.maxLag` (AuditLagProbe), so a slow store backs up
+ * the outbox and the writer pushes back (F5).
  */
 export class OutboxRelay {
   private timer: NodeJS.Timeout | undefined;
@@ -35,6 +44,8 @@ export class OutboxRelay {
   private wakeRequested = false;
   private failures = 0;
   private unsubscribe: (() => void) | undefined;
+  private readonly lagProbe: AuditLagProbe | undefined;
+  private pausedForLag = false;
 
   constructor(
     private readonly ds: DataSource,
@@ -42,7 +53,14 @@ export class OutboxRelay {
     private readonly writer: OutboxWriter,
     private readonly logger: Logger,
     private readonly opts: OutboxRelayOptions = {},
-  ) {}
+  ) {
+    if (opts.auditLag && opts.auditLag.maxLag > 0 && bus instanceof NatsBus) this.lagProbe = new AuditLagProbe(bus, opts.auditLag, logger);
+  }
+
+  /** True while the last pass held back because the audit store's consumer lags (F5). */
+  get paused(): boolean {
+    return this.pausedForLag;
+  }
 
   start(): void {
     if (!this.stopped) return;
@@ -60,6 +78,10 @@ export class OutboxRelay {
 
   /** One pass: publish up to a batch; returns how many rows were marked sent. Throws if a publish failed. */
   async relayOnce(): Promise<number> {
+    if (await this.holdBack()) {
+      await this.ds.transaction((manager) => this.reportBacklog(manager));
+      return 0;
+    }
     const batch = this.opts.batchSize ?? 200;
     let failure: unknown;
     const marked = await this.ds.transaction(async (manager) => {
@@ -104,15 +126,31 @@ export class OutboxRelay {
         }
       }
       if (sent.length > 0) await manager.query(`UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [sent]);
-      // Bounded count (partial index): enough to tell the writer whether to push back (F5).
-      const [{ n }] = (await manager.query(`SELECT count(*)::int AS n FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT $1) x`, [
-        this.writer.maxBacklogSize + 1,
-      ])) as Array<{ n: number }>;
-      this.writer.reportBacklog(n); // this transaction already sees its own marks
+      await this.reportBacklog(manager); // this transaction already sees its own marks
       return sent.length;
     });
     if (failure !== undefined && marked === 0) throw failure;
     return marked;
+  }
+
+  /** Bounded count (partial index): enough to tell the writer whether to push back (F5). */
+  private async reportBacklog(manager: EntityManager): Promise<void> {
+    const [{ n }] = (await manager.query(`SELECT count(*)::int AS n FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT $1) x`, [
+      this.writer.maxBacklogSize + 1,
+    ])) as Array<{ n: number }>;
+    this.writer.reportBacklog(n);
+  }
+
+  private async holdBack(): Promise<boolean> {
+    if (!this.lagProbe) return false;
+    const paused = await this.lagProbe.shouldPause();
+    if (paused !== this.pausedForLag) {
+      const lag = await this.lagProbe.currentLag();
+      if (paused) this.logger.warn({ lag }, 'audit store consumer lags: outbox relay paused');
+      else this.logger.info({ lag }, 'audit store consumer caught up: outbox relay resumed');
+    }
+    this.pausedForLag = paused;
+    return paused;
   }
 
   private wake(): void {
@@ -140,7 +178,8 @@ export class OutboxRelay {
       this.wakeRequested = false;
       const sent = await this.relayOnce();
       this.failures = 0;
-      if (sent > 0 || this.wakeRequested) next = 0;
+      if (this.pausedForLag) next = this.lagProbe!.intervalMs;
+      else if (sent > 0 || this.wakeRequested) next = 0;
     } catch (error) {
       this.failures++;
       next = Math.min(this.opts.backoffMaxMs ?? 10_000, (this.opts.backoffBaseMs ?? 200) * 2 ** Math.min(10, this.failures));
