@@ -139,10 +139,30 @@ describe('all services in one host', () => {
       expect(unsafe.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     });
 
-    it('serves Prometheus metrics', async () => {
+    it('serves Prometheus metrics, principal cache included', async () => {
+      const { accessToken } = await login(base);
+      expect((await get('/api/v1/auth/me', accessToken)).status).toBe(200);
+      expect((await get('/api/v1/auth/me', accessToken)).status).toBe(200);
       const res = await get('/metrics');
       expect(res.status).toBe(200);
-      expect(await res.text()).toContain('process_cpu_user_seconds_total');
+      const text = await res.text();
+      expect(text).toContain('process_cpu_user_seconds_total');
+      expect(text).toMatch(/custodian_principal_cache_entries\{[^}]*\} [1-9]/);
+      expect(text).toMatch(/custodian_principal_cache_lookups\{[^}]*result="hit"[^}]*\} [1-9]/);
+    });
+
+    it('takes Custodian-Policy-Version as a minimum version and refuses a malformed one (400)', async () => {
+      const { accessToken } = await login(base);
+      const me = async (version: string): Promise<Response> =>
+        fetch(`${base}/api/v1/auth/me`, { headers: { authorization: `Bearer ${accessToken}`, 'custodian-policy-version': version } });
+      const current = ((await (await get('/api/v1/auth/me', accessToken)).json()) as { policyVersion: number }).policyVersion;
+      const fresh = await me(String(current));
+      expect(fresh.status).toBe(200);
+      expect(((await fresh.json()) as { policyVersion: number }).policyVersion).toBe(current);
+      for (const bad of ['-1', 'abc', '1.5', '9'.repeat(16)]) {
+        const res = await me(bad);
+        expect([bad, res.status, ((await res.json()) as { code: string }).code]).toEqual([bad, 400, 'validation_failed']);
+      }
     });
   });
 

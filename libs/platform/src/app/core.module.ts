@@ -49,7 +49,8 @@ export class CoreModule {
         { provide: MetricsService, useFactory: () => new MetricsService({ mode: config.mode }) },
         {
           provide: PrincipalResolver,
-          useFactory: async () => {
+          inject: [MetricsService],
+          useFactory: async (metrics: MetricsService) => {
             const resolver = new PrincipalResolver(
               bus,
               { issuer: config.auth.issuer, audience: config.auth.audience, clockToleranceSeconds: config.auth.clockToleranceSeconds },
@@ -57,6 +58,7 @@ export class CoreModule {
               { ttlMs: config.auth.principalCacheMs },
             );
             await resolver.start();
+            metrics.observePrincipalCache(() => resolver.stats());
             return resolver;
           },
         },

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** One Prometheus registry per process (not the global one, so tests can build many apps). */
 export class MetricsService {
@@ -21,6 +21,29 @@ export class MetricsService {
       help: 'Bus requests made by this process',
       labelNames: ['subject', 'outcome'],
       registers: [this.registry],
+    });
+  }
+
+  /** Principal cache size and lookups (ADR 0011), read when /metrics is scraped. */
+  observePrincipalCache(stats: () => { entries: number; hits: number; misses: number }): void {
+    new Gauge({
+      name: 'custodian_principal_cache_entries',
+      help: 'Credentials whose principal snapshot this process holds',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().entries);
+      },
+    });
+    new Gauge({
+      name: 'custodian_principal_cache_lookups',
+      help: 'Principal cache lookups since start, by result (hit: served from the cache; miss: asked identity)',
+      labelNames: ['result'],
+      registers: [this.registry],
+      collect() {
+        const s = stats();
+        this.set({ result: 'hit' }, s.hits);
+        this.set({ result: 'miss' }, s.misses);
+      },
     });
   }
 }
