@@ -4,7 +4,6 @@ import {
   ErrorCode,
   GetPrincipalSnapshot,
   normaliseApprovalPolicy,
-  policySnapshot,
   type ApplyApprovalPolicies,
   type ApprovalPolicy,
   type BundleChange,
@@ -12,8 +11,17 @@ import {
   type RequestOf,
   type ResponseOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, requestContext, type Bus } from '@custodian/platform';
-import { compileCatalog, compileDecision, type Capability } from '@custodian/policy';
+import {
+  BUS,
+  CustodianException,
+  OutboxWriter,
+  SERVICE_DATA_SOURCE,
+  missingCapabilities,
+  requestContext,
+  sortedJson,
+  type Bus,
+} from '@custodian/platform';
+import type { Capability } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ApprovalPolicyEntity } from '../entities/approval-policy.entity';
 
@@ -26,29 +34,15 @@ export interface ApprovalPolicyView extends ApprovalPolicy {
   updatedAt: string;
 }
 
-const NO_OBJECTS = compileCatalog([]);
-
 /** Capability checks go through the policy library (R6; agents hold no administrative capability, R7). */
 export function holdsAny(principal: PrincipalSnapshot, capabilities: readonly Capability[]): boolean {
-  const decision = compileDecision(policySnapshot(principal), NO_OBJECTS);
-  return capabilities.some((c) => decision.hasCapability(c));
+  return missingCapabilities(principal, capabilities).length < capabilities.length;
 }
 
 class DryRunRollback extends Error {
   constructor(readonly result: Result) {
     super('dry run');
   }
-}
-
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object')
-    return `{${Object.keys(value)
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(value);
 }
 
 const view = (row: ApprovalPolicyEntity): ApprovalPolicyView => ({
@@ -132,7 +126,7 @@ export class ApprovalPoliciesService {
     for (const input of req.policies) {
       const next = normaliseApprovalPolicy(input);
       const existing = current.get(next.name);
-      if (existing && canonical(existing.definition) === canonical(next)) {
+      if (existing && sortedJson(existing.definition) === sortedJson(next)) {
         changes.push({ kind: 'approval_policy', name: next.name, change: 'unchanged' });
         continue;
       }

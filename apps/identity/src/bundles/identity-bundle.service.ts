@@ -1,15 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
   ErrorCode,
-  policySnapshot,
   type ApplyIdentityBundle,
   type BundleChange,
   type PrincipalSnapshot,
   type RequestOf,
   type ResponseOf,
 } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, requestContext, type Capability } from '@custodian/platform';
-import { compileCatalog, compileDecision, type PermissionSet } from '@custodian/policy';
+import { CustodianException, OutboxWriter, missingCapabilities, requestContext, sortedJson, type Capability } from '@custodian/platform';
+import type { PermissionSet } from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import { PrincipalSnapshotService } from '../auth/principal-snapshot.service';
 import { GroupEntity } from '../entities/group.entity';
@@ -31,9 +30,6 @@ export const SECTION_CAPABILITIES: ReadonlyArray<{ section: 'roles' | 'groups' |
   { section: 'permissionSets', capability: 'manage_permissions' },
 ];
 
-/** Capability checks need no object metadata. */
-const NO_OBJECTS = compileCatalog([]);
-
 class DryRunRollback extends Error {
   constructor(readonly result: Result) {
     super('dry run');
@@ -42,18 +38,6 @@ class DryRunRollback extends Error {
 
 function invalid(message: string, path: string): CustodianException {
   return new CustodianException(ErrorCode.ValidationFailed, message, { issues: [{ path, message }] });
-}
-
-/** JSON with sorted keys: jsonb does not keep key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object')
-    return `{${Object.keys(value)
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(value);
 }
 
 function uniqueNames(items: ReadonlyArray<{ name: string }>, section: string): void {
@@ -132,9 +116,9 @@ export class IdentityBundleService {
 
   /** Every non-empty section needs its REST capability, decided by the policy library like the route guard. */
   private async authorize(principal: PrincipalSnapshot, req: Request): Promise<void> {
-    const decision = compileDecision(policySnapshot(principal), NO_OBJECTS);
-    const missing = SECTION_CAPABILITIES.filter((s) => req[s.section].length > 0 && !decision.hasCapability(s.capability)).map(
-      (s) => s.capability,
+    const missing = missingCapabilities(
+      principal,
+      SECTION_CAPABILITIES.filter((s) => req[s.section].length > 0).map((s) => s.capability),
     );
     if (missing.length === 0) return;
     await this.events.transaction((m) =>
@@ -202,7 +186,7 @@ export class IdentityBundleService {
       if (!existing) {
         await this.sets.createIn(m, actor, set);
         changes.push({ kind: 'permission_set', name: set.name, change: 'create', after: set });
-      } else if (canonical(existing.body) !== canonical(set)) {
+      } else if (sortedJson(existing.body) !== sortedJson(set)) {
         await this.sets.replaceIn(m, actor, existing.id, set);
         changes.push({ kind: 'permission_set', name: set.name, change: 'update', before: existing.body, after: set });
       } else {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type BundleChange } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE } from '@custodian/platform';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson } from '@custodian/platform';
 import { isSystemField } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ObjectActionEntity } from '../entities/object-action.entity';
@@ -16,18 +16,6 @@ export interface ActionView extends ActionDefinition {
 
 function invalid(message: string, path: string): CustodianException {
   return new CustodianException(ErrorCode.ValidationFailed, message, { issues: [{ path, message }] });
-}
-
-/** JSON with sorted keys (jsonb does not keep key order). */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object')
-    return `{${Object.keys(value)
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(value);
 }
 
 /**
@@ -86,7 +74,7 @@ export class ActionsService {
       const next = normaliseAction(input);
       const name = `${next.object}.${next.name}`;
       const existing = await m.findOne(ObjectActionEntity, { where: { orgId, objectName: next.object, name: next.name } });
-      if (existing && canonical(existing.definition) === canonical(next)) {
+      if (existing && sortedJson(existing.definition) === sortedJson(next)) {
         changes.push({ kind: 'action', name, change: 'unchanged' });
         continue;
       }

@@ -4,14 +4,13 @@ import {
   ApplyApprovalPolicies,
   ApplyIdentityBundle,
   ErrorCode,
-  policySnapshot,
   type BundleActor,
   type BundleChange,
   type PrincipalSnapshot,
   type ResponseOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, LOGGER, OutboxWriter, assertValid, type Bus } from '@custodian/platform';
-import { assertNoForbiddenKeys, compileCatalog, compileDecision, type Capability, type SharingRule } from '@custodian/policy';
+import { BUS, CustodianException, LOGGER, OutboxWriter, assertValid, missingCapabilities, sortedJson, type Bus } from '@custodian/platform';
+import { assertNoForbiddenKeys, type Capability, type SharingRule } from '@custodian/policy';
 import type { Logger } from 'pino';
 import type { EntityManager } from 'typeorm';
 import { parse as parseYaml } from 'yaml';
@@ -45,8 +44,6 @@ const SECTION_CAPABILITIES: ReadonlyArray<{ section: 'roles' | 'groups' | 'permi
   { section: 'permissionSets', capability: 'manage_permissions' },
   { section: 'sharingRules', capability: 'manage_sharing' },
 ];
-
-const NO_OBJECTS = compileCatalog([]);
 
 function sectionSize(bundle: Bundle, section: (typeof SECTION_CAPABILITIES)[number]['section']): number {
   const value = bundle[section];
@@ -136,20 +133,8 @@ export function parseBundle(input: { bundle?: unknown; document?: string }): Bun
   return assertValid(BundleSchema, value, { what: 'bundle' });
 }
 
-/** JSON with sorted keys: jsonb does not keep key order, so plain JSON.stringify would always differ. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object')
-    return `{${Object.keys(value)
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(value);
-}
-
 function comparable(def: StoredObjectDefinition): string {
-  return canonical({ ...def, sharingRules: undefined });
+  return sortedJson({ ...def, sharingRules: undefined });
 }
 
 /** Objects in an order where every lookup target is created before the objects referring to it. */
@@ -190,7 +175,7 @@ export class BundleService {
   ) {}
 
   async apply(principal: PrincipalSnapshot, bundle: Bundle, dryRun: boolean): Promise<BundleResult> {
-    const digest = `sha256:${createHash('sha256').update(canonical(bundle)).digest('hex')}`;
+    const digest = `sha256:${createHash('sha256').update(sortedJson(bundle)).digest('hex')}`;
     await this.authorize(principal, bundle);
     const identityRequest = {
       orgId: principal.orgId,
@@ -243,9 +228,9 @@ export class BundleService {
 
   /** Each non-empty section needs its own REST capability; a refusal is audited (A6) and writes nothing. */
   private async authorize(principal: PrincipalSnapshot, bundle: Bundle): Promise<void> {
-    const decision = compileDecision(policySnapshot(principal), NO_OBJECTS);
-    const missing = SECTION_CAPABILITIES.filter((s) => sectionSize(bundle, s.section) > 0 && !decision.hasCapability(s.capability)).map(
-      (s) => s.capability,
+    const missing = missingCapabilities(
+      principal,
+      SECTION_CAPABILITIES.filter((s) => sectionSize(bundle, s.section) > 0).map((s) => s.capability),
     );
     if (missing.length === 0) return;
     await this.metadata
@@ -353,7 +338,7 @@ export class BundleService {
   private async sharingRulesIn(m: EntityManager, orgId: string, object: string, rules: SharingRule[]): Promise<BundleChange> {
     const current = (await this.metadata.definitions(m, orgId)).get(object);
     if (!current) throw invalid(`Sharing rules for unknown object ${object}`, `/sharingRules/${object}`);
-    if (canonical(current.sharingRules) === canonical(rules)) return { kind: 'sharing_rules', name: object, change: 'unchanged' };
+    if (sortedJson(current.sharingRules) === sortedJson(rules)) return { kind: 'sharing_rules', name: object, change: 'unchanged' };
     await this.metadata.setSharingRules(m, orgId, object, rules);
     await this.outbox.append(m, {
       orgId,

@@ -1,12 +1,12 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { ErrorCode, policySnapshot } from '@custodian/contracts';
-import { compileCatalog, compileDecision, type Decision } from '@custodian/policy';
+import { ErrorCode } from '@custodian/contracts';
 import type { Request } from 'express';
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 import { PUBLIC_ROUTE, ROUTE_POLICY, type RoutePolicy } from './route-policy.decorator';
+import { missingCapabilities } from './capabilities';
 import type { DenialAuditor } from './denial-auditor';
 import type { PrincipalResolver } from './principal-resolver';
 
@@ -14,9 +14,6 @@ import type { PrincipalResolver } from './principal-resolver';
  * The global guard: a route runs only if it is @Public() or its @RequirePolicy() is satisfied.
  * Anything else — including a route someone forgot to annotate — is refused.
  */
-/** Capability checks need no object metadata. */
-const NO_OBJECTS = compileCatalog([]);
-
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
@@ -43,8 +40,8 @@ export class AuthGuard implements CanActivate {
     if (ctx) ctx.principal = principal;
     (request as Request & { principal?: unknown }).principal = principal;
     const required = policy.capabilities ?? [];
-    const decision = required.length > 0 ? this.decide(principal) : undefined;
-    const missing = required.filter((c) => !decision?.hasCapability(c));
+    // The policy library decides (R6, narrowed for agents by R7), per credential: capabilities.ts.
+    const missing = missingCapabilities(principal, required);
     if (missing.length > 0) {
       await this.denials.record({
         principal,
@@ -55,16 +52,6 @@ export class AuthGuard implements CanActivate {
       throw CustodianException.forbidden('Missing capability', { missing });
     }
     return true;
-  }
-
-  /**
-   * The policy library decides capabilities (R6, narrowed for agents by R7). Compiled per request
-   * on purpose: the snapshot is fresh from identity, and two credentials of one user (a session and a
-   * scoped API key) carry different permission sets under the same user and policy version, which
-   * the library's per-user DecisionCache cannot tell apart.
-   */
-  private decide(principal: Parameters<typeof policySnapshot>[0]): Decision {
-    return compileDecision(policySnapshot(principal), NO_OBJECTS);
   }
 }
 
