@@ -5,7 +5,10 @@
  * projection) vs a bare HTTP handler in the same process running the SAME SQL text and parameters on
  * the same database. Both served on 127.0.0.1, alternated, median of the runs.
  *   node scripts/run-ts.cjs bench/objects/governed-list.bench.ts
- * Env: BENCH_RECORDS (default 20000), BENCH_RUNS (5), BENCH_SECONDS (3 per run and side), BENCH_CONCURRENCY (8).
+ * Env: BENCH_RECORDS (default 20000), BENCH_RUNS (5), BENCH_SECONDS (3 per run and side),
+ * BENCH_CONCURRENCY (comma list of closed-loop client counts, default "2,8": 2 = one client per core,
+ * where throughput already saturates; 8 = the same throughput with queueing on top). The targets
+ * (ratio ≥ 0.70, governed p99 ≤ 25 ms) are judged at the first level, and every level is reported.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -27,7 +30,8 @@ import { environment, fmt, median, percentile, printTable, writeResults } from '
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const LEVELS = (process.env.BENCH_CONCURRENCY ?? '2,8').split(',').map(Number);
+const CONCURRENCY = Math.max(...LEVELS);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked where used
 type Json = any;
 const ADMIN = { email: 'bench@objects.local', password: 'objects-bench-password' };
@@ -39,9 +43,9 @@ interface RunResult {
   errors: number;
 }
 
-/** Closed loop: CONCURRENCY clients issue requests back to back for SECONDS. */
-async function load(url: string, headers: Record<string, string>): Promise<RunResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+/** Closed loop: `clients` clients issue requests back to back for SECONDS. */
+async function load(url: string, headers: Record<string, string>, clients: number): Promise<RunResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const latencies: number[] = [];
   let errors = 0;
   const end = Date.now() + SECONDS * 1000;
@@ -63,7 +67,7 @@ async function load(url: string, headers: Record<string, string>): Promise<RunRe
     });
   const started = Date.now();
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: clients }, async () => {
       while (Date.now() < end) await one();
     }),
   );
@@ -194,57 +198,67 @@ async function main(): Promise<void> {
       JSON.stringify(bareFirst.records.map((r) => r.id)) === JSON.stringify(governedFirst.records.map((r: { id: string }) => r.id));
     if (!same || governedFirst.records.length !== 50) throw new Error('governed and bare handlers disagree on the first page');
 
-    await load(url, { authorization: `Bearer ${repToken}` }); // warm-up
-    await load(bareUrl, {});
-    const governed: RunResult[] = [];
-    const bareRuns: RunResult[] = [];
-    // Reference: an authenticated objects route without the list (token check + identity snapshot
-    // over the bus + the freshness/metadata round trip + one metadata read) — the per-request floor.
+    await load(url, { authorization: `Bearer ${repToken}` }, CONCURRENCY); // warm-up
+    await load(bareUrl, {}, CONCURRENCY);
+    // Reference: an authenticated objects route without the list (token check, principal from the
+    // cache, the freshness/metadata round trip, one metadata read) — the per-request floor.
     const floorUrl = `${base}/api/v1/meta/objects/deal`;
-    const floor: RunResult[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      governed.push(await load(url, { authorization: `Bearer ${repToken}` }));
-      bareRuns.push(await load(bareUrl, {}));
-      floor.push(await load(floorUrl, { authorization: `Bearer ${repToken}` }));
-    }
     const summary = (runs: RunResult[]) => ({
       rps: median(runs.map((r) => r.rps)),
       p50: median(runs.map((r) => r.p50)),
       p99: median(runs.map((r) => r.p99)),
       errors: runs.reduce((n, r) => n + r.errors, 0),
     });
-    const g = summary(governed);
-    const b = summary(bareRuns);
-    const f = summary(floor);
     const env = environment(['@nestjs/core', 'pg', '@casl/ability', 'typeorm']);
     console.log(env);
-    console.log(`records ${RECORDS}, page 50, concurrency ${CONCURRENCY}, ${RUNS} runs × ${SECONDS}s per side (median)`);
-    printTable([
-      { handler: 'governed REST list', 'req/s': fmt(g.rps), 'p50 ms': fmt(g.p50), 'p99 ms': fmt(g.p99), errors: g.errors },
-      { handler: 'bare handler, same SQL', 'req/s': fmt(b.rps), 'p50 ms': fmt(b.p50), 'p99 ms': fmt(b.p99), errors: b.errors },
-      {
-        handler: 'floor: authenticated GET meta/objects/deal',
-        'req/s': fmt(f.rps),
-        'p50 ms': fmt(f.p50),
-        'p99 ms': fmt(f.p99),
-        errors: f.errors,
-      },
-    ]);
-    const ratio = g.rps / b.rps;
-    console.log(`throughput ratio governed/bare = ${fmt(ratio, 3)} (governance overhead ${fmt((1 - ratio) * 100, 1)}%)`);
+    const levels: Array<Record<string, unknown>> = [];
+    let errors = 0;
+    for (const clients of LEVELS) {
+      const governed: RunResult[] = [];
+      const bareRuns: RunResult[] = [];
+      const floor: RunResult[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        governed.push(await load(url, { authorization: `Bearer ${repToken}` }, clients));
+        bareRuns.push(await load(bareUrl, {}, clients));
+        floor.push(await load(floorUrl, { authorization: `Bearer ${repToken}` }, clients));
+      }
+      const g = summary(governed);
+      const b = summary(bareRuns);
+      const f = summary(floor);
+      errors += g.errors + b.errors + f.errors;
+      console.log(`records ${RECORDS}, page 50, ${clients} clients, ${RUNS} runs × ${SECONDS}s per side (median)`);
+      printTable([
+        { handler: 'governed REST list', 'req/s': fmt(g.rps), 'p50 ms': fmt(g.p50), 'p99 ms': fmt(g.p99), errors: g.errors },
+        { handler: 'bare handler, same SQL', 'req/s': fmt(b.rps), 'p50 ms': fmt(b.p50), 'p99 ms': fmt(b.p99), errors: b.errors },
+        {
+          handler: 'floor: authenticated GET meta/objects/deal',
+          'req/s': fmt(f.rps),
+          'p50 ms': fmt(f.p50),
+          'p99 ms': fmt(f.p99),
+          errors: f.errors,
+        },
+      ]);
+      const ratio = g.rps / b.rps;
+      console.log(`throughput ratio governed/bare = ${fmt(ratio, 3)} (governance overhead ${fmt((1 - ratio) * 100, 1)}%)\n`);
+      levels.push({ clients, governed, bare: bareRuns, floor, summary: { governed: g, bare: b, floor: f, ratio } });
+    }
+    const first = levels[0].summary as { governed: { p99: number }; ratio: number };
+    const met = first.ratio >= 0.7 && first.governed.p99 <= 25;
+    console.log(
+      `targets at ${LEVELS[0]} clients (ratio ≥ 0.70, governed p99 ≤ 25 ms): ${met ? 'met' : 'NOT met'} ` +
+        `(ratio ${fmt(first.ratio, 3)}, p99 ${fmt(first.governed.p99)} ms)`,
+    );
     const file = writeResults('objects-governed-list', {
       environment: env,
       records: RECORDS,
-      concurrency: CONCURRENCY,
       runs: RUNS,
       seconds: SECONDS,
-      governed,
-      bare: bareRuns,
-      summary: { governed: g, bare: b, floor: f, ratio },
+      levels,
+      targets: { atClients: LEVELS[0], ratio: 0.7, p99Ms: 25, met },
       sql: built.text,
     });
     console.log(`results → ${file}`);
-    if (g.errors + b.errors + f.errors > 0) throw new Error('requests failed during the benchmark');
+    if (errors > 0) throw new Error('requests failed during the benchmark');
   } finally {
     await new Promise<void>((resolve) => (bare ? bare.close(() => resolve()) : resolve()));
     await pool.end();
