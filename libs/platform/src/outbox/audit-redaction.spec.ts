@@ -20,6 +20,14 @@ describe('audit redaction (A5)', () => {
     expect(isSecretKey(k)).toBe(false),
   );
 
+  it('answers the same when asked again (memoized) and after the memo fills up', () => {
+    for (let round = 0; round < 2; round++) {
+      expect([isSecretKey('clientSecret'), isSecretKey('apiKeyId'), isSecretKey('x-auth-token')]).toEqual([true, false, true]);
+    }
+    for (let i = 0; i < 10_001; i++) isSecretKey(`field_${i}`);
+    expect([isSecretKey('clientSecret'), isSecretKey('apiKeyId'), isSecretKey('field_3')]).toEqual([true, false, false]);
+  });
+
   it('replaces secrets at any depth with keyed hashes, stable per key, and keeps the rest', () => {
     const input = { email: 'a@b.c', password: 'hunter2', nested: [{ apiKey: 'ck_live_abc', note: 'ok' }], token: { raw: 'x' } };
     const out = redactSecrets(input, key);
