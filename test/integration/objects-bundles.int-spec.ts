@@ -395,4 +395,28 @@ describe('objects: bundles and the demo CRM', () => {
     expect(memberUpdates).toEqual(expect.arrayContaining([true, false]));
     expect(bumps.find((b) => b.reason === 'role.updated' && b.directoryChange === false)).toBeDefined();
   });
+
+  it('actions: a field the caller cannot read never shows in an action; an object they cannot read is 404', async () => {
+    // An action that also sets the sensitive margin (wendy, a rep, cannot read it; victor can).
+    const doc = {
+      apiVersion: 'custodian.dev/v1',
+      kind: 'Bundle',
+      name: 'margin action',
+      actions: [{ name: 'reprice', object: 'opportunity', label: 'Reprice', kind: 'update', set: { stage: 'proposal', margin: 0.1 } }],
+    };
+    await ok(call('POST', '/bundles/apply', admin, { bundle: doc }));
+    const reprice = async (email: string): Promise<Json> =>
+      (
+        await ok(call('GET', '/meta/objects/opportunity/actions', (await login(base, { email, password: PASSWORD })).accessToken))
+      ).items.find((a: Json) => a.name === 'reprice');
+    expect((await reprice('wendy@demo.local')).set).toEqual({ stage: 'proposal' });
+    expect((await reprice('victor@demo.local')).set).toEqual({ stage: 'proposal', margin: 0.1 });
+    // no permission set: the object does not exist for them, like an unknown one
+    await ok(call('POST', '/users', admin, { email: 'nobody@demo.local', displayName: 'Nobody', password: PASSWORD }), 201);
+    const nobody = (await login(base, { email: 'nobody@demo.local', password: PASSWORD })).accessToken;
+    for (const object of ['opportunity', 'nothing']) {
+      const res = await call('GET', `/meta/objects/${object}/actions`, nobody);
+      expect([object, res.status]).toEqual([object, 404]);
+    }
+  });
 });
