@@ -63,6 +63,13 @@ function retryable(error: unknown): boolean {
   return code === '40001' || code === '40P01';
 }
 
+/** An object the caller's apps or agent scopes hide does not exist for them (R6, R7). */
+function visibleDef(ctx: GovernedContext, object: string): StoredObjectDefinition {
+  const def = ctx.catalog.definitions.get(object);
+  if (!def || !ctx.decision.objectVisible(object)) throw new PolicyError('object_not_found', { object });
+  return def;
+}
+
 /** The table or a column the cached metadata names is gone (another replica changed the object). */
 function staleSchema(error: unknown): boolean {
   const code = (error as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (error as { code?: string }).code;
@@ -100,10 +107,7 @@ export class RecordsService {
 
   async context(principal: PrincipalSnapshot, object: string): Promise<GovernedContext & { def: StoredObjectDefinition }> {
     const ctx = await this.decisions.forPrincipal(principal);
-    const def = ctx.catalog.definitions.get(object);
-    // An object the caller's apps or agent scopes hide does not exist for them (R6, R7).
-    if (!def || !ctx.decision.objectVisible(object)) throw new PolicyError('object_not_found', { object });
-    return { ...ctx, def };
+    return { ...ctx, def: visibleDef(ctx, object) };
   }
 
   /**
@@ -147,9 +151,7 @@ export class RecordsService {
   }
 
   private readableDef(ctx: GovernedContext, object: string): StoredObjectDefinition {
-    const def = ctx.catalog.definitions.get(object);
-    // An object the caller's apps or agent scopes hide does not exist for them (R6, R7).
-    if (!def || !ctx.decision.objectVisible(object)) throw new PolicyError('object_not_found', { object });
+    const def = visibleDef(ctx, object);
     if (!ctx.decision.can('read', object)) throw new PolicyError('action_not_allowed', { action: 'read', object });
     return def;
   }
