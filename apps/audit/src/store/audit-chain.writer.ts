@@ -1,9 +1,8 @@
 import type { AuditEvent } from '@custodian/contracts';
-import { auditHashKey, redactSecrets } from '@custodian/platform';
+import { auditHashKey } from '@custodian/platform';
 import type { DataSource, EntityManager } from 'typeorm';
-import { canonicalJson } from '../chain/canonical-json';
 import { GENESIS_HASH, chainIdOf, rowHash } from '../chain/chain-hash';
-import { encodeControlChars } from './encode-control-chars';
+import { storedCanonicalJson, storedString } from './stored-form';
 
 export interface AppendResult {
   inserted: number;
@@ -84,30 +83,29 @@ export class AuditChainWriter {
       if (!head) throw new Error(`chain head ${chainId} was not locked`);
       let seq = Number(head.seq);
       let prev = head.head_hash;
-      for (const raw of byChain.get(chainId) ?? []) {
-        const key = raw.id.toLowerCase();
+      for (const event of byChain.get(chainId) ?? []) {
+        const key = event.id.toLowerCase();
         if (seen.has(key)) {
           duplicates++;
           continue;
         }
         seen.add(key);
-        const event = encodeControlChars(redactSecrets(raw, this.hashKey));
-        const canonical = canonicalJson(event);
+        const canonical = storedCanonicalJson(event, this.hashKey);
         seq++;
-        const hash = rowHash(chainIdOf(raw.orgId), seq, prev, canonical);
-        cols.id.push(event.id);
-        cols.org.push(event.orgId);
+        const hash = rowHash(chainIdOf(event.orgId), seq, prev, canonical);
+        cols.id.push(storedString(event.id));
+        cols.org.push(storedString(event.orgId));
         cols.chain.push(chainId);
         cols.seq.push(seq);
         cols.prev.push(prev);
         cols.hash.push(hash);
-        cols.occurred.push(event.occurredAt);
-        cols.service.push(event.service);
-        cols.action.push(event.action);
-        cols.outcome.push(event.outcome);
-        cols.actor.push(event.actor.userId ?? null);
-        cols.ttype.push(event.target?.type ?? null);
-        cols.tid.push(event.target?.id ?? null);
+        cols.occurred.push(storedString(event.occurredAt));
+        cols.service.push(storedString(event.service));
+        cols.action.push(storedString(event.action));
+        cols.outcome.push(storedString(event.outcome));
+        cols.actor.push(storedString(event.actor.userId));
+        cols.ttype.push(storedString(event.target?.type));
+        cols.tid.push(storedString(event.target?.id));
         cols.event.push(canonical);
         prev = hash;
       }

@@ -25,6 +25,14 @@ function encode(value: unknown): unknown {
   return value;
 }
 
-function encodeString(s: string): string {
+/** `s` with every unsafe character written as the six characters `\uXXXX`. */
+export function encodeString(s: string): string {
   return s.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+const UNSAFE_ANY = new RegExp(UNSAFE.source);
+
+/** Whether `s` holds any character encodeString would rewrite (most strings hold none). */
+export function hasUnsafeChars(s: string): boolean {
+  return UNSAFE_ANY.test(s);
 }

@@ -119,4 +119,4 @@ function agentOf(principal: unknown): NonNullable<AuditEvent['actor']['agent']> 
   };
 }
 
-export { KEYED_HASH_PREFIX, auditHashKey, keyedHash, redactSecrets } from './audit-redaction';
+export { KEYED_HASH_PREFIX, auditHashKey, isSecretKey, keyedHash, redactSecrets } from './audit-redaction';
