@@ -6,6 +6,7 @@ import {
   InProcessBus,
   MetricsService,
   NatsBus,
+  OutboxBackpressureError,
   OutboxRelay,
   OutboxWriter,
   createServiceDataSource,
@@ -286,6 +287,39 @@ describe('outbox relay → bus → audit store', () => {
       await expect(consumer.handle(e, { messageId: e.id, deliveryCount: DEAD_LETTER_AFTER - 1 })).rejects.toThrow(/lock timeout/);
       await expect(consumer.handle(e, { messageId: e.id, deliveryCount: DEAD_LETTER_AFTER })).resolves.toBeUndefined();
       expect((await ds.query(`SELECT count(*)::int AS n FROM audit_dead_letter WHERE message_id = $1`, [e.id]))[0].n).toBe(1);
+    });
+  });
+
+  describe('F5: the backlog the writer pushes back on', () => {
+    it('a full pass counts every unsent row; a pass that saw them all reports only those it could not send', async () => {
+      const unsentRows = async (): Promise<number> =>
+        (await ds.query(`SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL`))[0].n as number;
+      const writer = new OutboxWriter('objects');
+      const before = await unsentRows(); // rows earlier cases left stuck on purpose
+      writer.setMaxBacklog(before + 3);
+      const append = (): Promise<AuditEvent> =>
+        ds.transaction((m) => writer.append(m, { orgId: org, action: 'record.created', outcome: 'success', target: { type: 'account' } }));
+      // Five rows no version of the contract accepts: they stay unsent.
+      const stuck = Array.from({ length: 5 }, () => randomUUID());
+      for (const id of stuck)
+        await ds.query(`INSERT INTO outbox (id, subject, payload) VALUES ($1, 'evt.audit.recorded', '{"id": 1}')`, [id]);
+      const bus = new InProcessBus(logger, { retryBaseMs: 1 });
+      await bus.subscribe(AuditEventRecorded, 'audit-store', async (e) => {
+        await store.append([e]);
+      });
+      try {
+        // A pass of 2 is full: more may wait, so it counts them all (before + 5 ≥ the limit).
+        await new OutboxRelay(ds, bus, writer, logger, { batchSize: 2, backlogCountIntervalMs: 0 }).relayOnce();
+        await expect(append()).rejects.toBeInstanceOf(OutboxBackpressureError);
+        // The pipeline catches up; a pass that sees every unsent row reports what it could not send.
+        await ds.query(`UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [stuck]);
+        await new OutboxRelay(ds, bus, writer, logger, { batchSize: 1000 }).relayOnce();
+        const accepted = await append();
+        expect(await unsent(accepted.id)).toBe(true);
+      } finally {
+        await ds.query(`UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [stuck]);
+        await bus.drain();
+      }
     });
   });
 });

@@ -17,6 +17,12 @@ export interface OutboxRelayOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   /**
+   * After a full pass (more rows may be waiting) the unsent rows are counted — a scan of up to
+   * the writer's backlog limit — at most this often (default 1000 ms). A pass that found fewer
+   * rows than its batch already knows the backlog: the rows it could not send.
+   */
+  backlogCountIntervalMs?: number;
+  /**
    * NATS only: hold back publishing while the audit store's consumer lags this far behind (F5).
    * The in-process bus needs none: there a row is marked only once the store has it.
    */
@@ -46,6 +52,7 @@ export class OutboxRelay {
   private unsubscribe: (() => void) | undefined;
   private readonly lagProbe: AuditLagProbe | undefined;
   private pausedForLag = false;
+  private lastBacklogCount = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly ds: DataSource,
@@ -126,7 +133,12 @@ export class OutboxRelay {
         }
       }
       if (sent.length > 0) await manager.query(`UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [sent]);
-      await this.reportBacklog(manager); // this transaction already sees its own marks
+      if (rows.length < batch) {
+        // Every unsent row this relay can see was in this pass: the backlog is what it could not send.
+        this.writer.reportBacklog(rows.length - sent.length);
+      } else if (Date.now() - this.lastBacklogCount >= (this.opts.backlogCountIntervalMs ?? 1000)) {
+        await this.reportBacklog(manager); // this transaction already sees its own marks
+      }
       return sent.length;
     });
     if (failure !== undefined && marked === 0) throw failure;
@@ -135,6 +147,7 @@ export class OutboxRelay {
 
   /** Bounded count (partial index): enough to tell the writer whether to push back (F5). */
   private async reportBacklog(manager: EntityManager): Promise<void> {
+    this.lastBacklogCount = Date.now();
     const [{ n }] = (await manager.query(`SELECT count(*)::int AS n FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT $1) x`, [
       this.writer.maxBacklogSize + 1,
     ])) as Array<{ n: number }>;
