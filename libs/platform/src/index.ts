@@ -18,6 +18,7 @@ export * from './database/embedded-postgres';
 export * from './database/service-data-source';
 export * from './database/service-schema';
 export * from './errors/custodian.exception';
+export * from './http/problem.filter';
 export * from './health/health.registry';
 export * from './logging/logger';
 export * from './metrics/metrics.service';

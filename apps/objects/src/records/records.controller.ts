@@ -1,19 +1,4 @@
-import {
-  Body,
-  Controller,
-  Delete,
-  Get,
-  Headers,
-  HttpCode,
-  Inject,
-  Param,
-  Patch,
-  Post,
-  Query,
-  Req,
-  Res,
-  UseInterceptors,
-} from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Patch, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, CustodianException, RequirePolicy } from '@custodian/platform';
 import { PolicyError } from '@custodian/policy';
@@ -21,7 +6,7 @@ import type { Request, Response } from 'express';
 import { parseListQuery, parseObjectQl } from './list-spec.parser';
 import type { ListResult } from './record-query';
 import { RecordsService } from './records.service';
-import { DenialAuditInterceptor } from './denial-audit.interceptor';
+import { DenialAuditFilter } from './denial-audit.filter';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 
@@ -47,7 +32,7 @@ function etag(record: Record<string, unknown>): string {
   return `"${String(record.version ?? '')}"`;
 }
 
-@UseInterceptors(DenialAuditInterceptor)
+@UseFilters(DenialAuditFilter)
 @Controller(API_PREFIX)
 export class RecordsController {
   constructor(@Inject(RecordsService) private readonly records: RecordsService) {}

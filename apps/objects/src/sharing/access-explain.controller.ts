@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, Inject, Post, Req, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Post, Req, UseFilters } from '@nestjs/common';
 import { GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, BUS, CustodianException, RequirePolicy, SERVICE_DATA_SOURCE, assertValid, type Bus } from '@custodian/platform';
 import { InMemoryAccessFacts, PolicyError, type Explanation, type ObjectAction, type RecordShare } from '@custodian/policy';
@@ -8,7 +8,7 @@ import { RequestDecisionService } from '../decision/request-decision.service';
 import type { OrgCatalog } from '../metadata/object-catalog.service';
 import { recordTable } from '../metadata/org-tables';
 import { ExplainBodySchema } from './sharing.schemas';
-import { DenialAuditInterceptor } from '../records/denial-audit.interceptor';
+import { DenialAuditFilter } from '../records/denial-audit.filter';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 type Row = Record<string, unknown>;
@@ -26,7 +26,7 @@ function plain(row: Row): Row {
  * directory replica and the share table). Anyone may ask about themselves; asking about another
  * member of the org needs manage_permissions or manage_sharing.
  */
-@UseInterceptors(DenialAuditInterceptor)
+@UseFilters(DenialAuditFilter)
 @Controller(`${API_PREFIX}/access`)
 export class AccessExplainController {
   constructor(

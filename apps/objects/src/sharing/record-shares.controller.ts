@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, UseFilters } from '@nestjs/common';
 import { GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
 import {
   API_PREFIX,
@@ -17,7 +17,7 @@ import { recordTable } from '../metadata/org-tables';
 import { assertNotAgent, objectParam } from '../records/records.controller';
 import { RecordsService, recordId } from '../records/records.service';
 import { ShareBodySchema, TransferBodySchema } from './sharing.schemas';
-import { DenialAuditInterceptor } from '../records/denial-audit.interceptor';
+import { DenialAuditFilter } from '../records/denial-audit.filter';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const GOVERNED = { reason: 'managing a record’s shares needs full access or manage_sharing, decided by libs/policy' } as const;
@@ -36,7 +36,7 @@ export interface ShareView {
  * Explicit shares of one record (R4e) and owner transfer. Invisible records answer 404 (R1); visible
  * ones without full access (or manage_sharing for shares) answer 403.
  */
-@UseInterceptors(DenialAuditInterceptor)
+@UseFilters(DenialAuditFilter)
 @Controller(`${API_PREFIX}/data/:object/:id`)
 export class RecordSharesController {
   constructor(

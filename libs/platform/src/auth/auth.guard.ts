@@ -7,7 +7,7 @@ import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 import { PUBLIC_ROUTE, ROUTE_POLICY, type RoutePolicy } from './route-policy.decorator';
 import { missingCapabilities } from './capabilities';
-import type { DenialAuditor } from './denial-auditor';
+import { markDenialAudited, type DenialAuditor } from './denial-auditor';
 import type { PrincipalResolver } from './principal-resolver';
 
 /**
@@ -49,7 +49,7 @@ export class AuthGuard implements CanActivate {
         missing,
         controller: context.getClass(),
       });
-      throw CustodianException.forbidden('Missing capability', { missing });
+      throw markDenialAudited(CustodianException.forbidden('Missing capability', { missing }));
     }
     return true;
   }

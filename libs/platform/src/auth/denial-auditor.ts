@@ -7,6 +7,19 @@ import type { MetricsService } from '../metrics/metrics.service';
 import type { AuditEventInput } from '../outbox/outbox.writer';
 import { uuidv7 } from '../outbox/uuidv7';
 
+const audited = new WeakSet<object>();
+
+/** Marks a refusal the guard has written to the audit trail already, so no later layer records it twice. */
+export function markDenialAudited<T extends object>(error: T): T {
+  audited.add(error);
+  return error;
+}
+
+/** Whether the guard has recorded this refusal already (markDenialAudited). */
+export function isDenialAudited(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && audited.has(error);
+}
+
 /** Where a service keeps the refusals on its routes: its own outbox, in a transaction of its own. */
 export type DenialSink = (event: AuditEventInput) => Promise<void>;
 
