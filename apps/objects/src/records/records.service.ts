@@ -10,7 +10,8 @@ import { FieldValueError, toColumnValue } from '../metadata/field-types';
 import type { FieldDefinition, StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
 import { aggregateRows, buildAggregateSql, parseAggregations } from './aggregate-query';
-import { bad, buildListSql, pageOf, selectFields, toApiRecord, type ListResult, type ListSpec } from './record-query';
+import { ListStatementCache, type BuiltList } from './list-statement-cache';
+import { bad, pageOf, selectFields, toApiRecord, type ListResult, type ListSpec } from './record-query';
 
 export const MAX_EXPAND = 5;
 
@@ -99,6 +100,8 @@ export function parseIfMatch(header: string | undefined, required: boolean): num
  */
 @Injectable()
 export class RecordsService {
+  private readonly statements = new ListStatementCache();
+
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
@@ -122,11 +125,11 @@ export class RecordsService {
     const unverified = this.decisions.unverified(principal);
     if (unverified) {
       let rows: Row[] | undefined;
-      let built: ReturnType<typeof buildListSql> | undefined;
+      let built: BuiltList | undefined;
       let def: StoredObjectDefinition | undefined;
       try {
         def = this.readableDef(unverified, spec.object);
-        built = buildListSql(unverified.decision, def, principal.orgId, spec, { guard: true });
+        built = this.statements.get(unverified.decision, def, principal.orgId, spec, { guard: true });
         rows = await this.ds.query(built.text, built.params);
       } catch (error) {
         // A refusal on possibly stale metadata is re-decided on verified metadata below.
@@ -146,7 +149,7 @@ export class RecordsService {
     }
     const verified = await this.decisions.forPrincipal(principal);
     const def = this.readableDef(verified, spec.object);
-    const built = buildListSql(verified.decision, def, principal.orgId, spec);
+    const built = this.statements.get(verified.decision, def, principal.orgId, spec);
     return this.finishList(principal, def, spec, built, await this.ds.query(built.text, built.params));
   }
 
@@ -160,7 +163,7 @@ export class RecordsService {
     principal: PrincipalSnapshot,
     def: StoredObjectDefinition,
     spec: ListSpec,
-    built: ReturnType<typeof buildListSql>,
+    built: BuiltList,
     rows: Row[],
   ): Promise<ListResult> {
     const page = pageOf(def, spec, built, rows);
