@@ -15,6 +15,7 @@ export * from './bus/nats.bus';
 export * from './config/config';
 export * from './context/request-context';
 export * from './database/embedded-postgres';
+export * from './database/pg-binary-array';
 export * from './database/service-data-source';
 export * from './database/service-schema';
 export * from './errors/custodian.exception';

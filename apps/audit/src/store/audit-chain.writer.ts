@@ -1,5 +1,5 @@
 import type { AuditEvent } from '@custodian/contracts';
-import { auditHashKey } from '@custodian/platform';
+import { auditHashKey, pgInt8Array, pgJsonbArray, pgTextArray, pgUuidArray } from '@custodian/platform';
 import type { DataSource, EntityManager } from 'typeorm';
 import { GENESIS_HASH, chainIdOf, rowHash } from '../chain/chain-hash';
 import { storedCanonicalJson, storedString } from './stored-form';
@@ -57,7 +57,7 @@ export class AuditChainWriter {
     const ids = events.map((e) => e.id);
     const existing = (await m.query(
       `SELECT id FROM audit_event WHERE id = ANY($1::uuid[]) UNION ALL SELECT id FROM audit_event_archive WHERE id = ANY($1::uuid[])`,
-      [ids],
+      [pgUuidArray(ids)],
     )) as Array<{ id: string }>;
     const seen = new Set(existing.map((r) => r.id.toLowerCase()));
     const cols = {
@@ -129,24 +129,26 @@ export class AuditChainWriter {
        UPDATE audit_chain_head h SET seq = n.seq, head_hash = n.head_hash, updated_at = now()
          FROM unnest($15::uuid[], $16::bigint[], $17::text[]) AS n(chain_id, seq, head_hash)
         WHERE h.chain_id = n.chain_id`,
+      // Binary arrays (pg-binary-array): nothing escaped in Node, nothing unescaped in PostgreSQL.
+      // The time stays text: PostgreSQL parses it as it always has.
       [
-        cols.id,
-        cols.org,
-        cols.chain,
-        cols.seq,
-        cols.prev,
-        cols.hash,
+        pgUuidArray(cols.id),
+        pgUuidArray(cols.org),
+        pgUuidArray(cols.chain),
+        pgInt8Array(cols.seq),
+        pgTextArray(cols.prev),
+        pgTextArray(cols.hash),
         cols.occurred,
-        cols.service,
-        cols.action,
-        cols.outcome,
-        cols.actor,
-        cols.ttype,
-        cols.tid,
-        cols.event,
-        moved.chain,
-        moved.seq,
-        moved.hash,
+        pgTextArray(cols.service),
+        pgTextArray(cols.action),
+        pgTextArray(cols.outcome),
+        pgUuidArray(cols.actor),
+        pgTextArray(cols.ttype),
+        pgTextArray(cols.tid),
+        pgJsonbArray(cols.event),
+        pgUuidArray(moved.chain),
+        pgInt8Array(moved.seq),
+        pgTextArray(moved.hash),
       ],
     );
     return { inserted: cols.id.length, duplicates };
