@@ -21,6 +21,8 @@ import {
   OutboxWriter,
   createServiceDataSource,
   loadConfig,
+  pgJsonbArray,
+  pgUuidArray,
   provisionServiceSchema,
   runMigrationsLocked,
 } from '@custodian/platform';
@@ -79,7 +81,8 @@ async function pipeline(ds: DataSource, mode: 'chained' | 'baseline'): Promise<n
       const config = loadConfig({ CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64') }, 'all-in-one');
       await new AuditStoreConsumer(subBus, ds, new MetricsService({}), logger, config).onApplicationBootstrap();
     } else {
-      // The baseline: same bus, same concurrency and batching, a bare idempotent insert, no chain.
+      // The baseline: same bus, same concurrency and batching, a bare idempotent insert with the
+      // same binary array parameters, no chain.
       const queue: Array<{ e: { id: string; orgId: string | null }; done: () => void }> = [];
       let flushing = false;
       const flush = async (): Promise<void> => {
@@ -89,7 +92,11 @@ async function pipeline(ds: DataSource, mode: 'chained' | 'baseline'): Promise<n
           const [{ n }] = (await ds.query(
             `WITH ins AS (INSERT INTO bench_plain (id, org_id, event) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[])
              ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::int AS n FROM ins`,
-            [batch.map((b) => b.e.id), batch.map((b) => b.e.orgId), batch.map((b) => JSON.stringify(b.e))],
+            [
+              pgUuidArray(batch.map((b) => b.e.id)),
+              pgUuidArray(batch.map((b) => b.e.orgId)),
+              pgJsonbArray(batch.map((b) => JSON.stringify(b.e))),
+            ],
           )) as Array<{ n: number }>;
           baselineStored += n;
           batch.forEach((b) => b.done());
