@@ -290,6 +290,69 @@ describe('outbox relay → bus → audit store', () => {
     });
   });
 
+  describe('a pass claims and marks its rows in one statement', () => {
+    type Settled = Array<PromiseSettledResult<void>>;
+    type Sent = ReadonlyArray<{ messageId: string }>;
+    const fulfilled: PromiseSettledResult<void> = { status: 'fulfilled', value: undefined };
+    const rejected = (): PromiseSettledResult<void> => ({ status: 'rejected', reason: new Error('no PubAck') });
+    const attemptsOf = async (id: string): Promise<number> =>
+      (await ds.query(`SELECT attempts FROM outbox WHERE id = $1`, [id]))[0].attempts as number;
+
+    it('rows whose publish failed are unmarked before the commit, with the attempt counted; the rest stay marked', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await record()).id);
+      const order: string[] = [];
+      // Every second row of ours fails; rows earlier cases left stuck fail too, so they stay as they were.
+      const bus = {
+        publishMany: async (_c: unknown, events: Sent): Promise<Settled> =>
+          events.map(({ messageId }) => {
+            order.push(messageId);
+            const i = ids.indexOf(messageId);
+            return i >= 0 && i % 2 === 0 ? fulfilled : rejected();
+          }),
+      } as unknown as Bus;
+      expect(await new OutboxRelay(ds, bus, outbox, logger).relayOnce()).toBe(3);
+      expect(order.filter((id) => ids.includes(id))).toEqual(ids); // published in outbox order
+      for (const [i, id] of ids.entries()) {
+        expect(await unsent(id)).toBe(i % 2 === 1);
+        expect(await attemptsOf(id)).toBe(i % 2 === 1 ? 1 : 0);
+      }
+      const retry = { publishMany: async (_c: unknown, events: Sent): Promise<Settled> => events.map(() => fulfilled) } as unknown as Bus;
+      await new OutboxRelay(ds, retry, outbox, logger).relayOnce();
+      for (const id of ids) expect(await unsent(id)).toBe(false);
+    });
+
+    it('while a pass publishes, others see its rows unsent and another relay skips them', async () => {
+      const ids = [(await record()).id, (await record()).id];
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let entered!: () => void;
+      const publishing = new Promise<void>((r) => (entered = r));
+      const slow = {
+        publishMany: async (_c: unknown, events: Sent): Promise<Settled> => {
+          entered();
+          await gate;
+          return events.map(({ messageId }) => (ids.includes(messageId) ? fulfilled : rejected()));
+        },
+      } as unknown as Bus;
+      const seen: string[] = [];
+      const other = {
+        publishMany: async (_c: unknown, events: Sent): Promise<Settled> => {
+          seen.push(...events.map((e) => e.messageId));
+          return events.map(() => rejected());
+        },
+      } as unknown as Bus;
+      const first = new OutboxRelay(ds, slow, outbox, logger).relayOnce();
+      await publishing;
+      expect(await Promise.all(ids.map(unsent))).toEqual([true, true]); // marked, but not committed
+      await new OutboxRelay(ds, other, outbox, logger).relayOnce().catch(() => 0);
+      expect(seen.filter((id) => ids.includes(id))).toEqual([]);
+      release();
+      expect(await first).toBe(2);
+      expect(await Promise.all(ids.map(unsent))).toEqual([false, false]);
+    });
+  });
+
   describe('F5: the backlog the writer pushes back on', () => {
     it('a full pass counts every unsent row; a pass that saw them all reports only those it could not send', async () => {
       const unsentRows = async (): Promise<number> =>

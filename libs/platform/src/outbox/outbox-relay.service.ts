@@ -4,6 +4,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { Bus } from '../bus/bus';
 import { InProcessBus } from '../bus/in-process.bus';
 import { NatsBus } from '../bus/nats.bus';
+import { pgUuidArray } from '../database/pg-binary-array';
 import { CustodianException } from '../errors/custodian.exception';
 import { AuditLagProbe, type AuditLagOptions } from './audit-lag.probe';
 import type { OutboxWriter } from './outbox.writer';
@@ -30,14 +31,15 @@ export interface OutboxRelayOptions {
 }
 
 /**
- * Publishes committed outbox rows to the bus with the event id as message id, then marks them
- * sent. A crash between publish and mark republishes; the message id (and the audit store's
- * unique key, also after the dedupe window) absorbs the duplicate. Rows are claimed with SKIP
- * LOCKED so replicas share the work. A failed publish or pass backs off exponentially; unsent rows
+ * Publishes committed outbox rows to the bus with the event id as message id; they count as sent
+ * when the pass commits. A pass claims its rows and marks them in one statement (SKIP LOCKED, so
+ * replicas share the work), publishes, unmarks what was not delivered, and commits. A crash
+ * before the commit republishes; the message id (and the audit store's unique key, also after the
+ * dedupe window) absorbs the duplicate. A failed publish or pass backs off exponentially; unsent rows
  * survive restarts because they are only ever marked, never removed, by the relay.
  *
- * NATS: a publish is acknowledged by JetStream (stored on disk) before the row is marked. The
- * in-process bus keeps nothing across a restart, so there a row is marked only once every
+ * NATS: a publish is acknowledged by JetStream (stored on disk) before its mark is committed. The
+ * in-process bus keeps nothing across a restart, so there a row stays marked only once every
  * consumer of the event has handled it (InProcessBus.whenConsumed): all-in-one mode loses nothing
  * when the process dies between publish and store. Over NATS, a pass publishes nothing while the
  * audit store's consumer lags beyond `auditLag.maxLag` (AuditLagProbe), so a slow store backs up
@@ -92,10 +94,18 @@ export class OutboxRelay {
     const batch = this.opts.batchSize ?? 200;
     let failure: unknown;
     const marked = await this.ds.transaction(async (manager) => {
-      const rows: Array<{ id: string; payload: AuditEvent }> = await manager.query(
-        `SELECT id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      // Claimed and marked sent in one statement (each row is written once, not locked and then
+      // updated); whatever is not delivered below is unmarked again before this transaction
+      // commits, so no other transaction ever sees a row marked that was not sent. RETURNING keeps
+      // no order: sorted by id (the text of a uuid sorts as the uuid does), as the claim took them.
+      const [claimed]: [Array<{ id: string; payload: AuditEvent }>, number] = await manager.query(
+        `UPDATE outbox o SET published_at = now()
+           FROM (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) c
+          WHERE o.id = c.id
+          RETURNING o.id, o.payload`,
         [batch],
       );
+      const rows = claimed.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       // Published as one pipelined batch (JetStream acknowledges each message; the acks are awaited
       // together); the store orders events by arrival, so a failed row is simply retried in a later pass.
       const settled = await this.bus.publishMany(
@@ -118,7 +128,6 @@ export class OutboxRelay {
         failure ??= error;
         this.logger.warn({ err: error, eventId: id }, 'outbox publish failed; will retry');
       });
-      if (failed.length > 0) await manager.query(`UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])`, [failed]);
       let sent = published;
       if (this.bus instanceof InProcessBus && published.length > 0) {
         const bus = this.bus;
@@ -127,12 +136,14 @@ export class OutboxRelay {
         sent = published.filter((_, i) => acked[i]);
         if (sent.length < published.length) {
           failure ??= new Error(`${published.length - sent.length} events not yet acknowledged by their consumers`);
-          await manager.query(`UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])`, [
-            published.filter((_, i) => !acked[i]),
-          ]);
+          failed.push(...published.filter((_, i) => !acked[i]));
         }
       }
-      if (sent.length > 0) await manager.query(`UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [sent]);
+      if (failed.length > 0) {
+        await manager.query(`UPDATE outbox SET published_at = NULL, attempts = attempts + 1 WHERE id = ANY($1::uuid[])`, [
+          pgUuidArray(failed),
+        ]);
+      }
       if (rows.length < batch) {
         // Every unsent row this relay can see was in this pass: the backlog is what it could not send.
         this.writer.reportBacklog(rows.length - sent.length);
