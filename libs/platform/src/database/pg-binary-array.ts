@@ -37,23 +37,10 @@ export function pgJsonbArray(values: ReadonlyArray<Nullable<string>>): Buffer {
 
 /** `int8[]` (bigint) in binary. Every element must be a safe integer — a bug otherwise, not data. */
 export function pgInt8Array(values: ReadonlyArray<Nullable<number>>): Buffer {
-  let nulls = false;
   for (const v of values) {
-    if (v == null) nulls = true;
-    else if (!Number.isSafeInteger(v)) throw new RangeError(`int8 array element ${String(v)} is not a safe integer`);
+    if (v != null && !Number.isSafeInteger(v)) throw new RangeError(`int8 array element ${String(v)} is not a safe integer`);
   }
-  const size = HEADER + values.reduce<number>((n, v) => n + (v == null ? 4 : 12), 0);
-  const buf = header(Buffer.allocUnsafe(size), OID.int8, values.length, nulls);
-  let at = HEADER;
-  for (const v of values) {
-    if (v == null) {
-      at = buf.writeInt32BE(-1, at);
-    } else {
-      at = buf.writeInt32BE(8, at);
-      at = buf.writeBigInt64BE(BigInt(v), at);
-    }
-  }
-  return buf;
+  return fixedWidthArray(OID.int8, 8, values, (buf, v, at) => buf.writeBigInt64BE(BigInt(v), at));
 }
 
 /**
@@ -63,21 +50,32 @@ export function pgInt8Array(values: ReadonlyArray<Nullable<number>>): Buffer {
  * before.
  */
 export function pgUuidArray(values: ReadonlyArray<Nullable<string>>): Buffer | ReadonlyArray<Nullable<string>> {
-  let nulls = false;
-  for (const v of values) {
-    if (v == null) nulls = true;
-    else if (!CANONICAL_UUID.test(v)) return values;
-  }
-  const size = HEADER + values.reduce<number>((n, v) => n + (v == null ? 4 : 20), 0);
-  const buf = header(Buffer.allocUnsafe(size), OID.uuid, values.length, nulls);
+  for (const v of values) if (v != null && !CANONICAL_UUID.test(v)) return values;
+  return fixedWidthArray(OID.uuid, 16, values, (buf, v, at) =>
+    buf.write(v.slice(0, 8) + v.slice(9, 13) + v.slice(14, 18) + v.slice(19, 23) + v.slice(24), at, 16, 'hex'),
+  );
+}
+
+/** An array of a fixed-width type: each element is its length (`width`, or -1 for NULL) and `width` bytes. */
+function fixedWidthArray<T>(
+  oid: number,
+  width: number,
+  values: ReadonlyArray<Nullable<T>>,
+  write: (buf: Buffer, value: T, at: number) => unknown,
+): Buffer {
+  let nulls = 0;
+  for (const v of values) if (v == null) nulls++;
+  const size = HEADER + values.length * 4 + (values.length - nulls) * width;
+  const buf = header(Buffer.allocUnsafe(size), oid, values.length, nulls > 0);
   let at = HEADER;
   for (const v of values) {
     if (v == null) {
       at = buf.writeInt32BE(-1, at);
       continue;
     }
-    at = buf.writeInt32BE(16, at);
-    at += buf.write(v.slice(0, 8) + v.slice(9, 13) + v.slice(14, 18) + v.slice(19, 23) + v.slice(24), at, 16, 'hex');
+    at = buf.writeInt32BE(width, at);
+    write(buf, v, at);
+    at += width;
   }
   return buf;
 }
