@@ -39,6 +39,19 @@ export class AuthGuard implements CanActivate {
     const ctx = requestContext.current();
     if (ctx) ctx.principal = principal;
     (request as Request & { principal?: unknown }).principal = principal;
+    if (policy.credentialAdmin && principal.agent) {
+      // A delegated token acts for its user; minting, changing or ending the user's credentials is not delegated.
+      await this.denials.record({
+        principal,
+        route: `${request.method} ${request.route?.path ?? request.path}`,
+        missing: [],
+        layer: 'agent_scope',
+        controller: context.getClass(),
+      });
+      throw markDenialAudited(
+        CustodianException.forbidden('An agent cannot create, change or end credentials', { reason: 'delegated_credential' }),
+      );
+    }
     const required = policy.capabilities ?? [];
     // The policy library decides (R6, narrowed for agents by R7), per credential: capabilities.ts.
     const missing = missingCapabilities(principal, required);

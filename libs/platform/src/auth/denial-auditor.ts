@@ -27,6 +27,8 @@ export interface DenialRecord {
   principal: PrincipalSnapshot;
   route: string;
   missing: readonly string[];
+  /** Which check refused: a missing capability (the default) or `agent_scope` (a delegated principal on a credential route). */
+  layer?: 'capability' | 'agent_scope';
   /** The refused route's controller class: it names the service whose route it is. */
   controller?: unknown;
 }
@@ -86,7 +88,7 @@ export class DenialAuditor {
         ...(ctx?.ip ? { ip: ctx.ip.slice(0, 64) } : {}),
       },
       target: { type: 'route', id: input.route.slice(0, 128) },
-      details: { missingCapabilities: [...input.missing], layer: 'capability' },
+      details: { missingCapabilities: [...input.missing], layer: input.layer ?? 'capability' },
     };
     const service = this.serviceFor(input.controller);
     const sink = service ? this.sinks.get(service) : undefined;

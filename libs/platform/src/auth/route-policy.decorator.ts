@@ -13,6 +13,12 @@ export interface RoutePolicy {
   capabilities?: readonly Capability[];
   /** Why a route asks for no capability beyond sign-in: forces the author to say so. */
   reason?: string;
+  /**
+   * The route creates, changes or ends a credential (API keys, password, sessions). A delegated
+   * (agent) principal is refused whatever it holds: an agent acts for its user, it never manages
+   * the user's credentials. See docs/identity.md "Agent delegation".
+   */
+  credentialAdmin?: boolean;
 }
 
 /** Opts a route out of authentication. Every use is visible in the route inventory test. */
