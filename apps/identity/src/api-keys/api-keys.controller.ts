@@ -18,7 +18,7 @@ export class ApiKeysController {
   constructor(@Inject(ApiKeysService) private readonly keys: ApiKeysService) {}
 
   /** The plaintext key is in this response and nowhere else, ever. */
-  @RequirePolicy({ capabilities: ['api_access'] })
+  @RequirePolicy({ capabilities: ['api_access'], credentialAdmin: true })
   @Post()
   create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ApiKeyView & { key: string }> {
     return this.keys.create(req.principal, assertValid(CreateApiKeySchema, body, { what: 'API key' }));
@@ -30,7 +30,7 @@ export class ApiKeysController {
     return this.keys.list(req.principal, pageOf(q));
   }
 
-  @RequirePolicy({ reason: 'anyone signed in may revoke their own keys; manage_api_keys any key of the org' })
+  @RequirePolicy({ reason: 'anyone signed in may revoke their own keys; manage_api_keys any key of the org', credentialAdmin: true })
   @Delete(':id')
   @HttpCode(204)
   revoke(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {

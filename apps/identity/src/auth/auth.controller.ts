@@ -41,21 +41,22 @@ export class AuthController {
     return this.exchange.exchange(assertValid(TokenExchangeRequestSchema, body, { what: 'token exchange request' }));
   }
 
-  @RequirePolicy({ reason: 'anyone signed in may end their own session' })
+  /** Refused to agents: their token is a stateless JWT tied to the user's session, so logout would end the user's session. */
+  @RequirePolicy({ reason: 'anyone signed in may end their own session', credentialAdmin: true })
   @Post('logout')
   @HttpCode(204)
   async logout(@Req() req: AuthedRequest): Promise<void> {
     await this.auth.logout(req.principal);
   }
 
-  @RequirePolicy({ reason: 'anyone signed in may end all their own sessions' })
+  @RequirePolicy({ reason: 'anyone signed in may end all their own sessions', credentialAdmin: true })
   @Post('logout-all')
   @HttpCode(200)
   async logoutAll(@Req() req: AuthedRequest): Promise<{ revokedSessions: number }> {
     return { revokedSessions: await this.sessions.logoutAll(req.principal) };
   }
 
-  @RequirePolicy({ reason: 'anyone signed in may change their own password (proving the current one)' })
+  @RequirePolicy({ reason: 'anyone signed in may change their own password (proving the current one)', credentialAdmin: true })
   @Post('password')
   @HttpCode(204)
   async changePassword(@Req() req: AuthedRequest, @Body() body: unknown): Promise<void> {
@@ -81,7 +82,10 @@ export class SessionsController {
     return { items: await this.sessions.list(req.principal) };
   }
 
-  @RequirePolicy({ reason: 'anyone signed in may revoke their own sessions; other users\u2019 ids are not found' })
+  @RequirePolicy({
+    reason: 'anyone signed in may revoke their own sessions; other users\u2019 ids are not found',
+    credentialAdmin: true,
+  })
   @Delete(':id')
   @HttpCode(204)
   async revoke(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
