@@ -53,7 +53,13 @@ export class CoreModule {
           useFactory: async (metrics: MetricsService) => {
             const resolver = new PrincipalResolver(
               bus,
-              { issuer: config.auth.issuer, audience: config.auth.audience, clockToleranceSeconds: config.auth.clockToleranceSeconds },
+              {
+                issuer: config.auth.issuer,
+                audience: config.auth.audience,
+                clockToleranceSeconds: config.auth.clockToleranceSeconds,
+                // No access token is issued for longer than the configured TTL; a longer one was not minted by identity.
+                maxLifetimeSeconds: config.auth.accessTokenTtlSeconds + config.auth.clockToleranceSeconds,
+              },
               logger,
               { ttlMs: config.auth.principalCacheMs },
             );

@@ -42,12 +42,15 @@ interface TokenOptions {
   iss?: string | null;
   aud?: string | null;
   expiresInSeconds?: number | null;
+  /** Absolute `iat` in epoch seconds; null leaves it out; default now. */
+  iat?: number | null;
 }
 
 async function sign(signer: SigningKey, o: TokenOptions = {}): Promise<string> {
   const header: Record<string, unknown> = { alg: o.alg ?? 'EdDSA', kid: o.kid ?? signer.kid, ...o.header };
   if (o.typ !== null) header.typ = o.typ ?? 'at+jwt';
-  const jwt = new SignJWT(o.claims ?? standardClaims()).setProtectedHeader(header as { alg: string }).setIssuedAt();
+  const jwt = new SignJWT(o.claims ?? standardClaims()).setProtectedHeader(header as { alg: string });
+  if (o.iat !== null) jwt.setIssuedAt(o.iat);
   if (o.iss !== null) jwt.setIssuer(o.iss ?? ISSUER);
   if (o.aud !== null) jwt.setAudience(o.aud ?? AUDIENCE);
   if (o.expiresInSeconds !== null) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + (o.expiresInSeconds ?? 300));
@@ -106,11 +109,56 @@ describe('TokenVerifier', () => {
       expect(fetchJwks).toHaveBeenCalledTimes(1);
     });
 
-    it('is accepted without sid (API-key principals) and uses the cached JWKS afterwards', async () => {
+    it('is accepted with akid instead of sid (delegated from an API key) and uses the cached JWKS afterwards', async () => {
       await verifier.verify(await sign(key));
-      const claims = { sub: randomUUID(), org: randomUUID() };
+      const claims = { sub: randomUUID(), org: randomUUID(), akid: randomUUID() };
       await expect(verifier.verify(await sign(key, { claims }))).resolves.toMatchObject(claims);
       expect(fetchJwks).toHaveBeenCalledTimes(1);
+    });
+
+    it.each([['application/at+jwt'], ['AT+JWT'], ['Application/At+Jwt']])(
+      'is accepted with typ %p (RFC 9068 long form, any case)',
+      async (typ) => {
+        await expect(verifier.verify(await sign(key, { typ }))).resolves.toMatchObject({ iss: ISSUER });
+      },
+    );
+  });
+
+  describe('credential binding', () => {
+    it('refuses a token that names neither a session (sid) nor an API key (akid)', async () => {
+      await refusal(verifier.verify(await sign(key, { claims: { sub: randomUUID(), org: randomUUID() } })));
+    });
+
+    it('refuses a token that names both a session and an API key', async () => {
+      await refusal(verifier.verify(await sign(key, { claims: { ...standardClaims(), akid: randomUUID() } })));
+    });
+  });
+
+  describe('issued-at and lifetime', () => {
+    const now = T0 / 1000;
+
+    it('refuses a token without iat', async () => {
+      await refusal(verifier.verify(await sign(key, { iat: null })));
+    });
+
+    it('refuses a token issued in the future beyond the clock tolerance, accepts one within it', async () => {
+      await refusal(verifier.verify(await sign(key, { iat: now + 31, expiresInSeconds: 300 })));
+      await refusal(verifier.verify(await sign(key, { iat: now + 3600, expiresInSeconds: 3900 })));
+      await expect(verifier.verify(await sign(key, { iat: now + 20, expiresInSeconds: 300 }))).resolves.toMatchObject({ iss: ISSUER });
+    });
+
+    it('refuses a 10-year token by default (lifetime capped at one hour)', async () => {
+      await refusal(verifier.verify(await sign(key, { expiresInSeconds: 10 * 365 * 86_400 })));
+      await refusal(verifier.verify(await sign(key, { expiresInSeconds: 3601 })));
+      await expect(verifier.verify(await sign(key, { expiresInSeconds: 3600 }))).resolves.toMatchObject({ iss: ISSUER });
+    });
+
+    it('refuses a token living longer than the configured maximum lifetime', async () => {
+      const strict = new TokenVerifier({ ...OPTS, maxLifetimeSeconds: 330 }, fetchJwks, logger);
+      await refusal(strict.verify(await sign(key, { expiresInSeconds: 331 })));
+      // Backdating iat does not help: the lifetime is exp - iat, whatever the clock says.
+      await refusal(strict.verify(await sign(key, { iat: now - 600, expiresInSeconds: 300 })));
+      await expect(strict.verify(await sign(key, { expiresInSeconds: 330 }))).resolves.toMatchObject({ iss: ISSUER });
     });
   });
 
@@ -331,13 +379,14 @@ describe('TokenVerifier', () => {
 
   describe('claims', () => {
     it.each([
-      ['sub', { sub: 'admin', org: randomUUID() }],
-      ['org', { sub: randomUUID(), org: '1' }],
-      ['org (missing)', { sub: randomUUID() }],
-      ['sub (uppercase uuid)', { sub: randomUUID().toUpperCase(), org: randomUUID() }],
+      ['sub', { sub: 'admin', org: randomUUID(), sid: randomUUID() }],
+      ['org', { sub: randomUUID(), org: '1', sid: randomUUID() }],
+      ['org (missing)', { sub: randomUUID(), sid: randomUUID() }],
+      ['sub (uppercase uuid)', { sub: randomUUID().toUpperCase(), org: randomUUID(), sid: randomUUID() }],
       ['sid', { sub: randomUUID(), org: randomUUID(), sid: 'session' }],
       ['akid', { sub: randomUUID(), org: randomUUID(), akid: '../key' }],
-      ['org (not a string)', { sub: randomUUID(), org: 12345 }],
+      ['sid (not a string)', { sub: randomUUID(), org: randomUUID(), sid: 42 }],
+      ['org (not a string)', { sub: randomUUID(), org: 12345, sid: randomUUID() }],
     ])('refuses a non-uuid %s', async (_what, claims) => {
       await refusal(verifier.verify(await sign(key, { claims })));
     });

@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
+/** Without a configured maximum, no access token may live longer than the longest configurable TTL. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 3600;
 export const ALLOWED_ALGORITHMS = ['EdDSA'] as const;
 const KID = /^[A-Za-z0-9_-]{1,64}$/;
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256'];
@@ -21,6 +23,11 @@ export interface TokenVerifierOptions {
   issuer: string;
   audience: string;
   clockToleranceSeconds: number;
+  /**
+   * Longest `exp - iat` accepted; a token minted to live longer (a leaked signing key's 10-year
+   * token) is refused. Default one hour.
+   */
+  maxLifetimeSeconds?: number;
   /** Unknown kids trigger at most one JWKS refetch per this interval (a kid flood cannot flood). */
   refetchCooldownMs?: number;
   /** A JWKS older than this is refetched before use, so a retired key stops verifying (default 15 min). */
@@ -29,8 +36,9 @@ export interface TokenVerifierOptions {
 
 /**
  * Verifies access tokens locally with identity's JWKS: algorithm allowlist, no key material taken
- * from the token (jku/x5u/jwk/x5c refused before any lookup), required exp/iss/aud/typ/sub/org,
- * and a plain kid. Every failure is the same 401 to the caller; the reason goes to the log.
+ * from the token (jku/x5u/jwk/x5c refused before any lookup), required exp/iat/iss/aud/typ/sub/org,
+ * exactly one of sid/akid, an iat not in the future, a bounded lifetime, and a plain kid. Every
+ * failure is the same 401 to the caller; the reason goes to the log.
  */
 export class TokenVerifier {
   private jwks: Jwks | undefined;
@@ -60,7 +68,7 @@ export class TokenVerifier {
       return fail(`algorithm ${String(header.alg).slice(0, 16)}`);
     if (FORBIDDEN_HEADERS.some((h) => h in header)) return fail('key material in header');
     if (typeof header.kid !== 'string' || !KID.test(header.kid)) return fail('kid');
-    if (header.typ !== ACCESS_TOKEN_TYPE) return fail('typ');
+    if (!isAccessTokenType(header.typ)) return fail('typ');
     const keySet = await this.keySetFor(header.kid);
     if (!keySet) return fail('unknown kid');
     try {
@@ -79,6 +87,12 @@ export class TokenVerifier {
         ...(payload.akid === undefined ? [] : [payload.akid]),
       ];
       if (!ids.every((v) => typeof v === 'string' && UUID.test(v))) return fail('claims');
+      // Every access token is bound to one live credential (a session or an API key) that identity can revoke.
+      if ((payload.sid === undefined) === (payload.akid === undefined)) return fail('credential binding');
+      const nowSeconds = Date.now() / 1000;
+      const iat = payload.iat!;
+      if (iat > nowSeconds + this.opts.clockToleranceSeconds) return fail('iat in the future');
+      if (payload.exp! - iat > (this.opts.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS)) return fail('lifetime');
       return payload as AccessTokenClaims;
     } catch (error) {
       return fail(error instanceof joseErrors.JOSEError ? error.code : 'verify');
@@ -112,4 +126,11 @@ export class TokenVerifier {
     })();
     await this.fetching;
   }
+}
+
+/** `typ` is a media type: case-insensitive, and `application/` may be omitted (RFC 7515 §4.1.9, RFC 9068 §2.1). */
+function isAccessTokenType(typ: unknown): boolean {
+  if (typeof typ !== 'string') return false;
+  const lower = typ.toLowerCase();
+  return lower === ACCESS_TOKEN_TYPE || lower === `application/${ACCESS_TOKEN_TYPE}`;
 }
