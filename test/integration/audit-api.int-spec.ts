@@ -266,6 +266,63 @@ describe('audit API', () => {
   });
 });
 
+describe('audit API paging past sequence 1,000', () => {
+  let db: TestDatabase;
+  let a: AuditHost;
+  let pg: Client;
+  let token: string;
+  const orgId = randomUUID();
+  const TOTAL = 1_234;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('audit_paging');
+    a = await startAuditHost(db.url);
+    pg = new Client({ connectionString: db.url });
+    await pg.connect();
+    token = await a.tokenFor({ userId: randomUUID(), orgId, capabilities: ['view_audit'] });
+    const events = Array.from({ length: TOTAL }, () => auditEvent(orgId, { action: 'auth.login' }));
+    const results = await a.bus.publishMany(
+      AuditEventRecorded,
+      events.map((e) => ({ payload: e, messageId: e.id })),
+    );
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    await pollUntil(async () => (await pg.query(`SELECT count(*)::int AS n FROM audit.audit_event`)).rows[0].n === TOTAL, {
+      what: 'paging events stored',
+      timeoutMs: 60_000,
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await pg?.end();
+    await a?.stop();
+    await db?.drop();
+  });
+
+  it.each([1, 7, 100, 200, 500])(
+    'pages of %i concatenate to the whole chain newest first: no duplicate, no hole',
+    async (size) => {
+      const expected = (
+        await pg.query(`SELECT seq::int AS seq FROM audit.audit_event WHERE chain_id = $1 ORDER BY seq DESC`, [orgId])
+      ).rows.map((r: { seq: number }) => r.seq);
+      expect(expected).toHaveLength(TOTAL);
+      const seen: number[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await fetch(`${a.host.url}/api/v1/audit/events?limit=${size}${cursor ? `&cursor=${cursor}` : ''}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        expect(res.status).toBe(200);
+        const page = (await res.json()) as { events: EventView[]; nextCursor: string | null };
+        expect(page.events.length).toBeLessThanOrEqual(size);
+        seen.push(...page.events.map((e) => e.seq));
+        cursor = page.nextCursor;
+      } while (cursor && seen.length <= TOTAL);
+      expect(seen).toEqual(expected);
+    },
+    120_000,
+  );
+});
+
 describe('audit service without a master key', () => {
   it('stores and verifies, but refuses to sign checkpoints (503) instead of failing to start', async () => {
     const db = await createTestDatabase('audit_nokey');

@@ -46,8 +46,9 @@ export class AuditQueryService {
     if (q.to) add('occurred_at < ?', q.to);
     if (q.cursor) add('seq < ?', q.cursor);
     params.push(limit + 1);
+    // Ordered by the bigint column (qualified): `ORDER BY seq` would sort the text alias, and "999" > "1000".
     const rows = (await this.ds.query(
-      `SELECT seq::text AS seq, prev_hash, row_hash, event FROM audit_event WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT $${params.length}`,
+      `SELECT e.seq::text AS seq, e.prev_hash, e.row_hash, e.event FROM audit_event e WHERE ${where.join(' AND ')} ORDER BY e.seq DESC LIMIT $${params.length}`,
       params,
     )) as Array<{ seq: string; prev_hash: string; row_hash: string; event: Record<string, unknown> }>;
     const page = rows.slice(0, limit);
