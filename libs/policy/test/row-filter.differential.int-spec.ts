@@ -7,7 +7,7 @@ import { randomWorld } from './support/random-world';
 
 // Property: for random policies, role trees, groups, sharing rules, shares and records with NULL
 // and missing values, the SQL row filter returns exactly the rows the in-memory check allows
-// (read, edit, delete, share), and a random ObjectQL where selects the same rows in SQL and memory.
+// (read, edit, delete, transfer, share), and a random ObjectQL where selects the same rows in SQL and memory.
 const RUNS = Number(process.env.POLICY_DIFF_RUNS ?? 2000);
 const SEED = process.env.POLICY_DIFF_SEED ? Number(process.env.POLICY_DIFF_SEED) : undefined;
 

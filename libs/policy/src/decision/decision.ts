@@ -18,10 +18,11 @@ import {
   type ObjectAction,
   type RecordAction,
 } from './access-level';
-import { explainDecision, type Explanation, type ExplainRequest } from './explain';
-import { SYSTEM_FIELD_NAMES, type ObjectGrant, type PrincipalGrants } from './principal-grants';
-import { recordLevel, recordLevelOf } from './record-access.evaluator';
-import { compileRowFilter } from './row-filter.compiler';
+import { ExplainTrace, type Explanation, type ExplainRequest } from './explain';
+import { objectActionAllowed } from './object-access';
+import { SYSTEM_FIELD_NAMES, type PrincipalGrants } from './principal-grants';
+import { exactLevel, recordLevelOf } from './record-access.evaluator';
+import { compileRowFilter, everyRowAtLeast } from './row-filter.compiler';
 import type { RecordAccessFacts } from './record-access.facts';
 
 const CAPABILITY_SUBJECT = '$capability';
@@ -105,18 +106,8 @@ export class Decision {
   private caslRules(): { action: string; subject: string }[] {
     const rules: { action: string; subject: string }[] = [];
     for (const [name, grant] of this.grants.objects) {
-      if (grant.hiddenByApp || grant.hiddenByAgent) continue;
-      const s = grant.sources;
-      const allowed: Record<ObjectAction, boolean> = {
-        read: s.read.length > 0,
-        create: s.create.length > 0,
-        edit: s.edit.length > 0,
-        delete: s.delete.length > 0,
-        transfer: s.transfer.length > 0,
-        share: s.read.length > 0,
-      };
       for (const action of OBJECT_ACTIONS) {
-        if (allowed[action] && this.grants.agentAllows(action, name)) rules.push({ action, subject: name });
+        if (objectActionAllowed(this.grants, grant, action)) rules.push({ action, subject: name });
       }
     }
     const agent = this.grants.snapshot.agent;
@@ -161,8 +152,8 @@ export class Decision {
 
   /** The R4 access level on a record (tenant wall included), ignoring object permissions. */
   recordAccess(object: string, row: RecordRow, facts: RecordAccessFacts): AccessLevel {
-    // With a trace the evaluator computes the exact level (no early exits).
-    return levelName(recordLevel(this.grants, object, row, facts, 3, []));
+    const grant = this.grants.objects.get(object);
+    return levelName(grant ? exactLevel(this.grants, grant, row, facts) : 0);
   }
 
   private need(action: RecordAction): LevelRank {
@@ -173,10 +164,68 @@ export class Decision {
 
   /** Record check: object permission (R3) ∧ record access level ≥ what the action needs (R4). */
   canRecord(action: ObjectAction, object: string, row: RecordRow, facts: RecordAccessFacts): boolean {
-    if (!this.can(action, object)) return false;
-    if (action === 'create') return ownValue(row, 'org_id') === undefined || ownValue(row, 'org_id') === this.grants.orgId;
+    return this.evaluate(action, object, row, facts, undefined, undefined);
+  }
+
+  /**
+   * The one evaluation behind canRecord, can (through the ability built from the same rules) and
+   * explain. With a trace it records what it consulted; the trace never changes the verdict.
+   */
+  private evaluate(
+    action: ObjectAction,
+    object: string,
+    row: RecordRow | undefined,
+    facts: RecordAccessFacts | undefined,
+    field: string | undefined,
+    trace: ExplainTrace | undefined,
+  ): boolean {
+    const grants = this.grants;
+    if (row !== undefined) {
+      const org = ownValue(row, 'org_id');
+      // A record to be created may leave the org to the service; any other org is outside the wall.
+      if (org !== grants.orgId && (action !== 'create' || org !== undefined))
+        return trace ? trace.deny('tenant', grants.orgId, 'record is outside the organization') : false;
+      trace?.step({ layer: 'tenant', outcome: 'pass', source: grants.orgId });
+    }
+    const grant = grants.objects.get(object);
+    if (trace) {
+      if (!grant) return trace.deny('object_permission', object, 'unknown object');
+      if (!objectActionAllowed(grants, grant, action, trace)) return false;
+    } else if (!this.can(action, object)) {
+      return false;
+    }
+    if (field !== undefined && !this.fieldAllows(action, object, field, trace)) return false;
+    if (row === undefined || action === 'create') return true;
+    if (!facts) return trace ? trace.deny('record_access', undefined, 'no directory facts supplied') : false;
     const need = this.need(action);
-    return recordLevelOf(this.grants, this.grants.objects.get(object)!, row, facts, need) >= need;
+    if (trace && action === 'share' && need === LEVEL.read) trace.step({ layer: 'capability', outcome: 'pass', source: 'manage_sharing' });
+    const allowed = recordLevelOf(grants, grant!, row, facts, need, trace?.contributions) >= need;
+    trace?.recordAccess(allowed, need, exactLevel(grants, grant!, row, facts));
+    return allowed;
+  }
+
+  /** Field security of one field for an action (read for read, edit for create/edit), with its trace. */
+  private fieldAllows(action: ObjectAction, object: string, field: string, trace: ExplainTrace | undefined): boolean {
+    const level = this.fieldLevel(object, field);
+    const ok =
+      action === 'edit' || action === 'create'
+        ? this.editableFields(object, action === 'create' ? 'create' : 'edit').includes(field)
+        : level !== 'none';
+    if (!trace) return ok;
+    const grant = this.grants.objects.get(object);
+    const source = grant?.fields.get(field)?.source ?? undefined;
+    if (!ok) {
+      const why = grant?.object.fields.get(field)?.sensitive ? 'sensitive field not named by any permission set' : `field level ${level}`;
+      return trace.deny('field_security', source, why);
+    }
+    trace.step({
+      layer: 'field_security',
+      outcome: 'allow',
+      ...(source !== undefined ? { source } : {}),
+      level: level === 'edit' ? 'edit' : 'read',
+    });
+    trace.decide('field_security', source);
+    return true;
   }
 
   private fields(object: string): FieldSets {
@@ -273,6 +322,11 @@ export class Decision {
     return { text, params: params.values };
   }
 
+  /** True when the principal may read every record of `object` in its org, not only some. */
+  readsEveryRecord(object: string): boolean {
+    return this.can('read', object) && everyRowAtLeast(this.grants, this.sqlSchema, object, this.need('read'));
+  }
+
   /** Parses a user-supplied ObjectQL `where` with this principal's field rights and R8 limits. */
   parseWhere(object: string, where: unknown): WhereNode {
     if (!this.objectVisible(object) || !this.can('read', object)) throw new PolicyError('object_not_found', { object });
@@ -302,18 +356,13 @@ export class Decision {
     return { text: user === 'TRUE' ? access : `${access} AND ${user}`, params: params.values };
   }
 
-  /** R9: which layers were consulted and which one decided. */
+  /**
+   * R9: which layers were consulted and which one decided — the same evaluation as canRecord (or
+   * can, without a record), run with a trace.
+   */
   explain(request: ExplainRequest): Explanation {
-    return explainDecision(this, request);
-  }
-
-  /** @internal used by explain */
-  grantOf(object: string): ObjectGrant | undefined {
-    return this.grants.objects.get(object);
-  }
-
-  /** @internal used by explain */
-  requiredLevelFor(action: RecordAction): LevelRank {
-    return this.need(action);
+    const trace = new ExplainTrace();
+    const allowed = this.evaluate(request.action, request.object, request.record, request.facts, request.field, trace);
+    return trace.explanation(allowed);
   }
 }

@@ -1,9 +1,6 @@
 import type { RecordRow } from '../objectql/where.evaluator';
-import { ownValue } from '../model/safe-input';
-import type { FieldLevel } from '../model/principal-snapshot.schema';
-import { LEVEL, levelName, type AccessLevel, type LevelRank, type ObjectAction, type RecordAction } from './access-level';
-import type { GrantKey, ObjectGrant, PrincipalGrants } from './principal-grants';
-import { recordLevel, type AccessContribution, type ExplainLayer } from './record-access.evaluator';
+import { levelName, type AccessLevel, type LevelRank, type ObjectAction } from './access-level';
+import type { AccessContribution, ExplainLayer } from './record-access.evaluator';
 import type { RecordAccessFacts } from './record-access.facts';
 
 export interface ExplainRequest {
@@ -26,11 +23,13 @@ export interface ExplainStep {
   readonly source?: string;
   readonly level?: AccessLevel;
   readonly detail?: string;
+  /** On a detail record controlled by its master: the master record (`object:id`) the step was found on. */
+  readonly record?: string;
 }
 
 export interface Explanation {
   readonly allowed: boolean;
-  /** The layer that decided: the first deny, or the first grant that met the requirement. */
+  /** The layer that decided: the first deny, or the grant that met the requirement. */
   readonly decidedBy: ExplainLayer;
   readonly source?: string;
   /** Steps in the order they were consulted. */
@@ -39,97 +38,77 @@ export interface Explanation {
   readonly required?: AccessLevel;
 }
 
-const GRANT_FOR_ACTION: Record<ObjectAction, GrantKey> = {
-  read: 'read',
-  create: 'create',
-  edit: 'edit',
-  delete: 'delete',
-  transfer: 'transfer',
-  share: 'read',
-};
-
-function deny(steps: ExplainStep[], layer: ExplainLayer, source?: string, detail?: string): Explanation {
-  steps.push({ layer, outcome: 'deny', source, detail });
-  return { allowed: false, decidedBy: layer, source, steps };
-}
-
 /**
- * What explain needs from a Decision. Declared here (Decision satisfies it structurally) so that
- * explain.ts does not import decision.ts, which imports explain.ts.
+ * What one evaluation consulted, filled in by the evaluation itself (Decision.explain passes it to
+ * the same code that canRecord runs without one). It never decides: the verdict is the
+ * evaluation's return value; the trace only says which layer and source produced it.
  */
-export interface ExplainableDecision {
-  readonly grants: PrincipalGrants;
-  editableFields(object: string, action?: 'edit' | 'create'): readonly string[];
-  fieldLevel(object: string, field: string): FieldLevel;
-  grantOf(object: string): ObjectGrant | undefined;
-  requiredLevelFor(action: RecordAction): LevelRank;
-}
+export class ExplainTrace {
+  readonly steps: ExplainStep[] = [];
+  /** Record-access contributions, in order (see recordLevelOf). */
+  readonly contributions: AccessContribution[] = [];
+  private decidedBy: ExplainLayer = 'object_permission';
+  private source: string | undefined;
+  private level: LevelRank | undefined;
+  private required: LevelRank | undefined;
 
-export function explainDecision(decision: ExplainableDecision, request: ExplainRequest): Explanation {
-  const { action, object, record, facts, field } = request;
-  const steps: ExplainStep[] = [];
-  const grants = decision.grants;
-
-  if (record) {
-    if (ownValue(record, 'org_id') !== grants.orgId) return deny(steps, 'tenant', grants.orgId, 'record is outside the organization');
-    steps.push({ layer: 'tenant', outcome: 'pass', source: grants.orgId });
-  }
-  const grant = decision.grantOf(object);
-  if (!grant) return deny(steps, 'object_permission', object, 'unknown object');
-  if (grant.hiddenByApp) return deny(steps, 'app', grant.object.app, 'no access to the app');
-  if (grant.object.app) steps.push({ layer: 'app', outcome: 'pass', source: grant.object.app });
-
-  const agent = grants.snapshot.agent;
-  if (agent) {
-    if (grant.hiddenByAgent) return deny(steps, 'agent_scope', agent.name, 'object not in the agent allowlist');
-    const scope = action === 'read' ? 'data:read' : 'data:write';
-    if (!agent.scopes.includes(scope)) return deny(steps, 'agent_scope', agent.name, `missing scope ${scope}`);
-    steps.push({ layer: 'agent_scope', outcome: 'pass', source: agent.name, detail: scope });
+  step(step: ExplainStep): void {
+    this.steps.push(step);
   }
 
-  const sources = grant.sources[GRANT_FOR_ACTION[action]];
-  if (sources.length === 0) return deny(steps, 'object_permission', undefined, `no permission set allows ${action}`);
-  steps.push({ layer: 'object_permission', outcome: 'allow', source: sources.join(', ') });
+  /** A refusal by `layer`: recorded as the last step. Returns false so checks can `return trace.deny(…)`. */
+  deny(layer: ExplainLayer, source?: string, detail?: string): false {
+    this.steps.push({ layer, outcome: 'deny', ...(source !== undefined ? { source } : {}), ...(detail !== undefined ? { detail } : {}) });
+    this.decidedBy = layer;
+    this.source = source;
+    return false;
+  }
 
-  if (field !== undefined) {
-    const level = decision.fieldLevel(object, field);
-    const needEdit = action === 'edit' || action === 'create';
-    const fieldGrant = grant.fields.get(field);
-    const ok = needEdit ? decision.editableFields(object, action === 'create' ? 'create' : 'edit').includes(field) : level !== 'none';
-    const source = fieldGrant?.source ?? undefined;
-    if (!ok) {
-      const sensitive = grant.object.fields.get(field)?.sensitive
-        ? 'sensitive field not named by any permission set'
-        : `field level ${level}`;
-      return deny(steps, 'field_security', source, sensitive);
+  /** The layer that allowed, unless a later one decides. */
+  decide(layer: ExplainLayer, source: string | undefined): void {
+    this.decidedBy = layer;
+    this.source = source;
+  }
+
+  /**
+   * The record-access part: `allowed` is the evaluation's verdict; `exact` the true level. The
+   * contributions become steps; on allow the decider is the last contribution made on the record
+   * itself (the evaluation stops at the one that met the requirement).
+   */
+  recordAccess(allowed: boolean, need: LevelRank, exact: LevelRank): void {
+    let decider: AccessContribution | undefined;
+    for (const c of this.contributions) {
+      this.steps.push({
+        layer: c.layer,
+        outcome: c.level > 0 ? 'grant' : 'pass',
+        source: c.source,
+        level: levelName(c.level),
+        ...(c.record !== undefined ? { record: c.record } : {}),
+      });
+      if (c.record === undefined) decider = c;
     }
-    steps.push({ layer: 'field_security', outcome: 'allow', source, level: level === 'edit' ? 'edit' : 'read' });
-    if (!record) return { allowed: true, decidedBy: 'field_security', source, steps };
+    this.level = exact;
+    this.required = need;
+    if (allowed && decider) {
+      this.decide(decider.layer, decider.source);
+    } else if (!allowed) {
+      this.steps.push({
+        layer: 'record_access',
+        outcome: 'deny',
+        level: levelName(exact),
+        detail: `access ${levelName(exact)} < required ${levelName(need)}`,
+      });
+      this.decide('record_access', undefined);
+    }
   }
 
-  if (!record || action === 'create') {
-    return { allowed: true, decidedBy: 'object_permission', source: sources[0], steps };
+  explanation(allowed: boolean): Explanation {
+    return {
+      allowed,
+      decidedBy: this.decidedBy,
+      ...(this.source !== undefined ? { source: this.source } : {}),
+      steps: this.steps,
+      ...(this.level !== undefined ? { level: levelName(this.level), required: levelName(this.required!) } : {}),
+    };
   }
-  if (!facts) return deny(steps, 'record_access', undefined, 'no directory facts supplied');
-
-  const need = decision.requiredLevelFor(action);
-  if (action === 'share' && need === LEVEL.read) steps.push({ layer: 'capability', outcome: 'pass', source: 'manage_sharing' });
-  const trace: AccessContribution[] = [];
-  const level = recordLevel(grants, object, record, facts, 3, trace);
-  let decider: AccessContribution | undefined;
-  for (const c of trace) {
-    const meets = c.level >= need;
-    steps.push({ layer: c.layer, outcome: c.level > 0 ? 'grant' : 'pass', source: c.source, level: levelName(c.level) });
-    if (meets && !decider) decider = c;
-  }
-  if (decider) {
-    return { allowed: true, decidedBy: decider.layer, source: decider.source, steps, level: levelName(level), required: levelName(need) };
-  }
-  steps.push({
-    layer: 'record_access',
-    outcome: 'deny',
-    level: levelName(level),
-    detail: `access ${levelName(level)} < required ${levelName(need)}`,
-  });
-  return { allowed: false, decidedBy: 'record_access', steps, level: levelName(level), required: levelName(need) };
 }

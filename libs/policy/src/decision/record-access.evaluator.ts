@@ -28,19 +28,30 @@ export interface AccessContribution {
   readonly level: LevelRank;
   /** Permission set, rule name, share grantee or parent record that contributed. */
   readonly source: string;
+  /** For a detail record controlled by its master: the master record (`object:id`) this was found on. */
+  readonly record?: string;
 }
 
-const MAX_DEPTH = 8;
+/** How many master records above a detail record are followed; deeper chains give no access. */
+export const MAX_PARENT_DEPTH = 8;
 
 function str(value: unknown): string | null {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : null;
 }
 
+function note(trace: AccessContribution[], layer: ExplainLayer, level: LevelRank, source: string, on: string | undefined): void {
+  trace.push(on === undefined ? { layer, level, source } : { layer, level, source, record: on });
+}
+
 /**
- * R4 in memory. Returns the principal's access level on a row of `object` (tenant wall included).
- * Without a trace it may stop early: the result is then exact only in the sense that it is ≥ stopAt
- * exactly when the true level is. With a trace it computes the exact level and records every
- * contribution (for explain). Mirrors row-filter.compiler.ts clause by clause.
+ * R4 in memory: the principal's access level on a row of `object` (tenant wall included). It stops
+ * as soon as the level reaches `stopAt`, so the result is ≥ stopAt exactly when the true level is,
+ * and below stopAt it may be lower than the true level (see exactLevel). Mirrors
+ * row-filter.compiler.ts clause by clause.
+ *
+ * `trace` only records what raised the level, in order, and never changes which clauses run: the
+ * decision and explain run this same evaluation, so they cannot disagree. When the result reaches
+ * stopAt, the last contribution without `record` is the one that decided.
  */
 export function recordLevel(
   grants: PrincipalGrants,
@@ -50,9 +61,10 @@ export function recordLevel(
   stopAt: LevelRank = 3,
   trace?: AccessContribution[],
   depth = 0,
+  on?: string,
 ): LevelRank {
   const grant = grants.objects.get(objectName);
-  return grant ? recordLevelOf(grants, grant, row, facts, stopAt, trace, depth) : 0;
+  return grant ? recordLevelOf(grants, grant, row, facts, stopAt, trace, depth, on) : 0;
 }
 
 /** recordLevel with the object's grant already looked up (the hot path of Decision.canRecord). */
@@ -64,21 +76,21 @@ export function recordLevelOf(
   stopAt: LevelRank = 3,
   trace?: AccessContribution[],
   depth = 0,
+  on?: string,
 ): LevelRank {
-  if (depth > MAX_DEPTH) return 0;
+  if (depth > MAX_PARENT_DEPTH) return 0;
   if (ownValue(row, 'org_id') !== grants.orgId) return 0; // R1: nothing outside the org, ever.
   // Hot path: no closures or allocations unless a trace is asked for (explain).
-  let level: LevelRank = 0;
   const sources = grant.sources;
   if (sources.modifyAll.length > 0) {
-    if (trace) trace.push({ layer: 'modify_all', level: 3, source: sources.modifyAll[0] });
-    else return 3;
-    level = 3;
+    if (trace) note(trace, 'modify_all', 3, sources.modifyAll[0], on);
+    return 3;
   }
+  let level: LevelRank = 0;
   if (sources.viewAll.length > 0) {
-    if (trace) trace.push({ layer: 'view_all', level: 1, source: sources.viewAll[0] });
-    if (level < 1) level = 1;
-    if (!trace && level >= stopAt) return level;
+    if (trace) note(trace, 'view_all', 1, sources.viewAll[0], on);
+    level = 1;
+    if (level >= stopAt) return level;
   }
 
   const object = grant.object;
@@ -86,35 +98,34 @@ export function recordLevelOf(
     // controlled_by_parent: the master's level is the whole of R4 a–e for the detail record.
     const parentId = str(ownValue(row, object.parent.field));
     const parentRow = parentId === null ? undefined : facts.record(object.parent.object, parentId);
-    const parentLevel = parentRow ? recordLevel(grants, object.parent.object, parentRow, facts, stopAt, undefined, depth + 1) : 0;
-    if (trace) trace.push({ layer: 'parent', level: parentLevel, source: `${object.parent.object}:${parentId ?? 'null'}` });
+    const master = trace ? `${object.parent.object}:${parentId ?? 'null'}` : undefined;
+    const parentLevel = parentRow ? recordLevel(grants, object.parent.object, parentRow, facts, stopAt, trace, depth + 1, master) : 0;
+    if (trace) note(trace, 'parent', parentLevel, master!, on);
     return parentLevel > level ? parentLevel : level;
   }
 
   const owner = str(ownValue(row, 'owner_id'));
   if (owner !== null && owner === grants.userId) {
-    if (!trace) return 3;
-    trace.push({ layer: 'ownership', level: 3, source: 'owner' });
-    level = 3;
+    if (trace) note(trace, 'ownership', 3, 'owner', on);
+    return 3;
   }
   const owd: LevelRank = object.sharingModel === 'public_read_write' ? 2 : object.sharingModel === 'public_read' ? 1 : 0;
-  if (owd > 0) {
-    if (trace) trace.push({ layer: 'sharing_model', level: owd, source: object.sharingModel });
-    if (owd > level) level = owd;
-    if (!trace && level >= stopAt) return level;
+  if (owd > level) {
+    if (trace) note(trace, 'sharing_model', owd, object.sharingModel, on);
+    level = owd;
+    if (level >= stopAt) return level;
   }
 
   const ownerRole = owner === null ? null : facts.roleOf(owner);
   if (object.grantAccessUsingHierarchy && grants.roleId !== null && ownerRole !== null && facts.ancestorsOf(ownerRole).has(grants.roleId)) {
-    if (!trace) return 3;
-    trace.push({ layer: 'role_hierarchy', level: 3, source: grants.roleId });
-    level = 3;
+    if (trace) note(trace, 'role_hierarchy', 3, grants.roleId, on);
+    return 3;
   }
 
   const rules = grant.rules;
   for (let i = 0; i < rules.length; i++) {
     const { rule, level: rank } = rules[i];
-    if (!trace && rank <= level) continue;
+    if (rank <= level) continue;
     let applies: boolean;
     if (rule.type === 'criteria') {
       applies = rule.criteriaNode !== undefined && evaluateWhere(rule.criteriaNode, row);
@@ -128,24 +139,34 @@ export function recordLevelOf(
       applies = ownerRole !== null && (ownerRole === rule.ownedBy.id || facts.ancestorsOf(ownerRole).has(rule.ownedBy.id));
     }
     if (!applies) continue;
-    if (trace) trace.push({ layer: 'sharing_rule', level: rank, source: rule.name });
-    if (rank > level) level = rank;
-    if (!trace && level >= stopAt) return level;
+    if (trace) note(trace, 'sharing_rule', rank, rule.name, on);
+    level = rank;
+    if (level >= stopAt) return level;
   }
 
-  if (!trace && (level >= 2 || stopAt > 2)) return level; // shares give at most edit
+  if (level >= 2 || stopAt > 2) return level; // shares give at most edit
   const id = str(ownValue(row, 'id'));
   if (id !== null) {
     const shares = facts.sharesOf(object.name, id);
     for (let i = 0; i < shares.length; i++) {
       const share = shares[i];
       const rank: LevelRank = share.accessLevel === 'edit' ? 2 : 1;
-      if (!trace && rank <= level) continue;
+      if (rank <= level) continue;
       if (!grants.matchesGranteeParts(share.granteeType, share.granteeId)) continue;
-      if (trace) trace.push({ layer: 'explicit_share', level: rank, source: `${share.granteeType}:${share.granteeId}` });
-      if (rank > level) level = rank;
-      if (!trace && level >= stopAt) return level;
+      if (trace) note(trace, 'explicit_share', rank, `${share.granteeType}:${share.granteeId}`, on);
+      level = rank;
+      if (level >= stopAt) return level;
     }
   }
   return level;
+}
+
+/**
+ * The exact access level (for explain and Decision.recordAccess, not for checks): recordLevelOf
+ * asked "full?", then, if not, "edit?" — below its stopAt the second answer is exact.
+ */
+export function exactLevel(grants: PrincipalGrants, grant: ObjectGrant, row: RecordRow, facts: RecordAccessFacts): LevelRank {
+  if (recordLevelOf(grants, grant, row, facts, 3) >= 3) return 3;
+  const level = recordLevelOf(grants, grant, row, facts, 2);
+  return level >= 2 ? 2 : level;
 }

@@ -1,10 +1,9 @@
 import { columnRef, compileWhereSql } from '../objectql/where.sql-compiler';
-import { quoteIdent, qualifiedName, type SqlParams } from '../sql/sql-params';
+import { SqlParams, quoteIdent, qualifiedName } from '../sql/sql-params';
 import type { PolicySqlSchema } from '../sql/sql-schema.config';
 import type { LevelRank } from './access-level';
 import type { PrincipalGrants } from './principal-grants';
-
-const MAX_DEPTH = 8;
+import { MAX_PARENT_DEPTH } from './record-access.evaluator';
 
 interface FilterContext {
   readonly grants: PrincipalGrants;
@@ -76,7 +75,7 @@ function ownerRoleBelow(ctx: FilterContext, object: string, alias: string, roleP
  */
 function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, need: LevelRank, depth: number): string {
   const grant = ctx.grants.objects.get(objectName);
-  if (!grant || depth > MAX_DEPTH) return 'FALSE';
+  if (!grant || depth > MAX_PARENT_DEPTH) return 'FALSE';
   if (grant.sources.modifyAll.length > 0) return 'TRUE';
   if (need <= 1 && grant.sources.viewAll.length > 0) return 'TRUE';
   const object = grant.object;
@@ -174,6 +173,15 @@ function sharesClause(ctx: FilterContext, objectName: string, alias: string, nee
     `${s}.org_id`,
     `${s}.object_name = ${p.shared(objectName)} AND ${s}.access_level ${levels} AND (${grantee.join(' OR ')})`,
   );
+}
+
+/**
+ * True when the principal's level is ≥ `need` on every row of `object` in its org — the row
+ * filter has no condition beyond the tenant wall (view/modify all, a public sharing model, a
+ * criteria rule that matches everything).
+ */
+export function everyRowAtLeast(grants: PrincipalGrants, schema: PolicySqlSchema, object: string, need: LevelRank): boolean {
+  return levelAtLeast({ grants, schema, params: new SqlParams(0) }, object, 't', need, 0) === 'TRUE';
 }
 
 /** `alias.org_id = $org AND <level ≥ need>` — the tenant wall is always the first conjunct. */

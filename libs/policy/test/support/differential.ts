@@ -11,6 +11,7 @@ import {
   quoteIdent,
   SqlParams,
   type ObjectSecurity,
+  type PolicyCatalog,
   type PrincipalSnapshot,
   type RecordAction,
   type RecordRow,
@@ -21,7 +22,7 @@ import { ancestors } from './scenario-world';
 import { loadWorld } from './pg-world';
 import { ACCT_FIELDS, ITEM_FIELDS, type RandomWorld } from './random-world';
 
-export const DIFF_ACTIONS: readonly RecordAction[] = ['read', 'edit', 'delete', 'share'];
+export const DIFF_ACTIONS: readonly RecordAction[] = ['read', 'edit', 'delete', 'transfer', 'share'];
 export const DIFF_OBJECTS = [
   { name: 'acct', fields: ACCT_FIELDS },
   { name: 'item', fields: ITEM_FIELDS },
@@ -36,19 +37,18 @@ export interface DiffStats {
   whereMatches: number;
 }
 
-/**
- * One differential case: loads the random world into PostgreSQL under a fresh org id and compares,
- * for every principal × action × object, the rows the SQL row filter returns with the rows the
- * in-memory check allows (as multisets, so duplicates would show), and a random where in SQL with
- * the in-memory evaluator. Throws with the details on the first difference.
- */
-export async function runDifferentialCase(
-  client: Client,
-  w: RandomWorld,
-  org: string,
-  stats: DiffStats,
-  semiJoin: 'in' | 'exists' = 'in',
-): Promise<void> {
+/** A random world made concrete for one org: catalog, records, shares and in-memory directory facts. */
+export interface BuiltWorld {
+  readonly catalog: PolicyCatalog;
+  readonly facts: InMemoryAccessFacts;
+  readonly byObject: Record<string, RecordRow[]>;
+  readonly shares: RecordShare[];
+  /** The principal's snapshot (agent delegation included) by index in `w.principals`. */
+  snapshot(index: number): PrincipalSnapshot;
+}
+
+/** Assigns ids and the org (or a foreign org) to the world's records and compiles its catalog. */
+export function buildWorld(w: RandomWorld, org: string): BuiltWorld {
   const foreignOrg = `${org}x`;
   const acctRows: RecordRow[] = w.accts.map((a, i) => ({ ...a.row, id: `${org}_a${i}`, org_id: a.foreign ? foreignOrg : org }));
   const itemRows: RecordRow[] = w.items.map((it, i) => ({
@@ -96,25 +96,53 @@ export async function runDifferentialCase(
     shares,
     records: byObject,
   });
+  return {
+    catalog,
+    facts,
+    byObject,
+    shares,
+    snapshot(index) {
+      const p = w.principals[index];
+      const roleId = w.userRoles[p.userId] ?? null;
+      return {
+        userId: p.userId,
+        orgId: org,
+        roleId,
+        ancestorRoleIds: ancestors(w.roleParents, roleId),
+        groupIds: Object.entries(w.groupMembers)
+          .filter(([, m]) => m.includes(p.userId))
+          .map(([g]) => g),
+        policyVersion: 1,
+        permissionSets: p.sets,
+        ...(p.agentScopes ? { agent: { clientId: 'bot', name: 'Bot', scopes: p.agentScopes } } : {}),
+      };
+    },
+  };
+}
+
+/**
+ * One differential case: loads the random world into PostgreSQL under a fresh org id and compares,
+ * for every principal × action × object, the rows the SQL row filter returns with the rows the
+ * in-memory check allows (as multisets, so duplicates would show), and a random where in SQL with
+ * the in-memory evaluator. Throws with the details on the first difference.
+ */
+export async function runDifferentialCase(
+  client: Client,
+  w: RandomWorld,
+  org: string,
+  stats: DiffStats,
+  semiJoin: 'in' | 'exists' = 'in',
+): Promise<void> {
+  const built = buildWorld(w, org);
+  const { catalog, facts, byObject, shares } = built;
+  const acctRows = byObject.acct;
   await loadWorld(client, { orgId: org, userRoles: w.userRoles, groupMembers: w.groupMembers, facts, shares, records: byObject });
 
   const selects: string[] = [];
   const params = new SqlParams();
   const expected = new Map<string, string[]>();
   w.principals.forEach((p, pi) => {
-    const roleId = w.userRoles[p.userId] ?? null;
-    const snapshot: PrincipalSnapshot = {
-      userId: p.userId,
-      orgId: org,
-      roleId,
-      ancestorRoleIds: ancestors(w.roleParents, roleId),
-      groupIds: Object.entries(w.groupMembers)
-        .filter(([, m]) => m.includes(p.userId))
-        .map(([g]) => g),
-      policyVersion: 1,
-      permissionSets: p.sets,
-      ...(p.agentScopes ? { agent: { clientId: 'bot', name: 'Bot', scopes: p.agentScopes } } : {}),
-    };
+    const snapshot = built.snapshot(pi);
     const decision = compileDecision(snapshot, catalog, { sqlSchema: createSqlSchema({ semiJoin }) });
     for (const object of DIFF_OBJECTS) {
       for (const action of DIFF_ACTIONS) {
