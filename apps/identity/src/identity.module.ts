@@ -13,11 +13,13 @@ import { BootstrapService } from './bootstrap/bootstrap.service';
 import { BOOTSTRAP_BANNER, FirstStartBanner } from './bootstrap/first-start';
 import { IdentityBundleService } from './bundles/identity-bundle.service';
 import { GroupsController } from './directory/groups.controller';
+import { InvitationsController } from './directory/invitations.controller';
 import { OrgsController } from './directory/orgs.controller';
 import { PermissionSetsController } from './directory/permission-sets.controller';
 import { RolesController } from './directory/roles.controller';
 import { UsersController } from './directory/users.controller';
 import { GroupsService } from './directory/groups.service';
+import { InvitationsService } from './directory/invitations.service';
 import { MembersService } from './directory/members.service';
 import { PermissionSetsService } from './directory/permission-sets.service';
 import { RolesService } from './directory/roles.service';
@@ -40,6 +42,7 @@ import { SERVICE_MIGRATIONS } from './migrations';
     JwksController,
     UsersController,
     OrgsController,
+    InvitationsController,
     RolesController,
     GroupsController,
     PermissionSetsController,
@@ -64,6 +67,7 @@ import { SERVICE_MIGRATIONS } from './migrations';
     AuthService,
     TokenExchangeService,
     MembersService,
+    InvitationsService,
     UsersService,
     RolesService,
     GroupsService,

@@ -8,8 +8,10 @@ import type { PasswordHasher } from '../auth/password-hasher';
 import { MembershipEntity } from '../entities/membership.entity';
 import { OrganizationEntity } from '../entities/organization.entity';
 import { UserEntity } from '../entities/user.entity';
-import { SigningKeyService } from '../keys/signing-key.service';
+import type { KeyVault } from '../keys/key-vault';
+import { KEY_VAULT, SigningKeyService } from '../keys/signing-key.service';
 import { BOOTSTRAP_BANNER, FirstStartBanner, bannerText, type BootstrapBannerOptions, type FirstStart } from './first-start';
+import { assertSigningKeysOpen } from './signing-keys-open.check';
 
 export const DEFAULT_ADMIN_EMAIL = 'admin@custodian.local';
 
@@ -26,6 +28,7 @@ export class BootstrapService extends FirstStartBanner implements OnApplicationB
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(SigningKeyService) private readonly keys: SigningKeyService,
+    @Inject(KEY_VAULT) private readonly vault: KeyVault,
     @Inject(PASSWORD_HASHER) private readonly hasher: PasswordHasher,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(CONFIG) private readonly config: CustodianConfig,
@@ -48,6 +51,7 @@ export class BootstrapService extends FirstStartBanner implements OnApplicationB
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    await assertSigningKeysOpen(this.ds, this.vault, this.config, this.logger);
     await this.keys.ensureActiveKey();
     const email = (this.config.bootstrap.adminEmail ?? DEFAULT_ADMIN_EMAIL).toLowerCase();
     const generated = this.config.bootstrap.adminPassword === undefined;
@@ -57,7 +61,14 @@ export class BootstrapService extends FirstStartBanner implements OnApplicationB
       await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:bootstrap']);
       if ((await m.count(UserEntity)) > 0) return undefined;
       const org = m.create(OrganizationEntity, { id: randomUUID(), name: this.config.bootstrap.orgName, policyVersion: 1 });
-      const user = m.create(UserEntity, { id: randomUUID(), email, displayName: 'Administrator', passwordHash, active: true });
+      const user = m.create(UserEntity, {
+        id: randomUUID(),
+        email,
+        displayName: 'Administrator',
+        passwordHash,
+        active: true,
+        homeOrgId: org.id,
+      });
       await m.insert(OrganizationEntity, org);
       await m.insert(UserEntity, user);
       await m.insert(MembershipEntity, { id: randomUUID(), orgId: org.id, userId: user.id, capabilities: [...CAPABILITIES] });

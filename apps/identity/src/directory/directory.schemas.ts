@@ -5,10 +5,11 @@ const Id = Type.String({ format: 'uuid' });
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 const Capability = Type.Union([...SYSTEM_CAPABILITIES, ...INTEGRATION_CAPABILITIES].map((c) => Type.Literal(c)));
 export const Password = Type.String({ minLength: 12, maxLength: 256 });
+const Email = Type.String({ minLength: 3, maxLength: 320, pattern: '^[^\\s@]{1,64}@[^\\s@]{1,255}$' });
 
 export const CreateUserSchema = Type.Object(
   {
-    email: Type.String({ minLength: 3, maxLength: 320, pattern: '^[^\\s@]{1,64}@[^\\s@]{1,255}$' }),
+    email: Email,
     displayName: Name,
     password: Password,
     roleId: Type.Optional(Type.Union([Id, Type.Null()])),
@@ -36,7 +37,7 @@ export const UpdateOrgSchema = Type.Object({ name: Name }, { additionalPropertie
 
 export const AddMemberSchema = Type.Object(
   {
-    email: Type.String({ minLength: 3, maxLength: 320 }),
+    email: Email,
     roleId: Type.Optional(Type.Union([Id, Type.Null()])),
     capabilities: Type.Optional(Type.Array(Capability, { maxItems: 16, uniqueItems: true })),
   },

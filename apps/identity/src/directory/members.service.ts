@@ -8,10 +8,9 @@ import { SessionService } from '../auth/session.service';
 import { MembershipEntity } from '../entities/membership.entity';
 import { OrganizationEntity } from '../entities/organization.entity';
 import { RoleEntity } from '../entities/role.entity';
-import { UserEntity } from '../entities/user.entity';
 import { IdentityEvents } from '../events/identity-events.service';
 import { conflict, pageResult, type Page, type PageOf } from './directory.http';
-import type { AddMemberSchema, UpdateMemberSchema } from './directory.schemas';
+import type { UpdateMemberSchema } from './directory.schemas';
 
 export interface MemberView {
   userId: string;
@@ -60,7 +59,8 @@ const MEMBER_SELECT = `SELECT m.user_id, u.email, u.display_name, u.active, m.ro
 
 /**
  * Organizations and memberships. A user may belong to several orgs; a request acts in exactly
- * one, and only that org is visible: any other org id answers 404 (R1).
+ * one, and only that org is visible: any other org id answers 404 (R1). Users join another org
+ * only by accepting an invitation (invitations.service.ts).
  */
 @Injectable()
 export class MembersService {
@@ -144,31 +144,6 @@ export class MembersService {
   async get(actor: PrincipalSnapshot, orgId: string, userId: string): Promise<MemberView> {
     this.sameOrg(actor, orgId);
     return this.events.read((m) => this.member(m, orgId, userId));
-  }
-
-  /** Adds an existing user (by email) to the caller's org. */
-  async add(actor: PrincipalSnapshot, orgId: string, input: Static<typeof AddMemberSchema>): Promise<MemberView> {
-    this.sameOrg(actor, orgId);
-    await this.checkCapabilityGrant(actor, input.capabilities);
-    return this.events.transaction(async (m) => {
-      const user = await m.findOne(UserEntity, { where: { email: input.email.trim().toLowerCase() } });
-      if (!user) throw CustodianException.notFound('User not found');
-      if (await m.findOne(MembershipEntity, { where: { orgId, userId: user.id } })) throw conflict('The user is already a member');
-      const roleId = input.roleId ?? null;
-      if (roleId) await this.role(m, orgId, roleId);
-      await m.insert(MembershipEntity, { id: randomUUID(), orgId, userId: user.id, roleId, capabilities: input.capabilities ?? [] });
-      const after = await this.member(m, orgId, user.id);
-      const version = await this.events.policyChanged(m, orgId, 'member.added', true);
-      await this.events.directory(m, orgId, version, { kind: 'user_role', userId: user.id, roleId });
-      await this.outbox.append(m, {
-        orgId,
-        action: 'identity.member.added',
-        outcome: 'success',
-        target: { type: 'user', id: user.id },
-        details: { after, policyVersion: version },
-      });
-      return after;
-    });
   }
 
   /** Role and direct capabilities of a member; `m` may be the caller's transaction. */
@@ -261,7 +236,7 @@ export class MembersService {
   }
 
   /** Direct capabilities are permissions: granting them needs manage_permissions, and never more than one holds. */
-  private async checkCapabilityGrant(actor: PrincipalSnapshot, capabilities: readonly string[] | undefined): Promise<void> {
+  async checkCapabilityGrant(actor: PrincipalSnapshot, capabilities: readonly string[] | undefined): Promise<void> {
     if (!capabilities) return;
     const missing = actor.capabilities.includes('manage_permissions') ? [] : ['manage_permissions'];
     const beyond = capabilities.filter((c) => !actor.capabilities.includes(c));

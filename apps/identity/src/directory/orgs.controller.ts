@@ -2,6 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Qu
 import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
 import { AddMemberSchema, CreateOrgSchema, UpdateMemberSchema, UpdateOrgSchema } from './directory.schemas';
+import { InvitationsService, type InvitationView } from './invitations.service';
 import { MembersService, type MemberView, type OrgView } from './members.service';
 
 const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
@@ -9,7 +10,10 @@ const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
 /** Organizations and their members; only the org the request acts in exists for it (R1). */
 @Controller(`${API_PREFIX}/orgs`)
 export class OrgsController {
-  constructor(@Inject(MembersService) private readonly members: MembersService) {}
+  constructor(
+    @Inject(MembersService) private readonly members: MembersService,
+    @Inject(InvitationsService) private readonly invitations: InvitationsService,
+  ) {}
 
   @RequirePolicy({ reason: 'anyone signed in may list the organizations they belong to' })
   @Get()
@@ -42,10 +46,32 @@ export class OrgsController {
     return this.members.list(req.principal, idParam(id, 'Organization'), pageOf(q));
   }
 
+  /**
+   * Invites by email (202): the user joins only by accepting. The answer is the same whether or not
+   * the address has an account anywhere; granting capabilities also needs manage_permissions.
+   */
   @RequirePolicy(MANAGE_USERS)
   @Post(':id/members')
-  addMember(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<MemberView> {
-    return this.members.add(req.principal, idParam(id, 'Organization'), assertValid(AddMemberSchema, body, { what: 'member' }));
+  @HttpCode(202)
+  addMember(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<InvitationView> {
+    return this.invitations.invite(req.principal, idParam(id, 'Organization'), assertValid(AddMemberSchema, body, { what: 'member' }));
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Get(':id/invitations')
+  listInvitations(
+    @Req() req: AuthedRequest,
+    @Param('id') id: string,
+    @Query() q: Record<string, unknown>,
+  ): Promise<PageOf<InvitationView>> {
+    return this.invitations.listForOrg(req.principal, idParam(id, 'Organization'), pageOf(q));
+  }
+
+  @RequirePolicy(MANAGE_USERS)
+  @Delete(':id/invitations/:invitationId')
+  @HttpCode(204)
+  revokeInvitation(@Req() req: AuthedRequest, @Param('id') id: string, @Param('invitationId') invitationId: string): Promise<void> {
+    return this.invitations.revoke(req.principal, idParam(id, 'Organization'), idParam(invitationId, 'Invitation'));
   }
 
   @RequirePolicy(MANAGE_USERS)

@@ -1,8 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
+import type { Response } from 'express';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
 import { CreateUserSchema, UpdateUserSchema } from './directory.schemas';
 import type { MemberView } from './members.service';
+import type { InvitationView } from './invitations.service';
 import { UsersService } from './users.service';
 
 const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
@@ -18,10 +20,17 @@ export class UsersController {
     return this.users.list(req.principal, pageOf(q));
   }
 
+  /** 201 with the new member; 202 with an invitation when the address already has an account (see the service). */
   @RequirePolicy(MANAGE_USERS)
   @Post()
-  create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<MemberView> {
-    return this.users.create(req.principal, assertValid(CreateUserSchema, body, { what: 'user' }));
+  async create(
+    @Req() req: AuthedRequest,
+    @Res({ passthrough: true }) res: Response,
+    @Body() body: unknown,
+  ): Promise<MemberView | InvitationView> {
+    const result = await this.users.create(req.principal, assertValid(CreateUserSchema, body, { what: 'user' }));
+    res.status(result.status);
+    return result.body;
   }
 
   @RequirePolicy(MANAGE_USERS)

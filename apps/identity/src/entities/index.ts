@@ -3,6 +3,7 @@ import { ApiKeyEntity } from './api-key.entity';
 import { GroupMemberEntity } from './group-member.entity';
 import { GroupEntity } from './group.entity';
 import { IdentityEventEntity } from './identity-event.entity';
+import { InvitationEntity } from './invitation.entity';
 import { LoginThrottleEntity } from './login-throttle.entity';
 import { MembershipEntity } from './membership.entity';
 import { OrganizationEntity } from './organization.entity';
@@ -18,6 +19,7 @@ export const SERVICE_ENTITIES = [
   OrganizationEntity,
   UserEntity,
   MembershipEntity,
+  InvitationEntity,
   SessionEntity,
   SigningKeyEntity,
   RoleEntity,

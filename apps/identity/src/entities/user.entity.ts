@@ -20,6 +20,13 @@ export class UserEntity {
   @Column({ type: 'boolean', default: true })
   active!: boolean;
 
+  /**
+   * The org that created the account: only its user managers change the profile (name, password,
+   * the installation-wide active flag). Null for an account no org owns (none in a fresh install).
+   */
+  @Column({ name: 'home_org_id', type: 'uuid', nullable: true })
+  homeOrgId!: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 
