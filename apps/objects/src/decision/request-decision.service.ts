@@ -4,6 +4,7 @@ import { compileDecision, type Decision } from '@custodian/policy';
 import { DirectoryReplicaService } from '../directory/directory-replica.service';
 import { ObjectCatalogService, STAMP_SQL, type OrgCatalog } from '../metadata/object-catalog.service';
 import { sqlSchemaFor } from '../metadata/org-tables';
+import { RECORD_WHERE_LIMITS } from '../records/record-query';
 
 export interface GovernedContext {
   readonly principal: PrincipalSnapshot;
@@ -63,7 +64,10 @@ export class RequestDecisionService {
     ].join('|');
     let decision = this.cache.get(key);
     if (!decision) {
-      decision = compileDecision(policySnapshot(principal), catalog.policy, { sqlSchema: sqlSchemaFor(principal.orgId) });
+      decision = compileDecision(policySnapshot(principal), catalog.policy, {
+        sqlSchema: sqlSchemaFor(principal.orgId),
+        whereLimits: RECORD_WHERE_LIMITS,
+      });
       if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
       this.cache.set(key, decision);
     }

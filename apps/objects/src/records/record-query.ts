@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode } from '@custodian/contracts';
 import { CustodianException } from '@custodian/platform';
-import { PolicyError, SYSTEM_FIELDS, isSafeName, quoteIdent, type Decision } from '@custodian/policy';
+import {
+  DEFAULT_WHERE_LIMITS,
+  PolicyError,
+  SYSTEM_FIELDS,
+  isSafeName,
+  quoteIdent,
+  type Decision,
+  type WhereLimits,
+} from '@custodian/policy';
 import { REPLICA_STATE_SQL } from '../directory/directory-replica.service';
 import { columnType, fromColumnValue } from '../metadata/field-types';
 import { STAMP_SQL } from '../metadata/object-catalog.service';
@@ -13,6 +21,9 @@ export const DEFAULT_LIMIT = 50;
 export const MAX_OFFSET = 10_000;
 export const MAX_ORDER_KEYS = 3;
 export const MAX_CURSOR_CHARS = 4096;
+
+/** Record ids live in uuid columns: a filter value for an id field must be a UUID (400 otherwise). */
+export const RECORD_WHERE_LIMITS: WhereLimits = Object.freeze({ ...DEFAULT_WHERE_LIMITS, idFormat: 'uuid' });
 
 export interface OrderKey {
   field: string;
@@ -116,7 +127,57 @@ interface CursorState {
   id: string;
 }
 
-function decodeCursor(raw: string, spec: ListSpec, keys: number): CursorState {
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const INT4_TEXT = /^-?\d{1,10}$/;
+const FLOAT8_TEXT = /^-?(?:\d+(?:\.\d+)?(?:e[+-]?\d+)?|Infinity)$|^NaN$/;
+const FLOAT8_ZERO = /^-?0+(?:\.0+)?(?:e[+-]?\d+)?$/;
+/** timestamptz as PostgreSQL writes it in the ISO DateStyle (what `::text` gave the cursor). */
+const TIMESTAMPTZ_TEXT = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?[+-](\d{2})(?::(\d{2})(?::(\d{2}))?)?$/;
+
+function calendarDay(year: number, month: number, day: number): boolean {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= days;
+}
+
+/**
+ * Whether a cursor's key is text the database can read back as the sort column's type. The
+ * cursor travels through the client, so a tampered key must be refused here: a cast that fails
+ * in PostgreSQL would fail the whole statement.
+ */
+function validKeyText(sqlType: string, value: string): boolean {
+  switch (sqlType) {
+    case 'uuid':
+      return UUID_TEXT.test(value);
+    case 'integer':
+      return INT4_TEXT.test(value) && Math.abs(Number(value)) <= 2 ** 31 - (value.startsWith('-') ? 0 : 1);
+    case 'double precision': {
+      if (!FLOAT8_TEXT.test(value)) return false;
+      const n = Number(value);
+      // Out of range both ways: PostgreSQL refuses what overflows to infinity or underflows to zero.
+      return value.endsWith('Infinity') || value === 'NaN' || (Number.isFinite(n) && (n !== 0 || FLOAT8_ZERO.test(value)));
+    }
+    case 'boolean':
+      return value === 'true' || value === 'false';
+    case 'timestamptz': {
+      const m = TIMESTAMPTZ_TEXT.exec(value);
+      if (!m || !calendarDay(Number(m[1]), Number(m[2]), Number(m[3]))) return false;
+      return (
+        Number(m[4]) <= 23 &&
+        Number(m[5]) <= 59 &&
+        Number(m[6]) <= 59 &&
+        Number(m[7]) <= 15 &&
+        Number(m[8] ?? 0) <= 59 &&
+        Number(m[9] ?? 0) <= 59
+      );
+    }
+    default:
+      // text: anything PostgreSQL can hold, which is everything but NUL.
+      return !value.includes('\u0000');
+  }
+}
+
+function decodeCursor(raw: string, spec: ListSpec, def: StoredObjectDefinition, keys: readonly OrderKey[]): CursorState {
   const invalid = (): never => {
     throw bad('Invalid cursor', '/cursor');
   };
@@ -132,9 +193,10 @@ function decodeCursor(raw: string, spec: ListSpec, keys: number): CursorState {
     state === null ||
     state.h !== shapeHash(spec) ||
     typeof state.id !== 'string' ||
+    !UUID_TEXT.test(state.id) ||
     !Array.isArray(state.k) ||
-    state.k.length !== keys ||
-    state.k.some((v) => v !== null && (typeof v !== 'string' || v.length > 2048))
+    state.k.length !== keys.length ||
+    state.k.some((v, i) => v !== null && (typeof v !== 'string' || v.length > 2048 || !validKeyText(sqlTypeOf(def, keys[i].field), v)))
   )
     return invalid();
   return state;
@@ -184,7 +246,7 @@ export function buildListSql(
   };
   const conditions = [filter.text];
   if (spec.cursor) {
-    const state = decodeCursor(spec.cursor, spec, keys.length - 1);
+    const state = decodeCursor(spec.cursor, spec, def, keys.slice(0, -1));
     const values: Array<string | null> = [...state.k, state.id];
     const ors: string[] = [];
     for (let i = 0; i < keys.length; i++) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, uuidv7 } from '@custodian/platform';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson, uuidv7 } from '@custodian/platform';
 import { PolicyError, isSystemField, quoteIdent, type Decision } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
@@ -82,13 +82,19 @@ export function recordId(id: string): string {
   return id;
 }
 
-/** `If-Match: "3"` / `W/"3"` / `3` → 3. */
+/**
+ * `If-Match: "3"` (or a bare `3`) → 3. If-Match uses strong comparison (RFC 9110 §13.1.1): a weak
+ * tag `W/"3"` never matches, so it is a failed precondition rather than a version.
+ */
 export function parseIfMatch(header: string | undefined, required: boolean): number | undefined {
   if (header === undefined || header === '') {
     if (required) throw new CustodianException(ErrorCode.PreconditionFailed, 'If-Match with the record version is required');
     return undefined;
   }
-  const m = /^(?:W\/)?"?(\d{1,9})"?$/.exec(header.trim());
+  const value = header.trim();
+  if (value.startsWith('W/'))
+    throw new CustodianException(ErrorCode.PreconditionFailed, 'If-Match uses strong comparison: a weak ETag (W/"…") never matches');
+  const m = /^"?(\d{1,9})"?$/.exec(value);
   if (!m) throw new CustodianException(ErrorCode.PreconditionFailed, 'If-Match must carry the record version (ETag)');
   return Number(m[1]);
 }
@@ -267,8 +273,9 @@ export class RecordsService {
     const { decision, def } = await this.context(principal, object);
     const input = this.checkBody(decision, def, body, 'create');
     const values = this.values(def, input, 'create');
+    // Canonical JSON: a retry that serialises the same body with its keys in another order is the same request.
     const requestHash = createHash('sha256')
-      .update(`POST ${object}\n${JSON.stringify(body)}`)
+      .update(`POST ${object}\n${sortedJson(body)}`)
       .digest('hex');
     return this.withRetry(async () => {
       try {

@@ -16,6 +16,12 @@ import { TokenVerifier, type AccessTokenClaims, type TokenVerifierOptions } from
 
 /** API keys are recognisable by this prefix: `cak_<public id>_<secret>` (docs/identity.md). */
 export const API_KEY_PREFIX = 'cak_';
+/**
+ * What can be an API key at all: the prefix, then the characters keys are made of, within the
+ * length identity's request contract accepts. Anything else is refused here with the answer a
+ * wrong key gets — sent on, the bus would refuse the oversized request as a contract violation.
+ */
+const API_KEY_SHAPE = /^cak_[A-Za-z0-9_-]{1,252}$/;
 const DELEGATION_CLIENT = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export interface PrincipalCacheOptions {
@@ -133,6 +139,7 @@ export class PrincipalResolver {
 
   private async fetch(token: string): Promise<{ snapshot: PrincipalSnapshot; tokenExpiresAt?: number }> {
     if (token.startsWith(API_KEY_PREFIX)) {
+      if (!API_KEY_SHAPE.test(token)) throw CustodianException.unauthenticated('Invalid API key');
       return { snapshot: await this.ask(() => this.bus.request(AuthenticateApiKey, { key: token }), 'Invalid API key') };
     }
     const claims = await this.verifier.verify(token);
@@ -188,8 +195,12 @@ export class PrincipalResolver {
       if (error instanceof CustodianException && (error.code === ErrorCode.NotFound || error.code === ErrorCode.Unauthenticated)) {
         throw CustodianException.unauthenticated(refused);
       }
+      // The caller is not authenticated yet: a request or reply that broke its contract while
+      // checking their credential proves nothing about them, so they get the same 401 as any
+      // refused credential, never a 502 that would tell malformed credentials apart.
       if (error instanceof CustodianException && error.code === ErrorCode.InvalidMessage) {
-        this.logger.error({ err: error }, 'principal snapshot rejected');
+        this.logger.warn({ code: error.code, message: error.message }, 'credential check failed its bus contract');
+        throw CustodianException.unauthenticated(refused);
       }
       throw error;
     }

@@ -4,7 +4,10 @@ import pino from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { ProblemFilter } from './problem.filter';
 
-function run(exception: unknown): { status: number; body: Record<string, unknown>; headers: Record<string, string> } {
+function run(
+  exception: unknown,
+  logger = pino({ level: 'silent' }),
+): { status: number; body: Record<string, unknown>; headers: Record<string, string> } {
   const out = { status: 0, body: {} as Record<string, unknown>, headers: {} as Record<string, string> };
   const response = {
     headersSent: false,
@@ -26,7 +29,7 @@ function run(exception: unknown): { status: number; body: Record<string, unknown
   const host = {
     switchToHttp: () => ({ getResponse: () => response, getRequest: () => ({ method: 'GET', path: '/x' }) }),
   } as unknown as ArgumentsHost;
-  new ProblemFilter(pino({ level: 'silent' })).catch(exception, host);
+  new ProblemFilter(logger).catch(exception, host);
   return out;
 }
 
@@ -61,6 +64,34 @@ describe('ProblemFilter', () => {
       expect(run(new CustodianException(code, 'later')).headers['retry-after']).toBe('1');
     }
     expect(run(CustodianException.forbidden()).headers['retry-after']).toBeUndefined();
+  });
+
+  it('answers a body that does not decode as its Content-Encoding with 400, an unknown encoding with 415', () => {
+    // body-parser hands on zlib's error wrapped by http-errors: a status and expose, but no type.
+    const zlib = Object.assign(new Error('incorrect header check'), { code: 'Z_DATA_ERROR', status: 400, statusCode: 400, expose: true });
+    expect([run(zlib).status, run(zlib).body.code]).toEqual([400, 'bad_request']);
+    const unsupported = Object.assign(new Error('unsupported content encoding "compress"'), {
+      status: 415,
+      expose: true,
+      type: 'encoding.unsupported',
+    });
+    expect([run(unsupported).status, run(unsupported).body.code]).toEqual([415, 'unsupported_media_type']);
+    const json = Object.assign(new SyntaxError('Unexpected token'), { status: 400, expose: true, type: 'entity.parse.failed' });
+    expect(run(json).body.code).toBe('malformed_json');
+    const tooLarge = Object.assign(new Error('request entity too large'), { status: 413, expose: true, type: 'entity.too.large' });
+    expect(run(tooLarge).body.code).toBe('payload_too_large');
+  });
+
+  it('maps a value PostgreSQL could not cast to 400 and logs it as a warning without a stack', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    for (const code of ['22P02', '22003', '22007', '22008', '22021']) {
+      const error = Object.assign(new Error(`invalid input syntax (${code})`), { driverError: { code } });
+      const { status, body } = run(error, logger);
+      expect([status, body.code]).toEqual([400, 'validation_failed']);
+    }
+    expect(lines.length).toBe(5);
+    expect(lines.every((l) => l.level === 40 && l.err === undefined && l.sqlState !== undefined)).toBe(true);
   });
 
   it('hides the text of an unknown error', () => {

@@ -81,10 +81,15 @@ export class ProblemFilter implements ExceptionFilter {
       detail = 'The service cannot complete the request right now; nothing was changed. Retry later.';
       response.setHeader('Retry-After', '1');
       this.logger.error({ err: exception, method: request.method, path: request.path }, 'database unavailable');
+    } else if (isDataError(exception)) {
+      // A value PostgreSQL could not read as its column's type. Input checks refuse such values
+      // before SQL; this is the net under them, so it is worth a warning (without a stack), not an error.
+      code = ErrorCode.ValidationFailed;
+      status = 400;
+      detail = 'A value in the request does not fit the type of its field';
+      this.logger.warn({ sqlState: sqlStateOf(exception), method: request.method, path: request.path }, 'data error from the database');
     } else if (isBodyParserError(exception)) {
-      status = exception.status;
-      code = status === 413 ? ErrorCode.PayloadTooLarge : ErrorCode.MalformedJson;
-      detail = status === 413 ? 'The request body is too large' : 'The request body is not valid JSON';
+      ({ status, code, detail } = bodyProblem(exception));
     } else {
       code = ErrorCode.Internal;
       status = 500;
@@ -122,11 +127,53 @@ function isTransientDatabaseError(e: unknown): boolean {
   );
 }
 
-function isBodyParserError(e: unknown): e is { status: number; type: string } {
-  return (
-    typeof e === 'object' &&
-    e !== null &&
-    typeof (e as { type?: unknown }).type === 'string' &&
-    typeof (e as { status?: unknown }).status === 'number'
-  );
+function sqlStateOf(e: unknown): unknown {
+  if (typeof e !== 'object' || e === null) return undefined;
+  return (e as { driverError?: { code?: unknown } }).driverError?.code ?? (e as { code?: unknown }).code;
+}
+
+/**
+ * SQLSTATEs of a value the database could not take: invalid text representation (22P02), numeric
+ * out of range (22003), invalid or out-of-range date-time (22007, 22008), bytes not valid in the
+ * encoding (22021, 22P05). They mean "your value is wrong", never "the service is broken".
+ */
+const DATA_SQLSTATE = new Set(['22P02', '22003', '22007', '22008', '22021', '22P05']);
+
+function isDataError(e: unknown): boolean {
+  const code = sqlStateOf(e);
+  return typeof code === 'string' && DATA_SQLSTATE.has(code);
+}
+
+/**
+ * Errors of body-parser (http-errors): a 4xx `status`, `expose: true`, usually a `type`. A body
+ * whose Content-Encoding does not decode comes from zlib wrapped without a `type`, so the status
+ * decides, not the type.
+ */
+function isBodyParserError(e: unknown): e is { status: number; type?: string } {
+  if (typeof e !== 'object' || e === null) return false;
+  const status = (e as { status?: unknown }).status;
+  if (typeof status !== 'number' || status < 400 || status > 499) return false;
+  return typeof (e as { type?: unknown }).type === 'string' || (e as { expose?: unknown }).expose === true;
+}
+
+function bodyProblem(e: { status: number; type?: string }): { status: number; code: ErrorCode; detail: string } {
+  switch (e.status) {
+    case 413:
+      return { status: 413, code: ErrorCode.PayloadTooLarge, detail: 'The request body is too large' };
+    case 415:
+      return {
+        status: 415,
+        code: ErrorCode.UnsupportedMediaType,
+        detail:
+          e.type === 'charset.unsupported'
+            ? 'The request body has an unsupported charset'
+            : 'The request body has an unsupported Content-Encoding (identity, gzip, deflate and br are read)',
+      };
+    default:
+      if (e.type === 'entity.parse.failed')
+        return { status: 400, code: ErrorCode.MalformedJson, detail: 'The request body is not valid JSON' };
+      if (e.type === undefined || e.type === 'encoding.unsupported')
+        return { status: 400, code: ErrorCode.BadRequest, detail: 'The request body does not decode as its Content-Encoding says' };
+      return { status: 400, code: ErrorCode.BadRequest, detail: 'The request body could not be read' };
+  }
 }

@@ -30,12 +30,19 @@ export type WhereNode =
 export const TRUE_NODE: WhereNode = { kind: 'const', value: true };
 export const FALSE_NODE: WhereNode = { kind: 'const', value: false };
 
-/** Limits of R8 for filters. */
+/** Limits of R8 for filters, and how the host stores record ids. */
 export interface WhereLimits {
   readonly maxDepth: number;
   readonly maxNodes: number;
   readonly maxInList: number;
   readonly maxStringLength: number;
+  /**
+   * `uuid`: the host keeps record ids (id, org_id, owner_id, lookups, master-detail) in uuid
+   * columns, so a filter value for them must be a UUID (compared in lower case) — anything else is
+   * refused before SQL rather than failing the whole statement in the database. Default `text`:
+   * ids are opaque strings.
+   */
+  readonly idFormat?: 'text' | 'uuid';
 }
 
 export const DEFAULT_WHERE_LIMITS: WhereLimits = { maxDepth: 8, maxNodes: 256, maxInList: 1000, maxStringLength: 1024 };

@@ -30,7 +30,26 @@ const FIELD_OPERATORS = new Set([
   '$not',
 ]);
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+const ISO_DATETIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(?:Z|[+-](\d{2}):(\d{2})))?$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * An ISO 8601 date or date-time every reader agrees on: a real calendar day from year 1, hours
+ * 0–23, an offset PostgreSQL accepts (at most 15:59). A bare date means midnight UTC, written out,
+ * so the database does not read it in its session time zone while memory reads it as UTC.
+ */
+function isoDatetime(text: string): string | undefined {
+  const m = ISO_DATETIME.exec(text);
+  if (!m) return undefined;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > days) return undefined;
+  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59)) return undefined;
+  if (m[7] !== undefined && (Number(m[7]) > 15 || Number(m[8]) > 59)) return undefined;
+  const value = m[4] === undefined ? `${text}T00:00:00Z` : text;
+  return Number.isFinite(Date.parse(value)) ? value : undefined;
+}
 
 type Kind = 'string' | 'id' | 'number' | 'boolean' | 'datetime';
 
@@ -232,20 +251,29 @@ class WhereParser {
       case 'boolean':
         if (typeof arg !== 'boolean') return bad('expected_boolean');
         return arg;
-      case 'datetime':
-        if (typeof arg !== 'string' || !ISO_DATETIME.test(arg) || !Number.isFinite(Date.parse(arg))) return bad('expected_iso_datetime');
-        return arg;
+      case 'datetime': {
+        const value = typeof arg === 'string' ? isoDatetime(arg) : undefined;
+        return value ?? bad('expected_iso_datetime');
+      }
+      case 'id':
+        if (typeof arg !== 'string') return bad('expected_string');
+        if (this.limits.idFormat === 'uuid') return UUID.test(arg) ? arg.toLowerCase() : bad('expected_uuid');
+        return this.text(field, arg, bad);
       default:
         if (typeof arg !== 'string') return bad('expected_string');
-        if (arg.length > this.limits.maxStringLength) {
-          throw new PolicyError('value_too_long', { field, limit: this.limits.maxStringLength });
-        }
-        // NUL and lone surrogates cannot be stored in PostgreSQL text; refusing them keeps SQL and
-        // memory in agreement.
-        if (arg.includes('\u0000')) return bad('nul_character');
-        if (LONE_SURROGATE.test(arg)) return bad('invalid_unicode');
-        return arg;
+        return this.text(field, arg, bad);
     }
+  }
+
+  private text(field: string, arg: string, bad: (reason: string) => never): string {
+    if (arg.length > this.limits.maxStringLength) {
+      throw new PolicyError('value_too_long', { field, limit: this.limits.maxStringLength });
+    }
+    // NUL and lone surrogates cannot be stored in PostgreSQL text; refusing them keeps SQL and
+    // memory in agreement.
+    if (arg.includes('\u0000')) return bad('nul_character');
+    if (LONE_SURROGATE.test(arg)) return bad('invalid_unicode');
+    return arg;
   }
 }
 

@@ -15,21 +15,26 @@ function leafSql(node: Extract<WhereNode, { kind: 'leaf' }>, ctx: WhereSqlContex
   const col = ctx.column(node.field);
   // Ordering of text uses the "C" collation (code point order), exactly like the in-memory evaluator.
   const ordered = isText(node.fieldType) ? `${col} COLLATE "C"` : col;
+  // An integer parameter would take the column's type, and a valid filter value beyond a 4-byte
+  // column's range would fail the statement; as bigint it simply compares (cross-type operators
+  // keep the index usable).
+  const integer = node.fieldType === 'integer';
+  const param = (): string => `${ctx.params.add(node.value)}${integer ? '::bigint' : ''}`;
   switch (node.op) {
     case 'null':
       return `${col} IS NULL`;
     case 'eq':
-      return `${col} = ${ctx.params.add(node.value)}`;
+      return `${col} = ${param()}`;
     case 'in':
-      return `${col} = ANY(${ctx.params.add(node.value)})`;
+      return `${col} = ANY(${ctx.params.add(node.value)}${integer ? '::bigint[]' : ''})`;
     case 'gt':
-      return `${ordered} > ${ctx.params.add(node.value)}`;
+      return `${ordered} > ${param()}`;
     case 'gte':
-      return `${ordered} >= ${ctx.params.add(node.value)}`;
+      return `${ordered} >= ${param()}`;
     case 'lt':
-      return `${ordered} < ${ctx.params.add(node.value)}`;
+      return `${ordered} < ${param()}`;
     case 'lte':
-      return `${ordered} <= ${ctx.params.add(node.value)}`;
+      return `${ordered} <= ${param()}`;
     case 'contains':
       return `strpos(${col}, ${ctx.params.add(node.value)}) > 0`;
     case 'startsWith':
