@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { apiClient, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
@@ -182,6 +183,54 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
     expect(audit.rowCount).toBe(1);
     await ok(call('DELETE', `/data/account/${acc.Bravo.id}/shares/${share.id}`, u.rita.token), 204);
     expect(await names(u.rob.token)).toEqual(['Alpha', 'Charlie']);
+  });
+
+  it('refuses a share to a grantee outside this org, the same for unknown and foreign ids; fresh ones are found at once', async () => {
+    const other = await ok(call('POST', '/orgs', admin, { name: 'Elsewhere' }), 201);
+    const inOther = (await login(base, { email: 'admin@test.local', password: 'correct-horse-battery-staple', orgId: other.id } as never))
+      .accessToken;
+    const farUser = await ok(call('POST', '/users', inOther, { email: 'far@other.test', displayName: 'far', password: PASSWORD }), 201);
+    const farGroup = await ok(call('POST', '/groups', inOther, { name: 'far_group' }), 201);
+    const farRole = await ok(call('POST', '/roles', inOther, { name: 'far_role' }), 201);
+    const cases: Array<[string, string]> = [
+      ['user', farUser.userId],
+      ['user', randomUUID()],
+      ['group', farGroup.id],
+      ['group', randomUUID()],
+      ['role', farRole.id],
+      ['role_and_subordinates', farRole.id],
+      ['role', randomUUID()],
+      ['group', u.rob.id], // an id of this org, but not of that kind
+    ];
+    for (const [granteeType, granteeId] of cases) {
+      const res = await call('POST', `/data/account/${acc.Charlie.id}/shares`, u.rita.token, {
+        granteeType,
+        granteeId,
+        accessLevel: 'read',
+      });
+      expect([granteeType, res.status, res.body.code, res.body.details]).toEqual([
+        granteeType,
+        400,
+        'validation_failed',
+        { issues: [{ path: '/granteeId', message: 'not found in this organization' }] },
+      ]);
+    }
+    const stored = await pg.query('SELECT count(*)::int AS n FROM objects.record_shares WHERE record_id = $1', [acc.Charlie.id]);
+    expect(stored.rows[0].n).toBe(0);
+
+    // A user without a role and a group without members, created a moment ago, are found at once.
+    const fresh = await ok(call('POST', '/users', admin, { email: 'fresh@test.local', displayName: 'fresh', password: PASSWORD }), 201);
+    const emptyGroup = await ok(call('POST', '/groups', admin, { name: 'empty_team' }), 201);
+    for (const [granteeType, granteeId] of [
+      ['user', fresh.userId],
+      ['group', emptyGroup.id],
+    ]) {
+      const share = await ok(
+        call('POST', `/data/account/${acc.Charlie.id}/shares`, u.rita.token, { granteeType, granteeId, accessLevel: 'read' }),
+        201,
+      );
+      await ok(call('DELETE', `/data/account/${acc.Charlie.id}/shares/${share.id}`, u.rita.token), 204);
+    }
   });
 
   it('aggregates count only readable rows; grouping or aggregating a hidden field is 403', async () => {

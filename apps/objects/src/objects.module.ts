@@ -16,6 +16,7 @@ import { RecordsController } from './records/records.controller';
 import { RecordsService } from './records/records.service';
 import { AccessExplainController } from './sharing/access-explain.controller';
 import { RecordSharesController } from './sharing/record-shares.controller';
+import { RecordSharesService } from './sharing/record-shares.service';
 import { SharingRulesController } from './sharing/sharing-rules.controller';
 
 /** Object metadata, the directory replica, governed records and ObjectQL (issue #5; docs/objects.md). */
@@ -36,6 +37,7 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     RequestDecisionService,
     ObjectMetadataService,
     RecordsService,
+    RecordSharesService,
     RecordOperationsBusHandlers,
     BundleService,
     ActionsService,

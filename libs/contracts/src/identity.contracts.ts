@@ -85,6 +85,21 @@ export const GetPrincipalSnapshot = defineRequest({
 });
 
 /**
+ * Whether an id names a member, group or role of one org (a share's grantee, say). Identity answers
+ * from its own tables, so an id created a moment ago is found; a missing id and one of another org
+ * answer the same `false`.
+ */
+export const FindDirectoryEntry = defineRequest({
+  subject: 'identity.directory.exists',
+  service: 'identity',
+  request: Type.Object(
+    { orgId: Id, type: Type.Union([Type.Literal('user'), Type.Literal('group'), Type.Literal('role')]), id: Id },
+    { additionalProperties: false },
+  ),
+  response: Type.Object({ exists: Type.Boolean() }, { additionalProperties: false }),
+});
+
+/**
  * API keys are verified by identity (only it holds the keyed hashes); the answer is the key's
  * principal. Unknown prefix, wrong secret, revoked and expired keys answer the same `unauthenticated`.
  */

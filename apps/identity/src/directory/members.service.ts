@@ -230,6 +230,17 @@ export class MembersService {
     if (!(await m.findOne(RoleEntity, { where: { id: roleId, orgId } }))) throw CustodianException.notFound('Role not found');
   }
 
+  /** Whether `id` is a member, group or role of the org (for other services; see FindDirectoryEntry). */
+  async entryExists(orgId: string, type: 'user' | 'group' | 'role', id: string): Promise<boolean> {
+    const sql = {
+      user: 'SELECT 1 FROM membership WHERE org_id = $1 AND user_id = $2',
+      group: 'SELECT 1 FROM user_group WHERE org_id = $1 AND id = $2',
+      role: 'SELECT 1 FROM role WHERE org_id = $1 AND id = $2',
+    }[type];
+    const rows: unknown[] = await this.events.read((m) => m.query(sql, [orgId, id]));
+    return rows.length > 0;
+  }
+
   /** Only the org the request acts in exists for it. */
   sameOrg(actor: PrincipalSnapshot, orgId: string): void {
     if (orgId !== actor.orgId) throw CustodianException.notFound('Organization not found');

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, UseFilters } from '@nestjs/common';
 import { GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
 import {
@@ -16,21 +15,12 @@ import type { DataSource } from 'typeorm';
 import { recordTable } from '../metadata/org-tables';
 import { assertNotAgent, objectParam } from '../records/records.controller';
 import { RecordsService, recordId } from '../records/records.service';
+import { RecordSharesService, type ShareView } from './record-shares.service';
 import { ShareBodySchema, TransferBodySchema } from './sharing.schemas';
 import { DenialAuditFilter } from '../records/denial-audit.filter';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const GOVERNED = { reason: 'managing a record’s shares needs full access or manage_sharing, decided by libs/policy' } as const;
-const MAX_SHARES_PER_RECORD = 500;
-
-export interface ShareView {
-  id: string;
-  granteeType: string;
-  granteeId: string;
-  accessLevel: string;
-  createdBy: string;
-  createdAt: string;
-}
 
 /**
  * Explicit shares of one record (R4e) and owner transfer. Invisible records answer 404 (R1); visible
@@ -44,6 +34,7 @@ export class RecordSharesController {
     @Inject(RecordsService) private readonly records: RecordsService,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(BUS) private readonly bus: Bus,
+    @Inject(RecordSharesService) private readonly shares: RecordSharesService,
   ) {}
 
   @RequirePolicy(GOVERNED)
@@ -51,17 +42,10 @@ export class RecordSharesController {
   async list(@Req() req: AuthedRequest, @Param('object') object: string, @Param('id') id: string): Promise<{ shares: ShareView[] }> {
     const { decision } = await this.records.context(req.principal, objectParam(object));
     recordId(id);
-    return this.ds.transaction(async (m) => {
-      await this.records.lockForWrite(m, decision, req.principal.orgId, object, id, 'share');
-      const rows: Array<Record<string, unknown>> = await m.query(
-        `SELECT id, grantee_type, grantee_id, access_level, created_by, created_at FROM record_shares
-          WHERE org_id = $1 AND object_name = $2 AND record_id = $3 ORDER BY created_at, id LIMIT ${MAX_SHARES_PER_RECORD}`,
-        [req.principal.orgId, object, id],
-      );
-      return { shares: rows.map(shareView) };
-    });
+    return { shares: await this.shares.list(req.principal, decision, object, id) };
   }
 
+  /** The grantee must be a member, group or role of this org (400 otherwise, the same for unknown and foreign ids). */
   @RequirePolicy(GOVERNED)
   @Post('shares')
   async grant(
@@ -74,30 +58,7 @@ export class RecordSharesController {
     assertNotAgent(req.principal);
     const { decision } = await this.records.context(req.principal, objectParam(object));
     recordId(id);
-    const orgId = req.principal.orgId;
-    return this.ds.transaction(async (m) => {
-      await this.records.lockForWrite(m, decision, orgId, object, id, 'share');
-      const count: Array<{ n: number }> = await m.query(
-        'SELECT count(*)::int AS n FROM record_shares WHERE org_id = $1 AND object_name = $2 AND record_id = $3',
-        [orgId, object, id],
-      );
-      if (count[0].n >= MAX_SHARES_PER_RECORD) throw new CustodianException('conflict', 'Too many shares on this record');
-      const rows: Array<Record<string, unknown>> = await m.query(
-        `INSERT INTO record_shares (id, org_id, object_name, record_id, grantee_type, grantee_id, access_level, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (org_id, object_name, record_id, grantee_type, grantee_id) DO UPDATE SET access_level = EXCLUDED.access_level
-         RETURNING id, grantee_type, grantee_id, access_level, created_by, created_at`,
-        [randomUUID(), orgId, object, id, input.granteeType, input.granteeId, input.accessLevel, req.principal.userId],
-      );
-      await this.outbox.append(m, {
-        orgId,
-        action: 'objects.share.granted',
-        outcome: 'success',
-        target: { type: object, id },
-        details: { sharedWith: { type: input.granteeType, id: input.granteeId }, accessLevel: input.accessLevel },
-      });
-      return shareView(rows[0]);
-    });
+    return this.shares.grant(req.principal, decision, object, id, input);
   }
 
   @RequirePolicy(GOVERNED)
@@ -113,22 +74,7 @@ export class RecordSharesController {
     const { decision } = await this.records.context(req.principal, objectParam(object));
     recordId(id);
     recordId(shareId);
-    const orgId = req.principal.orgId;
-    await this.ds.transaction(async (m) => {
-      await this.records.lockForWrite(m, decision, orgId, object, id, 'share');
-      const [rows] = (await m.query(
-        'DELETE FROM record_shares WHERE org_id = $1 AND object_name = $2 AND record_id = $3 AND id = $4 RETURNING grantee_type, grantee_id',
-        [orgId, object, id, shareId],
-      )) as [Array<Record<string, string>>, number];
-      if (rows.length === 0) throw CustodianException.notFound('Share not found');
-      await this.outbox.append(m, {
-        orgId,
-        action: 'objects.share.revoked',
-        outcome: 'success',
-        target: { type: object, id },
-        details: { sharedWith: { type: rows[0].grantee_type, id: rows[0].grantee_id } },
-      });
-    });
+    await this.shares.revoke(req.principal, decision, object, id, shareId);
   }
 
   /** Owner transfer is its own operation (R5: owner_id is never written directly); needs full access. */
@@ -168,15 +114,4 @@ export class RecordSharesController {
       return { id, owner_id: input.ownerId, version: Number(rows[0].version) };
     });
   }
-}
-
-function shareView(r: Record<string, unknown>): ShareView {
-  return {
-    id: String(r.id),
-    granteeType: String(r.grantee_type),
-    granteeId: String(r.grantee_id),
-    accessLevel: String(r.access_level),
-    createdBy: String(r.created_by),
-    createdAt: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
-  };
 }
