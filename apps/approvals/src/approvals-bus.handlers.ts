@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import { ApplyApprovalPolicies } from '@custodian/contracts';
+import { ApplyApprovalPolicies, FilePendingAction, GetPendingActionState } from '@custodian/contracts';
 import { BUS, type Bus } from '@custodian/platform';
+import { PendingActionsService } from './pending-actions/pending-actions.service';
 import { ApprovalPoliciesService } from './policies/approval-policies.service';
 
 /** What approvals answers on the bus. */
@@ -9,9 +10,15 @@ export class ApprovalsBusHandlers implements OnApplicationBootstrap {
   constructor(
     @Inject(BUS) private readonly bus: Bus,
     @Inject(ApprovalPoliciesService) private readonly policies: ApprovalPoliciesService,
+    @Inject(PendingActionsService) private readonly actions: PendingActionsService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     await this.bus.handle(ApplyApprovalPolicies, (req) => this.policies.apply(req));
+    await this.bus.handle(FilePendingAction, (req) => this.actions.file(req.proposer, req.proposal));
+    await this.bus.handle(GetPendingActionState, async (req) => {
+      const row = await this.actions.stateFor(req.proposer, req.id);
+      return { id: row.id, state: row.state, revision: row.revision, recordId: row.recordId, outcome: row.outcome };
+    });
   }
 }

@@ -3,13 +3,17 @@ import { ServiceDatabaseModule } from '@custodian/platform';
 import { ApprovalsBusHandlers } from './approvals-bus.handlers';
 import { SERVICE_ENTITIES } from './entities';
 import { SERVICE_MIGRATIONS } from './migrations';
+import { PendingActionApplier } from './pending-actions/pending-action-applier.service';
+import { PendingActionsController } from './pending-actions/pending-actions.controller';
+import { PendingActionsService } from './pending-actions/pending-actions.service';
 import { ApprovalPoliciesController } from './policies/approval-policies.controller';
 import { ApprovalPoliciesService } from './policies/approval-policies.service';
 
-/** Pending-action queue with review and separation of duties; so far its approval policies (bundles). */
+/** The pending-action queue (filing, review with separation of duties, apply with re-check) and its approval policies. */
 @Module({
   imports: [ServiceDatabaseModule.forService({ service: 'approvals', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS })],
-  controllers: [ApprovalPoliciesController],
-  providers: [ApprovalPoliciesService, ApprovalsBusHandlers],
+  // The policies controller first: its static path must win over `approvals/:id`.
+  controllers: [ApprovalPoliciesController, PendingActionsController],
+  providers: [ApprovalPoliciesService, PendingActionsService, PendingActionApplier, ApprovalsBusHandlers],
 })
 export class ApprovalsModule {}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import {
   ApplyRecordOperation,
@@ -6,9 +7,10 @@ import {
   type RecordOperationResult,
   type RequestOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, requestContext, type Bus } from '@custodian/platform';
+import { BUS, CustodianException, SERVICE_DATA_SOURCE, requestContext, sortedJson, type Bus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
-import { RecordsService, type WriteResult } from './records.service';
+import type { DataSource, EntityManager } from 'typeorm';
+import { RecordsService, type WriteOptions, type WriteResult } from './records.service';
 
 type OperationRequest = RequestOf<typeof ApplyRecordOperation>;
 
@@ -44,6 +46,7 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
   constructor(
     @Inject(BUS) private readonly bus: Bus,
     @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -92,7 +95,53 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
     }
   }
 
-  private execute(req: OperationRequest, principal: Parameters<RecordsService['create']>[0], dryRun: boolean): Promise<WriteResult> {
+  /**
+   * An update or delete applied with an idempotency key leaves a receipt in the write's own
+   * transaction (the same table as POST's Idempotency-Key), so a retry after a crash between this
+   * commit and the caller's answers the first result instead of "stale" (the version moved on
+   * because of the first apply itself).
+   */
+  private async execute(req: OperationRequest, principal: Parameters<RecordsService['create']>[0], dryRun: boolean): Promise<WriteResult> {
+    const key = req.idempotencyKey;
+    if (dryRun || req.operation === 'create' || key === undefined) return this.executeOnce(req, principal, dryRun, {});
+    const requestHash = createHash('sha256')
+      .update(sortedJson({ ...req, idempotencyKey: undefined }))
+      .digest('hex');
+    const prior = (await this.ds.query(
+      'SELECT request_hash, status, response FROM idempotency_key WHERE org_id = $1 AND user_id = $2 AND key = $3',
+      [req.requester.orgId, req.requester.userId, key],
+    )) as Array<{ request_hash: string; status: number; response: { id: string; version: number | null; previousVersion: number | null } }>;
+    if (prior[0]) {
+      if (prior[0].request_hash !== requestHash)
+        throw new CustodianException('conflict', 'This idempotency key was used with another operation');
+      const r = prior[0].response;
+      return {
+        status: prior[0].status,
+        record: { id: r.id, ...(r.version !== null ? { version: r.version } : {}) },
+        previousVersion: r.previousVersion,
+        replayed: true,
+      };
+    }
+    const receipt = async (m: EntityManager, result: WriteResult): Promise<void> => {
+      const response = {
+        id: req.recordId,
+        version: typeof result.record.version === 'number' ? result.record.version : null,
+        previousVersion: result.previousVersion ?? null,
+      };
+      await m.query(
+        'INSERT INTO idempotency_key (org_id, user_id, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5, $6::jsonb)',
+        [req.requester.orgId, req.requester.userId, key, requestHash, result.status, JSON.stringify(response)],
+      );
+    };
+    return this.executeOnce(req, principal, dryRun, { beforeCommit: receipt });
+  }
+
+  private executeOnce(
+    req: OperationRequest,
+    principal: Parameters<RecordsService['create']>[0],
+    dryRun: boolean,
+    extra: Pick<WriteOptions, 'beforeCommit'>,
+  ): Promise<WriteResult> {
     const version = req.expectedVersion !== undefined ? `"${req.expectedVersion}"` : undefined;
     const needId = (): string => {
       if (!req.recordId) throw new CustodianException('validation_failed', 'recordId is required for update and delete');
@@ -104,9 +153,9 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
       case 'create':
         return this.records.create(principal, req.object, req.values ?? {}, dryRun ? undefined : req.idempotencyKey, { dryRun });
       case 'update':
-        return this.records.update(principal, req.object, needId(), req.values ?? {}, version, { dryRun });
+        return this.records.update(principal, req.object, needId(), req.values ?? {}, version, { dryRun, ...extra });
       case 'delete':
-        return this.records.remove(principal, req.object, needId(), version, { dryRun });
+        return this.records.remove(principal, req.object, needId(), version, { dryRun, ...extra });
     }
   }
 }

@@ -1,0 +1,162 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { ApplyRecordOperation, type RecordOperationResult } from '@custodian/contracts';
+import { BUS, CONFIG, SERVICE_DATA_SOURCE, type Bus, type CustodianConfig } from '@custodian/platform';
+import type { Logger } from 'pino';
+import type { DataSource } from 'typeorm';
+import { PendingActionEntity } from '../entities/pending-action.entity';
+import { PendingActionsService } from './pending-actions.service';
+import { LOGGER } from '@custodian/platform';
+
+const OPERATION = { 'record.create': 'create', 'record.update': 'update', 'record.delete': 'delete' } as const;
+
+/**
+ * Applies approved actions: objects re-checks the requester's permission now (→ forbidden), the
+ * record's version (→ stale) and applies the approved values exactly (the stored ones, never a
+ * new request's). The action's id is the apply's idempotency key, so a retry after a crash
+ * between objects' commit and ours answers the first result instead of writing twice; the
+ * `state = 'approved'` guard makes the state change happen once under racing appliers.
+ * A sweep retries approved actions a crash left behind and expires pending ones past their time.
+ */
+@Injectable()
+export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDestroy {
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(BUS) private readonly bus: Bus,
+    @Inject(CONFIG) private readonly config: CustodianConfig,
+    @Inject(PendingActionsService) private readonly actions: PendingActionsService,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const every = this.config.approvals.sweepIntervalMs;
+    if (every > 0) {
+      this.timer = setInterval(() => void this.sweep(), every);
+      this.timer.unref();
+    }
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.sweeping;
+  }
+
+  /** One pass: expire what is due, retry approved actions left behind. Concurrent calls share a pass. */
+  sweep(): Promise<void> {
+    this.sweeping ??= (async () => {
+      try {
+        await this.expireDue();
+        const orphans = (await this.ds.query(
+          `SELECT id FROM pending_action WHERE state = 'approved' AND updated_at < now() - ($1::int * interval '1 millisecond')
+            ORDER BY updated_at LIMIT 100`,
+          [this.config.approvals.applyRetryAfterMs],
+        )) as Array<{ id: string }>;
+        for (const { id } of orphans) {
+          if (this.stopped) break;
+          await this.apply(id);
+        }
+      } catch (error) {
+        this.logger.warn({ err: error }, 'approvals sweep failed; it runs again');
+      } finally {
+        this.sweeping = undefined;
+      }
+    })();
+    return this.sweeping;
+  }
+
+  async expireDue(): Promise<number> {
+    let expired = 0;
+    for (;;) {
+      const rows = await this.ds.transaction(async (m) => {
+        const due = await m
+          .createQueryBuilder(PendingActionEntity, 'a')
+          .setLock('pessimistic_write')
+          .setOnLocked('skip_locked')
+          .where(`a.state = 'pending' AND a.expires_at <= now()`)
+          .orderBy('a.expires_at')
+          .limit(100)
+          .getMany();
+        for (const row of due) await this.actions.transition(m, row, 'expired', { reason: 'expired' });
+        return due;
+      });
+      for (const row of rows) await this.actions.notify(row);
+      expired += rows.length;
+      if (rows.length < 100) return expired;
+    }
+  }
+
+  /**
+   * Applies one approved action and records the final state, holding the action's row lock across
+   * objects' apply so racing appliers serialise. Returns the row as it ends up (as found when it
+   * is no longer approved), or undefined when the sweep finds it locked by another applier.
+   */
+  async apply(id: string, { wait = false } = {}): Promise<PendingActionEntity | undefined> {
+    const done = await this.ds.transaction(async (m) => {
+      const query = m.createQueryBuilder(PendingActionEntity, 'a').setLock('pessimistic_write').where('a.id = :id', { id });
+      // The approver waits for a reviewer's short lock and then answers the state it finds; the sweep skips busy rows.
+      const row = await (wait ? query : query.setOnLocked('skip_locked')).getOne();
+      if (!row || row.state !== 'approved') return row ?? undefined;
+      await m.query('UPDATE pending_action SET apply_attempts = apply_attempts + 1, updated_at = now() WHERE id = $1', [id]);
+      let result: RecordOperationResult;
+      try {
+        result = await this.bus.request(ApplyRecordOperation, {
+          requester: {
+            userId: row.requester.userId,
+            orgId: row.requester.orgId,
+            ...(row.requester.agent ? { agent: row.requester.agent } : {}),
+          },
+          operation: OPERATION[row.kind],
+          object: row.objectName,
+          ...(row.recordId ? { recordId: row.recordId } : {}),
+          ...(row.kind !== 'record.delete' ? { values: row.values } : {}),
+          ...(row.expectedVersion !== null ? { expectedVersion: row.expectedVersion } : {}),
+          idempotencyKey: `pending-action:${row.id}`,
+        });
+      } catch (error) {
+        // No answer (objects unreachable, timeout): the action stays approved and the sweep retries.
+        this.logger.warn({ err: error, pendingAction: id }, 'apply did not complete; it will be retried');
+        return row;
+      }
+      const to = finalState(result);
+      const outcome = {
+        ...(result.code ? { code: result.code } : {}),
+        ...(result.message ? { message: result.message } : {}),
+        ...(result.version !== undefined ? { version: result.version } : {}),
+      };
+      if (to === 'applied' && result.recordId && !row.recordId) {
+        await m.query('UPDATE pending_action SET record_id = $2 WHERE id = $1', [id, result.recordId]);
+        row.recordId = result.recordId;
+      }
+      await this.actions.transition(
+        m,
+        row,
+        to,
+        { ...outcome, ...(result.recordId ? { recordId: result.recordId } : {}) },
+        undefined,
+        outcome,
+      );
+      return row;
+    });
+    if (done && done.state !== 'approved') await this.actions.notify(done);
+    return done;
+  }
+}
+
+/** Objects' answer as the action's final state. */
+function finalState(result: RecordOperationResult): 'applied' | 'stale' | 'forbidden' | 'failed' {
+  switch (result.outcome) {
+    case 'applied':
+      return 'applied';
+    case 'stale':
+      return 'stale';
+    case 'forbidden':
+    case 'not_found':
+      return 'forbidden';
+    default:
+      return 'failed';
+  }
+}

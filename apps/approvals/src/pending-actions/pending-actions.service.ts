@@ -1,0 +1,516 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  DryRunRecordOperation,
+  ErrorCode,
+  PendingActionChanged,
+  ReviewRecord,
+  type AuditEvent,
+  type FiledAction,
+  type PendingActionState,
+  type PrincipalSnapshot,
+  type Proposal,
+  type Proposer,
+  type RecordOperationResult,
+} from '@custodian/contracts';
+import { BUS, CONFIG, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, type Bus, type CustodianConfig } from '@custodian/platform';
+import type { Capability } from '@custodian/policy';
+import type { DataSource, EntityManager } from 'typeorm';
+import { ApprovalPolicyEntity } from '../entities/approval-policy.entity';
+import { PendingActionCommentEntity } from '../entities/pending-action-comment.entity';
+import { PendingActionDecisionEntity } from '../entities/pending-action-decision.entity';
+import { PendingActionEntity } from '../entities/pending-action.entity';
+import { holdsAny } from '../policies/approval-policies.service';
+import { auditActionFor, canTransition } from './pending-action-states';
+
+export const DEFAULT_APPROVER_CAPABILITY: Capability = 'approve_actions';
+export const MAX_PAGE = 200;
+
+type FieldDiff = Record<string, { from: unknown; to: unknown } | { hidden: true }>;
+
+export interface ListQuery {
+  status?: PendingActionState;
+  object?: string;
+  requester?: string;
+  agent?: string;
+  waitingForMe?: boolean;
+  mine?: boolean;
+  cursor?: string;
+  limit: number;
+}
+
+export interface PendingActionSummary {
+  id: string;
+  kind: string;
+  state: PendingActionState;
+  revision: number;
+  object: string;
+  recordId: string | null;
+  requester: { userId: string; agent?: { clientId: string; name: string } };
+  justification: string;
+  policy: string | null;
+  requiredApprovals: number;
+  approverCapability: string;
+  expiresAt: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PendingActionDetail extends PendingActionSummary {
+  requesterDetail: Proposer;
+  /** Proposed changes; a field the reviewer cannot read shows as `{ hidden: true }`, never its values. */
+  diff: FieldDiff;
+  /** The record's current values the reviewer can read (update / delete); null for a create. */
+  current: Record<string, unknown> | null;
+  context: Record<string, unknown>;
+  decisions: Array<{ approverUserId: string; decision: string; reason: string | null; revision: number; at: string }>;
+  comments: Array<{ authorUserId: string; body: string; at: string }>;
+  outcome: { code?: string; message?: string; version?: number | null } | null;
+}
+
+const summary = (row: PendingActionEntity): PendingActionSummary => ({
+  id: row.id,
+  kind: row.kind,
+  state: row.state,
+  revision: row.revision,
+  object: row.objectName,
+  recordId: row.recordId,
+  requester: {
+    userId: row.requesterUserId,
+    ...(row.requester.agent ? { agent: { clientId: row.requester.agent.clientId, name: row.requester.agent.name } } : {}),
+  },
+  justification: row.justification,
+  policy: row.policyName,
+  requiredApprovals: row.requiredApprovals,
+  approverCapability: row.approverCapability,
+  expiresAt: row.expiresAt.toISOString(),
+  createdAt: row.createdAt.toISOString(),
+  updatedAt: row.updatedAt.toISOString(),
+});
+
+/** The operation an approval policy names for a record kind. */
+const OPERATION = { 'record.create': 'create', 'record.update': 'update', 'record.delete': 'delete' } as const;
+
+/** Dry-run refusals keep their meaning at the edge. */
+function refused(result: RecordOperationResult): CustodianException {
+  const message = result.message ?? 'The change was refused';
+  const details = result.code ? { reason: result.code } : undefined;
+  switch (result.outcome) {
+    case 'not_found':
+      return new CustodianException(ErrorCode.NotFound, 'Record not found');
+    case 'forbidden':
+      return new CustodianException(ErrorCode.Forbidden, message, details);
+    case 'stale':
+      return new CustodianException(ErrorCode.PreconditionFailed, message, details);
+    case 'conflict':
+      return new CustodianException(ErrorCode.Conflict, message, details);
+    default:
+      return new CustodianException(ErrorCode.ValidationFailed, message, details);
+  }
+}
+
+/**
+ * The pending-action queue: filing (validated by objects' dry-run under the proposer's permission
+ * now), review with separation of duties, and every state change in one transaction with its
+ * audit event. Applying approved actions is PendingActionApplier's job.
+ */
+@Injectable()
+export class PendingActionsService {
+  constructor(
+    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+    @Inject(BUS) private readonly bus: Bus,
+    @Inject(CONFIG) private readonly config: CustodianConfig,
+  ) {}
+
+  /** A principal as the proposer of a change: the user, the credential and the agent. */
+  static proposerOf(p: PrincipalSnapshot): Proposer {
+    return {
+      userId: p.userId,
+      orgId: p.orgId,
+      ...(p.sessionId ? { sessionId: p.sessionId } : {}),
+      ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}),
+      ...(p.agent ? { agent: { clientId: p.agent.clientId, name: p.agent.name, scopes: [...p.agent.scopes] } } : {}),
+    };
+  }
+
+  async file(proposer: Proposer, proposal: Proposal): Promise<FiledAction> {
+    const needsRecord = proposal.kind !== 'record.create';
+    const needsValues = proposal.kind !== 'record.delete';
+    const issues: Array<{ path: string; message: string }> = [];
+    if (needsRecord && !proposal.recordId) issues.push({ path: '/recordId', message: `required for ${proposal.kind}` });
+    if (!needsRecord && proposal.recordId) issues.push({ path: '/recordId', message: 'not allowed for record.create' });
+    if (needsValues && !proposal.values) issues.push({ path: '/values', message: `required for ${proposal.kind}` });
+    if (!needsValues && proposal.values) issues.push({ path: '/values', message: 'not allowed for record.delete' });
+    if (issues.length > 0) throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid proposal', { issues });
+
+    const operation = OPERATION[proposal.kind];
+    // Validated now, under the proposer's permission (user ∩ agent): an invalid change is never queued.
+    const dry = await this.bus.request(DryRunRecordOperation, {
+      requester: { userId: proposer.userId, orgId: proposer.orgId, ...(proposer.agent ? { agent: proposer.agent } : {}) },
+      operation,
+      object: proposal.object,
+      ...(proposal.recordId ? { recordId: proposal.recordId } : {}),
+      ...(proposal.values ? { values: proposal.values } : {}),
+    });
+    if (dry.outcome !== 'allowed') throw refused(dry);
+
+    const policies = await this.ds.getRepository(ApprovalPolicyEntity).find({ where: { orgId: proposer.orgId }, order: { name: 'ASC' } });
+    const matching = policies.filter(
+      (p) => (p.definition.object === undefined || p.definition.object === proposal.object) && p.definition.operations.includes(operation),
+    );
+    // The strictest matching policy decides; with none, an agent's change still needs one approver.
+    const policy = matching.sort((a, b) => b.definition.minApprovals - a.definition.minApprovals)[0];
+    const id = randomUUID();
+    const row = await this.ds.transaction(async (m) => {
+      const entity = m.create(PendingActionEntity, {
+        id,
+        orgId: proposer.orgId,
+        kind: proposal.kind,
+        state: 'pending',
+        revision: 1,
+        requesterUserId: proposer.userId,
+        requester: proposer,
+        agentClientId: proposer.agent?.clientId ?? null,
+        objectName: proposal.object,
+        recordId: proposal.recordId ?? null,
+        expectedVersion: needsRecord ? (dry.version ?? null) : null,
+        values: proposal.values ?? {},
+        diff: dry.diff ?? {},
+        justification: proposal.justification,
+        context: proposal.context ?? {},
+        policyName: policy?.name ?? null,
+        approverCapability: policy?.definition.approverCapability ?? DEFAULT_APPROVER_CAPABILITY,
+        requiredApprovals: policy?.definition.minApprovals ?? 1,
+        expiresAt: new Date(Date.now() + this.config.approvals.ttlSeconds * 1000),
+        outcome: null,
+        applyAttempts: 0,
+      });
+      await m.insert(PendingActionEntity, entity as never);
+      await this.outbox.append(m, {
+        orgId: proposer.orgId,
+        action: 'approvals.action.requested',
+        outcome: 'success',
+        actor: this.actorOf(proposer),
+        target: { type: 'pending_action', id },
+        details: {
+          kind: proposal.kind,
+          object: proposal.object,
+          ...(proposal.recordId ? { recordId: proposal.recordId } : {}),
+          policy: policy?.name ?? null,
+          requiredApprovals: entity.requiredApprovals,
+          ...(proposer.agent ? { agent: { clientId: proposer.agent.clientId, name: proposer.agent.name } } : {}),
+        },
+      });
+      return m.findOneOrFail(PendingActionEntity, { where: { id } });
+    });
+    await this.notify(row);
+    return {
+      id: row.id,
+      state: row.state,
+      revision: row.revision,
+      diff: row.diff,
+      expiresAt: row.expiresAt.toISOString(),
+      requiredApprovals: row.requiredApprovals,
+      policy: row.policyName,
+    };
+  }
+
+  /** The inbox. Without the approver capability a caller sees only what they proposed. */
+  async list(principal: PrincipalSnapshot, q: ListQuery): Promise<{ items: PendingActionSummary[]; nextCursor: string | null }> {
+    const where = ['a.org_id = $1'];
+    const params: unknown[] = [principal.orgId];
+    const add = (sql: string, value: unknown): void => {
+      params.push(value);
+      where.push(sql.replaceAll('?', `$${params.length}`));
+    };
+    const reviewer = this.isReviewer(principal);
+    if (!reviewer || q.mine) add('a.requester_user_id = ?', principal.userId);
+    if (q.status) add('a.state = ?', q.status);
+    if (q.object) add('a.object_name = ?', q.object);
+    if (q.requester) add('a.requester_user_id = ?', q.requester);
+    if (q.agent) add('a.agent_client_id = ?', q.agent);
+    if (q.waitingForMe) {
+      where.push(`a.state = 'pending'`);
+      add('a.requester_user_id <> ?', principal.userId);
+      add('a.approver_capability = ANY(?::text[])', principal.capabilities);
+      add('NOT EXISTS (SELECT 1 FROM pending_action_decision d WHERE d.action_id = a.id AND d.approver_user_id = ?)', principal.userId);
+    }
+    if (q.cursor) add('a.seq < ?', q.cursor);
+    params.push(q.limit + 1);
+    const rows = await this.ds
+      .createQueryBuilder(PendingActionEntity, 'a')
+      .where(where.join(' AND ').replace(/\$(\d+)/g, ':p$1'), Object.fromEntries(params.map((v, i) => [`p${i + 1}`, v])))
+      .orderBy('a.seq', 'DESC')
+      .limit(q.limit + 1)
+      .getMany();
+    const page = rows.slice(0, q.limit);
+    return { items: page.map(summary), nextCursor: rows.length > q.limit ? String(page[page.length - 1].seq) : null };
+  }
+
+  /**
+   * One action as this reader may see it: its proposer, or a reviewer who holds its approver
+   * capability and can read the target record. Anyone else gets 404, as for an unknown id.
+   */
+  async get(principal: PrincipalSnapshot, id: string): Promise<PendingActionDetail> {
+    const row = await this.ds.getRepository(PendingActionEntity).findOne({ where: { id, orgId: principal.orgId } });
+    if (!row) throw CustodianException.notFound('Pending action not found');
+    const isRequester = row.requesterUserId === principal.userId;
+    if (!isRequester && !holdsAny(principal, [row.approverCapability as Capability]))
+      throw CustodianException.notFound('Pending action not found');
+    const review = await this.review(principal, row);
+    if (review.outcome !== 'ok' && !isRequester) throw CustodianException.notFound('Pending action not found');
+    const readable = new Set(review.readableFields);
+    const [decisions, comments] = await Promise.all([
+      this.ds.getRepository(PendingActionDecisionEntity).find({ where: { actionId: id }, order: { createdAt: 'ASC' } }),
+      this.ds.getRepository(PendingActionCommentEntity).find({ where: { actionId: id }, order: { createdAt: 'ASC' }, take: 500 }),
+    ]);
+    return {
+      ...summary(row),
+      requesterDetail: row.requester,
+      diff: filterDiff(row.diff, readable),
+      current: row.kind === 'record.create' ? null : (review.record ?? null),
+      context: row.context,
+      decisions: decisions.map((d) => ({
+        approverUserId: d.approverUserId,
+        decision: d.decision,
+        reason: d.reason,
+        revision: d.revision,
+        at: d.createdAt.toISOString(),
+      })),
+      comments: comments.map((c) => ({ authorUserId: c.authorUserId, body: c.body, at: c.createdAt.toISOString() })),
+      outcome: row.outcome,
+    };
+  }
+
+  /** For the proposer following its proposal (the gateway's get_pending_action). */
+  async stateFor(proposer: Proposer, id: string): Promise<PendingActionEntity> {
+    const row = await this.ds.getRepository(PendingActionEntity).findOne({ where: { id, orgId: proposer.orgId } });
+    if (!row || row.requesterUserId !== proposer.userId) throw CustodianException.notFound('Pending action not found');
+    return row;
+  }
+
+  /**
+   * Approves the revision the reviewer saw. Separation of duties: never the requester (also not
+   * through an agent or a key of theirs), never an agent, only holders of the action's approver
+   * capability who can read the target. The last needed approval moves the action to `approved`
+   * in the same transaction; racing approvers serialise on the row lock, and the loser gets 409.
+   */
+  async approve(principal: PrincipalSnapshot, id: string, revision: number | undefined, comment?: string): Promise<PendingActionEntity> {
+    return this.decide(principal, id, revision, 'approve', comment ?? null);
+  }
+
+  async reject(principal: PrincipalSnapshot, id: string, revision: number | undefined, reason: string): Promise<PendingActionEntity> {
+    return this.decide(principal, id, revision, 'reject', reason);
+  }
+
+  private async decide(
+    principal: PrincipalSnapshot,
+    id: string,
+    revision: number | undefined,
+    decision: 'approve' | 'reject',
+    reason: string | null,
+  ): Promise<PendingActionEntity> {
+    const peek = await this.ds.getRepository(PendingActionEntity).findOne({ where: { id, orgId: principal.orgId } });
+    if (!peek) throw CustodianException.notFound('Pending action not found');
+    if (principal.agent) return this.deny(principal, peek, 'agent_cannot_review', 'An agent cannot approve or reject changes');
+    if (!holdsAny(principal, [peek.approverCapability as Capability])) {
+      await this.deny(principal, peek, 'missing_capability', 'Missing capability', { missing: [peek.approverCapability] }, true);
+    }
+    if (peek.requesterUserId === principal.userId)
+      return this.deny(principal, peek, 'self_approval', 'The requester cannot decide their own change (separation of duties)');
+    // The reviewer must be able to read the target now (and so see what they approve).
+    const review = await this.review(principal, peek);
+    if (review.outcome !== 'ok')
+      return this.deny(principal, peek, 'target_not_readable', 'Pending action not found', undefined, false, true);
+
+    const outcome = await this.ds.transaction(async (m) => {
+      const row = await m.findOne(PendingActionEntity, { where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!row) throw CustodianException.notFound('Pending action not found');
+      if (row.state !== 'pending')
+        throw new CustodianException(ErrorCode.Conflict, `The action is already ${row.state}`, { state: row.state });
+      if (revision !== undefined && revision !== row.revision)
+        throw new CustodianException(ErrorCode.PreconditionFailed, 'The proposal has changed since you saw it', {
+          currentRevision: row.revision,
+        });
+      if (row.expiresAt.getTime() <= Date.now()) {
+        await this.transition(m, row, 'expired', { reason: 'expired' });
+        return { expired: true as const, row };
+      }
+      const prior = await m.findOne(PendingActionDecisionEntity, { where: { actionId: id, approverUserId: principal.userId } });
+      if (prior) throw new CustodianException(ErrorCode.Conflict, 'You have already decided this action', { decision: prior.decision });
+      await m.insert(PendingActionDecisionEntity, {
+        id: randomUUID(),
+        actionId: id,
+        orgId: row.orgId,
+        approverUserId: principal.userId,
+        credential: {
+          ...(principal.sessionId ? { sessionId: principal.sessionId } : {}),
+          ...(principal.apiKeyId ? { apiKeyId: principal.apiKeyId } : {}),
+        },
+        decision,
+        reason,
+        revision: row.revision,
+      });
+      if (decision === 'reject') {
+        await this.transition(m, row, 'rejected', { reason }, principal);
+        return { expired: false as const, row };
+      }
+      const [{ n }] = (await m.query(
+        `SELECT count(DISTINCT approver_user_id)::int AS n FROM pending_action_decision
+          WHERE action_id = $1 AND decision = 'approve' AND revision = $2 AND approver_user_id <> $3`,
+        [id, row.revision, row.requesterUserId],
+      )) as Array<{ n: number }>;
+      if (n >= row.requiredApprovals) {
+        await this.transition(m, row, 'approved', { approvals: n }, principal);
+      } else {
+        await this.outbox.append(m, {
+          orgId: row.orgId,
+          action: 'approvals.action.approved',
+          outcome: 'success',
+          actor: this.actorOf(PendingActionsService.proposerOf(principal)),
+          target: { type: 'pending_action', id },
+          details: { approvals: n, requiredApprovals: row.requiredApprovals, final: false },
+        });
+      }
+      return { expired: false as const, row };
+    });
+    await this.notify(outcome.row);
+    if (outcome.expired) throw new CustodianException(ErrorCode.Conflict, 'The action has expired', { state: 'expired' });
+    return outcome.row;
+  }
+
+  /** The requester (or an agent acting for them) withdraws a pending proposal. */
+  async cancel(principal: PrincipalSnapshot, id: string, reason: string | null): Promise<PendingActionEntity> {
+    const row = await this.ds.transaction(async (m) => {
+      const r = await m.findOne(PendingActionEntity, { where: { id, orgId: principal.orgId }, lock: { mode: 'pessimistic_write' } });
+      if (!r || r.requesterUserId !== principal.userId) throw CustodianException.notFound('Pending action not found');
+      if (r.state !== 'pending') throw new CustodianException(ErrorCode.Conflict, `The action is already ${r.state}`, { state: r.state });
+      await this.transition(m, r, 'cancelled', { reason }, principal);
+      return r;
+    });
+    await this.notify(row);
+    return row;
+  }
+
+  async comment(principal: PrincipalSnapshot, id: string, body: string): Promise<void> {
+    await this.get(principal, id); // the same visibility as reading it
+    await this.ds.transaction(async (m) => {
+      const commentId = randomUUID();
+      await m.insert(PendingActionCommentEntity, {
+        id: commentId,
+        actionId: id,
+        orgId: principal.orgId,
+        authorUserId: principal.userId,
+        body,
+      });
+      await this.outbox.append(m, {
+        orgId: principal.orgId,
+        action: 'approvals.action.commented',
+        outcome: 'success',
+        actor: this.actorOf(PendingActionsService.proposerOf(principal)),
+        target: { type: 'pending_action', id },
+        details: { commentId, length: body.length },
+      });
+    });
+  }
+
+  /**
+   * Moves a locked row to `to` and writes its audit event in the caller's transaction. The guard
+   * `state = <from>` and the database trigger make a skipped or reverted state impossible.
+   */
+  async transition(
+    m: EntityManager,
+    row: PendingActionEntity,
+    to: PendingActionState,
+    details: Record<string, unknown>,
+    actor?: PrincipalSnapshot,
+    outcome?: PendingActionEntity['outcome'],
+  ): Promise<void> {
+    if (!canTransition(row.state, to))
+      throw new CustodianException(ErrorCode.Conflict, `The action is already ${row.state}`, { state: row.state });
+    const from = row.state;
+    const [, affected] = (await m.query(
+      `UPDATE pending_action SET state = $3, outcome = COALESCE($4::jsonb, outcome), updated_at = now() WHERE id = $1 AND state = $2`,
+      [row.id, from, to, outcome === undefined ? null : JSON.stringify(outcome)],
+    )) as [unknown, number];
+    if (affected !== 1) throw new CustodianException(ErrorCode.Conflict, 'The action changed concurrently');
+    row.state = to;
+    if (outcome !== undefined) row.outcome = outcome;
+    const failed = to === 'stale' || to === 'forbidden' || to === 'failed';
+    await this.outbox.append(m, {
+      orgId: row.orgId,
+      action: auditActionFor(to),
+      outcome: failed ? (to === 'forbidden' ? 'denied' : 'failure') : 'success',
+      ...(actor ? { actor: this.actorOf(PendingActionsService.proposerOf(actor)) } : {}),
+      target: { type: 'pending_action', id: row.id },
+      details: { from, to, ...details, ...(failed ? { reason: to } : {}), ...(to === 'approved' ? { final: true } : {}) },
+    });
+  }
+
+  /** After commit: tell listeners (console, agent, webhooks). Best effort; the audit event is the record. */
+  async notify(row: PendingActionEntity): Promise<void> {
+    await this.bus
+      .publish(
+        PendingActionChanged,
+        { orgId: row.orgId, id: row.id, state: row.state, revision: row.revision },
+        {
+          messageId: `${row.id}:${row.state}:${row.revision}`,
+        },
+      )
+      .catch(() => undefined);
+  }
+
+  private isReviewer(principal: PrincipalSnapshot): boolean {
+    return !principal.agent && holdsAny(principal, [DEFAULT_APPROVER_CAPABILITY]);
+  }
+
+  private review(principal: PrincipalSnapshot, row: PendingActionEntity) {
+    return this.bus.request(ReviewRecord, {
+      reviewer: { userId: principal.userId, orgId: principal.orgId },
+      object: row.objectName,
+      ...(row.kind !== 'record.create' && row.recordId ? { recordId: row.recordId } : {}),
+    });
+  }
+
+  actorOf(p: Proposer): AuditEvent['actor'] {
+    return {
+      userId: p.userId,
+      ...(p.sessionId ? { sessionId: p.sessionId } : {}),
+      ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}),
+      ...(p.agent ? { agent: { clientId: p.agent.clientId, name: p.agent.name } } : {}),
+    };
+  }
+
+  /** Refuses and audits; `hideAs404` answers as if the action did not exist. */
+  private async deny(
+    principal: PrincipalSnapshot,
+    row: PendingActionEntity,
+    reason: string,
+    message: string,
+    details?: Record<string, unknown>,
+    _capability = false,
+    hideAs404 = false,
+  ): Promise<never> {
+    await this.ds
+      .transaction((m) =>
+        this.outbox.append(m, {
+          orgId: principal.orgId,
+          action: 'authz.denied',
+          outcome: 'denied',
+          actor: this.actorOf(PendingActionsService.proposerOf(principal)),
+          target: { type: 'pending_action', id: row.id },
+          details: { reason, layer: 'approval', ...(details ?? {}) },
+        }),
+      )
+      .catch(() => undefined);
+    if (hideAs404) throw CustodianException.notFound('Pending action not found');
+    throw CustodianException.forbidden(message, { reason, ...(details ?? {}) });
+  }
+}
+
+function filterDiff(diff: Record<string, { from: unknown; to: unknown }>, readable: ReadonlySet<string>): FieldDiff {
+  const out: FieldDiff = {};
+  for (const [field, change] of Object.entries(diff)) out[field] = readable.has(field) ? change : { hidden: true };
+  return out;
+}

@@ -1,0 +1,157 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { defineEvent, defineRequest } from './contract';
+import { RequesterSchema } from './objects.contracts';
+
+const Id = Type.String({ format: 'uuid' });
+const ObjectName = Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' });
+
+/** What a pending action proposes. Record kinds are applied by objects with the expected version. */
+export const PENDING_ACTION_KINDS = ['record.create', 'record.update', 'record.delete'] as const;
+export type PendingActionKind = (typeof PENDING_ACTION_KINDS)[number];
+
+/**
+ * `pending → approved → applied | stale | forbidden | failed` and `pending → rejected | cancelled |
+ * expired`. A state is never skipped and never left once final (docs/approvals.md).
+ */
+export const PENDING_ACTION_STATES = [
+  'pending',
+  'approved',
+  'applied',
+  'stale',
+  'forbidden',
+  'failed',
+  'rejected',
+  'cancelled',
+  'expired',
+] as const;
+export type PendingActionState = (typeof PENDING_ACTION_STATES)[number];
+
+/** Who proposed: the user, the credential used, and the agent with its delegation when an agent proposed. */
+export const ProposerSchema = Type.Object(
+  {
+    ...RequesterSchema.properties,
+    sessionId: Type.Optional(Id),
+    apiKeyId: Type.Optional(Id),
+  },
+  { additionalProperties: false },
+);
+export type Proposer = Static<typeof ProposerSchema>;
+
+/** Where an agent's proposal came from, for reviewers (prompt-injection review). */
+export const ProposalContextSchema = Type.Object(
+  {
+    conversationId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    toolCallId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    /** Records whose text the agent had read before proposing. */
+    recordsRead: Type.Optional(Type.Array(Type.Object({ object: ObjectName, id: Id }, { additionalProperties: false }), { maxItems: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type ProposalContext = Static<typeof ProposalContextSchema>;
+
+export const ProposalSchema = Type.Object(
+  {
+    kind: Type.Union(PENDING_ACTION_KINDS.map((k) => Type.Literal(k))),
+    object: ObjectName,
+    /** update / delete */
+    recordId: Type.Optional(Id),
+    /** create / update: the proposed field values */
+    values: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 200 })),
+    justification: Type.String({ minLength: 1, maxLength: 2000 }),
+    context: Type.Optional(ProposalContextSchema),
+  },
+  { additionalProperties: false },
+);
+export type Proposal = Static<typeof ProposalSchema>;
+
+/** What the proposer learns when filing (the MCP gateway answers the agent with it). */
+export const FiledActionSchema = Type.Object(
+  {
+    id: Id,
+    state: Type.Union(PENDING_ACTION_STATES.map((s) => Type.Literal(s))),
+    revision: Type.Integer({ minimum: 1 }),
+    /** Changed fields the proposer can read. */
+    diff: Type.Record(
+      Type.String({ maxLength: 64 }),
+      Type.Object({ from: Type.Unknown(), to: Type.Unknown() }, { additionalProperties: false }),
+    ),
+    expiresAt: Type.String({ maxLength: 40 }),
+    requiredApprovals: Type.Integer({ minimum: 1 }),
+    policy: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type FiledAction = Static<typeof FiledActionSchema>;
+
+/**
+ * Files a proposal (the agent gateway, for every mutating tool call). Approvals validates it with
+ * objects' dry-run under the proposer's permission now; an invalid or forbidden change is refused
+ * before anything is queued (a `CustodianException` with the dry-run's code).
+ */
+export const FilePendingAction = defineRequest({
+  subject: 'approvals.action.file',
+  service: 'approvals',
+  request: Type.Object({ proposer: ProposerSchema, proposal: ProposalSchema }, { additionalProperties: false }),
+  response: FiledActionSchema,
+  timeoutMs: 10_000,
+});
+
+/** The state of one pending action, for its proposer (an agent following its proposal). */
+export const GetPendingActionState = defineRequest({
+  subject: 'approvals.action.state',
+  service: 'approvals',
+  request: Type.Object({ proposer: ProposerSchema, id: Id }, { additionalProperties: false }),
+  response: Type.Object(
+    {
+      id: Id,
+      state: Type.Union(PENDING_ACTION_STATES.map((s) => Type.Literal(s))),
+      revision: Type.Integer({ minimum: 1 }),
+      recordId: Type.Union([Id, Type.Null()]),
+      outcome: Type.Union([
+        Type.Object({ code: Type.Optional(Type.String({ maxLength: 64 })), message: Type.Optional(Type.String({ maxLength: 2000 })) }),
+        Type.Null(),
+      ]),
+    },
+    { additionalProperties: false },
+  ),
+});
+
+/**
+ * Notification of every state change, after its commit (console, webhooks, the agent learning the
+ * outcome). The durable record of the change is the audit event written in the same transaction.
+ */
+export const PendingActionChanged = defineEvent({
+  subject: 'evt.approvals.action',
+  payload: Type.Object(
+    {
+      orgId: Id,
+      id: Id,
+      state: Type.Union(PENDING_ACTION_STATES.map((s) => Type.Literal(s))),
+      revision: Type.Integer({ minimum: 1 }),
+    },
+    { additionalProperties: false },
+  ),
+});
+
+/**
+ * A record as one reviewer may see it: objects answers with the fields the reviewer can read on the
+ * object and, for a record id, the record's current readable values — or `not_found` when the
+ * reviewer cannot read it (missing, other org, no access: indistinguishable).
+ */
+export const ReviewRecord = defineRequest({
+  subject: 'objects.record.review',
+  service: 'objects',
+  request: Type.Object(
+    { reviewer: Type.Object({ userId: Id, orgId: Id }, { additionalProperties: false }), object: ObjectName, recordId: Type.Optional(Id) },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    {
+      outcome: Type.Union([Type.Literal('ok'), Type.Literal('not_found')]),
+      readableFields: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 500 }),
+      record: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown())),
+    },
+    { additionalProperties: false },
+  ),
+});
