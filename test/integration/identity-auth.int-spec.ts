@@ -59,7 +59,9 @@ describe('identity auth flows', () => {
   };
 
   beforeAll(async () => {
-    t = await startTestHost('idauth');
+    // Strict rotation here (no reuse grace window): any second use of a refresh token is reuse.
+    // The grace window has its own suite (identity-hardening.int-spec.ts).
+    t = await startTestHost('idauth', { CUSTODIAN_REFRESH_REUSE_GRACE: '0' });
     base = t.host.url;
     pg = new Client({ connectionString: t.db.url });
     await pg.connect();

@@ -143,6 +143,13 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     outcomes: ['success', 'failure'],
     details: open({}),
   },
+  'auth.refresh_grace': {
+    title: 'Refresh token presented again within the grace window: its unused successor answered (family kept)',
+    service: 'identity',
+    target: 'session',
+    outcomes: ['success'],
+    details: open({ previousSessionId: Type.Optional(Id), graceSeconds: Type.Optional(Type.Integer()) }),
+  },
   'auth.refresh_reused': {
     title: 'Rotated refresh token reused (family revoked)',
     service: 'identity',
@@ -164,6 +171,13 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     target: 'user',
     outcomes: ['failure'],
     details: open({}),
+  },
+  'auth.password_change_locked': {
+    title: 'Password change refused by lockout/backoff (wrong current passwords)',
+    service: 'identity',
+    target: 'user',
+    outcomes: ['denied'],
+    details: open({ retryAfterSeconds: Type.Optional(Type.Integer()) }),
   },
   'identity.api_key.created': {
     title: 'API key created',

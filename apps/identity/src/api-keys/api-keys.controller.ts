@@ -2,6 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Re
 import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
 import { Type } from '@sinclair/typebox';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from '../directory/directory.http';
+import { NoStore } from '../auth/no-store';
 import { ApiKeysService, type ApiKeyView } from './api-keys.service';
 
 const CreateApiKeySchema = Type.Object(
@@ -20,6 +21,7 @@ export class ApiKeysController {
   /** The plaintext key is in this response and nowhere else, ever. */
   @RequirePolicy({ capabilities: ['api_access'], credentialAdmin: true })
   @Post()
+  @NoStore()
   create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ApiKeyView & { key: string }> {
     return this.keys.create(req.principal, assertValid(CreateApiKeySchema, body, { what: 'API key' }));
   }

@@ -3,9 +3,9 @@ import type { PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, Public, RequirePolicy, assertValid } from '@custodian/platform';
 import { idParam, type AuthedRequest } from '../directory/directory.http';
 import { ChangeOwnPasswordSchema } from '../directory/directory.schemas';
-import { UsersService } from '../directory/users.service';
 import { LoginRequestSchema, RefreshRequestSchema } from './auth.schemas';
 import { AuthService, type TokenResponse } from './auth.service';
+import { NoStore } from './no-store';
 import { SessionService, type SessionView } from './session.service';
 import { TokenExchangeRequestSchema, TokenExchangeService, type TokenExchangeResponse } from './token-exchange.service';
 
@@ -14,13 +14,13 @@ export class AuthController {
   constructor(
     @Inject(AuthService) private readonly auth: AuthService,
     @Inject(SessionService) private readonly sessions: SessionService,
-    @Inject(UsersService) private readonly users: UsersService,
     @Inject(TokenExchangeService) private readonly exchange: TokenExchangeService,
   ) {}
 
   @Public()
   @Post('login')
   @HttpCode(200)
+  @NoStore()
   login(@Body() body: unknown): Promise<TokenResponse> {
     return this.auth.login(assertValid(LoginRequestSchema, body, { what: 'login request' }));
   }
@@ -29,6 +29,7 @@ export class AuthController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
+  @NoStore()
   refresh(@Body() body: unknown): Promise<TokenResponse> {
     return this.auth.refresh(assertValid(RefreshRequestSchema, body, { what: 'refresh request' }).refreshToken);
   }
@@ -37,6 +38,7 @@ export class AuthController {
   @Public()
   @Post('token-exchange')
   @HttpCode(200)
+  @NoStore()
   tokenExchange(@Body() body: unknown): Promise<TokenExchangeResponse> {
     return this.exchange.exchange(assertValid(TokenExchangeRequestSchema, body, { what: 'token exchange request' }));
   }
@@ -61,7 +63,7 @@ export class AuthController {
   @HttpCode(204)
   async changePassword(@Req() req: AuthedRequest, @Body() body: unknown): Promise<void> {
     const input = assertValid(ChangeOwnPasswordSchema, body, { what: 'password change' });
-    await this.users.changeOwnPassword(req.principal, input.currentPassword, input.newPassword);
+    await this.auth.changeOwnPassword(req.principal, input.currentPassword, input.newPassword);
   }
 
   @RequirePolicy({ reason: 'anyone signed in may read who they are' })

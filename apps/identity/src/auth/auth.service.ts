@@ -36,11 +36,7 @@ export class AuthService {
 
   async login(input: { email: string; password: string; orgId?: string }): Promise<TokenResponse> {
     const email = input.email.trim().toLowerCase();
-    const ip = requestContext.current()?.ip;
-    const keys: ThrottleKeys = {
-      account: `acct:${this.sessions.keyedHash(`email:${email}`)}`,
-      ip: ip ? `ip:${this.sessions.keyedHash(`ip:${ip}`)}` : undefined,
-    };
+    const keys: ThrottleKeys = this.throttle.keysFor(email, requestContext.current()?.ip);
     const wait = await this.throttle.retryAfter(keys);
     const user = await this.events.read((m) => m.findOne(UserEntity, { where: { email } }));
     // The password work is done on every path, locked or not, known user or not (same cost, no oracle).
@@ -96,6 +92,58 @@ export class AuthService {
       return next;
     });
     return this.tokenResponse(user.id, membership.orgId, issued.session.id, issued.refreshToken);
+  }
+
+  /**
+   * The caller changes their own password, proving the current one. The proof is a password guess
+   * like a login's, so it is throttled with the same counters (a stolen access token must not buy
+   * unlimited guesses); on success every session of the user ends (I7).
+   */
+  async changeOwnPassword(actor: PrincipalSnapshot, currentPassword: string, newPassword: string): Promise<void> {
+    const user = await this.events.read((m) => m.findOne(UserEntity, { where: { id: actor.userId } }));
+    const keys = this.throttle.keysFor(user?.email ?? `user:${actor.userId}`, requestContext.current()?.ip);
+    const wait = await this.throttle.retryAfter(keys);
+    // As for a login, the password work is done whether locked or not.
+    const ok = await this.hasher.verify(user?.passwordHash, currentPassword);
+    if (wait > 0) {
+      await this.events.transaction((m) =>
+        this.outbox.append(m, {
+          orgId: actor.orgId,
+          action: 'auth.password_change_locked',
+          outcome: 'denied',
+          target: { type: 'user', id: actor.userId },
+          details: { retryAfterSeconds: wait },
+        }),
+      );
+      throw new CustodianException(ErrorCode.RateLimited, 'Too many failed password attempts; try again later', {
+        retryAfterSeconds: wait,
+      });
+    }
+    if (!user || !ok) {
+      await this.events.transaction(async (m) => {
+        await this.throttle.recordFailure(m, keys);
+        await this.outbox.append(m, {
+          orgId: actor.orgId,
+          action: 'auth.password_change_failed',
+          outcome: 'failure',
+          target: { type: 'user', id: actor.userId },
+        });
+      });
+      throw new CustodianException(ErrorCode.InvalidCredentials, 'Invalid email or password');
+    }
+    const passwordHash = await this.hasher.hash(newPassword);
+    await this.events.transaction(async (m) => {
+      await this.throttle.recordSuccess(m, keys);
+      await m.update(UserEntity, { id: actor.userId }, { passwordHash });
+      const ids = await this.sessions.revokeAllForUser(m, actor.userId, 'password_changed', actor.orgId);
+      await this.outbox.append(m, {
+        orgId: actor.orgId,
+        action: 'auth.password_changed',
+        outcome: 'success',
+        target: { type: 'user', id: actor.userId },
+        details: { revokedSessions: ids.length },
+      });
+    });
   }
 
   async refresh(refreshToken: string): Promise<TokenResponse> {

@@ -26,7 +26,13 @@ const INVALID_REFRESH = 'Invalid or expired refresh token';
 /**
  * Sessions are refresh-token families. Each refresh rotates: the presented row is marked rotated
  * and a new row of the same family is issued; presenting a rotated token again is reuse, and
- * revokes the whole family (I6). Rows are locked, so two concurrent refreshes succeed at most once.
+ * revokes the whole family (I6). Rows are locked, so two concurrent refreshes rotate at most once.
+ *
+ * Grace window: a client that sends two refreshes with one token at once (two tabs, a retry after a
+ * lost response) would otherwise revoke its own session. A successor token is derived from the
+ * presented token with the master key, so when the same token comes back within
+ * `refreshReuseGraceSeconds` of its rotation and its successor is still unused, the answer is that
+ * same successor (nothing new is issued and nothing plaintext is stored). Otherwise it is reuse.
  */
 @Injectable()
 export class SessionService {
@@ -41,8 +47,11 @@ export class SessionService {
   }
 
   /** A new session row (family head) in the caller's transaction; the plaintext is returned once. */
-  async issue(m: EntityManager, input: { userId: string; orgId: string; familyId?: string }): Promise<IssuedRefresh> {
-    const refreshToken = `crt_${randomBytes(32).toString('base64url')}`;
+  async issue(
+    m: EntityManager,
+    input: { userId: string; orgId: string; familyId?: string; refreshToken?: string },
+  ): Promise<IssuedRefresh> {
+    const refreshToken = input.refreshToken ?? `crt_${randomBytes(32).toString('base64url')}`;
     const session = m.create(SessionEntity, {
       id: randomUUID(),
       orgId: input.orgId,
@@ -64,6 +73,19 @@ export class SessionService {
       const row = await m.findOne(SessionEntity, { where: { refreshHash: hash }, lock: { mode: 'pessimistic_write' } });
       if (!row || row.revokedAt !== null || row.expiresAt.getTime() <= Date.now()) return 'invalid';
       if (row.rotatedAt !== null) {
+        const successor = await this.unusedSuccessorInGrace(m, row, refreshToken);
+        if (successor) {
+          if (!(await this.mayRefresh(m, successor.session))) return 'invalid';
+          await this.outbox.append(m, {
+            orgId: row.orgId,
+            action: 'auth.refresh_grace',
+            outcome: 'success',
+            actor: { userId: row.userId, sessionId: successor.session.id },
+            target: { type: 'session', id: successor.session.id },
+            details: { previousSessionId: row.id, graceSeconds: this.config.auth.refreshReuseGraceSeconds },
+          });
+          return successor;
+        }
         const ids = await this.revokeWhere(m, 'family_id = $1', [row.familyId]);
         await this.events.revoked(m, {
           orgId: row.orgId,
@@ -81,13 +103,14 @@ export class SessionService {
         });
         return 'reused';
       }
-      const [user, membership] = await Promise.all([
-        m.findOne(UserEntity, { where: { id: row.userId } }),
-        m.findOne(MembershipEntity, { where: { userId: row.userId, orgId: row.orgId } }),
-      ]);
-      if (!user?.active || !membership) return 'invalid';
+      if (!(await this.mayRefresh(m, row))) return 'invalid';
       await m.update(SessionEntity, { id: row.id }, { rotatedAt: () => 'now()' });
-      const next = await this.issue(m, { userId: row.userId, orgId: row.orgId, familyId: row.familyId });
+      const next = await this.issue(m, {
+        userId: row.userId,
+        orgId: row.orgId,
+        familyId: row.familyId,
+        refreshToken: this.successorToken(row, refreshToken),
+      });
       await this.outbox.append(m, {
         orgId: row.orgId,
         action: 'auth.refresh',
@@ -184,6 +207,45 @@ export class SessionService {
         target: { type: 'session', id: sessionId },
       });
     });
+  }
+
+  /** The user is still active and still a member of the session's org. */
+  private async mayRefresh(m: EntityManager, row: SessionEntity): Promise<boolean> {
+    const [user, membership] = await Promise.all([
+      m.findOne(UserEntity, { where: { id: row.userId } }),
+      m.findOne(MembershipEntity, { where: { userId: row.userId, orgId: row.orgId } }),
+    ]);
+    return Boolean(user?.active && membership);
+  }
+
+  /**
+   * The refresh token that rotating `row` issues: secret (keyed with the master key) yet
+   * reproducible from the presented token, so a racing duplicate can be given the same successor.
+   */
+  private successorToken(row: SessionEntity, presented: string): string {
+    return `crt_${createHmac('sha256', this.config.secrets.masterKey!).update(`successor:${row.id}:${presented}`).digest('base64url')}`;
+  }
+
+  /**
+   * For a rotated row presented again: its direct successor, locked, if the rotation is at most
+   * the grace window old and the successor is still live and unused; otherwise undefined (reuse).
+   */
+  private async unusedSuccessorInGrace(m: EntityManager, row: SessionEntity, presented: string): Promise<IssuedRefresh | undefined> {
+    const grace = this.config.auth.refreshReuseGraceSeconds;
+    if (grace <= 0) return undefined;
+    const refreshToken = this.successorToken(row, presented);
+    // clock_timestamp(), not now(): this transaction may have waited on the row lock for a while.
+    const rows: Array<{ id: string }> = await m.query(
+      `SELECT s.id FROM session s JOIN session p ON p.id = $1
+        WHERE s.refresh_hash = $2 AND s.family_id = p.family_id
+          AND p.rotated_at >= clock_timestamp() - make_interval(secs => $3)
+          AND s.revoked_at IS NULL AND s.rotated_at IS NULL AND s.expires_at > clock_timestamp()
+        FOR UPDATE OF s`,
+      [row.id, this.keyedHash(`refresh:${refreshToken}`), grace],
+    );
+    if (rows.length === 0) return undefined;
+    const session = await m.findOneOrFail(SessionEntity, { where: { id: rows[0]!.id } });
+    return { session, refreshToken };
   }
 
   private async revokeWhere(m: EntityManager, where: string, params: unknown[]): Promise<string[]> {

@@ -82,6 +82,7 @@ function minPolicyVersion(header: string | string[] | undefined): number {
 
 function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
-  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,8192})$/.exec(header);
+  // The auth scheme is case-insensitive (RFC 7235 §2.1, RFC 6750 §2.1); the token itself is not.
+  const match = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9._~+/=-]{1,8192})$/.exec(header);
   return match?.[1];
 }

@@ -36,6 +36,11 @@ export interface CustodianConfig {
      * request). Entries are dropped at once on revocation and policy-version events (R10).
      */
     readonly principalCacheMs: number;
+    /**
+     * A refresh token presented again this soon after its rotation gets the successor already issued
+     * (racing refreshes of one client), if that successor is still unused; later, reuse revokes the family.
+     */
+    readonly refreshReuseGraceSeconds: number;
   };
   readonly secrets: {
     /** 32-byte key that encrypts signing keys at rest; required where identity runs. */
@@ -162,6 +167,7 @@ function readMasterKey(env: Env, problems: string[]): Buffer | undefined {
       return undefined;
     }
   }
+      refreshReuseGraceSeconds: int('CUSTODIAN_REFRESH_REUSE_GRACE', 10, 0, 60),
   if (!raw) return undefined;
   const key = Buffer.from(raw, 'base64');
   if (key.length !== 32) {
