@@ -29,6 +29,7 @@ export * from './outbox/outbox-relay.service';
 export * from './outbox/outbox.entity';
 export * from './outbox/outbox.writer';
 export * from './outbox/uuidv7';
+export * from './validation/encode-control-chars';
 export * from './validation/forbidden-keys';
 export * from './validation/schema-validator';
 export * from './validation/sorted-json';

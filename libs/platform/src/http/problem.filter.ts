@@ -67,8 +67,9 @@ export class ProblemFilter implements ExceptionFilter {
       detail = exception.message;
       details = exception.details;
       if (status >= 500) this.logger.warn({ err: exception, upstreamRequestId: exception.upstreamRequestId }, 'request failed');
-      // Overload and outages are temporary: tell clients when to come back rather than hang (F5).
-      if (status === 429 || status === 503) response.setHeader('Retry-After', '1');
+      // Overload and outages are temporary: tell clients when to come back rather than hang (F5);
+      // a rate limit that knows when its window ends says so (details.retryAfterSeconds).
+      if (status === 429 || status === 503) response.setHeader('Retry-After', String(retryAfterSeconds(details)));
     } else if (exception instanceof HttpException) {
       status = exception.getStatus();
       code = codeForHttpStatus(status, exception);
@@ -108,6 +109,12 @@ export class ProblemFilter implements ExceptionFilter {
     if (response.headersSent) return;
     response.status(status).type('application/problem+json').send(JSON.stringify(body));
   }
+}
+
+/** Whole seconds from `details.retryAfterSeconds` when it is a positive number, else 1. */
+function retryAfterSeconds(details: unknown): number {
+  const value = (details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  return typeof value === 'number' && Number.isFinite(value) && value >= 1 ? Math.min(86_400, Math.ceil(value)) : 1;
 }
 
 function policyDetail(code: string): string {
