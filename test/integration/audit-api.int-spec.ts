@@ -240,7 +240,7 @@ describe('audit API', () => {
       const res = await post('archive', admin.accessToken, { before: new Date().toISOString() });
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('1');
-      expect(((await res.json()) as { code: string }).code).toBe('service_unavailable');
+      expect(((await res.json()) as { code: string }).code).toBe('audit_backlog');
       expect((await pg.query(`SELECT count(*)::int AS n FROM audit.outbox`)).rows[0].n).toBe(before); // nothing written
 
       await pg.query(`UPDATE audit.outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [stuck]); // the pipeline catches up

@@ -14,7 +14,7 @@ const MAX_LAG = 5;
 /**
  * F5 over NATS: JetStream would buffer a slow audit store without limit, so relays watch the store
  * consumer's lag and stop publishing above CUSTODIAN_AUDIT_MAX_LAG; the outbox then backs up and
- * the API answers 503 with Retry-After until the store catches up. Nothing is lost.
+ * the API answers 503 `audit_backlog` with Retry-After until the store catches up. Nothing is lost.
  */
 describe('audit backpressure over NATS', () => {
   let db: TestDatabase;
@@ -83,7 +83,11 @@ describe('audit backpressure over NATS', () => {
         { what: '503 from the API' },
       );
       expect(refused.headers.get('retry-after')).toBe('1');
-      expect(((await refused.json()) as { code: string }).code).toBe('service_unavailable');
+      // The body says why: operators (and clients) can tell the audit backlog from an outage.
+      const body = (await refused.json()) as { code: string; detail: string; details: { unsent: number; limit: number } };
+      expect(body.code).toBe('audit_backlog');
+      expect(body.detail).toMatch(/^audit backlog: \d+ unsent events \(limit 3\)/);
+      expect(body.details).toEqual({ unsent: expect.any(Number), limit: 3 });
       const waiting = await unsent();
       expect(waiting).toBeGreaterThanOrEqual(3);
       expect(relay.paused).toBe(true);

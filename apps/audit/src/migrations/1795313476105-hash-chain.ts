@@ -1,7 +1,7 @@
+import { encodeControlChars } from '@custodian/platform';
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { canonicalJson } from '../chain/canonical-json';
 import { GENESIS_HASH, chainIdOf, rowHash } from '../chain/chain-hash';
-import { encodeControlChars } from '../store/encode-control-chars';
 
 /** Tables whose rows are evidence: no UPDATE, DELETE or TRUNCATE, for any role, in any replication mode. */
 const APPEND_ONLY = ['audit_event_archive', 'audit_checkpoint', 'audit_signing_key'];

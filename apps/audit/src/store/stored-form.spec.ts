@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { keyedHash, redactSecrets } from '@custodian/platform';
+import { encodeControlChars, keyedHash, redactSecrets } from '@custodian/platform';
 import { canonicalJson } from '../chain/canonical-json';
-import { encodeControlChars } from './encode-control-chars';
 import { storedCanonicalJson, storedString } from './stored-form';
 
 const key = randomBytes(32);

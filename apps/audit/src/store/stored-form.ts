@@ -1,5 +1,4 @@
-import { KEYED_HASH_PREFIX, isSecretKey, keyedHash } from '@custodian/platform';
-import { encodeString, hasUnsafeChars } from './encode-control-chars';
+import { KEYED_HASH_PREFIX, encodeString, hasUnsafeChars, isSecretKey, keyedHash } from '@custodian/platform';
 
 /**
  * The stored, hashed text of an incoming event, in one walk over it: every value under a

@@ -1,6 +1,6 @@
 import type { ArgumentsHost } from '@nestjs/common';
 import { ERROR_HTTP_STATUS, ErrorCode } from '@custodian/contracts';
-import { CustodianException, markDenialAudited, type OutboxWriter } from '@custodian/platform';
+import { CustodianException, DenialAuditor, markDenialAudited, type Bus, type OutboxWriter } from '@custodian/platform';
 import { PolicyError } from '@custodian/policy';
 import pino from 'pino';
 import type { DataSource } from 'typeorm';
@@ -8,7 +8,7 @@ import { DenialAuditFilter } from './denial-audit.filter';
 
 const principal = { orgId: '0190a5a8-0000-7000-8000-000000000001', userId: '0190a5a8-0000-7000-8000-000000000002' };
 
-function harness(opts: { appendFails?: boolean } = {}) {
+function harness(opts: { appendFails?: boolean; budget?: number } = {}) {
   const appended: unknown[] = [];
   let settleAppend: () => void = () => undefined;
   const outbox = {
@@ -41,8 +41,10 @@ function harness(opts: { appendFails?: boolean } = {}) {
     getType: () => 'http',
     switchToHttp: () => ({ getRequest: () => req, getResponse: () => res }),
   } as unknown as ArgumentsHost;
-  const filter = new DenialAuditFilter(ds, outbox, pino({ level: 'silent' }));
-  return { filter, host, appended, sent, settle: () => settleAppend(), req };
+  const logger = pino({ level: 'silent' });
+  const denials = new DenialAuditor({} as Bus, logger, { budget: opts.budget });
+  const filter = new DenialAuditFilter(ds, outbox, denials, logger);
+  return { filter, host, appended, sent, settle: () => settleAppend(), req, denials };
 }
 
 const until = async (cond: () => boolean): Promise<void> => {
@@ -85,6 +87,26 @@ describe('DenialAuditFilter (A6 for refusals inside the objects handlers)', () =
     h.filter.catch(new CustodianException(ErrorCode.ValidationFailed, 'bad'), h.host);
     expect(h.sent.map((s) => s.status)).toEqual([403, ERROR_HTTP_STATUS[ErrorCode.ValidationFailed]]);
     expect(h.appended).toHaveLength(0);
+  });
+
+  it('aggregates repeats of one refusal, and answers 429 with the seconds left once the credential is over its budget', async () => {
+    const h = harness({ budget: 2 });
+    h.filter.catch(new PolicyError('object_not_found', {}), h.host);
+    h.settle();
+    await until(() => h.sent.length === 1);
+    h.filter.catch(new PolicyError('object_not_found', {}), h.host); // a repeat: counted, not written
+    await until(() => h.sent.length === 2);
+    h.filter.catch(new PolicyError('object_not_found', {}), h.host); // over the budget of 2
+    await until(() => h.sent.length === 3);
+    expect(h.sent.map((s) => s.status)).toEqual([404, 404, 429]);
+    expect(JSON.parse(h.sent[2].body)).toMatchObject({ code: 'rate_limited', details: { retryAfterSeconds: expect.any(Number) } });
+    expect(h.appended).toHaveLength(1);
+    const flushed = h.denials.flush();
+    await new Promise((r) => setImmediate(r));
+    h.settle();
+    await flushed;
+    expect(h.appended).toHaveLength(2);
+    expect(h.appended[1]).toMatchObject({ details: expect.objectContaining({ reason: 'object_not_found', count: 2 }) });
   });
 
   it('does not record a refusal without a principal (the guard answered 401 before it)', () => {

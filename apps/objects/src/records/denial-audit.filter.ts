@@ -1,6 +1,16 @@
 import { Catch, Inject, Injectable, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException, LOGGER, OutboxWriter, ProblemFilter, SERVICE_DATA_SOURCE, isDenialAudited } from '@custodian/platform';
+import {
+  CustodianException,
+  DenialAuditor,
+  LOGGER,
+  OutboxWriter,
+  ProblemFilter,
+  SERVICE_DATA_SOURCE,
+  isDenialAudited,
+  rateLimited,
+  type DenialSink,
+} from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
 import type { Request } from 'express';
 import type { Logger } from 'pino';
@@ -23,8 +33,11 @@ function denial(error: unknown): { reason: string; field?: string; action?: stri
 /**
  * A6: every refused object, record, field or filter request is audited as `authz.denied`
  * (O1: another org's id is a 404 *and* an audit event). Written through the outbox in its own
- * transaction; if that fails the refusal still stands and the failure is logged. The answer is the
- * usual problem document (ProblemFilter), sent once the audit write has settled.
+ * transaction, by way of the DenialAuditor: identical refusals of one credential are aggregated
+ * into one event with a count, and a credential over its refusal budget is answered 429 instead
+ * (docs/adr/0014-denial-aggregation.md). If the write fails the refusal still stands; the auditor
+ * logs and counts it. The answer is the usual problem document (ProblemFilter), sent once the audit
+ * write has settled.
  *
  * An exception filter rather than an interceptor: it runs only when a request fails. An
  * interceptor wraps every request, successful or not, in rxjs and two async-resource bindings.
@@ -34,13 +47,18 @@ function denial(error: unknown): { reason: string; field?: string; action?: stri
 @Injectable()
 export class DenialAuditFilter implements ExceptionFilter {
   private readonly problems: ProblemFilter;
+  private readonly sink: DenialSink;
 
   constructor(
-    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
-    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
-    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(SERVICE_DATA_SOURCE) ds: DataSource,
+    @Inject(OutboxWriter) outbox: OutboxWriter,
+    @Inject(DenialAuditor) private readonly denials: DenialAuditor,
+    @Inject(LOGGER) logger: Logger,
   ) {
     this.problems = new ProblemFilter(logger);
+    this.sink = async (event) => {
+      await ds.transaction((m) => outbox.append(m, event));
+    };
   }
 
   catch(exception: unknown, host: ArgumentsHost): void {
@@ -51,17 +69,20 @@ export class DenialAuditFilter implements ExceptionFilter {
     const object =
       typeof req.params?.object === 'string' ? req.params.object : typeof req.params?.name === 'string' ? req.params.name : 'query';
     const id = typeof req.params?.id === 'string' ? req.params.id : undefined;
-    void this.ds
-      .transaction((m) =>
-        this.outbox.append(m, {
+    void this.denials
+      .recordRefusal(
+        principal,
+        {
           orgId: principal.orgId,
           action: 'authz.denied',
           outcome: 'denied',
           target: { type: object.slice(0, 64), ...(id ? { id: id.slice(0, 128) } : {}) },
           details: { ...d, route: `${req.method} ${req.route?.path ?? ''}`.slice(0, 200) },
-        }),
+        },
+        'objects',
+        this.sink,
       )
-      .catch((auditError: unknown) => this.logger.error({ err: auditError }, 'denial audit event could not be written'))
-      .finally(() => this.problems.catch(exception, host));
+      // recordRefusal never rejects (a failed write is counted and logged there); the refusal stands either way.
+      .then((verdict) => this.problems.catch(verdict.limited ? rateLimited(verdict.retryAfterSeconds) : exception, host));
   }
 }

@@ -72,7 +72,13 @@ export class CoreModule {
           provide: DenialAuditor,
           inject: [MetricsService],
           // Each service's database module registers its outbox with it (DenialOutboxRegistrar, A6).
-          useFactory: (metrics: MetricsService) => new DenialAuditor(bus, logger, { services: config.services, metrics }),
+          useFactory: (metrics: MetricsService) =>
+            new DenialAuditor(bus, logger, {
+              services: config.services,
+              metrics,
+              windowMs: config.audit.denialWindowMs,
+              budget: config.audit.denialBudget,
+            }),
         },
         {
           provide: APP_GUARD,

@@ -7,7 +7,7 @@ import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 import { PUBLIC_ROUTE, ROUTE_POLICY, type RoutePolicy } from './route-policy.decorator';
 import { missingCapabilities } from './capabilities';
-import { markDenialAudited, type DenialAuditor } from './denial-auditor';
+import { markDenialAudited, rateLimited, type DenialAuditor } from './denial-auditor';
 import type { PrincipalResolver } from './principal-resolver';
 
 /**
@@ -56,12 +56,14 @@ export class AuthGuard implements CanActivate {
     // The policy library decides (R6, narrowed for agents by R7), per credential: capabilities.ts.
     const missing = missingCapabilities(principal, required);
     if (missing.length > 0) {
-      await this.denials.record({
+      const verdict = await this.denials.record({
         principal,
         route: `${request.method} ${request.route?.path ?? request.path}`,
         missing,
         controller: context.getClass(),
       });
+      // A credential over its refusal budget is told to slow down; the refusal is counted all the same.
+      if (verdict.limited) throw markDenialAudited(rateLimited(verdict.retryAfterSeconds));
       throw markDenialAudited(CustodianException.forbidden('Missing capability', { missing }));
     }
     return true;

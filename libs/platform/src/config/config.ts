@@ -55,6 +55,13 @@ export interface CustodianConfig {
      * undelivered or unacknowledged (F5 backpressure; 0 = never pause).
      */
     readonly maxLag: number;
+    /**
+     * Identical refusals of one credential within this window become one `authz.denied` event with
+     * a count (the first is written at once); it is also the window of the refusal budget below.
+     */
+    readonly denialWindowMs: number;
+    /** Refusals per credential per window answered as usual; further ones get 429 and are only counted (0 = no limit). */
+    readonly denialBudget: number;
   };
 }
 
@@ -151,6 +158,8 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
     audit: {
       checkpointIntervalMs: int('CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0, 86_400_000),
       maxLag: int('CUSTODIAN_AUDIT_MAX_LAG', 50_000, 0, 100_000_000),
+      denialWindowMs: int('CUSTODIAN_AUDIT_DENIAL_WINDOW_MS', 10_000, 10, 3_600_000),
+      denialBudget: int('CUSTODIAN_AUDIT_DENIAL_BUDGET', 100, 0, 1_000_000),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -2,6 +2,7 @@ import { AuditEventRecorded, AuditEventSchema, ErrorCode, type AuditEvent, type 
 import type { EntityManager } from 'typeorm';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
+import { encodeControlChars } from '../validation/encode-control-chars';
 import { validate } from '../validation/schema-validator';
 import { auditHashKey, redactSecrets } from './audit-redaction';
 import { OutboxEntity } from './outbox.entity';
@@ -13,15 +14,18 @@ export type AuditEventInput = Omit<AuditEvent, 'id' | 'occurredAt' | 'service' |
 
 /**
  * The audit pipeline is behind: the change is refused rather than letting the outbox grow without
- * bound (F5). It carries SQLSTATE 53400 (configuration_limit_exceeded, class 53 "insufficient
- * resources"), so the HTTP edge answers it like any exhausted resource: 503 with Retry-After,
- * nothing changed.
+ * bound (F5). A CustodianException with its own code, so the HTTP edge answers 503 `audit_backlog`
+ * with Retry-After and the reason in the body, and a bus reply carries the same code.
  */
-export class OutboxBackpressureError extends Error {
-  readonly code = '53400';
-
-  constructor(readonly backlog: number) {
-    super(`audit outbox backlog (${backlog} unsent events) is at its limit`);
+export class OutboxBackpressureError extends CustodianException {
+  constructor(
+    readonly backlog: number,
+    readonly limit: number,
+  ) {
+    super(ErrorCode.AuditBacklog, `audit backlog: ${backlog} unsent events (limit ${limit}); nothing was changed, retry later`, {
+      unsent: backlog,
+      limit,
+    });
     this.name = 'OutboxBackpressureError';
   }
 }
@@ -29,10 +33,19 @@ export class OutboxBackpressureError extends Error {
 /** Unsent outbox rows at which new appends are refused (see OutboxWriter.setMaxBacklog). */
 export const DEFAULT_MAX_BACKLOG = 10_000;
 
+/** The action of refusal events, which stop at half the backlog limit (OutboxWriter.denialBacklogLimit). */
+const DENIAL_ACTION = 'authz.denied';
+
 /**
  * Appends audit events to the service's outbox inside the caller's transaction. Actor, request id
  * and time come from the request context, so call sites state only what happened. Secret-looking
- * values in `details` become keyed hashes before the row is written (A5, audit-redaction.ts).
+ * values in `details` become keyed hashes before the row is written (A5, audit-redaction.ts), and
+ * control characters (NUL, which jsonb refuses, among them) are written as visible `\uXXXX` text,
+ * as the audit store does anyway, so no request input can make the insert fail.
+ *
+ * Refusals (`authz.denied`) are refused at half the backlog limit: anyone with a login can produce
+ * them, so they alone can never fill the outbox to the point where changes answer 503. The denial
+ * auditor counts what it could not write (custodian_audit_denials_unrecorded_total).
  */
 export class OutboxWriter {
   private readonly listeners = new Set<() => void>();
@@ -51,9 +64,10 @@ export class OutboxWriter {
   }
 
   async append(manager: EntityManager, input: AuditEventInput): Promise<AuditEvent> {
-    if (this.backlog >= this.maxBacklog) throw new OutboxBackpressureError(this.backlog);
+    const limit = input.action === DENIAL_ACTION ? this.denialBacklogLimit : this.maxBacklog;
+    if (this.backlog >= limit) throw new OutboxBackpressureError(this.backlog, limit);
     const ctx = requestContext.current();
-    const event: AuditEvent = {
+    const assembled: AuditEvent = {
       id: uuidv7(),
       occurredAt: new Date().toISOString(),
       service: this.service,
@@ -68,6 +82,7 @@ export class OutboxWriter {
         ...input.actor,
       },
     };
+    const event = encodeControlChars(assembled);
     for (const key of Object.keys(event.actor) as Array<keyof AuditEvent['actor']>) {
       if (event.actor[key] === undefined) delete event.actor[key];
     }
@@ -102,6 +117,16 @@ export class OutboxWriter {
     return this.maxBacklog;
   }
 
+  /** Unsent rows at which refusal events are no longer written (half the limit, at least 1). */
+  get denialBacklogLimit(): number {
+    return Math.max(1, Math.floor(this.maxBacklog / 2));
+  }
+
+  /** Unsent rows as last counted by the relay. */
+  get backlogSize(): number {
+    return this.backlog;
+  }
+
   onAppend(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -109,7 +134,7 @@ export class OutboxWriter {
 }
 
 /** The agent of a delegated principal, if any (read structurally: the snapshot schema evolves with identity). */
-function agentOf(principal: unknown): NonNullable<AuditEvent['actor']['agent']> | undefined {
+export function agentOf(principal: unknown): NonNullable<AuditEvent['actor']['agent']> | undefined {
   const agent = (principal as { agent?: { clientId?: unknown; name?: unknown; scopes?: unknown } } | undefined)?.agent;
   if (!agent || typeof agent.clientId !== 'string') return undefined;
   return {
