@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import type { DynamicModule, Type } from '@nestjs/common';
 import {
   ErrorCode,
+  GetAuditVisibility,
   GetJwks,
   type AuditEvent,
   GetPrincipalSnapshot,
@@ -45,6 +46,11 @@ export async function startAuditHost(
     /** More service modules to host next to audit (listed in `services`, audit first). */
     modules?: Array<Type<unknown> | DynamicModule>;
     services?: ServiceName[];
+    /**
+     * The objects service's answer to "what may this reader see of the records events name": by
+     * default a stand-in that lets every reader see everything; `none` leaves it unanswered.
+     */
+    visibility?: 'all' | 'none';
   } = {},
 ): Promise<AuditHost> {
   const logger = pino({ level: process.env.AUDIT_TEST_LOG ?? 'silent' });
@@ -72,6 +78,12 @@ export async function startAuditHost(
     const known = Object.keys(PrincipalSnapshotSchema.properties);
     return Object.fromEntries(Object.entries(candidate).filter(([k]) => known.includes(k))) as PrincipalSnapshot;
   });
+  if (opts.visibility !== 'none')
+    await bus.handle(GetAuditVisibility, async (req) => ({
+      unrestricted: true,
+      objects: Object.fromEntries(req.objects.map((o) => [o, { allRecords: true, readableFields: [] }])),
+      readable: [],
+    }));
   const config = loadConfig(
     {
       PORT: '0',

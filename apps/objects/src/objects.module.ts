@@ -11,6 +11,7 @@ import { ObjectCatalogService } from './metadata/object-catalog.service';
 import { ObjectMetadataController } from './metadata/object-metadata.controller';
 import { ObjectMetadataService } from './metadata/object-metadata.service';
 import { SERVICE_MIGRATIONS } from './migrations';
+import { AuditVisibilityBusHandler } from './records/audit-visibility.handler';
 import { RecordOperationsBusHandlers } from './records/record-operations.handler';
 import { RecordsController } from './records/records.controller';
 import { RecordsService } from './records/records.service';
@@ -39,6 +40,7 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     RecordsService,
     RecordSharesService,
     RecordOperationsBusHandlers,
+    AuditVisibilityBusHandler,
     BundleService,
     ActionsService,
   ],

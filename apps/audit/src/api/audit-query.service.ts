@@ -1,19 +1,47 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Static } from '@sinclair/typebox';
 import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE } from '@custodian/platform';
-import { ErrorCode } from '@custodian/contracts';
+import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
 import type { DataSource } from 'typeorm';
 import type { ChainVerdict } from '../chain/chain-verifier';
 import { CheckpointService } from '../checkpoints/checkpoint.service';
 import { readChain } from '../verify/chain-reader';
 import { DEFAULT_PAGE, MAX_PAGE, type ListEventsQuerySchema } from './audit-api.schemas';
+import type { AuditViewFilter } from './audit-view-filter';
+import { AuditVisibilityClient } from './audit-visibility.client';
 
 export interface StoredEventView {
   seq: number;
-  prevHash: string;
-  rowHash: string;
+  /** Null for a reader whose access hides anything: chained hashes commit to the hidden values. */
+  prevHash: string | null;
+  rowHash: string | null;
   archived: boolean;
+  /** Present (true) when fields or records were removed from the event for this reader. */
+  redacted?: true;
   event: Record<string, unknown>;
+}
+
+interface StoredRow {
+  seq: string;
+  prev_hash: string;
+  row_hash: string;
+  event: Record<string, unknown>;
+  archived: boolean;
+}
+
+/** The row as this reader may see it, or undefined when it is about a record they cannot read. */
+function viewOf(filter: AuditViewFilter, r: StoredRow): StoredEventView | undefined {
+  const shown = filter.show(r.event);
+  if (!shown) return undefined;
+  const full = filter.unrestricted;
+  return {
+    seq: Number(r.seq),
+    prevHash: full ? r.prev_hash : null,
+    rowHash: full ? r.row_hash : null,
+    archived: r.archived,
+    ...(shown.redacted ? { redacted: true as const } : {}),
+    event: shown.event,
+  };
 }
 
 const COLUMNS =
@@ -26,10 +54,19 @@ export class AuditQueryService {
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(CheckpointService) private readonly checkpoints: CheckpointService,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+    @Inject(AuditVisibilityClient) private readonly visibility: AuditVisibilityClient,
   ) {}
 
-  /** Newest first, keyset-paged by sequence number (stable under concurrent appends). */
-  async list(orgId: string, q: Static<typeof ListEventsQuerySchema>): Promise<{ events: StoredEventView[]; nextCursor: string | null }> {
+  /**
+   * Newest first, keyset-paged by sequence number (stable under concurrent appends), as the reader
+   * may see it. Events the reader may not see are dropped from the page, so a page can be short (even
+   * empty) while `nextCursor` still continues after the last row scanned.
+   */
+  async list(
+    principal: PrincipalSnapshot,
+    q: Static<typeof ListEventsQuerySchema>,
+  ): Promise<{ events: StoredEventView[]; nextCursor: string | null }> {
+    const orgId = principal.orgId;
     const limit = Math.min(MAX_PAGE, Number(q.limit ?? DEFAULT_PAGE));
     const where = ['chain_id = $1'];
     const params: unknown[] = [orgId];
@@ -50,25 +87,30 @@ export class AuditQueryService {
     const rows = (await this.ds.query(
       `SELECT e.seq::text AS seq, e.prev_hash, e.row_hash, e.event FROM audit_event e WHERE ${where.join(' AND ')} ORDER BY e.seq DESC LIMIT $${params.length}`,
       params,
-    )) as Array<{ seq: string; prev_hash: string; row_hash: string; event: Record<string, unknown> }>;
-    const page = rows.slice(0, limit);
+    )) as Array<Omit<StoredRow, 'archived'>>;
+    const page = rows.slice(0, limit).map((r) => ({ ...r, archived: false }));
+    const filter = await this.visibility.filterFor(
+      principal,
+      page.map((r) => r.event),
+    );
     return {
-      events: page.map((r) => ({ seq: Number(r.seq), prevHash: r.prev_hash, rowHash: r.row_hash, archived: false, event: r.event })),
+      events: page.map((r) => viewOf(filter, r)).filter((v): v is StoredEventView => v !== undefined),
       nextCursor: rows.length > limit ? page[page.length - 1].seq : null,
     };
   }
 
-  /** Live or archived; another org's id answers exactly like an unknown one. */
-  async get(orgId: string, id: string): Promise<StoredEventView> {
+  /** Live or archived; another org's id, and an event the reader may not see, answer exactly like an unknown one. */
+  async get(principal: PrincipalSnapshot, id: string): Promise<StoredEventView> {
+    const orgId = principal.orgId;
     const rows = (await this.ds.query(
       `SELECT seq::text AS seq, prev_hash, row_hash, event, false AS archived FROM audit_event WHERE id = $1 AND chain_id = $2
        UNION ALL
        SELECT seq::text, prev_hash, row_hash, event, true FROM audit_event_archive WHERE id = $1 AND chain_id = $2`,
       [id, orgId],
-    )) as Array<{ seq: string; prev_hash: string; row_hash: string; event: Record<string, unknown>; archived: boolean }>;
-    if (rows.length === 0) throw new CustodianException(ErrorCode.NotFound, 'No such audit event');
-    const r = rows[0];
-    return { seq: Number(r.seq), prevHash: r.prev_hash, rowHash: r.row_hash, archived: r.archived, event: r.event };
+    )) as StoredRow[];
+    const view = rows[0] && viewOf(await this.visibility.filterFor(principal, [rows[0].event]), rows[0]);
+    if (!view) throw new CustodianException(ErrorCode.NotFound, 'No such audit event');
+    return view;
   }
 
   /**
@@ -106,8 +148,19 @@ export class AuditQueryService {
     return { ...result, checkpoint, head: headSeq === verdict.headSeq };
   }
 
-  /** The org's chain in sequence order, archived rows included, one JSON object per line. */
-  async *export(orgId: string): AsyncGenerator<string> {
+  /**
+   * The org's chain in sequence order, archived rows included, one JSON object per line, as the
+   * reader may see it. `full` says whether the reader's access hid nothing when the export started
+   * (then every line carries its hashes and the export verifies offline). Asks the visibility
+   * question before anything is sent, so an unreachable objects service is a clean 503.
+   */
+  async exportFor(principal: PrincipalSnapshot): Promise<{ full: boolean; lines: AsyncGenerator<string> }> {
+    const first = await this.visibility.filterFor(principal, []);
+    return { full: first.unrestricted, lines: this.exportLines(principal) };
+  }
+
+  private async *exportLines(principal: PrincipalSnapshot): AsyncGenerator<string> {
+    const orgId = principal.orgId;
     let after = 0;
     for (;;) {
       const rows = (await this.ds.query(
@@ -116,10 +169,16 @@ export class AuditQueryService {
                          SELECT seq, prev_hash, row_hash, event, true FROM audit_event_archive WHERE chain_id = $1 AND seq > $2) x
           ORDER BY seq LIMIT 1000`,
         [orgId, after],
-      )) as Array<{ seq: string; prev_hash: string; row_hash: string; event: Record<string, unknown>; archived: boolean }>;
+      )) as StoredRow[];
       if (rows.length === 0) return;
+      const filter = await this.visibility.filterFor(
+        principal,
+        rows.map((r) => r.event),
+      );
       for (const r of rows) {
-        yield `${JSON.stringify({ chainId: orgId, seq: Number(r.seq), prevHash: r.prev_hash, rowHash: r.row_hash, archived: r.archived, event: r.event })}\n`;
+        const v = viewOf(filter, r);
+        if (!v) continue;
+        yield `${JSON.stringify({ chainId: orgId, seq: v.seq, prevHash: v.prevHash, rowHash: v.rowHash, archived: v.archived, ...(v.redacted ? { redacted: true } : {}), event: v.event })}\n`;
       }
       after = Number(rows[rows.length - 1].seq);
     }

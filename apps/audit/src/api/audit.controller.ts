@@ -22,14 +22,14 @@ export class AuditController {
   @RequirePolicy({ capabilities: ['view_audit'] })
   @Get('events')
   list(@Req() req: AuthedRequest, @Query() query: unknown): ReturnType<AuditQueryService['list']> {
-    return this.audit.list(req.principal.orgId, assertValid(ListEventsQuerySchema, query, { what: 'audit query' }));
+    return this.audit.list(req.principal, assertValid(ListEventsQuerySchema, query, { what: 'audit query' }));
   }
 
   @RequirePolicy({ capabilities: ['view_audit'] })
   @Get('events/:id')
   get(@Req() req: AuthedRequest, @Param('id') id: string): ReturnType<AuditQueryService['get']> {
     if (!UUID.test(id)) throw new CustodianException(ErrorCode.NotFound, 'No such audit event');
-    return this.audit.get(req.principal.orgId, id.toLowerCase());
+    return this.audit.get(req.principal, id.toLowerCase());
   }
 
   @RequirePolicy({ capabilities: ['view_audit'] })
@@ -55,10 +55,14 @@ export class AuditController {
   @RequirePolicy({ capabilities: ['view_audit'] })
   @Get('export')
   async export(@Req() req: AuthedRequest, @Res() res: Response): Promise<void> {
+    // Before any header: an unanswered visibility question is a clean 503 problem document.
+    const { full, lines } = await this.audit.exportFor(req.principal);
     res.status(200).type('application/x-ndjson');
     res.setHeader('content-disposition', 'attachment; filename="audit-export.ndjson"');
+    // `filtered`: records or fields were withheld, lines carry no hashes, and the file does not verify offline.
+    res.setHeader('custodian-audit-view', full ? 'full' : 'filtered');
     try {
-      for await (const line of this.audit.export(req.principal.orgId)) {
+      for await (const line of lines) {
         if (!res.write(line)) await new Promise((resolve) => res.once('drain', resolve));
         if (res.destroyed) return;
       }
