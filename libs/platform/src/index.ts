@@ -13,6 +13,7 @@ export * from './bus/bus';
 export * from './bus/in-process.bus';
 export * from './bus/nats.bus';
 export * from './config/config';
+export * from './config/master-key-check';
 export * from './context/request-context';
 export * from './database/embedded-postgres';
 export * from './database/pg-binary-array';

@@ -1,7 +1,16 @@
 import { generateKeyPairSync, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { ErrorCode } from '@custodian/contracts';
-import { CONFIG, CustodianException, LOGGER, SERVICE_DATA_SOURCE, uuidv7, type CustodianConfig } from '@custodian/platform';
+import {
+  CONFIG,
+  CustodianException,
+  LOGGER,
+  SERVICE_DATA_SOURCE,
+  MasterKeyMismatchError,
+  masterKeySource,
+  uuidv7,
+  type CustodianConfig,
+} from '@custodian/platform';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { checkCheckpoint, keyIdOf, signStatement, type CheckpointStatement, type SignedCheckpoint } from './checkpoint-statement';
@@ -173,6 +182,10 @@ export class CheckpointService implements OnApplicationBootstrap, OnApplicationS
     };
     await load();
     if (this.key) return;
+    // Keys exist but none opens: the master key is wrong or was replaced. A new key sealed under it
+    // would make every later checkpoint look forged, so the start is refused instead.
+    const [{ n }] = (await this.ds.query(`SELECT count(*)::int AS n FROM audit_signing_key`)) as Array<{ n: number }>;
+    if (n > 0) throw new MasterKeyMismatchError('audit checkpoint signing key', masterKeySource(this.config));
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const kid = keyIdOf(publicKey);
     const sealed = box.seal(privateKey.export({ type: 'pkcs8', format: 'der' }), `audit-signing-key:${kid}`);

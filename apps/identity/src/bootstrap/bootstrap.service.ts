@@ -8,8 +8,10 @@ import type { PasswordHasher } from '../auth/password-hasher';
 import { MembershipEntity } from '../entities/membership.entity';
 import { OrganizationEntity } from '../entities/organization.entity';
 import { UserEntity } from '../entities/user.entity';
-import { SigningKeyService } from '../keys/signing-key.service';
+import type { KeyVault } from '../keys/key-vault';
+import { KEY_VAULT, SigningKeyService } from '../keys/signing-key.service';
 import { BOOTSTRAP_BANNER, FirstStartBanner, bannerText, type BootstrapBannerOptions, type FirstStart } from './first-start';
+import { assertSigningKeysOpen } from './signing-keys-open.check';
 
 export const DEFAULT_ADMIN_EMAIL = 'admin@custodian.local';
 
@@ -26,6 +28,7 @@ export class BootstrapService extends FirstStartBanner implements OnApplicationB
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(SigningKeyService) private readonly keys: SigningKeyService,
+    @Inject(KEY_VAULT) private readonly vault: KeyVault,
     @Inject(PASSWORD_HASHER) private readonly hasher: PasswordHasher,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(CONFIG) private readonly config: CustodianConfig,
@@ -48,6 +51,7 @@ export class BootstrapService extends FirstStartBanner implements OnApplicationB
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    await assertSigningKeysOpen(this.ds, this.vault, this.config, this.logger);
     await this.keys.ensureActiveKey();
     const email = (this.config.bootstrap.adminEmail ?? DEFAULT_ADMIN_EMAIL).toLowerCase();
     const generated = this.config.bootstrap.adminPassword === undefined;

@@ -52,7 +52,13 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   app.use(requestContextMiddleware);
   app.useBodyParser('json', { limit: config.http.bodyLimitBytes, type: ['application/json', 'application/*+json'] });
   app.use(safeJsonMiddleware);
-  await app.listen(config.http.port, config.http.host);
+  try {
+    await app.listen(config.http.port, config.http.host);
+  } catch (error) {
+    // A start refused by a module's bootstrap check must not leave pools and timers running.
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   const server = app.getHttpServer() as Server;
   const port = (server.address() as AddressInfo).port;
   const health = app.get(HealthRegistry);

@@ -45,6 +45,8 @@ export interface CustodianConfig {
   readonly secrets: {
     /** 32-byte key that encrypts signing keys at rest; required where identity runs. */
     readonly masterKey?: Buffer;
+    /** Where the master key came from (a variable name or a file path), for error messages. */
+    readonly masterKeySource?: string;
   };
   readonly bootstrap: { readonly orgName: string; readonly adminEmail?: string; readonly adminPassword?: string };
   readonly audit: {
@@ -116,6 +118,11 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
 
   const services = mode === 'all-in-one' ? SERVICE_NAMES : service ? [service] : [];
   const masterKey = readMasterKey(env, problems);
+  const masterKeySource = !masterKey
+    ? undefined
+    : env.CUSTODIAN_MASTER_KEY
+      ? 'CUSTODIAN_MASTER_KEY'
+      : `CUSTODIAN_MASTER_KEY_FILE=${String(env.CUSTODIAN_MASTER_KEY_FILE)}`;
   if (mode === 'service' && !masterKey) {
     // Every service keys audit hashes with it (the same value must give the same hash in every
     // process); identity also seals signing keys with it, audit its checkpoint key.
@@ -153,7 +160,7 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       clockToleranceSeconds: int('CUSTODIAN_CLOCK_TOLERANCE', 30, 0, 300),
       principalCacheMs: int('CUSTODIAN_PRINCIPAL_CACHE_MS', 5000, 0, 60_000),
     },
-    secrets: { masterKey },
+    secrets: { masterKey, masterKeySource },
     bootstrap: { orgName: env.CUSTODIAN_ORG_NAME || 'Default', adminEmail, adminPassword },
     audit: {
       checkpointIntervalMs: int('CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0, 86_400_000),
