@@ -30,7 +30,7 @@ const BUDGET = 50;
  */
 describe('denials cannot flood the audit outbox', () => {
   let db: TestDatabase;
-  let a: AuditHost;
+  let a: AuditHost | undefined;
   let pg: Client;
   let writer: OutboxWriter;
   let relay: OutboxRelay;
@@ -40,9 +40,9 @@ describe('denials cannot flood the audit outbox', () => {
   const orgId = randomUUID();
 
   const get = (path: string, token: string): Promise<Response> =>
-    fetch(`${a.host.url}/api/v1/${path}`, { headers: { authorization: `Bearer ${token}` } });
+    fetch(`${host().host.url}/api/v1/${path}`, { headers: { authorization: `Bearer ${token}` } });
   const archive = (token: string): Promise<Response> =>
-    fetch(`${a.host.url}/api/v1/audit/archive`, {
+    fetch(`${host().host.url}/api/v1/audit/archive`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ before: new Date(Date.now() - 86_400_000).toISOString() }),
@@ -69,10 +69,10 @@ describe('denials cannot flood the audit outbox', () => {
     });
     pg = new Client({ connectionString: db.url });
     await pg.connect();
-    writer = a.host.app.get(OutboxWriter, { strict: false });
-    relay = a.host.app.get(OutboxRelay, { strict: false });
-    auditor = a.host.app.get(DenialAuditor);
-    metrics = a.host.app.get(MetricsService);
+    writer = host().host.app.get(OutboxWriter, { strict: false });
+    relay = host().host.app.get(OutboxRelay, { strict: false });
+    auditor = host().host.app.get(DenialAuditor);
+    metrics = host().host.app.get(MetricsService);
   });
 
   afterAll(async () => {
@@ -87,11 +87,13 @@ describe('denials cannot flood the audit outbox', () => {
     writer.setMaxBacklog(DEFAULT_MAX_BACKLOG);
   });
 
+  const host = (): AuditHost => a!;
+
   it('2,000 refusals of one credential: a bounded number of rows whose counts add up, 429 past the budget, another user still writes', async () => {
     const member = { userId: randomUUID(), orgId, capabilities: ['manage_users'] };
-    const memberToken = await a.tokenFor(member);
+    const memberToken = await host().tokenFor(member);
     const auditor2 = { userId: randomUUID(), orgId, capabilities: ['view_audit', 'manage_audit'] };
-    const auditorToken = await a.tokenFor(auditor2);
+    const auditorToken = await host().tokenFor(auditor2);
     bus.down = true;
     writer.setMaxBacklog(100);
 
@@ -130,13 +132,13 @@ describe('denials cannot flood the audit outbox', () => {
 
     // The budget is per credential: another member's first refusal is a plain, audited 403.
     const other = { userId: randomUUID(), orgId, capabilities: [] };
-    expect((await get('audit/events', await a.tokenFor(other))).status).toBe(403);
+    expect((await get('audit/events', await host().tokenFor(other))).status).toBe(403);
     expect(await denialRows(other.userId)).toHaveLength(1);
   });
 
   it('denials stop at half the backlog limit (dropped and counted); business writes get 503 only at the limit, and the body says why', async () => {
     const auditorUser = { userId: randomUUID(), orgId, capabilities: ['view_audit', 'manage_audit'] };
-    const auditorToken = await a.tokenFor(auditorUser);
+    const auditorToken = await host().tokenFor(auditorUser);
     bus.down = true;
     await countBacklog();
     const base = (await pg.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit.outbox WHERE published_at IS NULL`)).rows[0].n;
@@ -147,7 +149,7 @@ describe('denials cannot flood the audit outbox', () => {
     await pollUntil(
       async () => {
         const member = { userId: randomUUID(), orgId, capabilities: [] };
-        expect((await get('audit/events', await a.tokenFor(member))).status).toBe(403);
+        expect((await get('audit/events', await host().tokenFor(member))).status).toBe(403);
         await countBacklog();
         return (await unrecorded()) > before;
       },
@@ -174,5 +176,17 @@ describe('denials cannot flood the audit outbox', () => {
     expect(body.detail).toMatch(/^audit backlog: \d+ unsent events/);
     expect(body.details).toEqual({ unsent: expect.any(Number), limit: base + 20 });
     expect(body.details.unsent).toBeGreaterThanOrEqual(base + 20);
+  });
+
+  it('on shutdown the repeats counted so far are written before the database closes', async () => {
+    const member = { userId: randomUUID(), orgId, capabilities: [] };
+    const token = await host().tokenFor(member);
+    for (let i = 0; i < 5; i++) expect((await get('audit/events', token)).status).toBe(403);
+    expect(await denialRows(member.userId)).toHaveLength(1);
+    const stopping = host();
+    a = undefined;
+    await stopping.stop();
+    const rows = await denialRows(member.userId);
+    expect(rows.map((r) => r.details?.count)).toEqual([1, 4]);
   });
 });
