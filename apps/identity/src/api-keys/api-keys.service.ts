@@ -49,29 +49,58 @@ export class ApiKeysService {
     @Inject(PrincipalSnapshotService) private readonly snapshots: PrincipalSnapshotService,
   ) {}
 
+  /**
+   * A key never carries more than the credential that creates it: its scopes are a subset of the
+   * creator's effective capabilities (no scopes = exactly those, written out, so the stored list is
+   * always the whole truth), and a key made with a key expires no later than that key. Agents never
+   * get here (the route refuses them); the check below keeps it so for any other caller.
+   */
   async create(
     actor: PrincipalSnapshot,
     input: { name: string; scopes?: string[]; expiresAt?: string },
   ): Promise<ApiKeyView & { key: string }> {
-    const scopes = [...new Set(input.scopes ?? [])].sort();
-    const beyond = scopes.filter((s) => !actor.capabilities.includes(s));
-    if (beyond.length > 0) {
+    const createdWith = credentialOf(actor);
+    const deny = async (details: Record<string, unknown>, error: CustodianException): Promise<never> => {
       await this.events.transaction((m) =>
         this.outbox.append(m, {
           orgId: actor.orgId,
           action: 'identity.api_key.denied',
           outcome: 'denied',
+          actor: actorOf(actor),
           target: { type: 'api_key' },
-          details: { beyond },
+          details: { ...details, createdWith },
         }),
       );
-      throw CustodianException.forbidden('An API key cannot carry capabilities you do not hold', { scopes: beyond });
+      throw error;
+    };
+    if (actor.agent) {
+      await deny(
+        { reason: 'delegated_credential' },
+        CustodianException.forbidden('An agent cannot create, change or end credentials', { reason: 'delegated_credential' }),
+      );
     }
-    const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
+    const scopes = [...new Set(input.scopes ?? actor.capabilities)].sort();
+    const beyond = scopes.filter((s) => !actor.capabilities.includes(s));
+    if (beyond.length > 0) {
+      await deny({ beyond }, CustodianException.forbidden('An API key cannot carry capabilities you do not hold', { scopes: beyond }));
+    }
+    let expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
     if (expiresAt && expiresAt.getTime() <= Date.now())
       throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid API key', {
         issues: [{ path: '/expiresAt', message: 'must be in the future' }],
       });
+    const creatorExpiresAt = actor.apiKeyId && actor.credentialExpiresAt ? new Date(actor.credentialExpiresAt) : null;
+    if (creatorExpiresAt) {
+      if (expiresAt && expiresAt > creatorExpiresAt) {
+        await deny(
+          { reason: 'outlives_creating_key', expiresAt: expiresAt.toISOString(), creatorExpiresAt: creatorExpiresAt.toISOString() },
+          CustodianException.forbidden('An API key made with an API key cannot outlive it', {
+            expiresAt: creatorExpiresAt.toISOString(),
+          }),
+        );
+      }
+      expiresAt ??= creatorExpiresAt;
+    }
     const prefix = `cak_${randomBytes(8).toString('hex')}`;
     const key = `${prefix}_${randomBytes(32).toString('base64url')}`;
     return this.events.transaction(async (m) => {
@@ -93,8 +122,9 @@ export class ApiKeysService {
         orgId: actor.orgId,
         action: 'identity.api_key.created',
         outcome: 'success',
+        actor: actorOf(actor),
         target: { type: 'api_key', id: row.id },
-        details: { after: view(saved) },
+        details: { after: view(saved), createdWith },
       });
       return { ...view(saved), key };
     });
@@ -154,4 +184,20 @@ export class ApiKeysService {
   private hash(key: string): string {
     return createHmac('sha256', this.config.secrets.masterKey!).update(`api-key:${key}`).digest('hex');
   }
+}
+
+/** The credential a request came with, as the audit trail records who created a key. */
+function credentialOf(actor: PrincipalSnapshot): Record<string, string> {
+  if (actor.apiKeyId) return { kind: 'api_key', apiKeyId: actor.apiKeyId };
+  if (actor.sessionId) return { kind: 'session', sessionId: actor.sessionId };
+  return { kind: 'unknown' };
+}
+
+/** The audit actor named from the snapshot itself, not only from the request context. */
+function actorOf(actor: PrincipalSnapshot): { userId: string; sessionId?: string; apiKeyId?: string } {
+  return {
+    userId: actor.userId,
+    ...(actor.sessionId ? { sessionId: actor.sessionId } : {}),
+    ...(actor.apiKeyId ? { apiKeyId: actor.apiKeyId } : {}),
+  };
 }

@@ -87,9 +87,10 @@ export class PrincipalSnapshotService {
           integrationCapabilities: membership.capabilities.filter((c) => INTEGRATION.has(c)) as PermissionSet['integrationCapabilities'],
         });
       }
-      // An API key with scopes, and an agent acting for the user, carry a narrower set of capabilities.
-      // Both narrowings apply together: an agent acting through a scoped key gets their intersection.
-      if (keyScopes && keyScopes.length > 0) permissionSets = permissionSets.map((s) => narrow(s, new Set(keyScopes)));
+      // An API key carries exactly its stored scopes (an empty list carries none; keys are created with
+      // their capabilities written out), and an agent acting for the user only integration capabilities.
+      // Both narrowings apply together: an agent acting through a key gets their intersection.
+      if (keyScopes) permissionSets = permissionSets.map((s) => narrow(s, new Set(keyScopes)));
       if (req.delegation) permissionSets = permissionSets.map((s) => narrow(s, INTEGRATION));
       const capabilities = [
         ...new Set(permissionSets.flatMap((s) => [...(s.systemCapabilities ?? []), ...(s.integrationCapabilities ?? [])])),
