@@ -16,8 +16,15 @@ startAllInOne(process.env, { demo: demoEnabled(process.env) }).then(
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
     } else {
-      process.stderr.write(`Custodian failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(`Custodian failed to start: ${describeFailure(error)}\n`);
     }
     process.exit(1);
   },
 );
+
+/** Something useful even for an error without a message (or a rejection with no error at all). */
+function describeFailure(error: unknown): string {
+  if (error instanceof Error) return error.stack || error.message || error.name;
+  if (error === undefined || error === null) return 'no reason was given (run with LOG_LEVEL=debug to see more)';
+  return typeof error === 'object' ? JSON.stringify(error) : String(error);
+}

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../support/free-port';
@@ -91,14 +91,19 @@ describe('all-in-one with embedded PostgreSQL', () => {
   it('first start: bootstraps, prints the admin credentials once, and they work', async () => {
     const { url, readyMs } = await start();
     process.stdout.write(`all-in-one cold start (initdb included): ready in ${readyMs} ms\n`);
-    const text = proc!.output.join('\n');
+    // No terminal attached: the banner goes to a file only this user can read, never to the output.
+    const file = path.join(dataDir, 'initial-credentials.txt');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const text = readFileSync(file, 'utf8');
+    expect(proc!.output.join('\n')).not.toContain('Bootstrap administrator');
+    expect(proc!.output.join('\n')).toContain(file);
     const email = /^\s+email\s+(\S+)$/m.exec(text)?.[1];
     const password = /^\s+password\s+(\S+)$/m.exec(text)?.[1];
     expect(email).toBe('admin@custodian.local');
     expect(password).toMatch(/^[A-Za-z0-9_-]{20,}$/);
     credentials = { email: email!, password: password! };
-    // The password appears in the banner only, never in a JSON log line.
-    expect(proc!.output.filter((l) => l.startsWith('{') && l.includes(password!))).toEqual([]);
+    // The password appears in the banner file only, never in the process output.
+    expect(proc!.output.filter((l) => l.includes(password!))).toEqual([]);
 
     const login = await fetch(`${url}/api/v1/auth/login`, {
       method: 'POST',
@@ -112,7 +117,7 @@ describe('all-in-one with embedded PostgreSQL', () => {
   });
 
   it('first start: the demo CRM and three demo users, printed once in the same banner', async () => {
-    const text = proc!.output.join('\n');
+    const text = readFileSync(path.join(dataDir, 'initial-credentials.txt'), 'utf8');
     const banner = text.slice(text.indexOf('Bootstrap administrator'), text.lastIndexOf('================'));
     const user = (email: string): { email: string; password: string } => {
       const match = new RegExp(`^\\s+${email.replace(/\./g, '\\.')}\\s+(\\S+)\\s`, 'm').exec(banner);
@@ -126,7 +131,7 @@ describe('all-in-one with embedded PostgreSQL', () => {
     };
     for (const d of Object.values(demo)) {
       expect(d.password).toMatch(/^[A-Za-z0-9_-]{20}$/);
-      expect(proc!.output.filter((l) => l.startsWith('{') && l.includes(d.password))).toEqual([]);
+      expect(proc!.output.filter((l) => l.includes(d.password))).toEqual([]);
     }
     const url = `http://127.0.0.1:${await proc!.port()}`;
     firstCounts = await snapshot(url);
@@ -202,7 +207,9 @@ describe('all-in-one with embedded PostgreSQL', () => {
   });
 
   it('warm restart: same data, no second banner, nothing created twice, same credentials', async () => {
+    rmSync(path.join(dataDir, 'initial-credentials.txt'));
     const { url, readyMs } = await start();
+    expect(existsSync(path.join(dataDir, 'initial-credentials.txt'))).toBe(false);
     process.stdout.write(`all-in-one warm start: ready in ${readyMs} ms\n`);
     expect(proc!.output.join('\n')).not.toContain('Bootstrap administrator');
     expect(proc!.output.join('\n')).not.toContain('demo.custodian.local');

@@ -10,7 +10,14 @@ import { OrganizationEntity } from '../entities/organization.entity';
 import { UserEntity } from '../entities/user.entity';
 import type { KeyVault } from '../keys/key-vault';
 import { KEY_VAULT, SigningKeyService } from '../keys/signing-key.service';
-import { BOOTSTRAP_BANNER, FirstStartBanner, bannerText, type BootstrapBannerOptions, type FirstStart } from './first-start';
+import {
+  BOOTSTRAP_BANNER,
+  FirstStartBanner,
+  bannerText,
+  showCredentials,
+  type BootstrapBannerOptions,
+  type FirstStart,
+} from './first-start';
 import { assertSigningKeysOpen } from './signing-keys-open.check';
 
 export const DEFAULT_ADMIN_EMAIL = 'admin@custodian.local';
@@ -45,7 +52,7 @@ export class BootstrapService extends FirstStartBanner implements OnApplicationB
   print(extra: readonly string[] = []): void {
     if (!this.first || this.printed) return;
     this.printed = true;
-    process.stdout.write(bannerText(this.first, extra));
+    showCredentials(bannerText(this.first, extra), { dataDir: this.config.dataDir, logger: this.logger });
     // The password lives in this process only until it has been shown.
     this.first = { ...this.first, adminPassword: '' };
   }

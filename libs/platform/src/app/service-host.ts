@@ -136,6 +136,8 @@ export async function runService(service: ServiceName, module: Type<unknown> | D
     return host;
   } catch (error) {
     logger.fatal({ err: error }, 'start failed');
+    // A refusal such as a master key that opens nothing is meant for the operator: say it plainly too.
+    if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }
 }
