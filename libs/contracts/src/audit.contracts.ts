@@ -325,6 +325,11 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
       layer: Type.Optional(Layer),
       reason: Type.Optional(Str(200)),
       field: Type.Optional(Str(64)),
+      count: Type.Optional(
+        Type.Integer({ minimum: 1, description: 'refusals this event stands for (1, or the repeats a window summarized: ADR 0014)' }),
+      ),
+      firstAt: Type.Optional(Type.String({ format: 'date-time', description: 'first refusal this event stands for' })),
+      lastAt: Type.Optional(Type.String({ format: 'date-time', description: 'last refusal this event stands for' })),
     }),
   },
   'agent.conversation.started': {
