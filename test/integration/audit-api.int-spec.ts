@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { ChainVerifier } from '../../apps/audit/src/chain/chain-verifier';
+import { eventHash } from '../../apps/audit/src/chain/chain-hash';
 import { CheckpointService } from '../../apps/audit/src/checkpoints/checkpoint.service';
 import { AuditEventRecorded } from '@custodian/contracts';
 import { DEFAULT_MAX_BACKLOG, OutboxRelay, OutboxWriter } from '@custodian/platform';
@@ -321,6 +322,37 @@ describe('audit API paging past sequence 1,000', () => {
     },
     120_000,
   );
+
+  it('a chain that grew by 1,000 events is checkpointed without a timer tick or anyone asking', async () => {
+    // The harness turns the interval off: only the event count can have signed this.
+    const cp = a.host.app.get(CheckpointService);
+    const latest = await pollUntil(async () => ((await cp.latest(orgId))?.seq ?? 0) >= 1000 && cp.latest(orgId), {
+      what: 'count checkpoint',
+    });
+    expect(cp.check(latest).ok).toBe(true);
+  });
+
+  it('verify signs the head it verified, so rewriting the newest row afterwards (hashes recomputed) is caught', async () => {
+    const headers = { authorization: `Bearer ${token}` };
+    const first = (await (await fetch(`${a.host.url}/api/v1/audit/verify`, { headers })).json()) as { ok: boolean; headSeq: number };
+    expect(first).toMatchObject({ ok: true, headSeq: TOTAL });
+    const cp = a.host.app.get(CheckpointService);
+    expect((await cp.latest(orgId))?.seq).toBe(TOTAL);
+
+    // A superuser rewrites the last row consistently: triggers off, new content, recomputed row and head hash.
+    await pg.query(`ALTER TABLE audit.audit_event DISABLE TRIGGER ALL`);
+    await pg.query(`UPDATE audit.audit_event SET event = jsonb_set(event, '{action}', '"auth.logout"') WHERE chain_id = $1 AND seq = $2`, [
+      orgId,
+      TOTAL,
+    ]);
+    const row = (await pg.query(`SELECT prev_hash, event FROM audit.audit_event WHERE chain_id = $1 AND seq = $2`, [orgId, TOTAL])).rows[0];
+    const forged = eventHash(orgId, TOTAL, row.prev_hash, row.event);
+    await pg.query(`UPDATE audit.audit_event SET row_hash = $3 WHERE chain_id = $1 AND seq = $2`, [orgId, TOTAL, forged]);
+    await pg.query(`UPDATE audit.audit_chain_head SET head_hash = $2 WHERE chain_id = $1`, [orgId, forged]);
+
+    const second = (await (await fetch(`${a.host.url}/api/v1/audit/verify`, { headers })).json()) as Record<string, unknown>;
+    expect(second).toMatchObject({ ok: false, firstBadSeq: TOTAL, problem: 'checkpoint_mismatch' });
+  });
 });
 
 describe('audit service without a master key', () => {

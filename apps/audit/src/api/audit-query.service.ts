@@ -145,6 +145,10 @@ export class AuditQueryService {
       result = { ...verdict, ok: false, firstBadSeq: Math.min(headSeq, verdict.headSeq) + 1, problem: 'truncated' };
     }
     if (checkpoint && !checkpoint.valid) result = { ...result, ok: false, problem: result.problem ?? 'checkpoint_mismatch' };
+    // A verification that passed leaves a checkpoint of the head it walked: what follows it is all
+    // a superuser could still rewrite unnoticed, so every verify shrinks that window to now.
+    if (result.ok && headSeq === verdict.headSeq)
+      await this.checkpoints.signVerifiedHead(orgId, verdict.headSeq, verdict.headHash).catch(() => false);
     return { ...result, checkpoint, head: headSeq === verdict.headSeq };
   }
 

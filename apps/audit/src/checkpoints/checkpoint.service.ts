@@ -22,9 +22,15 @@ interface SigningKey {
   publicPem: string;
 }
 
+/** How often the service looks for chains that grew by CUSTODIAN_AUDIT_CHECKPOINT_EVERY_EVENTS. */
+const COUNT_POLL_MS = 1000;
+
 /**
- * Signs checkpoints of every chain head (Ed25519) — at start, every
- * CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS, and on demand. The private key lives in
+ * Signs checkpoints of every chain head (Ed25519) — every CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS,
+ * as soon as a chain grew by CUSTODIAN_AUDIT_CHECKPOINT_EVERY_EVENTS since its last checkpoint
+ * (looked for every second), after every verification that passed (the verified head), and on
+ * demand. Rows after the newest checkpoint are what a superuser could still rewrite unnoticed
+ * (docs/audit.md, "What a checkpoint protects"), so the window is kept short on both time and count. The private key lives in
  * audit_signing_key sealed with AES-256-GCM under the master key; a key row is trusted only if
  * its sealed private key opens under the master key and matches its public key, so a row
  * inserted by someone without the master key cannot vouch for a forged checkpoint.
@@ -34,7 +40,9 @@ export class CheckpointService implements OnApplicationBootstrap, OnApplicationS
   private key: SigningKey | undefined;
   private trusted: string[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private countTimer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  private countPass: Promise<unknown> | undefined;
 
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
@@ -59,11 +67,23 @@ export class CheckpointService implements OnApplicationBootstrap, OnApplicationS
       );
       this.timer.unref();
     }
+    const count = this.config.audit?.checkpointEveryEvents ?? 1000;
+    if (count > 0) {
+      this.countTimer = setInterval(() => {
+        // One pass at a time: a slow database must not pile up passes.
+        if (this.countPass) return;
+        this.countPass = this.track(this.signMoved(count))
+          .catch((err: unknown) => this.logger.warn({ err }, 'checkpoint (event count) failed'))
+          .finally(() => (this.countPass = undefined));
+      }, COUNT_POLL_MS);
+      this.countTimer.unref();
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    if (this.countTimer) clearInterval(this.countTimer);
+    await Promise.all([this.running?.catch(() => undefined), this.countPass]);
   }
 
   /** PEM public keys whose checkpoints this service trusts (export these to pin them offline). */
@@ -73,7 +93,19 @@ export class CheckpointService implements OnApplicationBootstrap, OnApplicationS
 
   /** Signs a checkpoint for every chain whose head moved since its last checkpoint; returns how many. */
   async checkpointAll(): Promise<number> {
-    const run = this.signMoved();
+    return this.track(this.signMoved(1));
+  }
+
+  /**
+   * Signs exactly the head a verification just walked and found intact (never a head it did not
+   * check), unless a checkpoint at or past it exists. A no-op without a signing key.
+   */
+  async signVerifiedHead(chainId: string, seq: number, headHash: string): Promise<boolean> {
+    if (!this.key || seq < 1) return false;
+    return this.track(this.sign(this.key, chainId, seq, headHash));
+  }
+
+  private track<T>(run: Promise<T>): Promise<T> {
     this.running = run;
     return run;
   }
@@ -121,37 +153,39 @@ export class CheckpointService implements OnApplicationBootstrap, OnApplicationS
     return this.key !== undefined;
   }
 
-  private async signMoved(): Promise<number> {
+  /** Signs the head of every chain that grew by at least `minAdvance` rows since its newest checkpoint. */
+  private async signMoved(minAdvance: number): Promise<number> {
     const key = this.key;
     if (!key) throw new CustodianException(ErrorCode.ServiceUnavailable, 'Checkpoint signing is not configured (no master key)');
     const moved = (await this.ds.query(
       `SELECT h.chain_id::text, h.seq::text AS seq, h.head_hash FROM audit_chain_head h
-        WHERE h.seq > 0 AND h.seq > COALESCE((SELECT max(c.seq) FROM audit_checkpoint c WHERE c.chain_id = h.chain_id), 0)`,
+        WHERE h.seq > 0 AND h.seq >= COALESCE((SELECT max(c.seq) FROM audit_checkpoint c WHERE c.chain_id = h.chain_id), 0) + $1`,
+      [minAdvance],
     )) as Array<{ chain_id: string; seq: string; head_hash: string }>;
-    for (const head of moved) {
-      const statement: CheckpointStatement = {
-        v: 1,
-        type: 'custodian.audit.checkpoint',
-        chainId: head.chain_id,
-        seq: Number(head.seq),
-        headHash: head.head_hash,
-        signedAt: new Date().toISOString(),
-        kid: key.kid,
-      };
-      await this.ds.query(
-        `INSERT INTO audit_checkpoint (id, chain_id, seq, head_hash, signed_at, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [
-          uuidv7(),
-          statement.chainId,
-          statement.seq,
-          statement.headHash,
-          statement.signedAt,
-          key.kid,
-          signStatement(statement, key.privateKey),
-        ],
-      );
-    }
-    return moved.length;
+    let signed = 0;
+    for (const head of moved) if (await this.sign(key, head.chain_id, Number(head.seq), head.head_hash)) signed++;
+    return signed;
+  }
+
+  /** One checkpoint row, unless one at or past `seq` exists (the timers and verify may race for the same head). */
+  private async sign(key: SigningKey, chainId: string, seq: number, headHash: string): Promise<boolean> {
+    const statement: CheckpointStatement = {
+      v: 1,
+      type: 'custodian.audit.checkpoint',
+      chainId,
+      seq,
+      headHash,
+      signedAt: new Date().toISOString(),
+      kid: key.kid,
+    };
+    const inserted = (await this.ds.query(
+      `INSERT INTO audit_checkpoint (id, chain_id, seq, head_hash, signed_at, key_id, signature)
+       SELECT $1, $2, $3, $4, $5, $6, $7
+        WHERE NOT EXISTS (SELECT 1 FROM audit_checkpoint c WHERE c.chain_id = $2 AND c.seq >= $3)
+       RETURNING id`,
+      [uuidv7(), chainId, seq, headHash, statement.signedAt, key.kid, signStatement(statement, key.privateKey)],
+    )) as unknown[];
+    return inserted.length > 0;
   }
 
   private async loadOrCreateKey(box: SealedBox): Promise<void> {

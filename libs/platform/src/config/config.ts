@@ -52,6 +52,8 @@ export interface CustodianConfig {
   readonly audit: {
     /** How often the audit service signs a checkpoint of every chain head that moved (0 = only on demand). */
     readonly checkpointIntervalMs: number;
+    /** A chain that grew by this many events since its newest checkpoint is checkpointed within a second (0 = off). */
+    readonly checkpointEveryEvents: number;
     /**
      * Over NATS: outbox relays stop publishing while the audit store's consumer has this many events
      * undelivered or unacknowledged (F5 backpressure; 0 = never pause).
@@ -159,11 +161,13 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       refreshTokenTtlSeconds: int('CUSTODIAN_REFRESH_TOKEN_TTL', 1_209_600, 300, 7_776_000),
       clockToleranceSeconds: int('CUSTODIAN_CLOCK_TOLERANCE', 30, 0, 300),
       principalCacheMs: int('CUSTODIAN_PRINCIPAL_CACHE_MS', 5000, 0, 60_000),
+      refreshReuseGraceSeconds: int('CUSTODIAN_REFRESH_REUSE_GRACE', 10, 0, 60),
     },
     secrets: { masterKey, masterKeySource },
     bootstrap: { orgName: env.CUSTODIAN_ORG_NAME || 'Default', adminEmail, adminPassword },
     audit: {
       checkpointIntervalMs: int('CUSTODIAN_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0, 86_400_000),
+      checkpointEveryEvents: int('CUSTODIAN_AUDIT_CHECKPOINT_EVERY_EVENTS', 1000, 0, 10_000_000),
       maxLag: int('CUSTODIAN_AUDIT_MAX_LAG', 50_000, 0, 100_000_000),
       denialWindowMs: int('CUSTODIAN_AUDIT_DENIAL_WINDOW_MS', 10_000, 10, 3_600_000),
       denialBudget: int('CUSTODIAN_AUDIT_DENIAL_BUDGET', 100, 0, 1_000_000),
@@ -183,7 +187,6 @@ function readMasterKey(env: Env, problems: string[]): Buffer | undefined {
       return undefined;
     }
   }
-      refreshReuseGraceSeconds: int('CUSTODIAN_REFRESH_REUSE_GRACE', 10, 0, 60),
   if (!raw) return undefined;
   const key = Buffer.from(raw, 'base64');
   if (key.length !== 32) {
