@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import type { QueryRunner } from 'typeorm';
 import { decodeJwt } from 'jose';
+import { collectRoutes } from '@custodian/platform';
 import { ApiKeyExplicitScopes1795400000000 } from '../../apps/identity/src/migrations/1795400000000-api-key-explicit-scopes';
 import { apiClient, type ApiResponse, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
@@ -78,6 +79,21 @@ describe('credentials never mint stronger credentials', () => {
   });
 
   describe('an agent token cannot create or end credentials', () => {
+    it('exactly the routes that create, change or end a credential refuse agents (route inventory)', () => {
+      const marked = collectRoutes(t.host.app)
+        .filter((r) => r.policy?.credentialAdmin === true)
+        .map((r) => `${r.method} ${r.path}`)
+        .sort();
+      expect(marked).toEqual([
+        'DELETE /api/v1/api-keys/:id',
+        'DELETE /api/v1/sessions/:id',
+        'POST /api/v1/api-keys',
+        'POST /api/v1/auth/logout',
+        'POST /api/v1/auth/logout-all',
+        'POST /api/v1/auth/password',
+      ]);
+    });
+
     it('cannot create an API key, with or without scopes, and the refusal is audited with the agent', async () => {
       const userId = await createUser('agent-keys@test.local', ['api_access', 'agent_access']);
       const session = await signIn('agent-keys@test.local');
