@@ -1,12 +1,22 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type Logger } from 'pino';
 import { requestContext } from '../context/request-context';
+import { serializeError } from './error-redaction';
 
 export type { Logger } from 'pino';
 
 /** Structured JSON logs; every line carries the request id of the request (or bus message) in scope. */
-export function createLogger({ level = 'info', service }: { level?: string; service: string }): Logger {
-  return pino({
+export function createLogger({
+  level = 'info',
+  service,
+  destination,
+}: {
+  level?: string;
+  service: string;
+  /** Where lines go (tests); stdout otherwise. */
+  destination?: pino.DestinationStream;
+}): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -18,7 +28,10 @@ export function createLogger({ level = 'info', service }: { level?: string; serv
       paths: ['password', '*.password', 'token', '*.token', 'secret', '*.secret', 'authorization', '*.authorization'],
       censor: '[redacted]',
     },
-  });
+    // Failed queries carry record values (parameters, PostgreSQL's error detail): never logged.
+    serializers: { err: serializeError },
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** Routes NestJS's own logging into the same pino logger. */
