@@ -13,17 +13,19 @@ const principal = (n = 2, sessionId = `0190a5a8-0000-7000-8000-00000000010${n}`)
 function harness(opts: DenialAuditorOptions & { fails?: () => unknown } = {}) {
   let clock = 1_000_000;
   const written: AuditEventInput[] = [];
+  const requestIds: Array<string | undefined> = [];
   const metrics = new MetricsService({ mode: 'test' });
   const auditor = new DenialAuditor({} as Bus, pino({ level: 'silent' }), { windowMs: 10_000, metrics, now: () => clock, ...opts });
   const sink = async (event: AuditEventInput): Promise<void> => {
     const failure = opts.fails?.();
     if (failure) throw failure;
     written.push(event);
+    requestIds.push(requestContext.requestId());
   };
   auditor.register('objects', sink, []);
   const refuse = (p = principal(), route = 'GET /api/v1/things') => auditor.record({ principal: p, route, missing: ['view_things'] });
   const metric = async (name: string): Promise<string> => metrics.registry.getSingleMetricAsString(name);
-  return { auditor, written, refuse, metric, tick: (ms: number) => (clock += ms), sink };
+  return { auditor, written, requestIds, refuse, metric, tick: (ms: number) => (clock += ms), sink };
 }
 
 const counts = (events: AuditEventInput[]): number => events.reduce((n, e) => n + Number(e.details?.count), 0);
@@ -85,6 +87,8 @@ describe('DenialAuditor: aggregation and budget', () => {
     await requestContext.run({ requestId: 'third' }, () => h.auditor.flush());
     expect(h.written[1].actor).toEqual({ userId: principal().userId, sessionId: principal().sessionId, ip: '10.0.0.1' });
     expect(h.written[1]).not.toHaveProperty('requestId');
+    // The sink (the outbox writer) runs outside the request that happened to close the window.
+    expect(h.requestIds).toEqual(['first', undefined]);
   });
 
   it('over the budget: 429 with the seconds left in the window, counted under the same key or one per-credential key', async () => {

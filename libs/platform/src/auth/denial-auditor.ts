@@ -314,8 +314,12 @@ export class DenialAuditor {
       details: { ...entry.event.details, count: n, firstAt: iso(entry.firstAt), lastAt: iso(entry.lastAt) },
     };
     entry.count = 0;
-    const write = this.write(entry, event, n).finally(() => this.writes.delete(write));
-    this.writes.add(write);
+    // Outside the current request (an eviction or a late window close can happen inside one), so the
+    // writer does not stamp the summary with that bystander's request id.
+    let write: Promise<void> = Promise.resolve();
+    this.detached(() => (write = this.write(entry, event, n)));
+    const tracked = write.finally(() => this.writes.delete(tracked));
+    this.writes.add(tracked);
   }
 
   private async settled(): Promise<void> {
