@@ -357,6 +357,46 @@ describe('approvals: the pending-action queue', () => {
     ]);
   });
 
+  it('a person’s change that an approval policy catches is filed, not written: 202, and it lands only after approval', async () => {
+    const deal = await createDeal('Gated');
+    await ok(
+      call('POST', '/bundles/apply', tokens.admin, {
+        bundle: {
+          apiVersion: 'custodian.dev/v1',
+          kind: 'Bundle',
+          name: 'gates',
+          approvalPolicies: [{ name: 'Deal deletes and big edits', object: 'deal', operations: ['delete', 'update'] }],
+        },
+      }),
+    );
+    const del = await call('DELETE', `/data/deal/${deal.id}`, tokens.rep, undefined, { 'custodian-justification': 'duplicate deal' });
+    expect(del.status).toBe(202);
+    expect(del.headers.get('location')).toBe(`/api/v1/approvals/${del.body.pendingAction.id}`);
+    expect(del.body.pendingAction).toMatchObject({ state: 'pending', policy: 'Deal deletes and big edits' });
+    expect((await call('GET', `/data/deal/${deal.id}`, tokens.rep)).status).toBe(200);
+    const stale = await call('PATCH', `/data/deal/${deal.id}`, tokens.rep, { amount: 1 }, { 'if-match': '"7"' });
+    expect(stale.status).toBe(412);
+    const detail = await ok(call('GET', `/approvals/${del.body.pendingAction.id}`, tokens.vp));
+    expect(detail).toMatchObject({ kind: 'record.delete', justification: 'duplicate deal', requester: { userId: users.rep } });
+    expect(await ok(call('POST', `/approvals/${del.body.pendingAction.id}/approve`, tokens.vp, {}))).toMatchObject({ state: 'applied' });
+    expect((await call('GET', `/data/deal/${deal.id}`, tokens.rep)).status).toBe(404);
+    // Creates are not caught by that policy: they are written at once.
+    expect((await call('POST', '/data/deal', tokens.rep, { title: 'free', amount: 1 })).status).toBe(201);
+    // Removing the policy takes effect at once (the objects cache drops on the change broadcast).
+    await ok(
+      call('POST', '/bundles/apply', tokens.admin, {
+        bundle: {
+          apiVersion: 'custodian.dev/v1',
+          kind: 'Bundle',
+          name: 'gates',
+          approvalPolicies: [{ name: 'Deal deletes and big edits', object: 'deal', operations: ['action'] }],
+        },
+      }),
+    );
+    const other = await createDeal('Ungated');
+    expect((await call('DELETE', `/data/deal/${other.id}`, tokens.rep)).status).toBe(204);
+  });
+
   it('P1: a requester who lost the permission after approval gets forbidden, audited', async () => {
     const deal = await createDeal('Lost');
     const filed = await ok(propose(agent, { kind: 'record.update', object: 'deal', recordId: deal.id, values: { amount: 5 } }), 201);

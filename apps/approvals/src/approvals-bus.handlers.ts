@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import { ApplyApprovalPolicies, FilePendingAction, GetPendingActionState } from '@custodian/contracts';
+import { ApplyApprovalPolicies, FilePendingAction, GetPendingActionState, MatchApprovalPolicy } from '@custodian/contracts';
 import { BUS, type Bus } from '@custodian/platform';
 import { PendingActionsService } from './pending-actions/pending-actions.service';
 import { ApprovalPoliciesService } from './policies/approval-policies.service';
@@ -16,6 +16,12 @@ export class ApprovalsBusHandlers implements OnApplicationBootstrap {
   async onApplicationBootstrap(): Promise<void> {
     await this.bus.handle(ApplyApprovalPolicies, (req) => this.policies.apply(req));
     await this.bus.handle(FilePendingAction, (req) => this.actions.file(req.proposer, req.proposal));
+    await this.bus.handle(MatchApprovalPolicy, async (req) => {
+      const p = await this.actions.matchPolicy(req.orgId, req.object, req.operation);
+      return {
+        policy: p ? { name: p.name, minApprovals: p.definition.minApprovals, approverCapability: p.definition.approverCapability } : null,
+      };
+    });
     await this.bus.handle(GetPendingActionState, async (req) => {
       const row = await this.actions.stateFor(req.proposer, req.id);
       return { id: row.id, state: row.state, revision: row.revision, recordId: row.recordId, outcome: row.outcome };

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ServiceDatabaseModule } from '@custodian/platform';
 import { ActionsController } from './actions/actions.controller';
 import { ActionsService } from './actions/actions.service';
+import { ApprovalGateService } from './approvals/approval-gate.service';
 import { BundleService } from './bundles/bundle.service';
 import { BundlesController } from './bundles/bundles.controller';
 import { RequestDecisionService } from './decision/request-decision.service';
@@ -13,6 +14,7 @@ import { ObjectMetadataService } from './metadata/object-metadata.service';
 import { SERVICE_MIGRATIONS } from './migrations';
 import { AuditVisibilityBusHandler } from './records/audit-visibility.handler';
 import { RecordOperationsBusHandlers } from './records/record-operations.handler';
+import { RecordReviewBusHandler } from './records/record-review.handler';
 import { RecordsController } from './records/records.controller';
 import { RecordsService } from './records/records.service';
 import { AccessExplainController } from './sharing/access-explain.controller';
@@ -41,6 +43,8 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     RecordSharesService,
     RecordOperationsBusHandlers,
     AuditVisibilityBusHandler,
+    RecordReviewBusHandler,
+    ApprovalGateService,
     BundleService,
     ActionsService,
   ],

@@ -5,8 +5,13 @@ import { RequesterSchema } from './objects.contracts';
 const Id = Type.String({ format: 'uuid' });
 const ObjectName = Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' });
 
-/** What a pending action proposes. Record kinds are applied by objects with the expected version. */
-export const PENDING_ACTION_KINDS = ['record.create', 'record.update', 'record.delete'] as const;
+/**
+ * What a pending action proposes. Record kinds and `action.run` (a declared action: an update with
+ * the action's values) are applied by objects with the record's expected version; `metadata.change`
+ * (`values` is the object's whole new definition, as `PUT meta/objects/:name` takes it) with the
+ * definition's version.
+ */
+export const PENDING_ACTION_KINDS = ['record.create', 'record.update', 'record.delete', 'action.run', 'metadata.change'] as const;
 export type PendingActionKind = (typeof PENDING_ACTION_KINDS)[number];
 
 /**
@@ -54,11 +59,15 @@ export const ProposalSchema = Type.Object(
   {
     kind: Type.Union(PENDING_ACTION_KINDS.map((k) => Type.Literal(k))),
     object: ObjectName,
-    /** update / delete */
+    /** update / delete / action.run */
     recordId: Type.Optional(Id),
-    /** create / update: the proposed field values */
+    /** action.run: the declared action's name */
+    action: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-z][a-z0-9_]*$' })),
+    /** create / update: the proposed field values; metadata.change: the object's new definition */
     values: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 200 })),
     justification: Type.String({ minLength: 1, maxLength: 2000 }),
+    /** The version the proposer saw (update / delete): a record changed since is refused at filing (412). */
+    expectedVersion: Type.Optional(Type.Integer({ minimum: 1 })),
     context: Type.Optional(ProposalContextSchema),
   },
   { additionalProperties: false },
@@ -154,4 +163,40 @@ export const ReviewRecord = defineRequest({
     },
     { additionalProperties: false },
   ),
+});
+
+/** The approval policy that catches a human's change, if any (objects asks before writing). */
+export const MatchApprovalPolicy = defineRequest({
+  subject: 'approvals.policy.match',
+  service: 'approvals',
+  request: Type.Object(
+    {
+      orgId: Id,
+      object: ObjectName,
+      operation: Type.Union([Type.Literal('create'), Type.Literal('update'), Type.Literal('delete'), Type.Literal('action')]),
+    },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    {
+      policy: Type.Union([
+        Type.Object(
+          {
+            name: Type.String({ maxLength: 128 }),
+            minApprovals: Type.Integer({ minimum: 1 }),
+            approverCapability: Type.String({ maxLength: 64 }),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ]),
+    },
+    { additionalProperties: false },
+  ),
+});
+
+/** Broadcast after an org's approval policies changed: caches of policy matches drop the org. */
+export const ApprovalPoliciesChanged = defineEvent({
+  subject: 'evt.approvals.policies',
+  payload: Type.Object({ orgId: Id }, { additionalProperties: false }),
 });

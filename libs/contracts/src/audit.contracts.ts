@@ -386,6 +386,20 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     outcomes: ['failure', 'denied'],
     details: open({ reason: Str(64) }),
   },
+  'approvals.action.cancelled': {
+    title: 'Pending action cancelled by its requester',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['success'],
+    details: open({ reason: Type.Optional(Type.Union([Str(2000), Type.Null()])) }),
+  },
+  'approvals.action.commented': {
+    title: 'Comment added to a pending action',
+    service: 'approvals',
+    target: 'pending_action',
+    outcomes: ['success'],
+    details: open({ commentId: Id, length: Type.Integer({ minimum: 1 }) }),
+  },
   'approvals.action.expired': {
     title: 'Pending action expired',
     service: 'approvals',

@@ -4,4 +4,6 @@ export * from './identity.contracts';
 export * from './audit.contracts';
 export * from './objects.contracts';
 export * from './bundles.contracts';
+export * from './approvals.contracts';
+export * from './governed-read.contracts';
 export * from './audit-visibility.contracts';

@@ -1,8 +1,12 @@
 import type { PendingActionKind, PendingActionState, ProposalContext, Proposer } from '@custodian/contracts';
-import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { Check, Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 
 /** A proposed change waiting for (or past) human review; its state moves only forward (docs/approvals.md). */
 @Entity({ name: 'pending_action' })
+@Check(
+  'pending_action_state',
+  `"state" IN ('pending', 'approved', 'applied', 'stale', 'forbidden', 'failed', 'rejected', 'cancelled', 'expired')`,
+)
 @Index('pending_action_org_seq', ['orgId', 'seq'])
 @Index('pending_action_org_state_seq', ['orgId', 'state', 'seq'])
 @Index('pending_action_org_requester_seq', ['orgId', 'requesterUserId', 'seq'])
@@ -59,7 +63,7 @@ export class PendingActionEntity {
   @Column({ type: 'varchar', length: 2000 })
   justification!: string;
 
-  @Column({ type: 'jsonb', default: () => `'{}'::jsonb` })
+  @Column({ type: 'jsonb' })
   context!: ProposalContext;
 
   @Column({ name: 'policy_name', type: 'varchar', length: 128, nullable: true })

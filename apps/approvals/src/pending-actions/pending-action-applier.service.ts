@@ -109,7 +109,7 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
             orgId: row.requester.orgId,
             ...(row.requester.agent ? { agent: row.requester.agent } : {}),
           },
-          operation: OPERATION[row.kind],
+          operation: OPERATION[row.kind as keyof typeof OPERATION],
           object: row.objectName,
           ...(row.recordId ? { recordId: row.recordId } : {}),
           ...(row.kind !== 'record.delete' ? { values: row.values } : {}),

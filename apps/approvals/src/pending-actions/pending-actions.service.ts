@@ -135,6 +135,10 @@ export class PendingActionsService {
   }
 
   async file(proposer: Proposer, proposal: Proposal): Promise<FiledAction> {
+    if (proposal.kind === 'action.run' || proposal.kind === 'metadata.change')
+      throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid proposal', {
+        issues: [{ path: '/kind', message: `${proposal.kind} is not supported yet` }],
+      });
     const needsRecord = proposal.kind !== 'record.create';
     const needsValues = proposal.kind !== 'record.delete';
     const issues: Array<{ path: string; message: string }> = [];
@@ -144,7 +148,7 @@ export class PendingActionsService {
     if (!needsValues && proposal.values) issues.push({ path: '/values', message: 'not allowed for record.delete' });
     if (issues.length > 0) throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid proposal', { issues });
 
-    const operation = OPERATION[proposal.kind];
+    const operation = OPERATION[proposal.kind as keyof typeof OPERATION];
     // Validated now, under the proposer's permission (user ∩ agent): an invalid change is never queued.
     const dry = await this.bus.request(DryRunRecordOperation, {
       requester: { userId: proposer.userId, orgId: proposer.orgId, ...(proposer.agent ? { agent: proposer.agent } : {}) },
@@ -155,12 +159,12 @@ export class PendingActionsService {
     });
     if (dry.outcome !== 'allowed') throw refused(dry);
 
-    const policies = await this.ds.getRepository(ApprovalPolicyEntity).find({ where: { orgId: proposer.orgId }, order: { name: 'ASC' } });
-    const matching = policies.filter(
-      (p) => (p.definition.object === undefined || p.definition.object === proposal.object) && p.definition.operations.includes(operation),
-    );
-    // The strictest matching policy decides; with none, an agent's change still needs one approver.
-    const policy = matching.sort((a, b) => b.definition.minApprovals - a.definition.minApprovals)[0];
+    if (proposal.expectedVersion !== undefined && dry.version !== proposal.expectedVersion)
+      throw new CustodianException(ErrorCode.PreconditionFailed, 'The record has changed (version mismatch)', {
+        currentVersion: dry.version,
+      });
+    // With no matching policy, an agent's change (and a human's explicit proposal) still needs one approver.
+    const policy = await this.matchPolicy(proposer.orgId, proposal.object, operation);
     const id = randomUUID();
     const row = await this.ds.transaction(async (m) => {
       const entity = m.create(PendingActionEntity, {
@@ -214,6 +218,18 @@ export class PendingActionsService {
       requiredApprovals: row.requiredApprovals,
       policy: row.policyName,
     };
+  }
+
+  /** The strictest of the org's approval policies that names this operation on this object (or on every object). */
+  async matchPolicy(
+    orgId: string,
+    object: string,
+    operation: 'create' | 'update' | 'delete' | 'action',
+  ): Promise<ApprovalPolicyEntity | undefined> {
+    const policies = await this.ds.getRepository(ApprovalPolicyEntity).find({ where: { orgId }, order: { name: 'ASC' } });
+    return policies
+      .filter((p) => (p.definition.object === undefined || p.definition.object === object) && p.definition.operations.includes(operation))
+      .sort((a, b) => b.definition.minApprovals - a.definition.minApprovals)[0];
   }
 
   /** The inbox. Without the approver capability a caller sees only what they proposed. */

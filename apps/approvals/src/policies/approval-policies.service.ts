@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
+  ApprovalPoliciesChanged,
   ErrorCode,
   GetPrincipalSnapshot,
   normaliseApprovalPolicy,
@@ -107,11 +108,15 @@ export class ApprovalPoliciesService {
         seen.add(p.name);
       });
       try {
-        return await this.ds.transaction(async (m) => {
+        const applied = await this.ds.transaction(async (m) => {
           const result = { changes: await this.applyIn(m, principal.orgId, req) };
           if (req.dryRun) throw new DryRunRollback(result);
           return result;
         });
+        // Objects caches which policy catches a write; after the commit, every process drops the org's entries.
+        if (applied.changes.some((c) => c.change !== 'unchanged'))
+          await this.bus.publish(ApprovalPoliciesChanged, { orgId: principal.orgId }, { messageId: `approval-policies:${randomUUID()}` });
+        return applied;
       } catch (error) {
         if (error instanceof DryRunRollback) return error.result;
         throw error;

@@ -1,11 +1,12 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Patch, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
-import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import { ErrorCode, type FiledAction, type PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, CustodianException, RequirePolicy } from '@custodian/platform';
 import { PolicyError } from '@custodian/policy';
 import type { Request, Response } from 'express';
 import { parseListQuery, parseObjectQl } from './list-spec.parser';
 import type { ListResult } from './record-query';
-import { RecordsService } from './records.service';
+import { ApprovalGateService, type GateInput } from '../approvals/approval-gate.service';
+import { RecordsService, parseIfMatch } from './records.service';
 import { DenialAuditFilter } from './denial-audit.filter';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
@@ -28,6 +29,21 @@ export function assertNotAgent(principal: PrincipalSnapshot): void {
     throw CustodianException.forbidden('Agents propose changes through approvals; direct writes are refused', { layer: 'agent_scope' });
 }
 
+// eslint-disable-next-line no-control-regex -- refusing control characters is the point
+const JUSTIFICATION = /^[^\u0000-\u001f\u007f]{1,2000}$/;
+
+/** `Custodian-Justification`: why a person makes a change that an approval policy will queue. */
+function justificationOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (!JUSTIFICATION.test(header))
+    throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid Custodian-Justification', {
+      issues: [{ path: '/headers/custodian-justification', message: '1-2000 characters, no control characters' }],
+    });
+  return header;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 function etag(record: Record<string, unknown>): string {
   return `"${String(record.version ?? '')}"`;
 }
@@ -35,7 +51,22 @@ function etag(record: Record<string, unknown>): string {
 @UseFilters(DenialAuditFilter)
 @Controller(API_PREFIX)
 export class RecordsController {
-  constructor(@Inject(RecordsService) private readonly records: RecordsService) {}
+  constructor(
+    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(ApprovalGateService) private readonly gate: ApprovalGateService,
+  ) {}
+
+  /** A change an approval policy catches is filed, not written: 202 with the pending action. */
+  private async gated(req: AuthedRequest, res: Response, input: GateInput): Promise<{ pendingAction: FiledAction } | undefined> {
+    const filed = await this.gate.intercept(req.principal, {
+      ...input,
+      justification: justificationOf(req.header('custodian-justification')),
+    });
+    if (!filed) return undefined;
+    res.status(202);
+    res.setHeader('Location', `/${API_PREFIX}/approvals/${filed.id}`);
+    return { pendingAction: filed };
+  }
 
   @RequirePolicy(GOVERNED)
   @Get('data/:object')
@@ -57,6 +88,10 @@ export class RecordsController {
         issues: [{ path: '/headers/idempotency-key', message: '1-200 printable ASCII characters' }],
       });
     assertNotAgent(req.principal);
+    if (isPlainObject(body)) {
+      const filed = await this.gated(req, res, { operation: 'create', object: objectParam(object), values: body });
+      if (filed) return filed;
+    }
     const result = await this.records.create(req.principal, objectParam(object), body, key);
     res.status(result.status);
     if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
@@ -88,6 +123,17 @@ export class RecordsController {
     @Headers('if-match') ifMatch?: string,
   ): Promise<Record<string, unknown>> {
     assertNotAgent(req.principal);
+    if (isPlainObject(body) && /^[0-9a-f-]{36}$/.test(id)) {
+      const expectedVersion = parseIfMatch(ifMatch, true);
+      const filed = await this.gated(req, res, {
+        operation: 'update',
+        object: objectParam(object),
+        recordId: id,
+        values: body,
+        expectedVersion,
+      });
+      if (filed) return filed;
+    }
     const result = await this.records.update(req.principal, objectParam(object), id, body, ifMatch);
     res.setHeader('ETag', etag(result.record));
     return result.record;
@@ -98,11 +144,17 @@ export class RecordsController {
   @HttpCode(204)
   async remove(
     @Req() req: AuthedRequest,
+    @Res({ passthrough: true }) res: Response,
     @Param('object') object: string,
     @Param('id') id: string,
     @Headers('if-match') ifMatch?: string,
-  ): Promise<void> {
+  ): Promise<void | { pendingAction: FiledAction }> {
     assertNotAgent(req.principal);
+    if (/^[0-9a-f-]{36}$/.test(id)) {
+      const expectedVersion = parseIfMatch(ifMatch, false);
+      const filed = await this.gated(req, res, { operation: 'delete', object: objectParam(object), recordId: id, expectedVersion });
+      if (filed) return filed;
+    }
     await this.records.remove(req.principal, objectParam(object), id, ifMatch);
   }
 

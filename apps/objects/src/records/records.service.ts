@@ -33,6 +33,8 @@ export interface WriteResult {
 export interface WriteOptions {
   /** Run every check and the write itself, then roll back (approvals' dry-run). */
   dryRun?: boolean;
+  /** Runs inside the write's own transaction just before it commits (never on a dry-run): a receipt that commits with the write. */
+  beforeCommit?: (m: EntityManager, result: WriteResult) => Promise<void>;
 }
 
 /** Thrown at the end of a dry-run transaction to roll it back with its result. */
@@ -432,6 +434,7 @@ export class RecordsService {
       return await this.ds.transaction(async (m) => {
         const result = await fn(m);
         if (opts.dryRun) throw new DryRunRollback(result);
+        await opts.beforeCommit?.(m, result);
         return result;
       });
     } catch (error) {

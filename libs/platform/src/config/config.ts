@@ -67,6 +67,14 @@ export interface CustodianConfig {
     /** Refusals per credential per window answered as usual; further ones get 429 and are only counted (0 = no limit). */
     readonly denialBudget: number;
   };
+  readonly approvals: {
+    /** How long a pending action waits for its reviewers before it expires. */
+    readonly ttlSeconds: number;
+    /** How often expiry runs and approved actions whose apply did not finish are retried (0 = never). */
+    readonly sweepIntervalMs: number;
+    /** An approved action untouched this long is assumed orphaned by a crash and applied again. */
+    readonly applyRetryAfterMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -171,6 +179,11 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       maxLag: int('CUSTODIAN_AUDIT_MAX_LAG', 50_000, 0, 100_000_000),
       denialWindowMs: int('CUSTODIAN_AUDIT_DENIAL_WINDOW_MS', 10_000, 10, 3_600_000),
       denialBudget: int('CUSTODIAN_AUDIT_DENIAL_BUDGET', 100, 0, 1_000_000),
+    },
+    approvals: {
+      ttlSeconds: int('CUSTODIAN_APPROVALS_TTL_SECONDS', 7 * 86_400, 1, 90 * 86_400),
+      sweepIntervalMs: int('CUSTODIAN_APPROVALS_SWEEP_MS', 5000, 0, 3_600_000),
+      applyRetryAfterMs: int('CUSTODIAN_APPROVALS_APPLY_RETRY_MS', 30_000, 0, 3_600_000),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);
