@@ -1,5 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { AuditEventRecorded } from '@custodian/contracts';
+import { NatsBus } from '@custodian/platform';
 import { ChainVerifier } from '../../apps/audit/src/chain/chain-verifier';
 import { apiClient, type Json } from '../support/api';
 import { createTestDatabase } from '../support/database';
@@ -25,7 +26,10 @@ interface EventView {
  * `margin`, nor the records of someone else, sees neither through GET audit/events, events/:id or
  * export. The same reader pages correctly past the events they may not see.
  */
-describe('audit reads respect the reader’s record and field access', () => {
+describe.each([
+  ['in-process', {} as Record<string, string>],
+  ['nats', { NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', CUSTODIAN_BUS_NAMESPACE: `t${randomBytes(5).toString('hex')}` }],
+])('audit reads respect the reader’s record and field access (%s bus)', (busName, env) => {
   let t: TestHost;
   let base: string;
   let admin: string;
@@ -52,7 +56,7 @@ describe('audit reads respect the reader’s record and field access', () => {
   };
 
   beforeAll(async () => {
-    t = await startTestHost('auditread');
+    t = await startTestHost(`auditread_${busName.replace('-', '')}`, env);
     base = t.host.url;
     admin = (await login(base)).accessToken;
     await ok(
@@ -108,6 +112,7 @@ describe('audit reads respect the reader’s record and field access', () => {
   }, 90_000);
 
   afterAll(async () => {
+    if (t?.host.bus instanceof NatsBus) await t.host.bus.deleteStream().catch(() => undefined);
     await t?.stop();
   });
 
