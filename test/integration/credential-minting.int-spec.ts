@@ -253,6 +253,42 @@ describe('credentials never mint stronger credentials', () => {
     });
   });
 
+  describe('a password set for someone else never yields a stronger session', () => {
+    it('a user manager (or a manage_users key) cannot set the password of a user who holds more than they do', async () => {
+      await createUser('pw-manager@test.local', ['manage_users']);
+      const strongerId = await createUser('pw-stronger@test.local', ['manage_users', 'manage_roles']);
+      const weakerId = await createUser('pw-weaker@test.local', []);
+      const manager = (await signIn('pw-manager@test.local')).accessToken;
+      const stronger = await signIn('pw-stronger@test.local');
+      const refused = await api.call('PATCH', `/users/${strongerId}`, manager, { password: 'taken-over-password' });
+      expect(refused.status).toBe(403);
+      expect(refused.body).toMatchObject({ code: 'forbidden', details: { reason: 'target_holds_more', capabilities: ['manage_roles'] } });
+      // The admin's key scoped to manage_users is refused the same way, though the admin holds everything.
+      const key = (await api.ok(api.call('POST', '/api-keys', admin, { name: 'reset', scopes: ['manage_users'] }), 201)).key as string;
+      expect((await api.call('PATCH', `/users/${strongerId}`, key, { password: 'taken-over-password' })).status).toBe(403);
+      expect(
+        (await api.call('POST', '/auth/login', undefined, { email: 'pw-stronger@test.local', password: 'taken-over-password' })).status,
+      ).toBe(401);
+      expect((await api.call('GET', '/auth/me', stronger.accessToken)).status).toBe(200);
+      await pollUntil(async () => (await auditEvents('identity.user.password_reset_denied', 'target_id = $2', [strongerId])).length >= 2, {
+        what: 'both refusals audited',
+      });
+      // Deactivated first (which a user manager may do), the stronger user still holds what they hold.
+      expect((await api.call('PATCH', `/users/${strongerId}`, manager, { active: false })).status).toBe(200);
+      expect((await api.call('PATCH', `/users/${strongerId}`, manager, { active: true, password: 'taken-over-password' })).status).toBe(
+        403,
+      );
+      // A key cannot set its own user's password either: that would turn the key into a full session.
+      const adminId = (await api.ok(api.call('GET', '/auth/me', admin))).userId as string;
+      expect((await api.call('PATCH', `/users/${adminId}`, key, { password: 'taken-over-password' })).status).toBe(403);
+      // Someone who holds no more than the manager: allowed, as before.
+      expect((await api.call('PATCH', `/users/${weakerId}`, manager, { password: 'reset-by-manager' })).status).toBe(200);
+      expect(
+        (await api.call('POST', '/auth/login', undefined, { email: 'pw-weaker@test.local', password: 'reset-by-manager' })).status,
+      ).toBe(200);
+    });
+  });
+
   describe('token exchange from an API key never exceeds the key', () => {
     it('the agent token carries akid and at most the key\u2019s capabilities, and a key without agent_access cannot delegate', async () => {
       const key = await api.ok(api.call('POST', '/api-keys', admin, { name: 'delegating', scopes: ['agent_access'] }), 201);

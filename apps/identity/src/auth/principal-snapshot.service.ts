@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { type GetPrincipalSnapshot, type PrincipalSnapshot, type RequestOf } from '@custodian/contracts';
 import { CustodianException } from '@custodian/platform';
 import { AGENT_SCOPES, INTEGRATION_CAPABILITIES, SYSTEM_CAPABILITIES, type AgentScope, type PermissionSet } from '@custodian/policy';
+import type { EntityManager } from 'typeorm';
 import { ApiKeyEntity } from '../entities/api-key.entity';
 import { MembershipEntity } from '../entities/membership.entity';
 import { OrganizationEntity } from '../entities/organization.entity';
@@ -121,6 +122,29 @@ export class PrincipalSnapshotService {
       };
     });
   }
+}
+
+/**
+ * Every capability a user holds in any org they belong to (membership capabilities and permission
+ * sets, directly or through groups), whether or not the account is active right now: what a
+ * session as that user could carry. Used where someone else would obtain such a session.
+ */
+export async function heldCapabilities(m: EntityManager, userId: string): Promise<string[]> {
+  const rows: Array<{ c: string }> = await m.query(
+    `SELECT unnest(capabilities) AS c FROM membership WHERE user_id = $1
+     UNION
+     SELECT jsonb_array_elements_text(
+              COALESCE(ps.body -> 'systemCapabilities', '[]'::jsonb) || COALESCE(ps.body -> 'integrationCapabilities', '[]'::jsonb))
+       FROM permission_set ps
+       JOIN permission_set_assignment a ON a.permission_set_id = ps.id AND a.org_id = ps.org_id
+      WHERE EXISTS (SELECT 1 FROM membership mm WHERE mm.user_id = $1 AND mm.org_id = ps.org_id)
+        AND (a.user_id = $1 OR a.group_id IN (SELECT g.group_id FROM group_member g WHERE g.org_id = a.org_id AND g.user_id = $1))`,
+    [userId],
+  );
+  return rows
+    .map((r) => r.c)
+    .filter((c) => SYSTEM.has(c) || INTEGRATION.has(c))
+    .sort();
 }
 
 function narrow(set: PermissionSet, allowed: ReadonlySet<string>): PermissionSet {

@@ -5,6 +5,7 @@ import { CustodianException, OutboxWriter } from '@custodian/platform';
 import type { Static } from '@sinclair/typebox';
 import { PASSWORD_HASHER } from '../auth/password-hasher';
 import type { PasswordHasher } from '../auth/password-hasher';
+import { heldCapabilities } from '../auth/principal-snapshot.service';
 import { SessionService } from '../auth/session.service';
 import { InvitationEntity } from '../entities/invitation.entity';
 import { MembershipEntity } from '../entities/membership.entity';
@@ -95,6 +96,7 @@ export class UsersService {
   async update(actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateUserSchema>): Promise<MemberView> {
     const profile = PROFILE_FIELDS.filter((f) => input[f] !== undefined);
     if (profile.length > 0) await this.assertHomeOrg(actor, id, profile);
+    if (input.password !== undefined) await this.assertHoldsNoMore(actor, id);
     const passwordHash = input.password === undefined ? undefined : await this.hasher.hash(input.password);
     return this.events.transaction(async (m) => {
       const user = await m.findOne(UserEntity, { where: { id }, lock: { mode: 'pessimistic_write' } });
@@ -166,6 +168,30 @@ export class UsersService {
         target: { type: 'user', id: actor.userId },
         details: { revokedSessions: ids.length },
       });
+    });
+  }
+
+  /**
+   * Whoever sets a password can sign in as that user, so the user must hold nothing the setter's
+   * credential does not (in any of their orgs): a user manager cannot take over an administrator,
+   * and a key cannot turn itself into a full session by setting its own user's password.
+   */
+  private async assertHoldsNoMore(actor: PrincipalSnapshot, id: string): Promise<void> {
+    const held = await this.events.read((m) => heldCapabilities(m, id));
+    const beyond = held.filter((c) => !actor.capabilities.includes(c));
+    if (beyond.length === 0) return;
+    await this.events.transaction((m) =>
+      this.outbox.append(m, {
+        orgId: actor.orgId,
+        action: 'identity.user.password_reset_denied',
+        outcome: 'denied',
+        target: { type: 'user', id },
+        details: { reason: 'target_holds_more', capabilities: beyond },
+      }),
+    );
+    throw CustodianException.forbidden('You cannot set the password of a user who holds capabilities you do not', {
+      reason: 'target_holds_more',
+      capabilities: beyond,
     });
   }
 
