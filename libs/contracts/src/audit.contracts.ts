@@ -86,6 +86,15 @@ const Layer = Type.Union(
     'tool',
   ].map((l) => Type.Literal(l)),
 );
+/** The credential an API key was created with (a session or another key). */
+const CreatedWith = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('session'), Type.Literal('api_key'), Type.Literal('unknown')]),
+    sessionId: Type.Optional(Id),
+    apiKeyId: Type.Optional(Id),
+  },
+  { additionalProperties: false },
+);
 const open = (props: Parameters<typeof Type.Object>[0]): ReturnType<typeof Type.Object> =>
   Type.Object(props, { additionalProperties: true });
 
@@ -184,7 +193,23 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     service: 'identity',
     target: 'api_key',
     outcomes: ['success'],
-    details: open({ prefix: Type.Optional(Str(32)), scopes: Type.Optional(Type.Array(Str(64))), expiresAt: Type.Optional(Str(40)) }),
+    details: open({
+      prefix: Type.Optional(Str(32)),
+      scopes: Type.Optional(Type.Array(Str(64))),
+      expiresAt: Type.Optional(Str(40)),
+      createdWith: Type.Optional(CreatedWith),
+    }),
+  },
+  'identity.api_key.denied': {
+    title: 'API key refused: scopes beyond the creating credential, outliving the creating key, or an agent',
+    service: 'identity',
+    target: 'api_key',
+    outcomes: ['denied'],
+    details: open({
+      beyond: Type.Optional(Type.Array(Str(64))),
+      reason: Type.Optional(Str(64)),
+      createdWith: Type.Optional(CreatedWith),
+    }),
   },
   'identity.api_key.revoked': {
     title: 'API key revoked',
@@ -204,6 +229,13 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
   'identity.org.updated': change('Organization changed', 'org'),
   'identity.user.created': change('User created', 'user'),
   'identity.user.updated': change('User changed (incl. deactivation)', 'user'),
+  'identity.user.password_reset_denied': {
+    title: 'Password reset refused: the user holds capabilities the caller does not',
+    service: 'identity',
+    target: 'user',
+    outcomes: ['denied'],
+    details: open({ reason: Type.Optional(Str(64)), capabilities: Type.Optional(Type.Array(Str(64))) }),
+  },
   'identity.member.added': change('Member added to the organization', 'membership'),
   'identity.member.updated': change('Membership changed', 'membership'),
   'identity.member.removed': change('Member removed', 'membership'),
