@@ -302,6 +302,11 @@ describe('credentials never mint stronger credentials', () => {
       expect(me).toMatchObject({ apiKeyId: key.id, apiKeyScopes: ['agent_access'], agent: { clientId: 'probe-agent' } });
       expect(me.capabilities).toEqual(['agent_access']);
       expect((await exchange(noAgent.key, KEY_SUBJECT)).status).toBe(403);
+      // Through a key made with a key without scopes: still no more than the first key (never mcp_access).
+      const parent = await api.ok(api.call('POST', '/api-keys', admin, { name: 'parent', scopes: ['agent_access', 'api_access'] }), 201);
+      const child = await api.ok(api.call('POST', '/api-keys', parent.key, { name: 'child' }), 201);
+      const viaChild = await agentToken(child.key, KEY_SUBJECT);
+      expect((await api.ok(api.call('GET', '/auth/me', viaChild))).capabilities).toEqual(['agent_access', 'api_access']);
     });
   });
 });
