@@ -397,6 +397,119 @@ describe('approvals: the pending-action queue', () => {
     expect((await call('DELETE', `/data/deal/${other.id}`, tokens.rep)).status).toBe(204);
   });
 
+  it('action.run: needs actions:execute; reviewers approve the action’s values, a changed action is stale', async () => {
+    const bundle = (set: Json) => ({
+      bundle: {
+        apiVersion: 'custodian.dev/v1',
+        kind: 'Bundle',
+        name: 'deal-actions',
+        actions: [{ name: 'zero_out', object: 'deal', label: 'Zero out', kind: 'update', set }],
+      },
+    });
+    await ok(call('POST', '/bundles/apply', tokens.admin, bundle({ amount: 0 })));
+    const deal = await createDeal('Action');
+    const noScope = await propose(agent, { kind: 'record.update', object: 'deal', recordId: deal.id, values: { amount: 0 } });
+    expect(noScope.status).toBe(201); // a plain update is data:write
+    const refused = await propose(agent, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'zero_out' });
+    expect(refused.status).toBe(403);
+    const runner = await ok(
+      call('POST', '/auth/token-exchange', undefined, {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: tokens.rep,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        scope: 'data:read actions:execute',
+        client_id: 'runner',
+        agent_name: 'Runner',
+      }),
+    );
+    expect((await propose(runner.access_token, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'nope' })).status).toBe(
+      404,
+    );
+    expect(
+      (
+        await propose(runner.access_token, {
+          kind: 'action.run',
+          object: 'deal',
+          recordId: deal.id,
+          action: 'zero_out',
+          values: { amount: 9 },
+        })
+      ).status,
+    ).toBe(400);
+    const filed = await ok(
+      propose(runner.access_token, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'zero_out' }),
+      201,
+    );
+    expect(filed.diff).toEqual({ amount: { from: 100, to: 0 } });
+    expect(await ok(call('GET', `/approvals/${filed.id}`, tokens.vp))).toMatchObject({ kind: 'action.run', action: 'zero_out' });
+    expect(await ok(call('POST', `/approvals/${filed.id}/approve`, tokens.vp, {}))).toMatchObject({ state: 'applied' });
+    expect((await ok(call('GET', `/data/deal/${deal.id}`, tokens.rep))).amount).toBe(0);
+
+    const other = await createDeal('Action changed');
+    const second = await ok(
+      propose(runner.access_token, { kind: 'action.run', object: 'deal', recordId: other.id, action: 'zero_out' }),
+      201,
+    );
+    await ok(call('POST', '/bundles/apply', tokens.admin, bundle({ amount: 5 })));
+    const res = await ok(call('POST', `/approvals/${second.id}/approve`, tokens.vp, {}));
+    expect(res).toMatchObject({ state: 'stale', outcome: { code: 'action_changed' } });
+    expect((await ok(call('GET', `/data/deal/${other.id}`, tokens.rep))).amount).toBe(100);
+  });
+
+  it('metadata.change: the definition diff for reviewers with manage_metadata, applied with the definition’s version', async () => {
+    const metaSet = await ok(
+      call('POST', '/permission-sets', tokens.admin, {
+        name: 'Metadata stewards',
+        systemCapabilities: ['manage_metadata', 'approve_actions'],
+      }),
+      201,
+    );
+    const steward = await ok(
+      call('POST', '/users', tokens.admin, { email: 'steward@test.local', displayName: 'steward', password: PASSWORD }),
+      201,
+    );
+    await ok(call('POST', `/permission-sets/${metaSet.id}/assignments`, tokens.admin, { userId: steward.userId ?? steward.id }), 201);
+    tokens.steward = (await login(t.host.url, { email: 'steward@test.local', password: PASSWORD })).accessToken;
+    const current = await ok(call('GET', '/meta/objects/deal', tokens.admin));
+    const definition = (extra: Json[]) => ({
+      name: 'deal',
+      label: 'Deal',
+      fields: [
+        { name: 'title', type: 'text' },
+        { name: 'amount', type: 'number' },
+        { name: 'margin', type: 'number', sensitive: true },
+        ...extra,
+      ],
+    });
+    // The rep (no manage_metadata) and her agent cannot propose it.
+    expect((await propose(agent, { kind: 'metadata.change', object: 'deal', values: definition([]) })).status).toBe(403);
+    expect((await propose(tokens.admin, { kind: 'metadata.change', object: 'deal', values: { name: 'deal' } })).status).toBe(400);
+    const a = await ok(
+      propose(tokens.admin, { kind: 'metadata.change', object: 'deal', values: definition([{ name: 'stage', type: 'text' }]) }),
+      201,
+    );
+    expect(a.diff).toEqual({
+      fieldsAdded: [expect.objectContaining({ name: 'stage', type: 'text' })],
+      fieldsRemoved: [],
+      fieldsChanged: [],
+      properties: {},
+    });
+    const b = await ok(
+      propose(tokens.admin, { kind: 'metadata.change', object: 'deal', values: definition([{ name: 'region', type: 'text' }]) }),
+      201,
+    );
+    // Nothing changed yet; the VP (approve_actions but no manage_metadata) cannot review it.
+    expect((await ok(call('GET', '/meta/objects/deal', tokens.admin))).version).toBe(current.version);
+    expect((await call('GET', `/approvals/${a.id}`, tokens.vp)).status).toBe(404);
+    expect(await ok(call('POST', `/approvals/${a.id}/approve`, tokens.steward, {}))).toMatchObject({ state: 'applied' });
+    const after = await ok(call('GET', '/meta/objects/deal', tokens.admin));
+    expect(after.version).toBe(current.version + 1);
+    expect(after.fields.map((f: Json) => f.name)).toContain('stage');
+    // The second proposal was computed on the old version: stale, never applied over the first.
+    expect(await ok(call('POST', `/approvals/${b.id}/approve`, tokens.steward, {}))).toMatchObject({ state: 'stale' });
+    expect((await ok(call('GET', '/meta/objects/deal', tokens.admin))).fields.map((f: Json) => f.name)).not.toContain('region');
+  });
+
   it('P1: a requester who lost the permission after approval gets forbidden, audited', async () => {
     const deal = await createDeal('Lost');
     const filed = await ok(propose(agent, { kind: 'record.update', object: 'deal', recordId: deal.id, values: { amount: 5 } }), 201);

@@ -10,6 +10,7 @@ import { DirectoryReplicaService } from './directory/directory-replica.service';
 import { SERVICE_ENTITIES } from './entities';
 import { ObjectCatalogService } from './metadata/object-catalog.service';
 import { ObjectMetadataController } from './metadata/object-metadata.controller';
+import { MetadataOperationsBusHandler } from './metadata/metadata-operations.handler';
 import { ObjectMetadataService } from './metadata/object-metadata.service';
 import { SERVICE_MIGRATIONS } from './migrations';
 import { AuditVisibilityBusHandler } from './records/audit-visibility.handler';
@@ -45,6 +46,7 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     AuditVisibilityBusHandler,
     RecordReviewBusHandler,
     ApprovalGateService,
+    MetadataOperationsBusHandler,
     BundleService,
     ActionsService,
   ],

@@ -80,11 +80,8 @@ export const FiledActionSchema = Type.Object(
     id: Id,
     state: Type.Union(PENDING_ACTION_STATES.map((s) => Type.Literal(s))),
     revision: Type.Integer({ minimum: 1 }),
-    /** Changed fields the proposer can read. */
-    diff: Type.Record(
-      Type.String({ maxLength: 64 }),
-      Type.Object({ from: Type.Unknown(), to: Type.Unknown() }, { additionalProperties: false }),
-    ),
+    /** Changed fields the proposer can read ({field: {from, to}}), or a definition diff for metadata.change. */
+    diff: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()),
     expiresAt: Type.String({ maxLength: 40 }),
     requiredApprovals: Type.Integer({ minimum: 1 }),
     policy: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]),

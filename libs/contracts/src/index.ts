@@ -6,4 +6,5 @@ export * from './objects.contracts';
 export * from './bundles.contracts';
 export * from './approvals.contracts';
 export * from './governed-read.contracts';
+export * from './metadata-operations.contracts';
 export * from './audit-visibility.contracts';

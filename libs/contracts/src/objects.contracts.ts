@@ -38,6 +38,12 @@ const OperationFields = {
   recordId: Type.Optional(Id),
   /** create / update: the field values (validated like a REST body) */
   values: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 200 })),
+  /**
+   * update only: run this declared action instead of `values` — its values are the update. An
+   * agent needs the `actions:execute` scope for it. With `values` too (an apply), they must equal
+   * the action's values now, or the answer is `stale` (the action changed since it was approved).
+   */
+  action: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-z][a-z0-9_]*$' })),
 };
 
 const FieldDiffSchema = Type.Record(
@@ -65,6 +71,8 @@ export const RecordOperationResultSchema = Type.Object(
     version: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
     /** Changed fields the requester can read; hidden fields are absent (R5). */
     diff: Type.Optional(FieldDiffSchema),
+    /** The values written (or to be written): for an action, its values as they are now. */
+    values: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 200 })),
   },
   { additionalProperties: false },
 );

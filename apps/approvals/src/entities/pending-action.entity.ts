@@ -49,16 +49,23 @@ export class PendingActionEntity {
   @Column({ name: 'record_id', type: 'uuid', nullable: true })
   recordId!: string | null;
 
-  /** The record's version the diff was computed on (update / delete). */
+  /** action.run: the declared action (its values, as approved, are in `values`). */
+  @Column({ name: 'action_name', type: 'varchar', length: 128, nullable: true })
+  actionName!: string | null;
+
+  /** The record's version the diff was computed on (update / delete / action), or the definition's (metadata). */
   @Column({ name: 'expected_version', type: 'integer', nullable: true })
   expectedVersion!: number | null;
 
   @Column({ type: 'jsonb' })
   values!: Record<string, unknown>;
 
-  /** The field diff objects computed at filing, limited to what the requester could read. */
+  /**
+   * What objects' dry-run computed at filing: a field diff limited to what the requester could read
+   * (record kinds), or a definition diff (metadata.change).
+   */
   @Column({ type: 'jsonb' })
-  diff!: Record<string, { from: unknown; to: unknown }>;
+  diff!: Record<string, unknown>;
 
   @Column({ type: 'varchar', length: 2000 })
   justification!: string;

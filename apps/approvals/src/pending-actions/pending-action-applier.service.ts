@@ -1,13 +1,11 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { ApplyRecordOperation, type RecordOperationResult } from '@custodian/contracts';
+import { ApplyMetadataChange, ApplyRecordOperation, type RecordOperationResult } from '@custodian/contracts';
 import { BUS, CONFIG, SERVICE_DATA_SOURCE, type Bus, type CustodianConfig } from '@custodian/platform';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { PendingActionEntity } from '../entities/pending-action.entity';
-import { PendingActionsService } from './pending-actions.service';
+import { PendingActionsService, RECORD_OPERATION } from './pending-actions.service';
 import { LOGGER } from '@custodian/platform';
-
-const OPERATION = { 'record.create': 'create', 'record.update': 'update', 'record.delete': 'delete' } as const;
 
 /**
  * Applies approved actions: objects re-checks the requester's permission now (→ forbidden), the
@@ -101,21 +99,9 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
       const row = await (wait ? query : query.setOnLocked('skip_locked')).getOne();
       if (!row || row.state !== 'approved') return row ?? undefined;
       await m.query('UPDATE pending_action SET apply_attempts = apply_attempts + 1, updated_at = now() WHERE id = $1', [id]);
-      let result: RecordOperationResult;
+      let result: Pick<RecordOperationResult, 'outcome' | 'code' | 'message' | 'recordId'> & { version?: number | null };
       try {
-        result = await this.bus.request(ApplyRecordOperation, {
-          requester: {
-            userId: row.requester.userId,
-            orgId: row.requester.orgId,
-            ...(row.requester.agent ? { agent: row.requester.agent } : {}),
-          },
-          operation: OPERATION[row.kind as keyof typeof OPERATION],
-          object: row.objectName,
-          ...(row.recordId ? { recordId: row.recordId } : {}),
-          ...(row.kind !== 'record.delete' ? { values: row.values } : {}),
-          ...(row.expectedVersion !== null ? { expectedVersion: row.expectedVersion } : {}),
-          idempotencyKey: `pending-action:${row.id}`,
-        });
+        result = await this.send(row);
       } catch (error) {
         // No answer (objects unreachable, timeout): the action stays approved and the sweep retries.
         this.logger.warn({ err: error, pendingAction: id }, 'apply did not complete; it will be retried');
@@ -144,10 +130,38 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
     if (done && done.state !== 'approved') await this.actions.notify(done);
     return done;
   }
+
+  /** The approved change, exactly as approved, to objects under the requester's re-checked permission. */
+  private send(row: PendingActionEntity) {
+    const requester = {
+      userId: row.requester.userId,
+      orgId: row.requester.orgId,
+      ...(row.requester.agent ? { agent: row.requester.agent } : {}),
+    };
+    const idempotencyKey = `pending-action:${row.id}`;
+    if (row.kind === 'metadata.change')
+      return this.bus.request(ApplyMetadataChange, {
+        requester,
+        object: row.objectName,
+        definition: row.values,
+        expectedVersion: row.expectedVersion ?? 1,
+        idempotencyKey,
+      });
+    return this.bus.request(ApplyRecordOperation, {
+      requester,
+      operation: RECORD_OPERATION[row.kind],
+      object: row.objectName,
+      ...(row.recordId ? { recordId: row.recordId } : {}),
+      ...(row.kind !== 'record.delete' ? { values: row.values } : {}),
+      ...(row.actionName ? { action: row.actionName } : {}),
+      ...(row.expectedVersion !== null ? { expectedVersion: row.expectedVersion } : {}),
+      idempotencyKey,
+    });
+  }
 }
 
 /** Objects' answer as the action's final state. */
-function finalState(result: RecordOperationResult): 'applied' | 'stale' | 'forbidden' | 'failed' {
+function finalState(result: Pick<RecordOperationResult, 'outcome'>): 'applied' | 'stale' | 'forbidden' | 'failed' {
   switch (result.outcome) {
     case 'applied':
       return 'applied';

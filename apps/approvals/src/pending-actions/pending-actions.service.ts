@@ -1,17 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
+  DryRunMetadataChange,
   DryRunRecordOperation,
   ErrorCode,
   PendingActionChanged,
   ReviewRecord,
   type AuditEvent,
   type FiledAction,
+  type PendingActionKind,
   type PendingActionState,
   type PrincipalSnapshot,
   type Proposal,
   type Proposer,
   type RecordOperationResult,
+  type ResponseOf,
 } from '@custodian/contracts';
 import { BUS, CONFIG, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, type Bus, type CustodianConfig } from '@custodian/platform';
 import type { Capability } from '@custodian/policy';
@@ -58,8 +61,13 @@ export interface PendingActionSummary {
 
 export interface PendingActionDetail extends PendingActionSummary {
   requesterDetail: Proposer;
-  /** Proposed changes; a field the reviewer cannot read shows as `{ hidden: true }`, never its values. */
-  diff: FieldDiff;
+  /**
+   * Proposed changes; a field the reviewer cannot read shows as `{ hidden: true }`, never its values.
+   * For metadata.change, the definition diff (fields added, removed, changed; object properties).
+   */
+  diff: FieldDiff | Record<string, unknown>;
+  /** action.run: the declared action. */
+  action: string | null;
   /** The record's current values the reviewer can read (update / delete); null for a create. */
   current: Record<string, unknown> | null;
   context: Record<string, unknown>;
@@ -88,11 +96,46 @@ const summary = (row: PendingActionEntity): PendingActionSummary => ({
   updatedAt: row.updatedAt.toISOString(),
 });
 
-/** The operation an approval policy names for a record kind. */
-const OPERATION = { 'record.create': 'create', 'record.update': 'update', 'record.delete': 'delete' } as const;
+/** The operation objects runs for a record kind (an action runs as an update). */
+export const RECORD_OPERATION = {
+  'record.create': 'create',
+  'record.update': 'update',
+  'record.delete': 'delete',
+  'action.run': 'update',
+  'metadata.change': 'update',
+} as const;
+
+/** The operation an approval policy names for a kind; metadata changes are not named by policies. */
+const POLICY_OPERATION: Record<PendingActionKind, 'create' | 'update' | 'delete' | 'action' | undefined> = {
+  'record.create': 'create',
+  'record.update': 'update',
+  'record.delete': 'delete',
+  'action.run': 'action',
+  'metadata.change': undefined,
+};
+
+/** Which parts a proposal of each kind must have and must not have. */
+const SHAPE: Record<PendingActionKind, { recordId: boolean; values: boolean; action: boolean }> = {
+  'record.create': { recordId: false, values: true, action: false },
+  'record.update': { recordId: true, values: true, action: false },
+  'record.delete': { recordId: true, values: false, action: false },
+  'action.run': { recordId: true, values: false, action: true },
+  'metadata.change': { recordId: false, values: true, action: false },
+};
+
+function checkShape(proposal: Proposal): void {
+  const shape = SHAPE[proposal.kind];
+  const issues: Array<{ path: string; message: string }> = [];
+  for (const part of ['recordId', 'values', 'action'] as const) {
+    const present = proposal[part] !== undefined;
+    if (shape[part] && !present) issues.push({ path: `/${part}`, message: `required for ${proposal.kind}` });
+    if (!shape[part] && present) issues.push({ path: `/${part}`, message: `not allowed for ${proposal.kind}` });
+  }
+  if (issues.length > 0) throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid proposal', { issues });
+}
 
 /** Dry-run refusals keep their meaning at the edge. */
-function refused(result: RecordOperationResult): CustodianException {
+function refused(result: Pick<RecordOperationResult, 'outcome' | 'code' | 'message'>): CustodianException {
   const message = result.message ?? 'The change was refused';
   const details = result.code ? { reason: result.code } : undefined;
   switch (result.outcome) {
@@ -135,36 +178,17 @@ export class PendingActionsService {
   }
 
   async file(proposer: Proposer, proposal: Proposal): Promise<FiledAction> {
-    if (proposal.kind === 'action.run' || proposal.kind === 'metadata.change')
-      throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid proposal', {
-        issues: [{ path: '/kind', message: `${proposal.kind} is not supported yet` }],
-      });
-    const needsRecord = proposal.kind !== 'record.create';
-    const needsValues = proposal.kind !== 'record.delete';
-    const issues: Array<{ path: string; message: string }> = [];
-    if (needsRecord && !proposal.recordId) issues.push({ path: '/recordId', message: `required for ${proposal.kind}` });
-    if (!needsRecord && proposal.recordId) issues.push({ path: '/recordId', message: 'not allowed for record.create' });
-    if (needsValues && !proposal.values) issues.push({ path: '/values', message: `required for ${proposal.kind}` });
-    if (!needsValues && proposal.values) issues.push({ path: '/values', message: 'not allowed for record.delete' });
-    if (issues.length > 0) throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid proposal', { issues });
-
-    const operation = OPERATION[proposal.kind as keyof typeof OPERATION];
+    checkShape(proposal);
     // Validated now, under the proposer's permission (user ∩ agent): an invalid change is never queued.
-    const dry = await this.bus.request(DryRunRecordOperation, {
-      requester: { userId: proposer.userId, orgId: proposer.orgId, ...(proposer.agent ? { agent: proposer.agent } : {}) },
-      operation,
-      object: proposal.object,
-      ...(proposal.recordId ? { recordId: proposal.recordId } : {}),
-      ...(proposal.values ? { values: proposal.values } : {}),
-    });
-    if (dry.outcome !== 'allowed') throw refused(dry);
-
+    const dry = await this.dryRun(proposer, proposal);
     if (proposal.expectedVersion !== undefined && dry.version !== proposal.expectedVersion)
-      throw new CustodianException(ErrorCode.PreconditionFailed, 'The record has changed (version mismatch)', {
+      throw new CustodianException(ErrorCode.PreconditionFailed, 'The target has changed (version mismatch)', {
         currentVersion: dry.version,
       });
     // With no matching policy, an agent's change (and a human's explicit proposal) still needs one approver.
-    const policy = await this.matchPolicy(proposer.orgId, proposal.object, operation);
+    const operation = POLICY_OPERATION[proposal.kind];
+    const policy = operation ? await this.matchPolicy(proposer.orgId, proposal.object, operation) : undefined;
+    const defaultCapability = proposal.kind === 'metadata.change' ? 'manage_metadata' : DEFAULT_APPROVER_CAPABILITY;
     const id = randomUUID();
     const row = await this.ds.transaction(async (m) => {
       const entity = m.create(PendingActionEntity, {
@@ -178,13 +202,14 @@ export class PendingActionsService {
         agentClientId: proposer.agent?.clientId ?? null,
         objectName: proposal.object,
         recordId: proposal.recordId ?? null,
-        expectedVersion: needsRecord ? (dry.version ?? null) : null,
-        values: proposal.values ?? {},
-        diff: dry.diff ?? {},
+        actionName: proposal.action ?? null,
+        expectedVersion: dry.version ?? null,
+        values: dry.values,
+        diff: dry.diff,
         justification: proposal.justification,
         context: proposal.context ?? {},
         policyName: policy?.name ?? null,
-        approverCapability: policy?.definition.approverCapability ?? DEFAULT_APPROVER_CAPABILITY,
+        approverCapability: policy?.definition.approverCapability ?? defaultCapability,
         requiredApprovals: policy?.definition.minApprovals ?? 1,
         expiresAt: new Date(Date.now() + this.config.approvals.ttlSeconds * 1000),
         outcome: null,
@@ -218,6 +243,30 @@ export class PendingActionsService {
       requiredApprovals: row.requiredApprovals,
       policy: row.policyName,
     };
+  }
+
+  /** Objects' dry-run of the proposal under the proposer's permission; a refusal is thrown with its meaning. */
+  private async dryRun(
+    proposer: Proposer,
+    proposal: Proposal,
+  ): Promise<{ version: number | null; values: Record<string, unknown>; diff: Record<string, unknown> }> {
+    const requester = { userId: proposer.userId, orgId: proposer.orgId, ...(proposer.agent ? { agent: proposer.agent } : {}) };
+    if (proposal.kind === 'metadata.change') {
+      const dry = await this.bus.request(DryRunMetadataChange, { requester, object: proposal.object, definition: proposal.values ?? {} });
+      if (dry.outcome !== 'allowed') throw refused(dry);
+      return { version: dry.version ?? null, values: proposal.values ?? {}, diff: dry.diff ?? {} };
+    }
+    const dry = await this.bus.request(DryRunRecordOperation, {
+      requester,
+      operation: RECORD_OPERATION[proposal.kind],
+      object: proposal.object,
+      ...(proposal.recordId ? { recordId: proposal.recordId } : {}),
+      ...(proposal.values ? { values: proposal.values } : {}),
+      ...(proposal.action ? { action: proposal.action } : {}),
+    });
+    if (dry.outcome !== 'allowed') throw refused(dry);
+    // An action's values are resolved by objects; they are what reviewers approve and what is applied.
+    return { version: dry.version ?? null, values: dry.values ?? proposal.values ?? {}, diff: dry.diff ?? {} };
   }
 
   /** The strictest of the org's approval policies that names this operation on this object (or on every object). */
@@ -284,8 +333,9 @@ export class PendingActionsService {
     return {
       ...summary(row),
       requesterDetail: row.requester,
-      diff: filterDiff(row.diff, readable),
-      current: row.kind === 'record.create' ? null : (review.record ?? null),
+      diff: row.kind === 'metadata.change' ? row.diff : filterDiff(row.diff as Record<string, { from: unknown; to: unknown }>, readable),
+      action: row.actionName,
+      current: row.kind === 'record.create' || row.kind === 'metadata.change' ? null : (review.record ?? null),
       context: row.context,
       decisions: decisions.map((d) => ({
         approverUserId: d.approverUserId,
@@ -481,7 +531,9 @@ export class PendingActionsService {
     return !principal.agent && holdsAny(principal, [DEFAULT_APPROVER_CAPABILITY]);
   }
 
-  private review(principal: PrincipalSnapshot, row: PendingActionEntity) {
+  /** What this reader may see of the target; a metadata change has no record (its reviewers need manage_metadata). */
+  private async review(principal: PrincipalSnapshot, row: PendingActionEntity): Promise<ResponseOf<typeof ReviewRecord>> {
+    if (row.kind === 'metadata.change') return { outcome: 'ok', readableFields: [] };
     return this.bus.request(ReviewRecord, {
       reviewer: { userId: principal.userId, orgId: principal.orgId },
       object: row.objectName,

@@ -10,6 +10,7 @@ import {
 import { BUS, CustodianException, SERVICE_DATA_SOURCE, requestContext, sortedJson, type Bus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
+import { ActionsService } from '../actions/actions.service';
 import { RecordsService, type WriteOptions, type WriteResult } from './records.service';
 
 type OperationRequest = RequestOf<typeof ApplyRecordOperation>;
@@ -47,6 +48,7 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
     @Inject(BUS) private readonly bus: Bus,
     @Inject(RecordsService) private readonly records: RecordsService,
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(ActionsService) private readonly actions: ActionsService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -54,13 +56,20 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
     await this.bus.handle(ApplyRecordOperation, (req) => this.run(req, false));
   }
 
-  async run(req: OperationRequest, dryRun: boolean): Promise<RecordOperationResult> {
+  async run(request: OperationRequest, dryRun: boolean): Promise<RecordOperationResult> {
+    let req = request;
+    let delegation = req.requester.agent;
+    if (request.action !== undefined) {
+      const resolved = await this.resolveAction(request);
+      if ('outcome' in resolved) return resolved;
+      ({ req, delegation } = resolved);
+    }
     let principal;
     try {
       principal = await this.bus.request(GetPrincipalSnapshot, {
         userId: req.requester.userId,
         orgId: req.requester.orgId,
-        ...(req.requester.agent ? { delegation: req.requester.agent } : {}),
+        ...(delegation ? { delegation } : {}),
       });
     } catch (error) {
       // A requester who is no longer an active member has no permission left (P1).
@@ -87,12 +96,35 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
             ? result.record.version
             : (result.previousVersion ?? null),
         diff: result.diff ?? {},
+        ...(request.action !== undefined && req.values ? { values: req.values } : {}),
       };
     } catch (error) {
       const answer = refusal(error);
       if (answer) return answer;
       throw error;
     }
+  }
+
+  /**
+   * A declared action is an update with the action's values. An agent runs it with `actions:execute`
+   * (which lets it write exactly those values, nothing else); an apply that carries the approved
+   * values is `stale` when the action's values changed since.
+   */
+  private async resolveAction(
+    req: OperationRequest,
+  ): Promise<RecordOperationResult | { req: OperationRequest; delegation: OperationRequest['requester']['agent'] }> {
+    if (req.operation !== 'update' || !req.recordId)
+      return { outcome: 'invalid', code: 'validation_failed', message: 'An action runs as an update of one record' };
+    const action = (await this.actions.list(req.requester.orgId, req.object)).find((a) => a.name === req.action);
+    if (!action || action.kind !== 'update')
+      return { outcome: 'not_found', code: 'action_not_found', message: 'No such action on this object' };
+    const agent = req.requester.agent;
+    if (agent && !agent.scopes.includes('actions:execute'))
+      return { outcome: 'forbidden', code: 'agent_scope', message: 'Running an action needs the actions:execute scope' };
+    if (req.values !== undefined && sortedJson(req.values) !== sortedJson(action.set))
+      return { outcome: 'stale', code: 'action_changed', message: 'The action has changed since it was approved' };
+    const delegation = agent ? { ...agent, scopes: [...new Set([...agent.scopes, 'data:write'])] } : undefined;
+    return { req: { ...req, values: { ...action.set } }, delegation };
   }
 
   /**
