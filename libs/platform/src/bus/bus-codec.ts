@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, isErrorCode, type EventContract, type RequestContract } from '@custodian/contracts';
+import { POLICY_ERROR_STATUS, PolicyError, isPolicyError, type PolicyErrorCode } from '@custodian/policy';
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
@@ -76,6 +77,12 @@ export class BusCodec {
     }
     if (reply && reply.ok === false && reply.error && typeof reply.error === 'object') {
       const { code, message, details, requestId } = reply.error;
+      // A refusal of the access policy keeps its precise code (and so its status) across the wire.
+      if (!isErrorCode(code) && isPolicyErrorCode(code))
+        throw new PolicyError(
+          code,
+          details !== null && typeof details === 'object' && !Array.isArray(details) ? (details as Record<string, unknown>) : {},
+        );
       const known = isErrorCode(code) ? code : ErrorCode.Internal;
       throw new CustodianException(known, typeof message === 'string' ? message.slice(0, 2000) : 'Upstream error', details, requestId);
     }
@@ -94,8 +101,15 @@ export class BusCodec {
     if (error instanceof CustodianException) {
       return { code: error.code, message: error.message, details: error.details, requestId };
     }
+    if (isPolicyError(error)) {
+      return { code: error.code, message: `refused by the access policy (${error.code})`, details: error.details, requestId };
+    }
     // Unknown errors never cross the wire with their text: the detail stays in this log.
     this.logger.error({ err: error, subject }, 'bus handler failed');
     return { code: ErrorCode.Internal, message: 'Internal error', requestId };
   }
+}
+
+function isPolicyErrorCode(code: unknown): code is PolicyErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(POLICY_ERROR_STATUS, code);
 }

@@ -14,6 +14,7 @@ import {
   type Subscription,
 } from 'nats';
 import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, type RequestOf, type ResponseOf } from '@custodian/contracts';
+import { isPolicyError } from '@custodian/policy';
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
@@ -118,7 +119,8 @@ export class NatsBus implements Bus {
       const reply = await this.nc.request(this.subject(contract.subject), this.codec.encode(payload), { timeout: timeoutMs, headers: h });
       return this.codec.unwrapReply(contract, reply.data) as ResponseOf<C>;
     } catch (error) {
-      if (error instanceof CustodianException) throw error;
+      // The peer's answer, unwrapped: a refusal with its code, not a bus failure.
+      if (error instanceof CustodianException || isPolicyError(error)) throw error;
       const code = (error as { code?: string }).code;
       if (code === NatsErrorCode.NoResponders)
         throw new CustodianException(ErrorCode.BusNoResponders, `No service answers ${contract.subject}`);
