@@ -8,6 +8,8 @@ import { BundlesController } from './bundles/bundles.controller';
 import { RequestDecisionService } from './decision/request-decision.service';
 import { DirectoryReplicaService } from './directory/directory-replica.service';
 import { SERVICE_ENTITIES } from './entities';
+import { GovernedReadBusHandlers } from './governed/governed-read.handler';
+import { GovernedRefusals } from './governed/governed-refusals';
 import { ObjectCatalogService } from './metadata/object-catalog.service';
 import { ObjectMetadataController } from './metadata/object-metadata.controller';
 import { MetadataOperationsBusHandler } from './metadata/metadata-operations.handler';
@@ -45,6 +47,8 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     RecordOperationsBusHandlers,
     AuditVisibilityBusHandler,
     RecordReviewBusHandler,
+    GovernedRefusals,
+    GovernedReadBusHandlers,
     ApprovalGateService,
     MetadataOperationsBusHandler,
     BundleService,

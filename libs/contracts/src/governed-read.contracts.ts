@@ -22,6 +22,7 @@ export const DescribedFieldSchema = Type.Object(
     label: Type.Optional(Type.String({ maxLength: 200 })),
     type: Type.String({ maxLength: 32 }),
     required: Type.Boolean(),
+    /** The principal may write the field (on edit or create, as `can` of its object says). */
     editable: Type.Boolean(),
     sensitive: Type.Boolean(),
     /** Allowed values for enum-like fields, when the metadata names them. */
@@ -74,6 +75,8 @@ export const GovernedQuery = defineRequest({
       records: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()))),
       groups: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()))),
       limit: Type.Optional(Type.Integer({ minimum: 0 })),
+      /** Present when the query asked for an offset, as REST answers it. */
+      offset: Type.Optional(Type.Integer({ minimum: 0 })),
       nextCursor: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Null()])),
     },
     { additionalProperties: false },
@@ -106,6 +109,8 @@ export const ListGovernedActions = defineRequest({
             kind: Type.String({ maxLength: 32 }),
             /** The values the action sets, limited to fields the principal may read. */
             set: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()),
+            /** Running it waits for approval (an approval policy may require it anyway). */
+            requiresApproval: Type.Optional(Type.Boolean()),
           },
           { additionalProperties: false },
         ),
