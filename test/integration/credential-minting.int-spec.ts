@@ -78,6 +78,32 @@ describe('credentials never mint stronger credentials', () => {
     await t?.stop();
   });
 
+  describe('a permission manager cannot turn manage_permissions into other capabilities', () => {
+    it('creating, replacing or assigning a set that carries capabilities one lacks is refused and audited', async () => {
+      const managerId = await createUser('perm-manager@test.local', ['manage_permissions']);
+      const manager = (await signIn('perm-manager@test.local')).accessToken;
+      const escalate = await api.call('POST', '/permission-sets', manager, { name: 'Escalate', systemCapabilities: ['manage_users'] });
+      expect([escalate.status, escalate.body.details?.capabilities]).toEqual([403, ['manage_users']]);
+      // A set the manager may create (nothing beyond what they hold) cannot be widened later either.
+      const harmless = await api.ok(api.call('POST', '/permission-sets', manager, { name: 'Harmless', objects: {} }), 201);
+      const widen = await api.call('PUT', `/permission-sets/${harmless.id}`, manager, {
+        name: 'Harmless',
+        integrationCapabilities: ['mcp_access'],
+      });
+      expect(widen.status).toBe(403);
+      // Nor can they hand themselves a set an administrator made.
+      const strong = await api.ok(api.call('POST', '/permission-sets', admin, { name: 'Strong', systemCapabilities: ['view_audit'] }), 201);
+      const assign = await api.call('POST', `/permission-sets/${strong.id}/assignments`, manager, { userId: managerId });
+      expect(assign.status).toBe(403);
+      const me = await api.ok(api.call('GET', '/auth/me', (await signIn('perm-manager@test.local')).accessToken));
+      expect(me.capabilities).not.toContain('view_audit');
+      expect(me.capabilities).not.toContain('manage_users');
+      await pollUntil(async () => (await auditEvents('identity.capability_grant_denied', 'actor_user_id = $2', [managerId])).length >= 3, {
+        what: 'the refusals audited',
+      });
+    });
+  });
+
   describe('an agent token cannot create or end credentials', () => {
     it('exactly the routes that create, change or end a credential refuse agents (route inventory)', () => {
       const marked = collectRoutes(t.host.app)

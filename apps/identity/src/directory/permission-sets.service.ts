@@ -67,6 +67,7 @@ export class PermissionSetsService {
 
   /** Creates inside the caller's transaction (bundles apply many changes in one). */
   async createIn(m: EntityManager, actor: PrincipalSnapshot, body: PermissionSet): Promise<PermissionSetView> {
+    await this.checkGrantable(actor, body);
     const set = m.create(PermissionSetEntity, { id: randomUUID(), orgId: actor.orgId, name: body.name, body });
     await conflictOnDuplicate(m.insert(PermissionSetEntity, set), 'A permission set with this name exists');
     const saved = await this.find(m, actor.orgId, set.id);
@@ -86,6 +87,7 @@ export class PermissionSetsService {
 
   async replaceIn(m: EntityManager, actor: PrincipalSnapshot, id: string, body: PermissionSet): Promise<PermissionSetView> {
     const before = await this.find(m, actor.orgId, id, true);
+    await this.checkGrantable(actor, body);
     await conflictOnDuplicate(
       m.query('UPDATE permission_set SET name = $2, body = $3::jsonb, updated_at = now() WHERE id = $1', [
         id,
@@ -137,7 +139,8 @@ export class PermissionSetsService {
 
   async assign(actor: PrincipalSnapshot, id: string, to: { userId: string } | { groupId: string }): Promise<AssignmentView> {
     return this.events.transaction(async (m) => {
-      await this.find(m, actor.orgId, id, true);
+      const set = await this.find(m, actor.orgId, id, true);
+      await this.checkGrantable(actor, set.body);
       if ('userId' in to) {
         if (!(await m.findOne(MembershipEntity, { where: { orgId: actor.orgId, userId: to.userId } })))
           throw CustodianException.notFound('User not found');
@@ -180,6 +183,27 @@ export class PermissionSetsService {
         details: { before: assignmentView(row), policyVersion: version },
       });
     });
+  }
+
+  /**
+   * A set's capabilities become its holders' capabilities: whoever writes or assigns a set may only
+   * put capabilities in it that their own credential holds (the same rule as membership grants), so
+   * `manage_permissions` cannot be turned into any other capability.
+   */
+  private async checkGrantable(actor: PrincipalSnapshot, body: PermissionSet): Promise<void> {
+    const granted = [...(body.systemCapabilities ?? []), ...(body.integrationCapabilities ?? [])];
+    const beyond = [...new Set(granted.filter((c) => !actor.capabilities.includes(c)))].sort();
+    if (beyond.length === 0) return;
+    await this.events.transaction((tx) =>
+      this.outbox.append(tx, {
+        orgId: actor.orgId,
+        action: 'identity.capability_grant_denied',
+        outcome: 'denied',
+        target: { type: 'permission_set', ...(body.name ? { id: body.name.slice(0, 128) } : {}) },
+        details: { missing: [], beyond },
+      }),
+    );
+    throw CustodianException.forbidden('Cannot grant capabilities you do not hold', { capabilities: beyond });
   }
 
   async find(m: EntityManager, orgId: string, id: string, lock = false): Promise<PermissionSetEntity> {
