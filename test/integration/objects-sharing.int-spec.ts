@@ -327,4 +327,61 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
     const field = await ok(call('POST', '/access/explain', u.rita.token, { action: 'read', object: 'account', field: 'margin' }));
     expect(field).toMatchObject({ allowed: false, decidedBy: 'field_security' });
   });
+
+  it('explain agrees with the API on a line item reached through an explicitly shared account', async () => {
+    // rob reaches a line item only through an explicit edit share on its account.
+    const item = await ok(call('POST', '/data/line_item', u.rita.token, { name: 'L3', account: acc.Bravo.id }), 201);
+    const share = await ok(
+      call('POST', `/data/account/${acc.Bravo.id}/shares`, u.rita.token, { granteeType: 'user', granteeId: u.rob.id, accessLevel: 'edit' }),
+      201,
+    );
+    expect((await ok(call('GET', `/data/line_item/${item.id}`, u.rob.token))).name).toBe('L3');
+    await ok(call('PATCH', `/data/line_item/${item.id}`, u.rob.token, { name: 'L3b' }, { 'if-match': '"1"' }));
+    for (const action of ['read', 'edit'])
+      expect(await ok(call('POST', '/access/explain', u.rob.token, { action, object: 'line_item', recordId: item.id }))).toMatchObject({
+        allowed: true,
+        decidedBy: 'parent',
+        source: `account:${acc.Bravo.id}`,
+      });
+    // ...no delete (the CRM set has no allowDelete on line items), which explain says too.
+    expect((await call('DELETE', `/data/line_item/${item.id}`, u.rob.token)).status).toBe(403);
+    expect(
+      await ok(call('POST', '/access/explain', u.rob.token, { action: 'delete', object: 'line_item', recordId: item.id })),
+    ).toMatchObject({
+      allowed: false,
+      decidedBy: 'object_permission',
+    });
+    await ok(call('DELETE', `/data/account/${acc.Bravo.id}/shares/${share.id}`, u.rita.token), 204);
+  });
+
+  it('edit, delete and transfer need read: the owner without allowRead gets 404, and explain says object_permission', async () => {
+    // dora may edit, delete and transfer accounts but not read them; she owns one.
+    const writer = await ok(
+      call('POST', '/permission-sets', admin, {
+        name: 'Write without read',
+        objects: { account: { allowEdit: true, allowDelete: true, allowTransfer: true } },
+      }),
+      201,
+    );
+    const dora = await ok(call('POST', '/users', admin, { email: 'dora@test.local', displayName: 'dora', password: PASSWORD }), 201);
+    await ok(call('POST', `/permission-sets/${writer.id}/assignments`, admin, { userId: dora.userId }), 201);
+    const token = (await login(base, { email: 'dora@test.local', password: PASSWORD })).accessToken;
+    const owned = await ok(call('POST', '/data/account', u.rita.token, { name: 'Delta', region: 'east' }), 201);
+    await pg.query(`UPDATE objects."r_${orgId.replace(/-/g, '')}_account" SET owner_id = $2 WHERE id = $1`, [owned.id, dora.userId]);
+    expect((await call('GET', `/data/account/${owned.id}`, token)).status).toBe(404);
+    expect((await call('PATCH', `/data/account/${owned.id}`, token, { amount: 1 }, { 'if-match': '"1"' })).status).toBe(404);
+    expect((await call('POST', `/data/account/${owned.id}/transfer`, token, { ownerId: u.rita.id })).status).toBe(404);
+    expect((await call('DELETE', `/data/account/${owned.id}`, token)).status).toBe(404);
+    for (const action of ['edit', 'delete', 'transfer']) {
+      expect(await ok(call('POST', '/access/explain', token, { action, object: 'account' }))).toMatchObject({
+        allowed: false,
+        decidedBy: 'object_permission',
+      });
+      expect(
+        await ok(call('POST', '/access/explain', admin, { userId: dora.userId, action, object: 'account', recordId: owned.id })),
+      ).toMatchObject({ allowed: false, decidedBy: 'object_permission', userId: dora.userId });
+    }
+    expect((await call('POST', '/access/explain', token, { action: 'delete', object: 'account', recordId: owned.id })).status).toBe(404);
+    expect((await ok(call('GET', `/data/account/${owned.id}`, admin))).owner_id).toBe(dora.userId);
+  });
 });

@@ -53,7 +53,7 @@ export { parseWhere } from './objectql/where.parser';
 export { evaluateWhere, compareCodePoints, type RecordRow } from './objectql/where.evaluator';
 export { compileWhereSql, type WhereSqlContext } from './objectql/where.sql-compiler';
 
-export { SqlParams, quoteIdent, type SqlFragment } from './sql/sql-params';
+export { SqlParams, quoteIdent, qualifiedName, type SqlFragment } from './sql/sql-params';
 export { createSqlSchema, DEFAULT_SQL_SCHEMA, type PolicySqlSchema, type PolicySqlSchemaOptions } from './sql/sql-schema.config';
 
 export {
@@ -70,5 +70,5 @@ export { Decision, type SqlOptions } from './decision/decision';
 export { compileDecision, type CompileOptions } from './decision/decision.compiler';
 export { DecisionCache, type DecisionCacheOptions, type DecisionCacheStats } from './decision/decision.cache';
 export type { Explanation, ExplainRequest, ExplainStep, StepOutcome } from './decision/explain';
-export type { ExplainLayer } from './decision/record-access.evaluator';
+export { MAX_PARENT_DEPTH, type ExplainLayer } from './decision/record-access.evaluator';
 export { VIEW_ALL_DATA_SET, MODIFY_ALL_DATA_SET } from './decision/principal-grants';

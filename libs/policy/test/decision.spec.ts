@@ -85,6 +85,19 @@ describe('Decision fields and writes (R5)', () => {
     expect(codeOf(() => d.assertReadable('account', ['name', 'ssn']))).toBe('field_not_readable');
   });
 
+  it('edit without read answers like a missing object (404), edit without edit is 403', () => {
+    const writer = compileDecision(
+      snapshot({ permissionSets: [{ name: 'w', objects: { account: { allowEdit: true, allowDelete: true } } }] }),
+      catalog,
+    );
+    expect(writer.can('edit', 'account')).toBe(false);
+    expect(writer.can('delete', 'account')).toBe(false);
+    expect(writer.rowFilter('delete', 'account').text).toBe('FALSE');
+    expect(codeOf(() => writer.assertWritable('edit', 'account', { name: 'x' }))).toBe('object_not_found');
+    const reader = compileDecision(snapshot({ permissionSets: [{ name: 'r', objects: { account: { allowRead: true } } }] }), catalog);
+    expect(codeOf(() => reader.assertWritable('edit', 'account', { name: 'x' }))).toBe('action_not_allowed');
+  });
+
   it('projects rows to readable fields only (O2)', () => {
     expect(d.projectReadable('account', { id: 'a', org_id: 'o1', name: 'n', ssn: 'secret' })).toEqual({ id: 'a', org_id: 'o1', name: 'n' });
   });

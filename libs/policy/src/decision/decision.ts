@@ -293,7 +293,11 @@ export class Decision {
    */
   assertWritable(action: 'create' | 'edit', object: string, values: Readonly<Record<string, unknown>>): void {
     assertNoForbiddenKeys(values);
-    if (!this.can(action, object)) throw new PolicyError('action_not_allowed', { action, object });
+    if (!this.can(action, object)) {
+      // Edit needs read, and what cannot be read answers 404 — not a 403 that admits it exists.
+      if (action === 'edit' && !this.can('read', object)) throw new PolicyError('object_not_found', { object });
+      throw new PolicyError('action_not_allowed', { action, object });
+    }
     const sets = this.fields(object);
     const allowed = action === 'create' ? sets.creatableSet : sets.editableSet;
     for (const field of Object.keys(values)) {
