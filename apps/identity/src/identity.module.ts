@@ -15,6 +15,8 @@ import { IdentityBundleService } from './bundles/identity-bundle.service';
 import { GroupsController } from './directory/groups.controller';
 import { InvitationsController } from './directory/invitations.controller';
 import { OrgsController } from './directory/orgs.controller';
+import { PermissionChangeBusHandler } from './directory/permission-change.handler';
+import { PermissionChangeService } from './directory/permission-change.service';
 import { PermissionSetsController } from './directory/permission-sets.controller';
 import { RolesController } from './directory/roles.controller';
 import { UsersController } from './directory/users.controller';
@@ -77,6 +79,8 @@ import { SERVICE_MIGRATIONS } from './migrations';
     { provide: FirstStartBanner, useExisting: BootstrapService },
     IdentityBundleService,
     IdentityBusHandlers,
+    PermissionChangeService,
+    PermissionChangeBusHandler,
   ],
 })
 export class IdentityModule {

@@ -8,3 +8,4 @@ export * from './approvals.contracts';
 export * from './governed-read.contracts';
 export * from './metadata-operations.contracts';
 export * from './audit-visibility.contracts';
+export * from './permission-change.contracts';

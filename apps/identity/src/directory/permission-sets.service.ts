@@ -137,51 +137,62 @@ export class PermissionSetsService {
     });
   }
 
-  async assign(actor: PrincipalSnapshot, id: string, to: { userId: string } | { groupId: string }): Promise<AssignmentView> {
-    return this.events.transaction(async (m) => {
-      const set = await this.find(m, actor.orgId, id, true);
-      await this.checkGrantable(actor, set.body);
-      if ('userId' in to) {
-        if (!(await m.findOne(MembershipEntity, { where: { orgId: actor.orgId, userId: to.userId } })))
-          throw CustodianException.notFound('User not found');
-      } else if (!(await m.findOne(GroupEntity, { where: { orgId: actor.orgId, id: to.groupId } }))) {
-        throw CustodianException.notFound('Group not found');
-      }
-      const row = m.create(PermissionSetAssignmentEntity, {
-        id: randomUUID(),
-        orgId: actor.orgId,
-        permissionSetId: id,
-        userId: 'userId' in to ? to.userId : null,
-        groupId: 'groupId' in to ? to.groupId : null,
-      });
-      await conflictOnDuplicate(m.insert(PermissionSetAssignmentEntity, row), 'The permission set is already assigned there');
-      const saved = await m.findOneOrFail(PermissionSetAssignmentEntity, { where: { id: row.id } });
-      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.assigned', false);
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.permission_set.assigned',
-        outcome: 'success',
-        target: { type: 'permission_set', id },
-        details: { after: assignmentView(saved), policyVersion: version },
-      });
-      return assignmentView(saved);
+  assign(actor: PrincipalSnapshot, id: string, to: { userId: string } | { groupId: string }): Promise<AssignmentView> {
+    return this.events.transaction((m) => this.assignIn(m, actor, id, to));
+  }
+
+  /** Assigns inside the caller's transaction (an approved permission change is applied here). */
+  async assignIn(
+    m: EntityManager,
+    actor: PrincipalSnapshot,
+    id: string,
+    to: { userId: string } | { groupId: string },
+  ): Promise<AssignmentView> {
+    const set = await this.find(m, actor.orgId, id, true);
+    await this.checkGrantable(actor, set.body);
+    if ('userId' in to) {
+      if (!(await m.findOne(MembershipEntity, { where: { orgId: actor.orgId, userId: to.userId } })))
+        throw CustodianException.notFound('User not found');
+    } else if (!(await m.findOne(GroupEntity, { where: { orgId: actor.orgId, id: to.groupId } }))) {
+      throw CustodianException.notFound('Group not found');
+    }
+    const row = m.create(PermissionSetAssignmentEntity, {
+      id: randomUUID(),
+      orgId: actor.orgId,
+      permissionSetId: id,
+      userId: 'userId' in to ? to.userId : null,
+      groupId: 'groupId' in to ? to.groupId : null,
     });
+    await conflictOnDuplicate(m.insert(PermissionSetAssignmentEntity, row), 'The permission set is already assigned there');
+    const saved = await m.findOneOrFail(PermissionSetAssignmentEntity, { where: { id: row.id } });
+    const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.assigned', false);
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.permission_set.assigned',
+      outcome: 'success',
+      target: { type: 'permission_set', id },
+      details: { after: assignmentView(saved), policyVersion: version },
+    });
+    return assignmentView(saved);
   }
 
   async unassign(actor: PrincipalSnapshot, id: string, assignmentId: string): Promise<void> {
-    await this.events.transaction(async (m) => {
-      await this.find(m, actor.orgId, id, true);
-      const row = await m.findOne(PermissionSetAssignmentEntity, { where: { id: assignmentId, permissionSetId: id, orgId: actor.orgId } });
-      if (!row) throw CustodianException.notFound('Assignment not found');
-      await m.delete(PermissionSetAssignmentEntity, { id: assignmentId });
-      const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.unassigned', false);
-      await this.outbox.append(m, {
-        orgId: actor.orgId,
-        action: 'identity.permission_set.unassigned',
-        outcome: 'success',
-        target: { type: 'permission_set', id },
-        details: { before: assignmentView(row), policyVersion: version },
-      });
+    await this.events.transaction((m) => this.unassignIn(m, actor, id, assignmentId));
+  }
+
+  /** Removes an assignment inside the caller's transaction (an approved permission change is applied here). */
+  async unassignIn(m: EntityManager, actor: PrincipalSnapshot, id: string, assignmentId: string): Promise<void> {
+    await this.find(m, actor.orgId, id, true);
+    const row = await m.findOne(PermissionSetAssignmentEntity, { where: { id: assignmentId, permissionSetId: id, orgId: actor.orgId } });
+    if (!row) throw CustodianException.notFound('Assignment not found');
+    await m.delete(PermissionSetAssignmentEntity, { id: assignmentId });
+    const version = await this.events.policyChanged(m, actor.orgId, 'permission_set.unassigned', false);
+    await this.outbox.append(m, {
+      orgId: actor.orgId,
+      action: 'identity.permission_set.unassigned',
+      outcome: 'success',
+      target: { type: 'permission_set', id },
+      details: { before: assignmentView(row), policyVersion: version },
     });
   }
 

@@ -7,6 +7,7 @@ import { InvitationEntity } from './invitation.entity';
 import { LoginThrottleEntity } from './login-throttle.entity';
 import { MembershipEntity } from './membership.entity';
 import { OrganizationEntity } from './organization.entity';
+import { PermissionChangeReceiptEntity } from './permission-change-receipt.entity';
 import { PermissionSetAssignmentEntity } from './permission-set-assignment.entity';
 import { PermissionSetEntity } from './permission-set.entity';
 import { RoleClosureEntity } from './role-closure.entity';
@@ -28,6 +29,7 @@ export const SERVICE_ENTITIES = [
   GroupMemberEntity,
   PermissionSetEntity,
   PermissionSetAssignmentEntity,
+  PermissionChangeReceiptEntity,
   ApiKeyEntity,
   LoginThrottleEntity,
   IdentityEventEntity,

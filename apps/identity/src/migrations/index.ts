@@ -2,6 +2,7 @@ import { Init1795311845488 } from './1795311845488-init';
 import { Directory1795313962831 } from './1795313962831-directory';
 import { ApiKeyExplicitScopes1795400000000 } from './1795400000000-api-key-explicit-scopes';
 import { HomeOrgInvitations1796189781435 } from './1796189781435-home-org-invitations';
+import { PermissionChangeReceipts1796192086620 } from './1796192086620-permission-change-receipts';
 
 /** In order; never edit one that has shipped — add a new one (scripts/generate-migration.ts). */
 export const SERVICE_MIGRATIONS = [
@@ -9,4 +10,5 @@ export const SERVICE_MIGRATIONS = [
   Directory1795313962831,
   ApiKeyExplicitScopes1795400000000,
   HomeOrgInvitations1796189781435,
+  PermissionChangeReceipts1796192086620,
 ];
