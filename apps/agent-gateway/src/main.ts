@@ -1,4 +1,6 @@
-import { runService } from '@custodian/platform';
+import { runServiceCommand } from '@custodian/platform';
 import { AgentGatewayModule } from './agent-gateway.module';
+import { SERVICE_MIGRATIONS } from './migrations';
 
-void runService('agent-gateway', AgentGatewayModule);
+// `main.js migrate` applies the migrations and exits; without it the service starts.
+void runServiceCommand('agent-gateway', AgentGatewayModule, SERVICE_MIGRATIONS);

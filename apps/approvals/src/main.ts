@@ -1,4 +1,6 @@
-import { runService } from '@custodian/platform';
+import { runServiceCommand } from '@custodian/platform';
 import { ApprovalsModule } from './approvals.module';
+import { SERVICE_MIGRATIONS } from './migrations';
 
-void runService('approvals', ApprovalsModule);
+// `main.js migrate` applies the migrations and exits; without it the service starts.
+void runServiceCommand('approvals', ApprovalsModule, SERVICE_MIGRATIONS);

@@ -1,4 +1,6 @@
-import { runService } from '@custodian/platform';
+import { runServiceCommand } from '@custodian/platform';
 import { AuditModule } from './audit.module';
+import { SERVICE_MIGRATIONS } from './migrations';
 
-void runService('audit', AuditModule);
+// `main.js migrate` applies the migrations and exits; without it the service starts.
+void runServiceCommand('audit', AuditModule, SERVICE_MIGRATIONS);

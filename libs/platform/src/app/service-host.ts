@@ -13,6 +13,7 @@ import { HealthRegistry } from '../health/health.registry';
 import { requestContextMiddleware } from '../http/request-context.middleware';
 import { safeJsonMiddleware } from '../http/safe-json.middleware';
 import { createLogger, NestPinoLogger } from '../logging/logger';
+import { migrateService } from '../database/service-data-source';
 import { CoreModule } from './core.module';
 
 export interface HostOptions {
@@ -140,4 +141,41 @@ export async function runService(service: ServiceName, module: Type<unknown> | D
     if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }
+}
+
+/**
+ * `node dist/apps/<service>/main.js migrate`: applies the service's migrations and exits, so an
+ * orchestrator (the Helm pre-install/pre-upgrade Job) migrates before new pods roll out.
+ */
+export async function runMigrate(
+  service: ServiceName,
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  migrations: Array<Function | string>,
+): Promise<void> {
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    process.stderr.write('DATABASE_URL is required to migrate\n');
+    process.exit(1);
+  }
+  const logger = createLogger({ level: process.env.LOG_LEVEL || 'info', service });
+  try {
+    await migrateService(url, service, migrations);
+    logger.info({ service }, 'migrations applied');
+    process.exit(0);
+  } catch (error) {
+    logger.fatal({ err: error }, 'migrate failed');
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+}
+
+/** Entry of every service binary: `migrate` runs the migrations only, anything else starts the service. */
+export function runServiceCommand(
+  service: ServiceName,
+  module: Type<unknown> | DynamicModule,
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  migrations: Array<Function | string>,
+  argv: readonly string[] = process.argv,
+): Promise<unknown> {
+  return argv[2] === 'migrate' ? runMigrate(service, migrations) : runService(service, module);
 }
