@@ -48,13 +48,19 @@ describe('all services in one host', () => {
         .map((r) => `${r.method} ${r.path}`)
         .sort();
       expect(publicRoutes).toEqual([
+        'DELETE /mcp',
         'GET /.well-known/jwks.json',
+        'GET /.well-known/oauth-protected-resource',
+        'GET /.well-known/oauth-protected-resource/mcp',
         'GET /health/live',
         'GET /health/ready',
+        'GET /mcp',
         'GET /metrics',
         'POST /api/v1/auth/login',
         'POST /api/v1/auth/refresh',
         'POST /api/v1/auth/token-exchange',
+        // The MCP endpoint authenticates itself (its audience, its RFC 9728 challenge): McpController.
+        'POST /mcp',
       ]);
     });
   });

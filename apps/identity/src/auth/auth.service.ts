@@ -160,14 +160,18 @@ export class AuthService {
     return this.snapshots.build(req);
   }
 
-  /** Signs an access token; `extra` carries the delegation claims of agent tokens. */
+  /**
+   * Signs an access token; `extra` carries the delegation claims of agent tokens. `audience` is the
+   * REST API unless the token exchange asked for the MCP resource.
+   */
   async accessToken(
     claims: { sub: string; org: string; sid?: string; [claim: string]: unknown },
     ttlSeconds = this.config.auth.accessTokenTtlSeconds,
+    audience: 'api' | 'mcp' = 'api',
   ): Promise<string> {
     return this.keys.sign(claims, {
       issuer: this.config.auth.issuer,
-      audience: this.config.auth.audience,
+      audience: audience === 'mcp' ? this.config.auth.mcpResource : this.config.auth.audience,
       ttlSeconds,
       typ: ACCESS_TOKEN_TYPE_HEADER,
     });

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, PrincipalResolver } from '@custodian/platform';
+import { CONFIG, CustodianException, OutboxWriter, PrincipalResolver, type CustodianConfig } from '@custodian/platform';
 import { AGENT_SCOPES } from '@custodian/policy';
 import { Type, type Static } from '@sinclair/typebox';
 import { IdentityEvents } from '../events/identity-events.service';
@@ -47,6 +47,7 @@ export class TokenExchangeService {
     @Inject(AuthService) private readonly auth: AuthService,
     @Inject(IdentityEvents) private readonly events: IdentityEvents,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+    @Inject(CONFIG) private readonly config: CustodianConfig,
   ) {}
 
   async exchange(input: Static<typeof TokenExchangeRequestSchema>): Promise<TokenExchangeResponse> {
@@ -84,17 +85,32 @@ export class TokenExchangeService {
         }),
       );
     }
+    // RFC 8707: the only other audience issued is the MCP resource, so an agent token is either for
+    // the REST API or for the agent gateway, never both; any other target is refused.
+    if (input.audience !== undefined && input.audience !== this.config.auth.mcpResource) {
+      return deny(
+        'invalid_target',
+        new CustodianException(ErrorCode.ValidationFailed, 'Invalid audience', {
+          issues: [{ path: '/audience', message: `the only audience that can be requested is ${this.config.auth.mcpResource}` }],
+        }),
+      );
+    }
+    const audience = input.audience === undefined ? 'api' : 'mcp';
     const granted = AGENT_SCOPES.filter((s) => requested.includes(s));
     const scope = granted.join(' ');
-    const token = await this.auth.accessToken({
-      sub: subject.userId,
-      org: subject.orgId,
-      ...(subject.sessionId ? { sid: subject.sessionId } : {}),
-      ...(subject.apiKeyId ? { akid: subject.apiKeyId } : {}),
-      act: { sub: input.client_id },
-      agent_name: input.agent_name,
-      scope,
-    });
+    const token = await this.auth.accessToken(
+      {
+        sub: subject.userId,
+        org: subject.orgId,
+        ...(subject.sessionId ? { sid: subject.sessionId } : {}),
+        ...(subject.apiKeyId ? { akid: subject.apiKeyId } : {}),
+        act: { sub: input.client_id },
+        agent_name: input.agent_name,
+        scope,
+      },
+      undefined,
+      audience,
+    );
     await this.events.transaction((m) =>
       this.outbox.append(m, {
         orgId: subject.orgId,
@@ -106,7 +122,7 @@ export class TokenExchangeService {
           ...(subject.apiKeyId ? { apiKeyId: subject.apiKeyId } : {}),
         },
         target: { type: 'agent', id: input.client_id },
-        details: { scope, agentName: input.agent_name },
+        details: { scope, agentName: input.agent_name, ...(input.audience !== undefined ? { audience: input.audience } : {}) },
       }),
     );
     return {

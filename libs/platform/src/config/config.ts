@@ -41,6 +41,11 @@ export interface CustodianConfig {
      * (racing refreshes of one client), if that successor is still unused; later, reuse revokes the family.
      */
     readonly refreshReuseGraceSeconds: number;
+    /**
+     * The MCP resource (RFC 8707): the only audience besides `audience` that identity issues, and only
+     * to delegated agent tokens; the agent gateway accepts nothing else and the REST API never this.
+     */
+    readonly mcpResource: string;
   };
   readonly secrets: {
     /** 32-byte key that encrypts signing keys at rest; required where identity runs. */
@@ -74,6 +79,22 @@ export interface CustodianConfig {
     readonly sweepIntervalMs: number;
     /** An approved action untouched this long is assumed orphaned by a crash and applied again. */
     readonly applyRetryAfterMs: number;
+  };
+  readonly agentGateway: {
+    /** Where clients reach this installation (the RFC 9728 metadata and 401 challenges name it). */
+    readonly publicUrl: string;
+    /** Tool calls per credential per minute; more get a tool error with a retry-after. */
+    readonly toolCallsPerMinute: number;
+    /** Open MCP sessions per credential; a further initialize is refused with a retry-after. */
+    readonly maxSessionsPerCredential: number;
+    /** An MCP session unused this long is closed (its end audited). */
+    readonly sessionIdleMs: number;
+    /** Largest JSON-RPC body accepted at /mcp, and largest tool arguments. */
+    readonly maxBodyBytes: number;
+    readonly maxArgumentBytes: number;
+    /** Rows and bytes a read tool returns at most per call (then `truncated` with a cursor). */
+    readonly maxRows: number;
+    readonly maxResultBytes: number;
   };
 }
 
@@ -145,12 +166,18 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
     problems.push('CUSTODIAN_ADMIN_PASSWORD must be 12 to 256 characters');
   }
 
+  const port = int('PORT', 3000, 0, 65535);
+  const publicUrl = (url('CUSTODIAN_PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  const mcpResource = url('CUSTODIAN_MCP_RESOURCE', ['http:', 'https:']) ?? `${publicUrl}/mcp`;
+  // One audience for both would let an MCP token call the REST API and a REST token call /mcp.
+  if (mcpResource === (env.CUSTODIAN_AUDIENCE || 'urn:custodian:api'))
+    problems.push('CUSTODIAN_MCP_RESOURCE must differ from CUSTODIAN_AUDIENCE');
   const config: CustodianConfig = {
     mode,
     services,
     dataDir,
     http: {
-      port: int('PORT', 3000, 0, 65535),
+      port,
       host: env.HOST || '0.0.0.0',
       bodyLimitBytes: int('CUSTODIAN_BODY_LIMIT_BYTES', 1_048_576, 1024, 16 * 1_048_576),
       shutdownGraceMs: int('CUSTODIAN_SHUTDOWN_GRACE_MS', 10_000, 0, 120_000),
@@ -170,6 +197,7 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       clockToleranceSeconds: int('CUSTODIAN_CLOCK_TOLERANCE', 30, 0, 300),
       principalCacheMs: int('CUSTODIAN_PRINCIPAL_CACHE_MS', 5000, 0, 60_000),
       refreshReuseGraceSeconds: int('CUSTODIAN_REFRESH_REUSE_GRACE', 10, 0, 60),
+      mcpResource,
     },
     secrets: { masterKey, masterKeySource },
     bootstrap: { orgName: env.CUSTODIAN_ORG_NAME || 'Default', adminEmail, adminPassword },
@@ -184,6 +212,16 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       ttlSeconds: int('CUSTODIAN_APPROVALS_TTL_SECONDS', 7 * 86_400, 1, 90 * 86_400),
       sweepIntervalMs: int('CUSTODIAN_APPROVALS_SWEEP_MS', 5000, 0, 3_600_000),
       applyRetryAfterMs: int('CUSTODIAN_APPROVALS_APPLY_RETRY_MS', 30_000, 0, 3_600_000),
+    },
+    agentGateway: {
+      publicUrl,
+      toolCallsPerMinute: int('CUSTODIAN_MCP_TOOL_CALLS_PER_MINUTE', 120, 1, 100_000),
+      maxSessionsPerCredential: int('CUSTODIAN_MCP_MAX_SESSIONS', 10, 1, 10_000),
+      sessionIdleMs: int('CUSTODIAN_MCP_SESSION_IDLE_MS', 30 * 60_000, 1000, 86_400_000),
+      maxBodyBytes: int('CUSTODIAN_MCP_MAX_BODY_BYTES', 262_144, 1024, 16 * 1_048_576),
+      maxArgumentBytes: int('CUSTODIAN_MCP_MAX_ARGUMENT_BYTES', 65_536, 256, 16 * 1_048_576),
+      maxRows: int('CUSTODIAN_MCP_MAX_ROWS', 50, 1, 200),
+      maxResultBytes: int('CUSTODIAN_MCP_MAX_RESULT_BYTES', 65_536, 1024, 16 * 1_048_576),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);
@@ -229,6 +267,7 @@ export function describeConfig(config: CustodianConfig): Record<string, unknown>
     log: config.log,
     auth: config.auth,
     audit: config.audit,
+    agentGateway: config.agentGateway,
     secrets: { masterKey: config.secrets.masterKey ? '***' : 'unset' },
     bootstrap: {
       orgName: config.bootstrap.orgName,

@@ -1,0 +1,92 @@
+import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import { CustodianException, missingCapabilities, PrincipalResolver, type Bus, type CustodianConfig } from '@custodian/platform';
+import { AGENT_SCOPES } from '@custodian/policy';
+import type { Logger } from 'pino';
+
+/** The path of the RFC 9728 document; 401 answers at /mcp point to it. */
+export const PROTECTED_RESOURCE_PATH = '/.well-known/oauth-protected-resource';
+
+/** Why a bearer was refused at /mcp (logged and audited; the client sees one 401 for all of them). */
+export class McpAuthError extends Error {
+  constructor(readonly reason: string) {
+    super(`MCP authentication refused: ${reason}`);
+  }
+}
+
+/**
+ * Authenticates `/mcp` requests. Two credentials are accepted: a delegated agent token whose audience
+ * is the MCP resource (RFC 8707; identity issues that audience only through the token exchange), and
+ * an API key that holds `mcp_access`. A plain user token is refused — it is minted for the REST API
+ * audience and this verifier checks for the MCP one — as is a delegated token for the REST API. The
+ * bearer is used here only; nothing downstream receives it, only the principal snapshot.
+ */
+export class McpAuthenticator {
+  private readonly resolver: PrincipalResolver;
+
+  constructor(
+    bus: Bus,
+    private readonly config: CustodianConfig,
+    logger: Logger,
+  ) {
+    this.resolver = new PrincipalResolver(
+      bus,
+      {
+        issuer: config.auth.issuer,
+        audience: config.auth.mcpResource,
+        clockToleranceSeconds: config.auth.clockToleranceSeconds,
+        maxLifetimeSeconds: config.auth.accessTokenTtlSeconds + config.auth.clockToleranceSeconds,
+      },
+      logger,
+      { ttlMs: config.auth.principalCacheMs },
+    );
+  }
+
+  start(): Promise<void> {
+    return this.resolver.start();
+  }
+
+  /** The principal behind an `Authorization` header, or an McpAuthError saying why not. */
+  async authenticate(header: string | undefined): Promise<PrincipalSnapshot> {
+    const token = bearerToken(header);
+    if (!token) throw new McpAuthError('no_bearer');
+    let principal: PrincipalSnapshot;
+    try {
+      principal = await this.resolver.resolveBearer(token);
+    } catch (error) {
+      if (error instanceof CustodianException && error.code === ErrorCode.Unauthenticated) throw new McpAuthError('invalid_token');
+      throw error;
+    }
+    if (token.startsWith('cak_')) {
+      if (missingCapabilities(principal, ['mcp_access']).length > 0) throw new McpAuthError('api_key_without_mcp_access');
+      return principal;
+    }
+    // A JWT with the MCP audience is only ever issued by the token exchange; checked all the same.
+    if (!principal.agent) throw new McpAuthError('not_delegated');
+    return principal;
+  }
+
+  /** The `WWW-Authenticate` challenge of a 401 at /mcp (RFC 6750 §3, RFC 9728 §5.1). */
+  challenge(reason: 'missing' | 'invalid'): string {
+    const metadata = `${this.config.agentGateway.publicUrl}${PROTECTED_RESOURCE_PATH}`;
+    const error = reason === 'invalid' ? ', error="invalid_token"' : '';
+    return `Bearer resource_metadata="${metadata}"${error}, scope="${AGENT_SCOPES.join(' ')}"`;
+  }
+
+  /** The RFC 9728 protected resource metadata of the MCP endpoint. */
+  metadata(): Record<string, unknown> {
+    return {
+      resource: this.config.auth.mcpResource,
+      // Identity is the authorization server for now; the interactive OAuth flow (federation) plugs in here.
+      authorization_servers: [this.config.auth.issuer],
+      bearer_methods_supported: ['header'],
+      scopes_supported: [...AGENT_SCOPES],
+      resource_name: 'Custodian agent gateway (MCP)',
+    };
+  }
+}
+
+function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  // The auth scheme is case-insensitive (RFC 7235 §2.1); the token itself is not.
+  return /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9._~+/=-]{1,8192})$/.exec(header)?.[1];
+}

@@ -1,0 +1,124 @@
+import { Controller, Delete, Get, Inject, Post, Req, Res } from '@nestjs/common';
+import type { PrincipalSnapshot } from '@custodian/contracts';
+import { CONFIG, LOGGER, Public, requestContext, type CustodianConfig } from '@custodian/platform';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { McpAuthenticator, McpAuthError } from '../auth/mcp-authenticator';
+import { McpSessions, type McpSession } from './mcp-sessions.service';
+
+type McpRequest = Request & { auth?: AuthInfo };
+
+/**
+ * `/mcp`, MCP Streamable HTTP. Public to the global guard because it authenticates by itself: its
+ * tokens carry the MCP audience the REST guard refuses, and a refusal must carry the RFC 9728
+ * challenge. Every request (POST, the GET event stream, DELETE) is authenticated, and a session is
+ * only usable by the credential that opened it.
+ */
+@Controller('mcp')
+export class McpController {
+  constructor(
+    @Inject(McpAuthenticator) private readonly auth: McpAuthenticator,
+    @Inject(McpSessions) private readonly sessions: McpSessions,
+    @Inject(CONFIG) private readonly config: CustodianConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  @Public()
+  @Post()
+  async post(@Req() req: McpRequest, @Res() res: Response): Promise<void> {
+    const size = Number(req.headers['content-length'] ?? Buffer.byteLength(JSON.stringify(req.body ?? null)));
+    if (size > this.config.agentGateway.maxBodyBytes) {
+      return rpcError(res, 413, -32600, `Request body too large (at most ${this.config.agentGateway.maxBodyBytes} bytes)`);
+    }
+    const principal = await this.authenticate(req, res);
+    if (!principal) return;
+    const sessionId = sessionHeader(req);
+    if (sessionId !== undefined) {
+      const session = this.sessions.get(sessionId, principal);
+      if (!session) return rpcError(res, 404, -32001, 'Session not found');
+      return this.forward(session, principal, req, res, req.body);
+    }
+    if (!isInitializeRequest(req.body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session; send initialize first');
+    const wait = this.sessions.admit(principal);
+    if (wait > 0) {
+      await this.sessions.refused(principal, 'session_cap');
+      res.setHeader('Retry-After', String(wait));
+      return rpcError(res, 429, -32000, `Too many open MCP sessions for this credential; retry after ${wait} s or close one`, {
+        retryAfterSeconds: wait,
+      });
+    }
+    const params = req.body.params;
+    const session = await this.sessions.open(principal, {
+      name: params.clientInfo?.name,
+      version: params.clientInfo?.version,
+      protocolVersion: params.protocolVersion,
+    });
+    return this.forward(session, principal, req, res, req.body);
+  }
+
+  @Public()
+  @Get()
+  async stream(@Req() req: McpRequest, @Res() res: Response): Promise<void> {
+    return this.withSession(req, res);
+  }
+
+  @Public()
+  @Delete()
+  async close(@Req() req: McpRequest, @Res() res: Response): Promise<void> {
+    return this.withSession(req, res);
+  }
+
+  private async withSession(req: McpRequest, res: Response): Promise<void> {
+    const principal = await this.authenticate(req, res);
+    if (!principal) return;
+    const sessionId = sessionHeader(req);
+    if (sessionId === undefined) return rpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    const session = this.sessions.get(sessionId, principal);
+    if (!session) return rpcError(res, 404, -32001, 'Session not found');
+    return this.forward(session, principal, req, res);
+  }
+
+  private async forward(session: McpSession, principal: PrincipalSnapshot, req: McpRequest, res: Response, body?: unknown): Promise<void> {
+    // The handlers see the principal of this request, never the bearer itself.
+    req.auth = {
+      token: '',
+      clientId: principal.agent?.clientId ?? 'api-key',
+      scopes: [...(principal.agent?.scopes ?? [])],
+      extra: { principal },
+    };
+    await session.transport.handleRequest(req, res, body);
+  }
+
+  private async authenticate(req: Request, res: Response): Promise<PrincipalSnapshot | undefined> {
+    try {
+      const principal = await this.auth.authenticate(req.headers.authorization);
+      const ctx = requestContext.current();
+      if (ctx) ctx.principal = principal;
+      return principal;
+    } catch (error) {
+      if (!(error instanceof McpAuthError)) throw error;
+      this.logger.info({ reason: error.reason }, 'mcp request refused');
+      res.setHeader('WWW-Authenticate', this.auth.challenge(error.reason === 'no_bearer' ? 'missing' : 'invalid'));
+      res.status(401).type('application/problem+json').json({
+        type: 'about:blank',
+        title: 'Authentication required',
+        status: 401,
+        code: 'unauthenticated',
+        detail: 'A delegated agent token for this MCP resource, or an API key with mcp_access, is required',
+        requestId: requestContext.requestId(),
+      });
+      return undefined;
+    }
+  }
+}
+
+function sessionHeader(req: Request): string | undefined {
+  const value = req.headers['mcp-session-id'];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+function rpcError(res: Response, status: number, code: number, message: string, data?: Record<string, unknown>): void {
+  res.status(status).json({ jsonrpc: '2.0', error: { code, message, ...(data ? { data } : {}) }, id: null });
+}
