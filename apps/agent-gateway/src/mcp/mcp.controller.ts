@@ -28,6 +28,7 @@ export class McpController {
   @Public()
   @Post()
   async post(@Req() req: McpRequest, @Res() res: Response): Promise<void> {
+    if (!this.originAllowed(req)) return rpcError(res, 403, -32000, 'Origin not allowed');
     const size = Number(req.headers['content-length'] ?? Buffer.byteLength(JSON.stringify(req.body ?? null)));
     if (size > this.config.agentGateway.maxBodyBytes) {
       return rpcError(res, 413, -32600, `Request body too large (at most ${this.config.agentGateway.maxBodyBytes} bytes)`);
@@ -71,6 +72,7 @@ export class McpController {
   }
 
   private async withSession(req: McpRequest, res: Response): Promise<void> {
+    if (!this.originAllowed(req)) return rpcError(res, 403, -32000, 'Origin not allowed');
     const principal = await this.authenticate(req, res);
     if (!principal) return;
     const sessionId = sessionHeader(req);
@@ -78,6 +80,24 @@ export class McpController {
     const session = this.sessions.get(sessionId, principal);
     if (!session) return rpcError(res, 404, -32001, 'Session not found');
     return this.forward(session, principal, req, res);
+  }
+
+  /**
+   * A browser page of another site must not drive /mcp (DNS rebinding, MCP transport security): a
+   * request that names an Origin must name this installation's public origin or a loopback one.
+   * Clients that are not browsers send no Origin.
+   */
+  private originAllowed(req: Request): boolean {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true;
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      return false;
+    }
+    if (parsed.origin === new URL(this.config.agentGateway.publicUrl).origin) return true;
+    return ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname);
   }
 
   private async forward(session: McpSession, principal: PrincipalSnapshot, req: McpRequest, res: Response, body?: unknown): Promise<void> {
