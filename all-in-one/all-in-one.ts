@@ -23,6 +23,7 @@ import { ApprovalsModule } from '../apps/approvals/src/approvals.module';
 import { AuditModule } from '../apps/audit/src/audit.module';
 import { FirstStartBanner, IdentityModule } from '../apps/identity/src/identity.module';
 import { seedDemo } from './demo';
+import { ConsoleModule } from './console';
 import { ObjectsModule } from '../apps/objects/src/objects.module';
 
 export interface AllInOne extends RunningHost {
@@ -78,6 +79,8 @@ export async function startAllInOne(env: Record<string, string | undefined> = pr
         AgentGatewayModule,
         ApprovalsModule,
         AuditModule,
+        // The web console's static files at /console (the same origin as the API it calls).
+        ConsoleModule.serving(),
       ],
       onStopped: async () => {
         await embedded?.stop();

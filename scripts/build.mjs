@@ -2,8 +2,9 @@
 // gate (`npm run typecheck`). Output mirrors the source tree: dist/apps/<svc>/main.js,
 // dist/all-in-one/main.js, dist/libs/... Aliases (@custodian/*) become relative requires.
 import { transformFile } from '@swc/core';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { cp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,6 +55,45 @@ for (const app of await readdir(path.join(root, 'apps'))) {
 }
 // Data files the code reads at run time (the demo CRM bundle of the all-in-one first start).
 await cp(path.join(root, 'apps', 'objects', 'bundles'), path.join(out, 'apps', 'objects', 'bundles'), { recursive: true });
+// The web console (console/, Vite): rebuilt only when its sources or the lockfile changed, since
+// every test run calls this script; served from dist/console/dist by the all-in-one at /console.
+await buildConsole();
+await cp(path.join(root, 'console', 'dist'), path.join(out, 'console', 'dist'), { recursive: true });
 if (!process.env.CUSTODIAN_QUIET_BUILD) {
   console.error(`built ${jobs.length} files into dist/ in ${Date.now() - started} ms`);
+}
+
+async function buildConsole() {
+  const dir = path.join(root, 'console');
+  const hash = createHash('sha256');
+  const files = ['index.html', 'vite.config.mts', '../package-lock.json'];
+  for await (const file of walkAll(path.join(dir, 'src'))) files.push(path.relative(dir, file));
+  for (const file of files.sort())
+    hash
+      .update(file)
+      .update('\0')
+      .update(await readFile(path.join(dir, file)))
+      .update('\0');
+  const fingerprint = hash.digest('hex');
+  const stamp = path.join(dir, 'dist', '.source-hash');
+  if ((await readFile(stamp, 'utf8').catch(() => '')) === fingerprint) return;
+  const started = Date.now();
+  // Build beside the old output and swap, so a concurrent build or copy never sees a half-written dist.
+  const tmp = path.join(dir, `.dist-${process.pid}`);
+  const { build } = await import('vite');
+  await build({ configFile: path.join(dir, 'vite.config.mts'), logLevel: 'warn', build: { outDir: tmp, emptyOutDir: true } });
+  await writeFile(path.join(tmp, '.source-hash'), fingerprint);
+  const old = path.join(dir, `.dist-old-${process.pid}`);
+  await rename(path.join(dir, 'dist'), old).catch(() => undefined);
+  await rename(tmp, path.join(dir, 'dist'));
+  await rm(old, { recursive: true, force: true });
+  if (!process.env.CUSTODIAN_QUIET_BUILD) console.error(`built the console into console/dist in ${Date.now() - started} ms`);
+}
+
+async function* walkAll(dir) {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) yield* walkAll(full);
+    else yield full;
+  }
 }

@@ -52,6 +52,9 @@ describe('all services in one host', () => {
         'GET /.well-known/jwks.json',
         'GET /.well-known/oauth-protected-resource',
         'GET /.well-known/oauth-protected-resource/mcp',
+        // The console's static files: no data in them, the app signs in against the API like any client.
+        'GET /console',
+        'GET /console/*path',
         'GET /health/live',
         'GET /health/ready',
         'GET /mcp',

@@ -1,0 +1,188 @@
+import { AppShell, Box, Button, Group, NavLink, ScrollArea, Text, Title } from '@mantine/core';
+import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import type { ApiClient } from './api/client';
+import { ProblemAlert } from './components/common';
+import type { ObjectMeta } from './lib/records';
+import { BASE, match, navigate, usePath } from './lib/router';
+import { ApprovalDetailPage, ApprovalsPage } from './pages/approvals';
+import { AdminPage } from './pages/admin';
+import { AuditEventPage, AuditPage } from './pages/audit';
+import { MePage } from './pages/me';
+import { RecordPage, RecordsPage } from './pages/records';
+import { SignInPage } from './pages/sign-in';
+import { SessionContext, can, useSession, type Me, type Session } from './session';
+
+export function App({ api }: { api: ApiClient }): ReactNode {
+  const [session, setSession] = useState<Session | undefined>();
+  const [error, setError] = useState<unknown>();
+  const [loading, setLoading] = useState(false);
+
+  const signOut = useCallback(() => {
+    void api.logout();
+  }, [api]);
+
+  useEffect(
+    () =>
+      api.onChange((signedIn) => {
+        if (!signedIn) {
+          setSession(undefined);
+          navigate('/');
+        }
+      }),
+    [api],
+  );
+
+  const afterSignIn = async (): Promise<void> => {
+    setLoading(true);
+    setError(undefined);
+    try {
+      const [me, meta] = await Promise.all([api.get<Me>('/auth/me'), api.get<{ objects: ObjectMeta[] }>('/meta/objects')]);
+      setSession({ api, me: me.body, objects: meta.body.objects, signOut });
+    } catch (e) {
+      setError(e);
+    } finally {
+      setLoading(false);
+    }
+  };
+
+  if (!session) {
+    return (
+      <SignInPage
+        busy={loading}
+        error={error}
+        onSubmit={async (email, password) => {
+          setError(undefined);
+          try {
+            await api.login(email, password);
+          } catch (e) {
+            setError(e);
+            return;
+          }
+          await afterSignIn();
+        }}
+      />
+    );
+  }
+  return (
+    <SessionContext.Provider value={session}>
+      <Shell />
+    </SessionContext.Provider>
+  );
+}
+
+interface NavItem {
+  to: string;
+  label: string;
+}
+
+function Shell(): ReactNode {
+  const { me, objects, signOut } = useSession();
+  const path = usePath();
+  const nav: Array<{ section: string; items: NavItem[] }> = [
+    { section: 'Work', items: [{ to: '/approvals', label: 'Approvals' }] },
+    { section: 'Records', items: objects.map((o) => ({ to: `/records/${o.name}`, label: plural(o.label ?? o.name) })) },
+  ];
+  if (can(me, 'view_audit')) nav.push({ section: 'Audit', items: [{ to: '/audit', label: 'Audit log' }] });
+  const admin: NavItem[] = [];
+  if (can(me, 'manage_users')) admin.push({ to: '/admin/users', label: 'Users' });
+  if (can(me, 'manage_roles')) admin.push({ to: '/admin/roles', label: 'Roles' });
+  if (can(me, 'manage_users') || can(me, 'manage_roles')) admin.push({ to: '/admin/groups', label: 'Groups' });
+  if (can(me, 'manage_permissions')) admin.push({ to: '/admin/permission-sets', label: 'Permission sets' });
+  if (can(me, 'manage_sharing')) admin.push({ to: '/admin/sharing', label: 'Sharing rules' });
+  if (can(me, 'manage_api_keys')) admin.push({ to: '/admin/api-keys', label: 'API keys' });
+  if (admin.length) nav.push({ section: 'Administration', items: admin });
+
+  return (
+    <AppShell header={{ height: 56 }} navbar={{ width: 240, breakpoint: 'sm' }} padding="md">
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between">
+          <Title order={2} size="h4">
+            Custodian console
+          </Title>
+          <Group gap="sm">
+            <NavLinkButton to="/me" label={me.email} />
+            <Button variant="default" size="xs" onClick={signOut}>
+              Sign out
+            </Button>
+          </Group>
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="xs" aria-label="Main">
+        <ScrollArea>
+          {nav.map((s) => (
+            <Box key={s.section} mb="sm" component="section" aria-label={s.section}>
+              <Text size="xs" fw={700} tt="uppercase" px="sm" mb={4} c="gray.8">
+                {s.section}
+              </Text>
+              {s.items.map((i) => (
+                <NavLink
+                  key={i.to}
+                  href={`${BASE}${i.to}`}
+                  label={i.label}
+                  active={path === i.to || path.startsWith(`${i.to}/`)}
+                  aria-current={path === i.to || path.startsWith(`${i.to}/`) ? 'page' : undefined}
+                  onClick={(e) => {
+                    e.preventDefault();
+                    navigate(i.to);
+                  }}
+                />
+              ))}
+            </Box>
+          ))}
+        </ScrollArea>
+      </AppShell.Navbar>
+      <AppShell.Main>
+        <Page path={path} />
+      </AppShell.Main>
+    </AppShell>
+  );
+}
+
+function NavLinkButton({ to, label }: { to: string; label: string }): ReactNode {
+  return (
+    <Button
+      component="a"
+      href={`${BASE}${to}`}
+      variant="subtle"
+      size="xs"
+      onClick={(e: React.MouseEvent) => (e.preventDefault(), navigate(to))}
+    >
+      {label}
+    </Button>
+  );
+}
+
+function Page({ path }: { path: string }): ReactNode {
+  const { objects } = useSession();
+  let m: Record<string, string> | undefined;
+  if (path === '/' || path === '/approvals') return <ApprovalsPage />;
+  if ((m = match('/approvals/:id', path))) return <ApprovalDetailPage id={m.id} />;
+  if (path === '/me') return <MePage />;
+  if ((m = match('/records/:object', path))) {
+    const meta = objects.find((o) => o.name === m!.object);
+    return meta ? <RecordsPage key={meta.name} meta={meta} /> : <NotFound what="object" />;
+  }
+  if ((m = match('/records/:object/:id', path))) {
+    const meta = objects.find((o) => o.name === m!.object);
+    return meta ? <RecordPage key={m.id} meta={meta} id={m.id} /> : <NotFound what="object" />;
+  }
+  if (path === '/audit') return <AuditPage />;
+  if ((m = match('/audit/:id', path))) return <AuditEventPage id={m.id} />;
+  if ((m = match('/admin/:section', path))) return <AdminPage key={m.section} section={m.section} />;
+  return <NotFound what="page" />;
+}
+
+function NotFound({ what }: { what: string }): ReactNode {
+  return (
+    <>
+      <Title order={1} size="h3">
+        Not found
+      </Title>
+      <ProblemAlert title={`No such ${what}`} error={new Error(`There is no ${what} here, or you may not see it.`)} />
+    </>
+  );
+}
+
+function plural(label: string): string {
+  return label.endsWith('y') ? `${label.slice(0, -1)}ies` : `${label}s`;
+}

@@ -1,0 +1,160 @@
+import { ApiError, toApiError } from './problem';
+
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+  /** Epoch milliseconds at which the access token stops working. */
+  expiresAt: number;
+}
+
+export interface ApiResponse<T> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Answer the raw text instead of parsing JSON (exports). */
+  text?: boolean;
+}
+
+type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** Refresh this long before expiry, so a request never leaves with a token about to die. */
+const REFRESH_MARGIN_MS = 30_000;
+
+/**
+ * The console's only way to the API. Tokens live in this object's memory and nowhere else: not in
+ * localStorage or sessionStorage, where any script on the origin could read them. A reload signs the
+ * user out, which is the price of that. Refreshes rotate the refresh token and are single-flight, so two
+ * requests that both find the token old spend it once.
+ */
+export class ApiClient {
+  private tokens: Tokens | undefined;
+  private refreshing: Promise<void> | undefined;
+  private readonly listeners = new Set<(signedIn: boolean) => void>();
+
+  constructor(
+    private readonly fetchImpl: FetchLike = (input, init) => fetch(input, init),
+    private readonly base = '/api/v1',
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  get signedIn(): boolean {
+    return this.tokens !== undefined;
+  }
+
+  onChange(listener: (signedIn: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async login(email: string, password: string): Promise<void> {
+    const res = await this.send('POST', '/auth/login', { body: { email, password } }, undefined);
+    this.setTokens(res.body as TokenAnswer);
+  }
+
+  /** Ends the server session too; forgets the tokens even when the server cannot be reached. */
+  async logout(): Promise<void> {
+    const token = this.tokens?.accessToken;
+    this.clear();
+    if (token) await this.send('POST', '/auth/logout', {}, token).catch(() => undefined);
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<ApiResponse<T>> {
+    if (!this.tokens) throw new ApiError(401, 'not_signed_in', undefined, 'Sign in first', undefined);
+    if (this.tokens.expiresAt - this.now() < REFRESH_MARGIN_MS) await this.refresh();
+    try {
+      return await this.send<T>(method, path, opts, this.tokens!.accessToken);
+    } catch (error) {
+      // A token revoked or expired early (clock skew, a server restart): one refresh, one retry.
+      if (!(error instanceof ApiError) || error.status !== 401 || !this.tokens) throw error;
+      await this.refresh();
+      return this.send<T>(method, path, opts, this.tokens!.accessToken);
+    }
+  }
+
+  get<T>(path: string, opts?: RequestOptions): Promise<ApiResponse<T>> {
+    return this.request<T>('GET', path, opts);
+  }
+
+  post<T>(path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse<T>> {
+    return this.request<T>('POST', path, { body: body ?? {}, headers });
+  }
+
+  refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      const current = this.tokens;
+      if (!current) throw new ApiError(401, 'not_signed_in', undefined, 'Sign in first', undefined);
+      try {
+        const res = await this.send('POST', '/auth/refresh', { body: { refreshToken: current.refreshToken } }, undefined);
+        this.setTokens(res.body as TokenAnswer);
+      } catch (error) {
+        // A refused refresh (revoked, reused, expired) ends the session; a network error keeps it.
+        if (error instanceof ApiError && error.status >= 400 && error.status < 500) this.clear();
+        throw error;
+      }
+    })().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private setTokens(answer: TokenAnswer): void {
+    const wasSignedIn = this.signedIn;
+    this.tokens = {
+      accessToken: answer.accessToken,
+      refreshToken: answer.refreshToken,
+      expiresAt: this.now() + (answer.expiresIn ?? 300) * 1000,
+    };
+    if (!wasSignedIn) this.emit();
+  }
+
+  private clear(): void {
+    const was = this.signedIn;
+    this.tokens = undefined;
+    if (was) this.emit();
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l(this.signedIn);
+  }
+
+  private async send<T>(method: string, path: string, opts: RequestOptions, token: string | undefined): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { accept: 'application/json, application/problem+json', ...opts.headers };
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.base}${path}`, {
+        method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        credentials: 'omit',
+        cache: 'no-store',
+      });
+    } catch {
+      throw toApiError(0, { detail: 'The server could not be reached' });
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      throw toApiError(res.status, parsed, res.headers.get('x-request-id'));
+    }
+    const body = (opts.text ? text : text ? JSON.parse(text) : undefined) as T;
+    return { status: res.status, body, headers: res.headers };
+  }
+}
+
+interface TokenAnswer {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn?: number;
+}
