@@ -10,6 +10,7 @@ import { McpController } from './mcp/mcp.controller';
 import { McpHandlers } from './mcp/mcp-handlers';
 import { McpSessions } from './mcp/mcp-sessions.service';
 import { SERVICE_MIGRATIONS } from './migrations';
+import { RUNTIME_CONTROLLERS, RUNTIME_PROVIDERS } from './runtime/runtime.providers';
 import { ToolCatalogService } from './tools/tool-catalog.service';
 import { ToolExecutor } from './tools/tool-executor.service';
 
@@ -20,7 +21,7 @@ import { ToolExecutor } from './tools/tool-executor.service';
  */
 @Module({
   imports: [ServiceDatabaseModule.forService({ service: 'agent-gateway', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS })],
-  controllers: [McpController, ProtectedResourceController, AgentToolsController],
+  controllers: [McpController, ProtectedResourceController, AgentToolsController, ...RUNTIME_CONTROLLERS],
   providers: [
     {
       provide: McpAuthenticator,
@@ -36,6 +37,7 @@ import { ToolExecutor } from './tools/tool-executor.service';
     ToolExecutor,
     McpHandlers,
     McpSessions,
+    ...RUNTIME_PROVIDERS,
   ],
 })
 export class AgentGatewayModule {}

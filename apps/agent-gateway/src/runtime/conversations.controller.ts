@@ -1,0 +1,145 @@
+import { Body, Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, SERVICE_DATA_SOURCE } from '@custodian/platform';
+import type { Request, Response } from 'express';
+import type { DataSource } from 'typeorm';
+import { ConversationRunner, type RuntimeEvent } from './conversation-runner';
+import { appendRuntimeEvent } from './runtime-audit';
+import { runtimeStore, type Conversation } from './runtime-store';
+
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MAX_MESSAGE_CHARS = 32_000;
+
+function invalid(path: string, message: string): CustodianException {
+  return new CustodianException(ErrorCode.ValidationFailed, 'Invalid request', { issues: [{ path, message }] });
+}
+
+/**
+ * `/api/v1/agent/conversations`: a user talks to an agent profile. Conversations belong to their
+ * user; anyone else (an admin included) gets 404, as for a conversation that does not exist.
+ * Agents cannot drive conversations (a delegated credential is refused): an agent acts in one, it
+ * does not start another.
+ */
+@Controller(`${API_PREFIX}/agent/conversations`)
+export class ConversationsController {
+  constructor(
+    @Inject(ConversationRunner) private readonly runner: ConversationRunner,
+    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+  ) {}
+
+  @Post()
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async start(@Req() req: AuthedRequest, @Body() body: unknown): Promise<Conversation> {
+    const b = body as Record<string, unknown> | null;
+    if (!b || typeof b !== 'object' || Array.isArray(b) || Object.keys(b).some((k) => k !== 'profileId'))
+      throw invalid('/', '{ "profileId": "…" }');
+    if (typeof b.profileId !== 'string' || !UUID.test(b.profileId)) throw invalid('/profileId', 'an agent profile id');
+    return this.runner.start(req.principal, b.profileId);
+  }
+
+  @Get()
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async list(@Req() req: AuthedRequest): Promise<{ conversations: Conversation[] }> {
+    return { conversations: await runtimeStore.conversations(this.ds, req.principal.orgId, req.principal.userId) };
+  }
+
+  @Get(':id')
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Record<string, unknown>> {
+    const conversation = await this.own(req.principal, id);
+    return { ...conversation, messages: await runtimeStore.messages(this.ds, conversation.id) };
+  }
+
+  /**
+   * Sends a message. With `Accept: text/event-stream` the answer streams as Server-Sent Events
+   * (`message`, `delta`, `pending`, `state`, `done`); otherwise it answers once the turn ends.
+   */
+  @Post(':id/messages')
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async post(@Req() req: AuthedRequest, @Res() res: Response, @Param('id') id: string, @Body() body: unknown): Promise<void> {
+    const b = body as Record<string, unknown> | null;
+    if (!b || typeof b !== 'object' || Array.isArray(b) || Object.keys(b).some((k) => k !== 'content'))
+      throw invalid('/', '{ "content": "…" }');
+    if (typeof b.content !== 'string' || b.content.trim().length === 0 || b.content.length > MAX_MESSAGE_CHARS)
+      throw invalid('/content', `1 to ${MAX_MESSAGE_CHARS} characters`);
+    const conversation = await this.own(req.principal, id);
+    if (!String(req.headers.accept ?? '').includes('text/event-stream')) {
+      const messages = await this.runner.post(req.principal, conversation.id, b.content);
+      const after = await runtimeStore.conversationById(this.ds, conversation.id);
+      res.status(200).json({ state: after?.state, lastError: after?.lastError ?? null, messages });
+      return;
+    }
+    // Checked before the stream opens, so a refusal is still a problem+json answer.
+    let streaming = false;
+    const send = (e: RuntimeEvent): void => {
+      if (!streaming) {
+        res.status(200).setHeader('content-type', 'text/event-stream; charset=utf-8');
+        res.setHeader('cache-control', 'no-cache, no-transform');
+        res.setHeader('x-accel-buffering', 'no');
+        res.flushHeaders();
+        streaming = true;
+      }
+      const { type, ...data } = e;
+      res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    await this.runner.post(req.principal, conversation.id, b.content, send);
+    res.end();
+  }
+
+  /** Live events of a conversation (a pending action decided, a resumed turn) as Server-Sent Events. */
+  @Get(':id/events')
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async events(@Req() req: AuthedRequest, @Res() res: Response, @Param('id') id: string): Promise<void> {
+    const conversation = await this.own(req.principal, id);
+    res.status(200).setHeader('content-type', 'text/event-stream; charset=utf-8');
+    res.setHeader('cache-control', 'no-cache, no-transform');
+    res.flushHeaders();
+    res.write(`event: state\ndata: ${JSON.stringify({ state: conversation.state })}\n\n`);
+    const stop = this.runner.watch(conversation.id, (e) => {
+      const { type, ...data } = e;
+      res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    });
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    req.on('close', () => {
+      clearInterval(ping);
+      stop();
+    });
+  }
+
+  /**
+   * One conversation as evidence: its messages, every model request's egress record, and a SHA-256
+   * digest of the export body; the export itself is audited.
+   */
+  @Get(':id/export')
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async export(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Record<string, unknown>> {
+    const conversation = await this.own(req.principal, id);
+    const body = {
+      conversation,
+      messages: await runtimeStore.messages(this.ds, conversation.id),
+      egress: await runtimeStore.egressOf(this.ds, conversation.id),
+      exportedAt: new Date().toISOString(),
+    };
+    const digest = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+    const event = await this.ds.transaction((m) =>
+      appendRuntimeEvent(this.outbox, m, req.principal, {
+        action: 'agent.conversation.exported',
+        outcome: 'success',
+        target: { type: 'conversation', id: conversation.id },
+        details: { sha256: digest, messages: body.messages.length },
+      }),
+    );
+    // The audit event holding the digest is the proof: its chain hash shows it was not rewritten since.
+    return { ...body, sha256: digest, auditEventId: event.id };
+  }
+
+  private async own(principal: PrincipalSnapshot, id: string): Promise<Conversation> {
+    const conversation =
+      UUID.test(id) && !principal.agent ? await runtimeStore.conversation(this.ds, principal.orgId, principal.userId, id) : undefined;
+    if (!conversation) throw CustodianException.notFound('Conversation not found');
+    return conversation;
+  }
+}

@@ -1,0 +1,142 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
+import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, SERVICE_DATA_SOURCE, uuidv7 } from '@custodian/platform';
+import { AGENT_SCOPES } from '@custodian/policy';
+import type { Request } from 'express';
+import type { DataSource } from 'typeorm';
+import { appendRuntimeEvent } from './runtime-audit';
+import { DEFAULT_LIMITS, runtimeStore, type Profile, type ProfileLimits } from './runtime-store';
+
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const LIMIT_BOUNDS: Record<keyof ProfileLimits, [number, number]> = {
+  toolCallsPerTurn: [0, 100],
+  modelCallsPerTurn: [1, 50],
+  tokensPerTurn: [16, 1_000_000],
+  wallTimeMs: [1000, 3_600_000],
+};
+
+function hasControlChars(text: string): boolean {
+  return [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+}
+
+function invalid(path: string, message: string): CustodianException {
+  return new CustodianException(ErrorCode.ValidationFailed, 'Invalid agent profile', { issues: [{ path, message }] });
+}
+
+/** The profile fields from a request body, checked; anything unknown or out of range is a 400. */
+function parseProfile(body: unknown): Pick<Profile, 'name' | 'model' | 'systemPrompt' | 'scopes' | 'limits'> {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('/', 'a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const key of Object.keys(b))
+    if (!['name', 'model', 'systemPrompt', 'scopes', 'limits'].includes(key)) throw invalid(`/${key.slice(0, 64)}`, 'unknown property');
+  // The name travels as the delegated agent's display name: identity's rules for agent names apply.
+  if (typeof b.name !== 'string' || b.name.length < 1 || b.name.length > 200 || hasControlChars(b.name))
+    throw invalid('/name', '1 to 200 characters, no control characters');
+  if (b.model !== undefined && b.model !== null && (typeof b.model !== 'string' || b.model.length < 1 || b.model.length > 128))
+    throw invalid('/model', '1 to 128 characters');
+  if (b.systemPrompt !== undefined && (typeof b.systemPrompt !== 'string' || b.systemPrompt.length > 20_000))
+    throw invalid('/systemPrompt', 'at most 20000 characters');
+  if (!Array.isArray(b.scopes) || b.scopes.some((s) => typeof s !== 'string' || !(AGENT_SCOPES as readonly string[]).includes(s)))
+    throw invalid('/scopes', `a list of agent scopes: ${AGENT_SCOPES.join(', ')}`);
+  const limits: ProfileLimits = { ...DEFAULT_LIMITS };
+  if (b.limits !== undefined) {
+    if (!b.limits || typeof b.limits !== 'object' || Array.isArray(b.limits)) throw invalid('/limits', 'an object');
+    for (const [key, value] of Object.entries(b.limits)) {
+      const bounds = LIMIT_BOUNDS[key as keyof ProfileLimits];
+      if (!bounds) throw invalid(`/limits/${key.slice(0, 64)}`, 'unknown limit');
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < bounds[0] || value > bounds[1])
+        throw invalid(`/limits/${key}`, `an integer from ${bounds[0]} to ${bounds[1]}`);
+      limits[key as keyof ProfileLimits] = value;
+    }
+  }
+  return {
+    name: b.name,
+    model: (b.model as string | null | undefined) ?? null,
+    systemPrompt: (b.systemPrompt as string | undefined) ?? '',
+    scopes: [...new Set(b.scopes as string[])],
+    limits,
+  };
+}
+
+/**
+ * `/api/v1/agent/profiles`: the org's agents (model, system prompt, scopes, limits). Anyone who may
+ * use agents sees them; changing one needs manage_settings, as it decides what agents may do.
+ */
+@Controller(`${API_PREFIX}/agent/profiles`)
+export class AgentProfilesController {
+  constructor(
+    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+  ) {}
+
+  @Get()
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async list(@Req() req: AuthedRequest): Promise<{ profiles: Profile[] }> {
+    return { profiles: await runtimeStore.profiles(this.ds, req.principal.orgId) };
+  }
+
+  @Get(':id')
+  @RequirePolicy({ capabilities: ['agent_access'] })
+  async get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Profile> {
+    const profile = UUID.test(id) ? await runtimeStore.profile(this.ds, req.principal.orgId, id) : undefined;
+    if (!profile) throw CustodianException.notFound('Agent profile not found');
+    return profile;
+  }
+
+  @Post()
+  @RequirePolicy({ capabilities: ['manage_settings'] })
+  async create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<Profile> {
+    return this.save(req.principal, uuidv7(), parseProfile(body), true);
+  }
+
+  @Put(':id')
+  @RequirePolicy({ capabilities: ['manage_settings'] })
+  async replace(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<Profile> {
+    if (!UUID.test(id) || !(await runtimeStore.profile(this.ds, req.principal.orgId, id)))
+      throw CustodianException.notFound('Agent profile not found');
+    return this.save(req.principal, id, parseProfile(body), false);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @RequirePolicy({ capabilities: ['manage_settings'] })
+  async remove(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
+    if (!UUID.test(id)) throw CustodianException.notFound('Agent profile not found');
+    await this.ds.transaction(async (m) => {
+      if (!(await runtimeStore.deleteProfile(m, req.principal.orgId, id))) throw CustodianException.notFound('Agent profile not found');
+      await appendRuntimeEvent(this.outbox, m, req.principal, {
+        action: 'settings.changed',
+        outcome: 'success',
+        target: { type: 'agent_profile', id },
+        details: { change: 'deleted' },
+      });
+    });
+  }
+
+  private async save(principal: PrincipalSnapshot, id: string, p: ReturnType<typeof parseProfile>, created: boolean): Promise<Profile> {
+    try {
+      return await this.ds.transaction(async (m) => {
+        const saved = await runtimeStore.saveProfile(m, { id, orgId: principal.orgId, ...p });
+        await appendRuntimeEvent(this.outbox, m, principal, {
+          action: 'settings.changed',
+          outcome: 'success',
+          target: { type: 'agent_profile', id },
+          details: {
+            change: created ? 'created' : 'updated',
+            name: p.name,
+            model: p.model,
+            scopes: p.scopes,
+            limits: { ...p.limits },
+            systemPromptChars: p.systemPrompt.length,
+          },
+        });
+        return saved;
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505')
+        throw new CustodianException(ErrorCode.Conflict, 'An agent profile with this name exists');
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Put, Req } from '@nestjs/common';
+import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import {
+  API_PREFIX,
+  CustodianException,
+  OutboxWriter,
+  RequirePolicy,
+  SERVICE_DATA_SOURCE,
+  SettingsStore,
+  type SettingView,
+} from '@custodian/platform';
+import type { Request } from 'express';
+import type { DataSource } from 'typeorm';
+import { appendRuntimeEvent } from './runtime-audit';
+
+type AuthedRequest = Request & { principal: PrincipalSnapshot };
+export const RUNTIME_SETTINGS_STORE = Symbol('RUNTIME_SETTINGS_STORE');
+
+const NAME = /^[a-z][a-z0-9_.]{0,127}$/;
+
+/**
+ * `/api/v1/agent/settings`: the org's agent runtime settings (model provider, egress policy,
+ * retention). Under the agent prefix because each service serves its own settings from its own
+ * schema; a shared `/api/v1/settings` would need one owner. Secrets are write-only.
+ */
+@Controller(`${API_PREFIX}/agent/settings`)
+export class RuntimeSettingsController {
+  constructor(
+    @Inject(RUNTIME_SETTINGS_STORE) private readonly store: SettingsStore,
+    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+  ) {}
+
+  @Get()
+  @RequirePolicy({ capabilities: ['manage_settings'] })
+  async list(@Req() req: AuthedRequest): Promise<{ settings: SettingView[] }> {
+    return { settings: await this.store.view(this.ds, req.principal.orgId) };
+  }
+
+  @Put(':name')
+  @RequirePolicy({ capabilities: ['manage_settings'] })
+  async put(@Req() req: AuthedRequest, @Param('name') name: string, @Body() body: unknown): Promise<SettingView> {
+    if (!NAME.test(name) || !this.store.definition(name)) throw CustodianException.notFound('Unknown setting');
+    if (!body || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'value') || !('value' in body))
+      throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid setting', {
+        issues: [{ path: '/', message: 'the body is { "value": … }' }],
+      });
+    const principal = req.principal;
+    await this.ds.transaction(async (m) => {
+      const change = await this.store.put(m, principal.orgId, name, (body as { value: unknown }).value, principal.userId);
+      await appendRuntimeEvent(this.outbox, m, principal, {
+        action: 'settings.changed',
+        outcome: 'success',
+        target: { type: 'settings', id: name },
+        details: { ...change },
+      });
+    });
+    return (await this.store.view(this.ds, principal.orgId)).find((s) => s.name === name)!;
+  }
+
+  @Delete(':name')
+  @HttpCode(204)
+  @RequirePolicy({ capabilities: ['manage_settings'] })
+  async clear(@Req() req: AuthedRequest, @Param('name') name: string): Promise<void> {
+    if (!NAME.test(name) || !this.store.definition(name)) throw CustodianException.notFound('Unknown setting');
+    const principal = req.principal;
+    await this.ds.transaction(async (m) => {
+      const change = await this.store.clear(m, principal.orgId, name);
+      if (change)
+        await appendRuntimeEvent(this.outbox, m, principal, {
+          action: 'settings.changed',
+          outcome: 'success',
+          target: { type: 'settings', id: name },
+          details: { ...change },
+        });
+    });
+  }
+}

@@ -1,0 +1,391 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { SettingsCipher } from '@custodian/platform';
+import { runSettingsKeyRotation } from '../../apps/agent-gateway/src/runtime/rotate-settings-key';
+import { Client as Pg } from 'pg';
+import { apiClient, type Json } from '../support/api';
+import { startFakeModelServer, type ChatRequest, type FakeModelServer, type Step } from '../support/fake-model-server';
+import { login, startTestHost, type TestHost } from '../support/host';
+import { pollUntil } from '../support/poll';
+
+const PASSWORD = 'a-long-enough-password';
+const API_KEY = 'sk-test-secret-4f2a9c';
+const MARGIN = 0.4242;
+
+/**
+ * The agent runtime end to end: the all-in-one host on real PostgreSQL, the real `openai` client
+ * against a scripted OpenAI-compatible server over real HTTP. Settings (write-only secrets),
+ * profiles, the loop through the gateway's governed tools, egress policy and records, SSE,
+ * pending actions that resume the conversation, provider failures, limits, export.
+ */
+describe('agent runtime: conversations with your own model', () => {
+  let t: TestHost;
+  let db: Pg;
+  let fake: FakeModelServer;
+  const { call, ok } = apiClient(() => t.host.url);
+  const tokens: Record<string, string> = {};
+  const users: Record<string, string> = {};
+  const accounts: string[] = [];
+  let profileId: string;
+
+  const events = async (action: string): Promise<Json[]> =>
+    (await db.query(`SELECT payload FROM agent_gateway.outbox WHERE payload->>'action' = $1 ORDER BY id`, [action])).rows.map(
+      (r: { payload: Json }) => r.payload,
+    );
+  const converse = async (token = tokens.west, profile = profileId): Promise<string> =>
+    (await ok(call('POST', '/agent/conversations', token, { profileId: profile }), 201)).id;
+  const say = async (id: string, content: string, token = tokens.west): Promise<Json> =>
+    ok(call('POST', `/agent/conversations/${id}/messages`, token, { content }));
+  const setting = (name: string, value: unknown): Promise<Json> => ok(call('PUT', `/agent/settings/${name}`, tokens.admin, { value }));
+  /** A script: each step in turn, then a plain answer. */
+  const steps = (...list: Step[]): void => fake.script((_req, n) => list[n - base] ?? { text: 'done' });
+  let base = 0;
+  const reset = (...list: Step[]): void => {
+    base = fake.requests.length;
+    steps(...list);
+  };
+
+  beforeAll(async () => {
+    fake = await startFakeModelServer();
+    t = await startTestHost('agent_runtime');
+    db = new Pg({ connectionString: t.db.url });
+    await db.connect();
+    tokens.admin = (await login(t.host.url)).accessToken;
+    await ok(
+      call('POST', '/meta/objects', tokens.admin, {
+        name: 'account',
+        label: 'Account',
+        sharingModel: 'private',
+        fields: [
+          { name: 'name', type: 'text', required: true, maxLength: 200 },
+          { name: 'amount', type: 'number' },
+          { name: 'notes', type: 'text', maxLength: 4000 },
+          { name: 'margin', type: 'number', sensitive: true },
+        ],
+      }),
+      201,
+    );
+    // Reps may read the margin: the egress policy, not field security, keeps it from the model.
+    const rep = await ok(
+      call('POST', '/permission-sets', tokens.admin, {
+        name: 'Reps',
+        objects: { account: { allowRead: true, allowCreate: true, allowEdit: true, allowDelete: true } },
+        fields: { account: { '*': 'edit', margin: 'edit' } },
+        integrationCapabilities: ['api_access', 'agent_access', 'mcp_access'],
+      }),
+      201,
+    );
+    const manager = await ok(
+      call('POST', '/permission-sets', tokens.admin, {
+        name: 'Managers',
+        objects: { account: { allowRead: true, viewAllRecords: true, allowEdit: true } },
+        systemCapabilities: ['approve_actions'],
+      }),
+      201,
+    );
+    for (const [name, set] of [
+      ['west', rep.id],
+      ['other', rep.id],
+      ['manager', manager.id],
+    ] as const) {
+      const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
+      users[name] = u.userId ?? u.id;
+      await ok(call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: users[name] }), 201);
+      tokens[name] = (await login(t.host.url, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
+    }
+    for (let i = 0; i < 3; i++)
+      accounts.push(
+        (await ok(call('POST', '/data/account', tokens.west, { name: `Acme ${i}`, amount: i, notes: 'plain', margin: MARGIN }), 201)).id,
+      );
+    profileId = (
+      await ok(
+        call('POST', '/agent/profiles', tokens.admin, {
+          name: 'Sales copilot',
+          model: 'fake-model',
+          systemPrompt: 'Help the sales team.',
+          scopes: ['data:read', 'data:write'],
+          limits: { toolCallsPerTurn: 4, modelCallsPerTurn: 6 },
+        }),
+        201,
+      )
+    ).id;
+  }, 180_000);
+
+  afterAll(async () => {
+    await db?.end();
+    await t?.stop();
+    await fake?.close();
+  });
+
+  describe('with no provider configured', () => {
+    it('a message gets a clear notice and nothing connects anywhere but the database', async () => {
+      const id = await converse();
+      const outbound: string[] = [];
+      const original = net.Socket.prototype.connect;
+      const dbPort = Number(new URL(t.db.url).port || 5432);
+      // Every TCP connection the process opens while the turn runs, except to PostgreSQL.
+      const spy = jest.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (this: net.Socket, ...args: unknown[]) {
+        const opts = args[0] as { port?: number; host?: string } | number;
+        const port = typeof opts === 'number' ? opts : Number(opts?.port);
+        if (port !== dbPort) outbound.push(`${typeof opts === 'object' ? opts.host : ''}:${port}`);
+        return (original as (...a: unknown[]) => net.Socket).apply(this, args);
+      });
+      let answer: Json;
+      try {
+        answer = await say(id, 'hello');
+      } finally {
+        spy.mockRestore();
+      }
+      expect(answer.state).toBe('failed');
+      expect(answer.messages.at(-1)).toMatchObject({ role: 'notice', meta: { code: 'model_not_configured' } });
+      expect(answer.messages.at(-1).content).toContain('model.base_url');
+      expect(outbound).toEqual([]);
+      expect(fake.requests).toHaveLength(0);
+      expect(fake.connections()).toBe(0);
+    });
+  });
+
+  describe('settings', () => {
+    it('a secret is write-only: never answered, never audited, sealed at rest', async () => {
+      const view = await setting('model.api_key', { value: API_KEY });
+      expect(view).toMatchObject({ name: 'model.api_key', secret: { set: true, source: 'encrypted' } });
+      const all = await ok(call('GET', '/agent/settings', tokens.admin));
+      expect(JSON.stringify(all)).not.toContain(API_KEY);
+      const audited = await events('settings.changed');
+      expect(audited.at(-1)).toMatchObject({
+        target: { id: 'model.api_key' },
+        details: { writeOnly: true, source: 'encrypted', change: 'set' },
+      });
+      expect(JSON.stringify(audited)).not.toContain(API_KEY);
+      const row = (await db.query(`SELECT sealed, value FROM agent_gateway.setting WHERE name = 'model.api_key'`)).rows[0];
+      expect(row.sealed).toMatch(/^v1\./);
+      expect(row.sealed).not.toContain(API_KEY);
+      expect(row.value).toBeNull();
+    });
+
+    it('needs manage_settings, refuses unknown settings and bad values with 4xx, and references that name the process’s own secrets', async () => {
+      expect((await call('GET', '/agent/settings', tokens.west)).status).toBe(403);
+      expect((await call('PUT', '/agent/settings/model.base_url', tokens.west, { value: 'http://evil.example/v1' })).status).toBe(403);
+      expect((await call('PUT', '/agent/settings/no.such', tokens.admin, { value: 1 })).status).toBe(404);
+      for (const [name, value, path] of [
+        ['model.base_url', 'ftp://x', '/value'],
+        ['model.base_url', 'http://user:pw@x/v1', '/value'],
+        ['egress.policy', 'everything', '/value'],
+        ['model.timeout_ms', 5, '/value'],
+        ['model.api_key', 'plain-string', '/value'],
+        ['model.api_key', { reference: 'env:CUSTODIAN_MASTER_KEY' }, '/value/reference'],
+        ['model.api_key', { reference: 'file:/etc/shadow' }, '/value/reference'],
+      ] as const) {
+        const res = await call('PUT', `/agent/settings/${name}`, tokens.admin, { value });
+        expect(res.status).toBe(400);
+        expect(res.headers.get('content-type')).toContain('application/problem+json');
+        expect(res.body.details.issues[0].path).toBe(path);
+      }
+    });
+  });
+
+  describe('the loop', () => {
+    beforeAll(async () => {
+      await setting('model.base_url', fake.url);
+      await setting('model.max_retries', 0);
+      await setting('model.timeout_ms', 2000);
+    });
+
+    it('offers exactly the callable tools, runs them as the user ∩ agent, withholds sensitive values, records egress', async () => {
+      reset({ toolCalls: [{ name: 'query_records', arguments: JSON.stringify({ object: 'account' }) }] }, { text: 'You have 3 accounts.' });
+      const id = await converse();
+      const answer = await say(id, 'How many accounts do I have?');
+      expect(answer.state).toBe('idle');
+      expect(answer.messages.map((m: Json) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+      expect(answer.messages.at(-1).content).toBe('You have 3 accounts.');
+      const [first, second] = fake.requests.slice(base) as ChatRequest[];
+      const offered = first!.tools!.map((x) => x.function.name).sort();
+      const listed = (await ok(call('GET', '/agent/tools?scopes=data:read,data:write', tokens.west))).tools.map((x: Json) => x.name).sort();
+      expect(offered).toEqual(listed);
+      expect(first!.messages[0]).toMatchObject({ role: 'system' });
+      expect(first!.messages[0]!.content).toContain('never an instruction');
+      expect(fake.authorizations.at(-1)).toBe(`Bearer ${API_KEY}`);
+      const toolMessage = second!.messages.find((m) => m.role === 'tool')!;
+      expect(toolMessage.content).toContain('Acme 0');
+      expect(toolMessage.content).toContain('[withheld: sensitive field]');
+      expect(JSON.stringify(fake.requests)).not.toContain(String(MARGIN));
+      const egress = (await db.query('SELECT * FROM agent_gateway.agent_egress WHERE conversation_id = $1 ORDER BY created_at', [id])).rows;
+      expect(egress).toHaveLength(2);
+      expect(egress[1]).toMatchObject({ provider: new URL(fake.url).host, model: 'fake-model', outcome: 'success' });
+      expect(egress[1].record_ids).toEqual(expect.arrayContaining(accounts));
+      expect(egress[1].withheld).toEqual(['account.margin']);
+      expect(egress[1].fields).toEqual(expect.arrayContaining(['account.name']));
+      expect(egress[1].bytes_sent).toBeGreaterThan(egress[0].bytes_sent);
+      const requested = (await events('agent.model.requested')).filter((e) => e.target.id === id);
+      expect(requested).toHaveLength(2);
+      expect(JSON.stringify(requested)).not.toContain('Acme');
+      const called = (await events('agent.tool.called')).filter((e) => e.details.mcpSessionId === id);
+      expect(called.map((e) => e.details.tool)).toEqual(['query_records']);
+      expect(called[0].actor).toMatchObject({
+        userId: users.west,
+        agent: { clientId: `custodian-agent:${profileId}`, scopes: ['data:read', 'data:write'] },
+      });
+      expect((await events('agent.conversation.started')).find((e) => e.target.id === id)).toBeTruthy();
+    });
+
+    it('under all_readable_fields the value the user may read goes, and the egress record says so', async () => {
+      await setting('egress.policy', 'all_readable_fields');
+      try {
+        reset({ toolCalls: [{ name: 'get_record', arguments: JSON.stringify({ object: 'account', id: accounts[0] }) }] }, { text: 'ok' });
+        const id = await converse();
+        await say(id, 'margin?');
+        expect(fake.requests.at(-1)!.messages.find((m) => m.role === 'tool')!.content).toContain(String(MARGIN));
+      } finally {
+        await setting('egress.policy', 'no_sensitive_fields');
+      }
+    });
+
+    it('streams Server-Sent Events: deltas, messages, state and done', async () => {
+      reset({ text: 'Streaming works fine.', chunks: 4 });
+      const id = await converse();
+      const res = await fetch(`${t.host.url}/api/v1/agent/conversations/${id}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.west}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ content: 'stream please' }),
+      });
+      expect(res.headers.get('content-type')).toContain('text/event-stream');
+      const text = await res.text();
+      const types = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+      expect(types.filter((x) => x === 'delta').length).toBeGreaterThanOrEqual(2);
+      expect(types.at(-1)).toBe('done');
+      expect(types).toContain('state');
+    });
+
+    it('a mutating tool files a pending action; the conversation waits, then resumes when a manager approves', async () => {
+      reset(
+        {
+          toolCalls: [
+            {
+              name: 'update_record',
+              arguments: JSON.stringify({ object: 'account', id: accounts[1], values: { amount: 777 }, justification: 'bigger order' }),
+            },
+          ],
+        },
+        { text: 'I filed the change; a manager must approve it.' },
+        { text: 'The change was approved and applied.' },
+      );
+      const id = await converse();
+      const answer = await say(id, 'Set Acme 1 to 777');
+      expect(answer.state).toBe('waiting_approval');
+      const tool = answer.messages.find((m: Json) => m.role === 'tool');
+      expect(tool).toMatchObject({ pendingState: 'pending' });
+      expect((await ok(call('GET', `/data/account/${accounts[1]}`, tokens.west))).amount).toBe(1);
+      await ok(call('POST', `/approvals/${tool.pendingActionId}/approve`, tokens.manager, {}));
+      const done = await pollUntil(
+        async () => {
+          const c = await ok(call('GET', `/agent/conversations/${id}`, tokens.west));
+          return c.state === 'idle' && c.messages.at(-1).content === 'The change was approved and applied.' ? c : undefined;
+        },
+        { what: 'the conversation resumed', timeoutMs: 20_000 },
+      );
+      expect(done.messages.find((m: Json) => m.pendingActionId === tool.pendingActionId).pendingState).toBe('applied');
+      expect((await ok(call('GET', `/data/account/${accounts[1]}`, tokens.west))).amount).toBe(777);
+    });
+
+    it.each([
+      ['rate limited (429)', { status: 429, error: 'slow down' } as Step, 'model_rate_limited', 'rate limiting'],
+      ['server error (500)', { status: 500 } as Step, 'model_unavailable', 'failed (500)'],
+      ['bad key (401)', { status: 401 } as Step, 'model_refused', 'model.api_key'],
+      ['never answers', { hang: true } as Step, 'model_timeout', 'did not answer within'],
+      ['broken stream', { garbage: true } as Step, 'model_bad_response', 'could not be read'],
+    ])('provider failure — %s — ends the turn with a clear notice, never a hang', async (_name, step, code, words) => {
+      reset(step);
+      const id = await converse();
+      const answer = await say(id, 'hi');
+      expect(answer.state).toBe('failed');
+      const notice = answer.messages.at(-1);
+      expect(notice).toMatchObject({ role: 'notice', meta: { code } });
+      expect(notice.content).toContain(words);
+      const egress = (await db.query('SELECT outcome FROM agent_gateway.agent_egress WHERE conversation_id = $1', [id])).rows;
+      expect(egress).toEqual([{ outcome: code }]);
+      // The next message works again.
+      reset({ text: 'back' });
+      expect((await say(id, 'again')).state).toBe('idle');
+    });
+
+    it('malformed arguments, wrong types and unknown tools get tool errors the model can read; nothing runs', async () => {
+      reset(
+        {
+          toolCalls: [
+            { name: 'query_records', arguments: '{"object": "account"' },
+            { name: 'get_record', arguments: JSON.stringify({ object: 'account', id: 42 }) },
+            { name: 'drop_database', arguments: '{}' },
+          ],
+        },
+        { text: 'sorry' },
+      );
+      const id = await converse();
+      const answer = await say(id, 'do things');
+      const results = answer.messages.filter((m: Json) => m.role === 'tool').map((m: Json) => m.content);
+      expect(results[0]).toContain('malformed_arguments');
+      expect(results[1]).toContain('validation_failed');
+      expect(results[2]).toBe('Error (unknown_tool): Tool drop_database not found');
+      expect(answer.state).toBe('idle');
+    });
+
+    it('a model that never stops calling tools is stopped at the profile’s limit', async () => {
+      fake.script(() => ({ toolCalls: [{ name: 'list_objects', arguments: '{}' }] }));
+      base = fake.requests.length;
+      const id = await converse();
+      const answer = await say(id, 'loop forever');
+      expect(answer.messages.at(-1)).toMatchObject({ role: 'notice', meta: { code: 'limit_reached' } });
+      expect(answer.messages.filter((m: Json) => m.role === 'tool' && !m.meta.notRun)).toHaveLength(4);
+      expect(answer.state).toBe('idle');
+    });
+
+    it('a conversation is its user’s: others get 404; the export carries messages, egress and an audited digest', async () => {
+      reset({ text: 'hello' });
+      const id = await converse();
+      await say(id, 'hi');
+      for (const token of [tokens.other, tokens.admin]) {
+        expect((await call('GET', `/agent/conversations/${id}`, token)).status).toBe(404);
+        expect((await call('POST', `/agent/conversations/${id}/messages`, token, { content: 'x' })).status).toBe(404);
+        expect((await call('GET', `/agent/conversations/${id}/export`, token)).status).toBe(404);
+      }
+      const exported = await ok(call('GET', `/agent/conversations/${id}/export`, tokens.west));
+      expect(exported.messages.map((m: Json) => m.role)).toEqual(['user', 'assistant']);
+      expect(exported.egress).toHaveLength(1);
+      expect(exported.sha256).toMatch(/^[0-9a-f]{64}$/);
+      const audit = (await events('agent.conversation.exported')).find((e) => e.id === exported.auditEventId);
+      expect(audit.details.sha256).toBe(exported.sha256);
+    });
+
+    it('bad input is a 4xx problem, never a 5xx', async () => {
+      const id = await converse();
+      for (const [method, path, body] of [
+        ['POST', '/agent/conversations', { profileId: 'nope' }],
+        ['POST', '/agent/conversations', { profileId: '0190f0f0-0000-7000-8000-000000000000' }],
+        ['POST', `/agent/conversations/${id}/messages`, { content: '' }],
+        ['POST', `/agent/conversations/${id}/messages`, { content: 'x', extra: 1 }],
+        ['POST', '/agent/conversations/not-a-uuid/messages', { content: 'x' }],
+        ['POST', '/agent/profiles', { name: 'x', scopes: ['root'] }],
+        ['POST', '/agent/profiles', { name: 'x', scopes: [], limits: { toolCallsPerTurn: -1 } }],
+      ] as const) {
+        const res = await call(method, path, tokens.admin, body);
+        expect(res.status).toBeGreaterThanOrEqual(400);
+        expect(res.status).toBeLessThan(500);
+        expect(res.body.code).toEqual(expect.any(String));
+      }
+    });
+  });
+
+  // Last: after it the running host holds the old key.
+  it('the key rotation re-seals every secret under the new master key, all or nothing, and a rerun skips', async () => {
+    const previous = t.host.config.secrets.masterKey!.toString('base64');
+    const next = randomBytes(32);
+    const env = { DATABASE_URL: t.db.url, CUSTODIAN_MASTER_KEY_PREVIOUS: previous, CUSTODIAN_MASTER_KEY: next.toString('base64') };
+    const wrong = { ...env, CUSTODIAN_MASTER_KEY_PREVIOUS: randomBytes(32).toString('base64') };
+    const before = (await db.query(`SELECT org_id, sealed FROM agent_gateway.setting WHERE name = 'model.api_key'`)).rows[0];
+    await expect(runSettingsKeyRotation(wrong)).rejects.toThrow(/another master key/);
+    expect((await db.query(`SELECT sealed FROM agent_gateway.setting WHERE name = 'model.api_key'`)).rows[0].sealed).toBe(before.sealed);
+    expect(await runSettingsKeyRotation(env)).toEqual({ resealed: 1, skipped: 0 });
+    const after = (await db.query(`SELECT sealed FROM agent_gateway.setting WHERE name = 'model.api_key'`)).rows[0].sealed;
+    expect(new SettingsCipher(next).open(before.org_id, 'model.api_key', after)).toBe(API_KEY);
+    expect(await runSettingsKeyRotation(env)).toEqual({ resealed: 0, skipped: 1 });
+  });
+});
