@@ -35,7 +35,6 @@ const compose = parse(read('docker-compose.yml'), { merge: true }) as Compose;
 const values = parse(read('helm/custodian/values.yaml')) as Dict & {
   services: Record<string, { enabled?: boolean; replicas?: number; resources?: Dict }>;
 };
-const chart = parse(read('helm/custodian/Chart.yaml')) as Dict;
 const dockerfile = read('deploy/Dockerfile');
 const configSource = read('libs/platform/src/config/config.ts');
 
@@ -242,90 +241,5 @@ describe('deploy/Dockerfile', () => {
     for (const entry of ['node_modules', 'dist', '.custodian', '.git', 'coverage', 'bench/results', 'deploy/secrets']) {
       expect(ignored).toContain(entry);
     }
-  });
-});
-
-describe('helm/custodian', () => {
-  const templatesDir = path.join(root, 'helm/custodian/templates');
-  const templates = readdirSync(templatesDir)
-    .filter((f) => /\.(yaml|yml|tpl|txt)$/.test(f))
-    .map((f) => ({ file: f, text: readFileSync(path.join(templatesDir, f), 'utf8') }));
-
-  it('is a v2 chart', () => {
-    expect(chart.apiVersion).toBe('v2');
-    expect(chart.name).toBe('custodian');
-    expect(typeof chart.version).toBe('string');
-  });
-
-  it.each(FIVE)('values give %s enabled, replicas and resources', (name) => {
-    const svc = values.services[name];
-    expect(svc.enabled).toBe(true);
-    expect(Number.isInteger(svc.replicas)).toBe(true);
-    expect(svc.resources).toEqual(expect.objectContaining({ requests: expect.any(Object) }));
-  });
-
-  it('takes credentials from existing Secrets and runs locked down', () => {
-    const v = values as Dict & Record<string, Dict>;
-    expect(v.database.existingSecret).toEqual(expect.any(String));
-    expect(v.database.urlKey).toEqual(expect.any(String));
-    expect(v.masterKey.existingSecret).toEqual(expect.any(String));
-    expect(v.adminBootstrap).toHaveProperty('existingSecret');
-    expect(v.nats.url).toMatch(/^(nats|tls):\/\//);
-    expect(v.podSecurityContext).toEqual(expect.objectContaining({ runAsNonRoot: true, runAsUser: 10001 }));
-    expect(v.securityContext).toEqual(
-      expect.objectContaining({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false }),
-    );
-    expect(v.terminationGracePeriodSeconds).toBe(30);
-    expect(Number(v.shutdownGraceMs)).toBeLessThan(Number(v.terminationGracePeriodSeconds) * 1000);
-  });
-
-  it.each(templates.map((t) => [t.file, t.text]))('%s has balanced template delimiters', (_file, text) => {
-    const opens = text.match(/\{\{/g)?.length ?? 0;
-    const closes = text.match(/\}\}/g)?.length ?? 0;
-    expect(closes).toBe(opens);
-    // Each action closes before the next one opens.
-    let depth = 0;
-    for (const m of text.matchAll(/\{\{|\}\}/g)) {
-      depth += m[0] === '{{' ? 1 : -1;
-      expect(depth === 0 || depth === 1).toBe(true);
-    }
-  });
-
-  it.each(templates.map((t) => [t.file, t.text]))('%s closes every block it opens', (_file, text) => {
-    const actions = [...text.replace(/\{\{-?\s*\/\*[\s\S]*?\*\/\s*-?\}\}/g, '').matchAll(/\{\{-?\s*(\w+)/g)].map((m) => m[1]);
-    const openers = actions.filter((a) => ['range', 'if', 'define', 'with', 'block'].includes(a)).length;
-    const ends = actions.filter((a) => a === 'end').length;
-    expect(ends).toBe(openers);
-  });
-
-  it('renders one Deployment per enabled service with probes, grace period and the service command', () => {
-    const deployment = templates.find((t) => t.file === 'deployment.yaml')!.text;
-    expect(deployment).toMatch(/\{\{-?\s*range \$name, \$svc := \.Values\.services\s*\}\}/);
-    expect(deployment).toMatch(/\{\{-?\s*if \$svc\.enabled\s*\}\}/);
-    expect(deployment).toMatch(/kind: Deployment/);
-    expect(deployment).toMatch(/livenessProbe:\s+httpGet:\s+path: \/health\/live/);
-    expect(deployment).toMatch(/readinessProbe:\s+httpGet:\s+path: \/health\/ready/);
-    expect(deployment).toMatch(/terminationGracePeriodSeconds:/);
-    expect(deployment).toContain('dist/apps/{{ $name }}/main.js');
-    expect(deployment).toMatch(/mountPath: \/tmp/);
-    expect(deployment).toMatch(/emptyDir:/);
-  });
-
-  it('has a Service and a PodDisruptionBudget per service, and NOTES', () => {
-    const byFile = Object.fromEntries(templates.map((t) => [t.file, t.text]));
-    expect(byFile['service.yaml']).toMatch(/kind: Service\b/);
-    expect(byFile['service.yaml']).toMatch(/range \$name, \$svc := \.Values\.services/);
-    expect(byFile['poddisruptionbudget.yaml']).toMatch(/kind: PodDisruptionBudget/);
-    expect(byFile['poddisruptionbudget.yaml']).toMatch(/apiVersion: policy\/v1\n/);
-    expect(byFile['NOTES.txt']).toBeDefined();
-    expect(byFile['_helpers.tpl']).toBeDefined();
-  });
-
-  it('sets only environment variables that config.ts reads', () => {
-    const known = knownConfigVariables();
-    const deployment = templates.find((t) => t.file === 'deployment.yaml')!.text;
-    const names = [...deployment.matchAll(/- name: ([A-Z][A-Z0-9_]*)\s*$/gm)].map((m) => m[1]);
-    expect(names).toEqual(expect.arrayContaining(['DATABASE_URL', 'NATS_URL', 'CUSTODIAN_MASTER_KEY_FILE']));
-    expect(names.filter((n) => !known.has(n))).toEqual([]);
   });
 });

@@ -44,7 +44,52 @@ app.kubernetes.io/part-of: custodian
 {{- end }}
 {{- end }}
 
-{{/* Image reference; the tag defaults to the chart's appVersion. */}}
-{{- define "custodian.image" -}}
+
+{{/* Labels shared by every object of the release (not a single component). */}}
+{{- define "custodian.releaseLabels" -}}
+app.kubernetes.io/name: {{ include "custodian.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Image reference: by digest when one is given (what was scanned is what runs), else by tag. */}}
+{{- define "custodian.imageRef" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* Non-secret environment of every service and migration container. */}}
+{{- define "custodian.configMapName" -}}
+{{- printf "%s-config" (include "custodian.fullname" .) }}
+{{- end }}
+
+{{/* The database URL from its Secret (the only place credentials live). */}}
+{{- define "custodian.databaseEnv" -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "database.existingSecret is required" .Values.database.existingSecret }}
+      key: {{ .Values.database.urlKey }}
+{{- end }}
+
+{{/* One egress destination (selectors and/or CIDRs). Argument: the database or nats values. */}}
+{{- define "custodian.egressPeers" -}}
+{{- if or .podSelector .namespaceSelector }}
+- {{- with .namespaceSelector }}
+  namespaceSelector:
+    matchLabels:
+      {{- toYaml . | nindent 6 }}
+  {{- end }}
+  {{- with .podSelector }}
+  podSelector:
+    matchLabels:
+      {{- toYaml . | nindent 6 }}
+  {{- end }}
+{{- end }}
+{{- range .cidrs }}
+- ipBlock:
+    cidr: {{ . }}
+{{- end }}
 {{- end }}
