@@ -8,6 +8,9 @@ import { BundlesController } from './bundles/bundles.controller';
 import { RequestDecisionService } from './decision/request-decision.service';
 import { DirectoryReplicaService } from './directory/directory-replica.service';
 import { SERVICE_ENTITIES } from './entities';
+import { FilesController } from './files/files.controller';
+import { FILE_STORAGE_PROVIDER } from './files/files.providers';
+import { FilesService } from './files/files.service';
 import { GovernedReadBusHandlers } from './governed/governed-read.handler';
 import { GovernedRefusals } from './governed/governed-refusals';
 import { ObjectCatalogService } from './metadata/object-catalog.service';
@@ -32,6 +35,7 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     ObjectMetadataController,
     SharingRulesController,
     RecordsController,
+    FilesController,
     RecordSharesController,
     AccessExplainController,
     BundlesController,
@@ -43,6 +47,8 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     RequestDecisionService,
     ObjectMetadataService,
     RecordsService,
+    FilesService,
+    FILE_STORAGE_PROVIDER,
     RecordSharesService,
     RecordOperationsBusHandlers,
     AuditVisibilityBusHandler,

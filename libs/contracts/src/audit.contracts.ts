@@ -323,6 +323,27 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     outcomes: ['success'],
     details: open({ fields: Type.Optional(Type.Array(Str(64))) }),
   },
+  'objects.record.file.uploaded': {
+    title: 'File uploaded to a file field (replacing any earlier file)',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ changes: FieldDiff, version: Type.Optional(Type.Integer()) }),
+  },
+  'objects.record.file.downloaded': {
+    title: 'File of a file field downloaded',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ values: Type.Optional(Type.Record(Str(64), Type.Unknown())) }),
+  },
+  'objects.record.file.deleted': {
+    title: 'File of a file field deleted',
+    service: 'objects',
+    target: '<object name>',
+    outcomes: ['success'],
+    details: open({ changes: FieldDiff, version: Type.Optional(Type.Integer()) }),
+  },
   'objects.share.granted': {
     title: 'Explicit share granted',
     service: 'objects',

@@ -79,6 +79,11 @@ export class ApprovalGateService implements OnApplicationBootstrap {
     });
   }
 
+  /** Whether an approval policy catches `operation` on `object` (routes that cannot be filed refuse then). */
+  async requiresApproval(orgId: string, object: string, operation: Operation): Promise<boolean> {
+    return Boolean(await this.policyFor(orgId, object, operation));
+  }
+
   private async policyFor(orgId: string, object: string, operation: Operation): Promise<Match> {
     const key = `${orgId}:${object}:${operation}`;
     const hit = this.cache.get(key);

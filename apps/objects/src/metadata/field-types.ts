@@ -26,6 +26,8 @@ const TYPES: Readonly<Record<RecordFieldType, TypeInfo>> = {
   datetime: { column: 'timestamptz', policy: 'datetime' },
   lookup: { column: 'uuid', policy: 'lookup' },
   master_detail: { column: 'uuid', policy: 'master_detail' },
+  // The file's metadata as JSON text ({ id, name, size, contentType, sha256, uploadedAt }).
+  file: { column: 'text', policy: 'text' },
 };
 
 export function columnType(type: RecordFieldType): string {
@@ -55,6 +57,8 @@ export class FieldValueError extends Error {
 
 /** Validates one input value against its field and returns the value to bind (null allowed unless required). */
 export function toColumnValue(field: FieldDefinition, value: unknown): unknown {
+  // Only the files route writes a file field: its value must always describe content that is stored.
+  if (field.type === 'file') throw new FieldValueError(field.name, 'a file field is changed by uploading to its files route');
   if (value === null) {
     if (field.required) throw new FieldValueError(field.name, 'required');
     return null;
@@ -132,6 +136,7 @@ export function fromColumnValue(type: RecordFieldType | 'system', value: unknown
     case 'multiselect':
       return typeof value === 'string' && value.length > 0 ? value.split(';') : [];
     case 'json':
+    case 'file':
       return typeof value === 'string' ? (JSON.parse(value) as unknown) : value;
     default:
       return value;

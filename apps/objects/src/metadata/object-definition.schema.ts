@@ -20,6 +20,8 @@ export const RECORD_FIELD_TYPES = [
   'json',
   'lookup',
   'master_detail',
+  // Metadata of an uploaded file; the content is stored outside the database (docs/files.md).
+  'file',
 ] as const;
 export type RecordFieldType = (typeof RECORD_FIELD_TYPES)[number];
 

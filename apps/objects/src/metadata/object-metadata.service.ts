@@ -51,6 +51,8 @@ function check(def: StoredObjectDefinition, others: ReadonlyMap<string, StoredOb
     if (f.maxLength !== undefined && f.type !== 'text') throw invalid('Only text fields have maxLength', `${path}/maxLength`);
     if (f.unique && (f.type === 'json' || f.type === 'multiselect' || f.type === 'boolean'))
       throw invalid('This type cannot be unique', `${path}/unique`);
+    // A file is only ever set by an upload after the record exists, and its metadata is never a key.
+    if (f.type === 'file' && (f.required || f.unique)) throw invalid('A file field cannot be required or unique', path);
     if (f.default !== undefined) {
       if (isRef) throw invalid('Lookups have no default', `${path}/default`);
       try {

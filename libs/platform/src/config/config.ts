@@ -11,6 +11,8 @@ export interface CustodianConfig {
   /** The services this process hosts: all five in all-in-one mode, one otherwise. */
   readonly services: readonly ServiceName[];
   readonly dataDir: string;
+  /** Uploaded files (`file` fields): where their content is kept and what is accepted (docs/files.md). */
+  readonly files: FilesConfig;
   readonly http: { readonly port: number; readonly host: string; readonly bodyLimitBytes: number; readonly shutdownGraceMs: number };
   readonly database: {
     /** External PostgreSQL; absent in all-in-one mode means the embedded one. */
@@ -176,6 +178,7 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
     mode,
     services,
     dataDir,
+    files: loadFilesConfig(env, dataDir, problems),
     http: {
       port,
       host: env.HOST || '0.0.0.0',
@@ -261,6 +264,8 @@ export function describeConfig(config: CustodianConfig): Record<string, unknown>
     mode: config.mode,
     services: config.services,
     dataDir: config.dataDir,
+    // Credentials never enter this section: the S3 client takes them from the AWS environment.
+    files: config.files,
     http: config.http,
     database: { ...config.database, url: config.database.url ? stripCredentials(config.database.url) : 'embedded' },
     bus: { ...config.bus, natsUrl: config.bus.natsUrl ? stripCredentials(config.bus.natsUrl) : 'in-process' },
@@ -273,6 +278,89 @@ export function describeConfig(config: CustodianConfig): Record<string, unknown>
       orgName: config.bootstrap.orgName,
       adminEmail: config.bootstrap.adminEmail,
       adminPassword: config.bootstrap.adminPassword ? '***' : 'generated',
+    },
+  };
+}
+
+export interface FilesConfig {
+  /** `local` (default): under `dir`; `s3`: any S3-compatible store (AWS S3, Cloudflare R2, MinIO). */
+  readonly driver: 'local' | 's3';
+  /** Local driver's root (default `<dataDir>/files`). */
+  readonly dir: string;
+  /** Largest accepted upload in bytes. */
+  readonly maxBytes: number;
+  /** Accepted content types (`type/subtype` or `type/*`), lower case. */
+  readonly allowedContentTypes: readonly string[];
+  readonly s3: {
+    readonly bucket?: string;
+    /** Custom endpoint (R2, MinIO, …); absent means AWS S3 of `region`. */
+    readonly endpoint?: string;
+    readonly region: string;
+    readonly forcePathStyle: boolean;
+    /** Passed through as `ServerSideEncryption` (e.g. `AES256`, `aws:kms`). */
+    readonly sse?: 'AES256' | 'aws:kms' | 'aws:kms:dsse';
+    /** Passed through as `SSEKMSKeyId` (only with an `aws:kms*` sse). */
+    readonly kmsKeyId?: string;
+  };
+}
+
+const DEFAULT_FILE_TYPES = 'application/pdf,image/png,image/jpeg,image/gif,image/webp,text/plain,text/csv,application/octet-stream';
+const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/([a-z0-9][a-z0-9!#$&^_.+-]{0,63}|\*)$/;
+
+function loadFilesConfig(env: Env, dataDir: string, problems: string[]): FilesConfig {
+  const driver = env.CUSTODIAN_FILES_DRIVER || 'local';
+  if (driver !== 'local' && driver !== 's3') problems.push('CUSTODIAN_FILES_DRIVER must be local or s3');
+  const rawMax = env.CUSTODIAN_FILES_MAX_BYTES;
+  let maxBytes = 10 * 1_048_576;
+  if (rawMax !== undefined && rawMax !== '') {
+    const n = Number(rawMax);
+    // 5 GiB is the largest single PUT S3 accepts.
+    if (!Number.isInteger(n) || n < 1 || n > 5 * 1024 ** 3)
+      problems.push('CUSTODIAN_FILES_MAX_BYTES must be an integer between 1 and 5368709120');
+    else maxBytes = n;
+  }
+  const allowedContentTypes = (env.CUSTODIAN_FILES_ALLOWED_TYPES || DEFAULT_FILE_TYPES)
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t.length > 0);
+  for (const t of allowedContentTypes) {
+    if (!CONTENT_TYPE.test(t)) problems.push(`CUSTODIAN_FILES_ALLOWED_TYPES: "${t.slice(0, 64)}" is not a content type`);
+    // The JSON body parser reads such bodies before the upload route could stream them.
+    else if (t === 'application/*' || t === 'application/json' || t.endsWith('+json'))
+      problems.push('CUSTODIAN_FILES_ALLOWED_TYPES cannot accept JSON content types (upload JSON as application/octet-stream)');
+  }
+  const sse = env.CUSTODIAN_FILES_S3_SSE || undefined;
+  if (sse !== undefined && sse !== 'AES256' && sse !== 'aws:kms' && sse !== 'aws:kms:dsse')
+    problems.push('CUSTODIAN_FILES_S3_SSE must be AES256, aws:kms or aws:kms:dsse');
+  const kmsKeyId = env.CUSTODIAN_FILES_S3_KMS_KEY_ID || undefined;
+  if (kmsKeyId !== undefined && !sse?.startsWith('aws:kms'))
+    problems.push('CUSTODIAN_FILES_S3_KMS_KEY_ID needs CUSTODIAN_FILES_S3_SSE=aws:kms');
+  const bucket = env.CUSTODIAN_FILES_S3_BUCKET || undefined;
+  if (driver === 's3' && !bucket) problems.push('CUSTODIAN_FILES_S3_BUCKET is required with CUSTODIAN_FILES_DRIVER=s3');
+  const endpoint = env.CUSTODIAN_FILES_S3_ENDPOINT || undefined;
+  if (endpoint !== undefined) {
+    try {
+      const u = new URL(endpoint);
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') problems.push('CUSTODIAN_FILES_S3_ENDPOINT must use http: or https:');
+      if (u.username || u.password) problems.push('CUSTODIAN_FILES_S3_ENDPOINT must not carry credentials');
+    } catch {
+      problems.push('CUSTODIAN_FILES_S3_ENDPOINT is not a valid URL');
+    }
+  }
+  const forcePathStyle = env.CUSTODIAN_FILES_S3_FORCE_PATH_STYLE || 'false';
+  if (forcePathStyle !== 'true' && forcePathStyle !== 'false') problems.push('CUSTODIAN_FILES_S3_FORCE_PATH_STYLE must be true or false');
+  return {
+    driver: driver === 's3' ? 's3' : 'local',
+    dir: path.resolve(env.CUSTODIAN_FILES_DIR || path.join(dataDir, 'files')),
+    maxBytes,
+    allowedContentTypes,
+    s3: {
+      ...(bucket ? { bucket } : {}),
+      ...(endpoint ? { endpoint } : {}),
+      region: env.CUSTODIAN_FILES_S3_REGION || env.AWS_REGION || 'us-east-1',
+      forcePathStyle: forcePathStyle === 'true',
+      ...(sse ? { sse: sse as NonNullable<FilesConfig['s3']['sse']> } : {}),
+      ...(kmsKeyId ? { kmsKeyId } : {}),
     },
   };
 }
