@@ -86,7 +86,7 @@ export async function buildApprovalsWorld(url: string, call: Call, ok: Ok, revie
     narrow: await set({
       name: 'Amount reviewer',
       objects: { deal: { viewAllRecords: true } },
-      fields: { deal: { amount: 'read' } },
+      fields: { deal: { '*': 'none', amount: 'read' } },
       systemCapabilities: ['approve_actions'],
     }),
     blind: await set({ name: 'Blind approver', systemCapabilities: ['approve_actions'] }),
