@@ -35,7 +35,6 @@ const compose = parse(read('docker-compose.yml'), { merge: true }) as Compose;
 const values = parse(read('helm/custodian/values.yaml')) as Dict & {
   services: Record<string, { enabled?: boolean; replicas?: number; resources?: Dict }>;
 };
-const dockerfile = read('deploy/Dockerfile');
 const configSource = read('libs/platform/src/config/config.ts');
 
 /** Services that have an entry point, i.e. that someone can start on their own. */
@@ -65,21 +64,6 @@ function knownConfigVariables(): Set<string> {
   for (const m of configSource.matchAll(/env\.([A-Z][A-Z0-9_]*)/g)) names.add(m[1]);
   for (const m of configSource.matchAll(/(?:int|url)\('([A-Z][A-Z0-9_]*)'/g)) names.add(m[1]);
   return names;
-}
-
-/** Dockerfile split into stages; instructions with line continuations joined. */
-function dockerStages(): Array<{ from: string; instructions: string[] }> {
-  const lines = dockerfile
-    .replace(/\\\r?\n/g, ' ')
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-  const stages: Array<{ from: string; instructions: string[] }> = [];
-  for (const line of lines) {
-    if (/^FROM\s/i.test(line)) stages.push({ from: line, instructions: [] });
-    else stages.at(-1)?.instructions.push(line);
-  }
-  return stages;
 }
 
 describe('service inventory', () => {
@@ -191,55 +175,5 @@ describe('docker-compose.yml', () => {
       .map((l) => l.trim());
     expect(ignore).toContain('*');
     expect(ignore).toContain('!.gitignore');
-  });
-});
-
-describe('deploy/Dockerfile', () => {
-  const stages = dockerStages();
-  const runtime = stages.at(-1)!;
-
-  it('is multi-stage on node:20-bookworm-slim', () => {
-    expect(stages.length).toBeGreaterThanOrEqual(2);
-    expect(dockerfile).toMatch(/node:20-bookworm-slim/);
-    expect(stages.some((s) => s.instructions.some((i) => /npm ci(?!.*--omit=dev)/.test(i)))).toBe(true);
-    expect(stages.some((s) => s.instructions.some((i) => /npm ci .*--omit=dev/.test(i)))).toBe(true);
-  });
-
-  it('runs the final stage as a non-root user', () => {
-    const users = runtime.instructions.filter((i) => /^USER\s/i.test(i));
-    expect(users.length).toBeGreaterThan(0);
-    const user = users.at(-1)!.split(/\s+/)[1].split(':')[0];
-    expect(['root', '0']).not.toContain(user);
-  });
-
-  it('starts dist/apps/${SERVICE}/main.js in production mode', () => {
-    expect(runtime.instructions.some((i) => /^ARG\s+SERVICE\b/.test(i))).toBe(true);
-    const cmd = runtime.instructions.filter((i) => /^CMD\s/i.test(i)).at(-1) ?? '';
-    expect(cmd).toContain('dist/apps/${SERVICE}/main.js');
-    expect(runtime.instructions.some((i) => /^ENV\s.*NODE_ENV=production/.test(i))).toBe(true);
-    expect(runtime.instructions.some((i) => /^EXPOSE\s+3000\b/.test(i))).toBe(true);
-  });
-
-  it('copies only dist/, production node_modules and package.json into the runtime image', () => {
-    const copied = runtime.instructions
-      .filter((i) => /^COPY\s/i.test(i))
-      .map((i) => i.split(/\s+/).filter((w) => !w.startsWith('--'))[1])
-      .sort();
-    expect(copied).toEqual(['/app/dist', '/app/node_modules', 'package.json']);
-  });
-
-  it('checks liveness with node (no curl in slim images)', () => {
-    const health = runtime.instructions.find((i) => /^HEALTHCHECK\s/i.test(i)) ?? '';
-    expect(health).toMatch(/CMD \["node"/);
-    expect(health).toContain('/health/live');
-  });
-
-  it('keeps dependencies, build output, git and secrets out of the build context', () => {
-    const ignored = read('.dockerignore')
-      .split(/\r?\n/)
-      .map((l) => l.trim());
-    for (const entry of ['node_modules', 'dist', '.custodian', '.git', 'coverage', 'bench/results', 'deploy/secrets']) {
-      expect(ignored).toContain(entry);
-    }
   });
 });
