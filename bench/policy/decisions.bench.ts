@@ -39,8 +39,14 @@ async function rbac(nRoles: number): Promise<Scenario> {
   const grants: [number, string, string][] = [];
   for (let i = 0; i < nRoles; i++) {
     grants.push([i, `o${i % nObjects}`, 'read']);
-    grants.push([i, `o${(i * 7 + 3) % nObjects}`, 'edit']);
-    if (i % 5 === 0) grants.push([i, `o${(i * 13 + 1) % nObjects}`, 'delete']);
+    // Edit and delete imply read (docs/policy.md): each comes with read on its object, so that the
+    // plain RBAC models of casbin and cedar grant exactly what ours does.
+    const edited = `o${(i * 7 + 3) % nObjects}`;
+    grants.push([i, edited, 'edit'], [i, edited, 'read']);
+    if (i % 5 === 0) {
+      const deleted = `o${(i * 13 + 1) % nObjects}`;
+      grants.push([i, deleted, 'delete'], [i, deleted, 'read']);
+    }
   }
   const userRoles = Array.from({ length: nUsers }, () => [0, 1, 2].map(() => Math.floor(r() * nRoles)));
   const queries = Array.from({ length: 2000 }, (_, i) => {
