@@ -102,6 +102,7 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
       let result: Pick<RecordOperationResult, 'outcome' | 'code' | 'message' | 'recordId'> & { version?: number | null };
       try {
         result = await this.send(row);
+        if (STALL_AFTER_APPLY && result.outcome === 'applied') await this.stall(id);
       } catch (error) {
         // No answer (objects unreachable, timeout): the action stays approved and the sweep retries.
         this.logger.warn({ err: error, pendingAction: id }, 'apply did not complete; it will be retried');
@@ -129,6 +130,15 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
     });
     if (done && done.state !== 'approved') await this.actions.notify(done);
     return done;
+  }
+
+  /**
+   * Test-only fault injection (docs/operations.md): objects has committed the change and this
+   * transaction has not, which is the window a crash test must kill the process in; never resolves.
+   */
+  private stall(id: string): Promise<never> {
+    this.logger.error({ pendingAction: id }, 'fault injection: stalled after objects applied, before approvals commits');
+    return new Promise<never>(() => undefined);
   }
 
   /** The approved change, exactly as approved, to objects under the requester's re-checked permission. */
@@ -159,6 +169,9 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
     });
   }
 }
+
+/** CUSTODIAN_FAULT_STALL_AFTER_APPLY=1 is for crash tests only; unset (the default) it does nothing. */
+const STALL_AFTER_APPLY = process.env.CUSTODIAN_FAULT_STALL_AFTER_APPLY === '1';
 
 /** Objects' answer as the action's final state. */
 function finalState(result: Pick<RecordOperationResult, 'outcome'>): 'applied' | 'stale' | 'forbidden' | 'failed' {
