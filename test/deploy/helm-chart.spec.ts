@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chartDir, helm, render, root, validateManifests, type Manifest } from './helm';
@@ -311,5 +312,12 @@ describe('values', () => {
     const r = helm(['template', 'rel', chartDir, '--set', 'database.podSelector=null', '--set', 'database.cidrs=null']);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('an empty egress peer list would allow everything');
+  });
+});
+
+describe('docs/deployment.md', () => {
+  it('its Helm values reference is generated from the current values.schema.json (npm run helm:docs)', () => {
+    const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'helm-values-doc.mjs'), '--check'], { encoding: 'utf8' });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
   });
 });
