@@ -468,4 +468,34 @@ describe.each([
     const rec = await ok(call('GET', `/data/contract/${ids.private}`, tokens.olga));
     expect(rec.doc).toEqual(docBefore);
   });
+
+  it('deleting the record removes its content; where changes of the object need approval, files cannot be changed (409)', async () => {
+    const rec = await ok(call('POST', '/data/contract', tokens.olga, { title: 'short-lived' }), 201);
+    const up = await upload(tokens.olga, rec.id, 'doc', 'goes with its record', { 'content-type': 'text/plain' });
+    expect(up.status).toBe(200);
+    expect(await driver.keys()).toContain(`${orgId}/contract/${rec.id}/doc/${up.body.doc.id}`);
+    await ok(call('DELETE', `/data/contract/${rec.id}`, tokens.olga), 204);
+    expect(await driver.keys()).not.toContain(`${orgId}/contract/${rec.id}/doc/${up.body.doc.id}`);
+
+    const kept = await upload(tokens.olga, ids.private, 'doc', 'stays', { 'content-type': 'text/plain' });
+    expect(kept.status).toBe(200);
+    const before = await driver.keys();
+    await ok(
+      call('POST', '/bundles/apply', admin, {
+        bundle: {
+          apiVersion: 'custodian.dev/v1',
+          kind: 'Bundle',
+          name: 'gates',
+          approvalPolicies: [{ name: 'Contract edits', object: 'contract', operations: ['update'] }],
+        },
+      }),
+    );
+    const gated = await upload(tokens.olga, ids.private, 'doc', 'would bypass the approval', { 'content-type': 'text/plain' });
+    expect([gated.status, gated.body.code]).toEqual([409, 'conflict']);
+    const gatedDelete = await call('DELETE', `/data/contract/${ids.private}/files/doc`, tokens.olga);
+    expect([gatedDelete.status, gatedDelete.body.code]).toEqual([409, 'conflict']);
+    expect(await driver.keys()).toEqual(before);
+    // Reading is not a change: downloads still work.
+    expect((await download(tokens.olga, ids.private, 'doc')).bytes.toString()).toBe('stays');
+  });
 });

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
 import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson, uuidv7 } from '@custodian/platform';
 import { PolicyError, isSystemField, quoteIdent, type Decision } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
 import { DirectoryReplicaService, parseReplicaState } from '../directory/directory-replica.service';
+import { FILE_STORAGE, storageKey, type FileStorage } from '../files/file-storage';
 import { FieldValueError, toColumnValue } from '../metadata/field-types';
 import type { FieldDefinition, StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
@@ -114,6 +115,7 @@ export class RecordsService {
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(RequestDecisionService) private readonly decisions: RequestDecisionService,
+    @Optional() @Inject(FILE_STORAGE) private readonly files?: FileStorage,
   ) {}
 
   async context(principal: PrincipalSnapshot, object: string): Promise<GovernedContext & { def: StoredObjectDefinition }> {
@@ -404,9 +406,11 @@ export class RecordsService {
     const { decision, def } = await this.context(principal, object);
     recordId(id);
     const expected = parseIfMatch(ifMatch, false);
-    return this.withRetry(() =>
+    let fileKeys: string[] = [];
+    const result = await this.withRetry(() =>
       this.rollbackIf(opts, async (m) => {
         const before = await this.lockForWrite(m, decision, principal.orgId, object, id, 'delete');
+        fileKeys = this.fileKeysOf(principal.orgId, def, before);
         if (expected !== undefined && Number(before.version) !== expected)
           throw new CustodianException(ErrorCode.PreconditionFailed, 'The record has changed (version mismatch)', {
             currentVersion: Number(before.version),
@@ -426,6 +430,21 @@ export class RecordsService {
         return { status: 204, record: { id }, diff: readableDiff(decision, object, fields), previousVersion: Number(before.version) };
       }),
     );
+    // Uploaded content goes with its record, once the delete committed (a failure leaves an orphan, never a record without its file).
+    if (!opts.dryRun) for (const key of fileKeys) await this.files?.delete(key).catch(() => undefined);
+    return result;
+  }
+
+  /** Storage keys of the files a record's file fields name (see apps/objects/src/files). */
+  private fileKeysOf(orgId: string, def: StoredObjectDefinition, row: Row): string[] {
+    const keys: string[] = [];
+    for (const f of def.fields) {
+      if (f.type !== 'file' || typeof row[f.name] !== 'string') continue;
+      const fileId = (JSON.parse(row[f.name] as string) as { id?: unknown }).id;
+      if (typeof fileId === 'string' && UUID.test(fileId))
+        keys.push(storageKey({ orgId, object: def.name, recordId: String(row.id), field: f.name, fileId }));
+    }
+    return keys;
   }
 
   /** A transaction that is rolled back at its end on a dry-run (every check and statement still ran). */
