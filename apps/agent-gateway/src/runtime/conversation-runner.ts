@@ -5,7 +5,7 @@ import { AGENT_SCOPES } from '@custodian/policy';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
-import { egressToolResult, revealHidden } from './egress';
+import { egressRefusal, egressToolResult, revealHidden } from './egress';
 import { GOVERNED_TOOLS, type GovernedTools, type OfferedTool, type ToolSession } from './governed-tools';
 import { ModelError, streamChat } from './model-client';
 import { appendRuntimeEvent } from './runtime-audit';
@@ -398,6 +398,19 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       await this.toolMessage(conversation, call, 'Error (malformed_arguments): the arguments must be one JSON object; nothing was done.', {
         error: 'malformed_arguments',
       });
+      return;
+    }
+    const refusal = egressRefusal(call.name, args, objects, settings.egressPolicy);
+    if (refusal) {
+      await this.ds.transaction((m) =>
+        appendRuntimeEvent(this.outbox, m, principal, {
+          action: 'agent.tool.called',
+          outcome: 'denied',
+          target: { type: 'tool', id: call.name.slice(0, 64) },
+          details: { tool: call.name.slice(0, 64), error: 'egress_policy', conversationId: conversation.id, mcpSessionId: conversation.id },
+        }),
+      );
+      await this.toolMessage(conversation, call, refusal, { error: 'egress_policy' });
       return;
     }
     const result = await this.tools.call(principal, call.name, args, {

@@ -118,3 +118,40 @@ export function egressToolResult(
   part.withheld = [...withheldSet];
   return part;
 }
+
+/** Every object key anywhere in a filter tree (field names and operators alike). */
+function keysOf(value: unknown, out: Set<string> = new Set()): Set<string> {
+  if (Array.isArray(value)) for (const v of value) keysOf(v, out);
+  else if (value && typeof value === 'object')
+    for (const [k, v] of Object.entries(value)) {
+      out.add(k);
+      keysOf(v, out);
+    }
+  return out;
+}
+
+/**
+ * Under `no_sensitive_fields` a query may not filter, sort, group or aggregate on a sensitive
+ * field: the answer (which rows, in what order, a sum under any alias) would carry the value the
+ * policy keeps back. The refusal, for the model to read; undefined when the call may run.
+ */
+export function egressRefusal(
+  tool: string,
+  args: Record<string, unknown>,
+  objects: readonly DescribedObject[],
+  policy: EgressPolicy,
+): string | undefined {
+  if (policy !== 'no_sensitive_fields' || (tool !== 'query_records' && tool !== 'aggregate_records')) return undefined;
+  const object = objects.find((o) => o.name === args.object);
+  const sensitive = new Set(object?.fields.filter((f) => f.sensitive).map((f) => f.name) ?? []);
+  if (sensitive.size === 0) return undefined;
+  const used = new Set<string>([
+    ...keysOf(args.where),
+    ...(Array.isArray(args.orderBy) ? args.orderBy.map((o) => String((o as { field?: unknown })?.field)) : []),
+    ...(Array.isArray(args.groupBy) ? args.groupBy.map(String) : []),
+    ...(Array.isArray(args.aggregations) ? args.aggregations.map((a) => String((a as { field?: unknown })?.field)) : []),
+  ]);
+  const hit = [...used].filter((f) => sensitive.has(f));
+  if (hit.length === 0) return undefined;
+  return `Error (egress_policy): the organization keeps the values of ${hit.join(', ')} from the model, so they cannot be used to filter, sort, group or aggregate; nothing was run.`;
+}
