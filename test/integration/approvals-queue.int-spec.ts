@@ -481,6 +481,39 @@ describe('approvals: the pending-action queue', () => {
         ...extra,
       ],
     });
+    // An agent keeps manage_metadata only under metadata:write, and then may only propose: direct structural writes refuse it.
+    const adminAgent = async (scope: string): Promise<string> =>
+      (
+        await ok(
+          call('POST', '/auth/token-exchange', undefined, {
+            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+            subject_token: tokens.admin,
+            subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+            scope,
+            client_id: 'modeller',
+            agent_name: 'Modeller',
+          }),
+        )
+      ).access_token;
+    const modeller = await adminAgent('data:read metadata:write');
+    const caps = (await ok(call('GET', '/auth/me', modeller))).capabilities;
+    expect(caps).toEqual(expect.arrayContaining(['manage_metadata', 'view_all_data']));
+    expect(caps).not.toEqual(expect.arrayContaining(['manage_users']));
+    expect(caps).not.toContain('modify_all_data');
+    expect((await ok(call('GET', '/auth/me', await adminAgent('data:read')))).capabilities).not.toContain('manage_metadata');
+    const direct = await call('PUT', '/meta/objects/deal', modeller, definition([{ name: 'sneaky', type: 'text' }]));
+    expect([direct.status, direct.body.details?.reason]).toEqual([403, 'propose_through_approvals']);
+    const viaBundle = await call('POST', '/bundles/apply', modeller, {
+      bundle: { apiVersion: 'custodian.dev/v1', kind: 'Bundle', name: 'x' },
+    });
+    expect([viaBundle.status, viaBundle.body.details?.reason]).toEqual([403, 'propose_through_approvals']);
+    const byAgent = await ok(
+      propose(modeller, { kind: 'metadata.change', object: 'deal', values: definition([{ name: 'note', type: 'text' }]) }),
+      201,
+    );
+    expect(await ok(call('POST', `/approvals/${byAgent.id}/reject`, tokens.steward, { reason: 'not now' }))).toMatchObject({
+      state: 'rejected',
+    });
     // The rep (no manage_metadata) and her agent cannot propose it.
     expect((await propose(agent, { kind: 'metadata.change', object: 'deal', values: definition([]) })).status).toBe(403);
     expect((await propose(tokens.admin, { kind: 'metadata.change', object: 'deal', values: { name: 'deal' } })).status).toBe(400);

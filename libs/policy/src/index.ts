@@ -66,7 +66,7 @@ export {
 } from './decision/access-level';
 export { compileCatalog, type PolicyCatalog, type CompiledObject } from './decision/policy-catalog';
 export { InMemoryAccessFacts, type RecordAccessFacts, type DirectoryData } from './decision/record-access.facts';
-export { Decision, type SqlOptions } from './decision/decision';
+export { Decision, agentKeepsCapability, type SqlOptions } from './decision/decision';
 export { compileDecision, type CompileOptions } from './decision/decision.compiler';
 export { DecisionCache, type DecisionCacheOptions, type DecisionCacheStats } from './decision/decision.cache';
 export type { Explanation, ExplainRequest, ExplainStep, StepOutcome } from './decision/explain';

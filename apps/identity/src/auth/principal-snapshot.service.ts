@@ -1,7 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { type GetPrincipalSnapshot, type PrincipalSnapshot, type RequestOf } from '@custodian/contracts';
 import { CustodianException } from '@custodian/platform';
-import { AGENT_SCOPES, INTEGRATION_CAPABILITIES, SYSTEM_CAPABILITIES, type AgentScope, type PermissionSet } from '@custodian/policy';
+import {
+  AGENT_SCOPES,
+  INTEGRATION_CAPABILITIES,
+  SYSTEM_CAPABILITIES,
+  agentKeepsCapability,
+  type AgentScope,
+  type PermissionSet,
+} from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import { ApiKeyEntity } from '../entities/api-key.entity';
 import { MembershipEntity } from '../entities/membership.entity';
@@ -92,7 +99,11 @@ export class PrincipalSnapshotService {
       // their capabilities written out), and an agent acting for the user only integration capabilities.
       // Both narrowings apply together: an agent acting through a key gets their intersection.
       if (keyScopes) permissionSets = permissionSets.map((s) => narrow(s, new Set(keyScopes)));
-      if (req.delegation) permissionSets = permissionSets.map((s) => narrow(s, INTEGRATION));
+      if (req.delegation) {
+        // An agent keeps only what its scopes carry (the policy library's table): never an administrative capability.
+        const scopes = req.delegation.scopes;
+        permissionSets = permissionSets.map((s) => narrowBy(s, (c) => agentKeepsCapability(c, scopes)));
+      }
       const capabilities = [
         ...new Set(permissionSets.flatMap((s) => [...(s.systemCapabilities ?? []), ...(s.integrationCapabilities ?? [])])),
       ].sort();
@@ -148,8 +159,12 @@ export async function heldCapabilities(m: EntityManager, userId: string): Promis
 }
 
 function narrow(set: PermissionSet, allowed: ReadonlySet<string>): PermissionSet {
+  return narrowBy(set, (c) => allowed.has(c));
+}
+
+function narrowBy(set: PermissionSet, keep: (capability: string) => boolean): PermissionSet {
   const out: PermissionSet = { ...set };
-  if (set.systemCapabilities) out.systemCapabilities = set.systemCapabilities.filter((c) => allowed.has(c));
-  if (set.integrationCapabilities) out.integrationCapabilities = set.integrationCapabilities.filter((c) => allowed.has(c));
+  if (set.systemCapabilities) out.systemCapabilities = set.systemCapabilities.filter(keep);
+  if (set.integrationCapabilities) out.integrationCapabilities = set.integrationCapabilities.filter(keep);
   return out;
 }

@@ -24,7 +24,7 @@ export class BundlesController {
    * (roles: manage_roles, groups: manage_users, permission sets: manage_permissions, sharing rules:
    * manage_sharing), checked by the service; identity and approvals check again on their side.
    */
-  @RequirePolicy({ capabilities: ['manage_metadata'] })
+  @RequirePolicy({ capabilities: ['manage_metadata'], proposeThroughApprovals: true })
   @Post('apply')
   @HttpCode(200)
   apply(@Req() req: AuthedRequest, @Body() body: unknown): Promise<BundleResult> {

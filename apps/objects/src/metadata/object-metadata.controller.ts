@@ -8,7 +8,7 @@ import { ObjectDefinitionSchema } from './object-definition.schema';
 import { ObjectMetadataService, type ObjectView } from './object-metadata.service';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
-const MANAGE_METADATA = { capabilities: ['manage_metadata'] } as const;
+const MANAGE_METADATA = { capabilities: ['manage_metadata'], proposeThroughApprovals: true } as const;
 
 function objectName(name: string): string {
   if (!/^[a-z][a-z0-9_]{0,27}$/.test(name)) throw new PolicyError('object_not_found', { object: name.slice(0, 64) });

@@ -39,6 +39,21 @@ export class AuthGuard implements CanActivate {
     const ctx = requestContext.current();
     if (ctx) ctx.principal = principal;
     (request as Request & { principal?: unknown }).principal = principal;
+    if (policy.proposeThroughApprovals && principal.agent) {
+      // Structural changes by an agent wait for a human: it files them as pending actions instead.
+      await this.denials.record({
+        principal,
+        route: `${request.method} ${request.route?.path ?? request.path}`,
+        missing: [],
+        layer: 'agent_scope',
+        controller: context.getClass(),
+      });
+      throw markDenialAudited(
+        CustodianException.forbidden('An agent proposes structural changes through approvals (POST /api/v1/approvals)', {
+          reason: 'propose_through_approvals',
+        }),
+      );
+    }
     if (policy.credentialAdmin && principal.agent) {
       // A delegated token acts for its user; minting, changing or ending the user's credentials is not delegated.
       await this.denials.record({

@@ -19,6 +19,12 @@ export interface RoutePolicy {
    * the user's credentials. See docs/identity.md "Agent delegation".
    */
   credentialAdmin?: boolean;
+  /**
+   * The route makes a structural change directly (object definitions, sharing rules, bundles). An
+   * agent that holds the capability (manage_metadata under `metadata:write`) proposes the change
+   * through approvals instead; a delegated principal is refused here. See docs/approvals.md.
+   */
+  proposeThroughApprovals?: boolean;
 }
 
 /** Opts a route out of authentication. Every use is visible in the route inventory test. */

@@ -56,6 +56,17 @@ const AGENT_CAPABILITY_SCOPE: Partial<Record<Capability, string | true>> = {
   mcp_access: true,
 };
 
+/**
+ * Whether a capability survives an agent's delegation with these scopes (R7): integration
+ * capabilities always, `view_all_data` with `data:read`, `modify_all_data` with `data:write`,
+ * `manage_metadata` with `metadata:write`, nothing else. Identity narrows a delegated snapshot
+ * with it, so every decision point sees the same narrowed capabilities.
+ */
+export function agentKeepsCapability(capability: string, scopes: readonly string[]): boolean {
+  const scope = AGENT_CAPABILITY_SCOPE[capability as Capability];
+  return scope === true || (scope !== undefined && scopes.includes(scope));
+}
+
 export interface SqlOptions {
   /** Alias of the record table in the caller's query (default `t`). */
   readonly alias?: string;
