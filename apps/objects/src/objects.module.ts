@@ -13,6 +13,8 @@ import { FILE_STORAGE_PROVIDER } from './files/files.providers';
 import { FilesService } from './files/files.service';
 import { GovernedReadBusHandlers } from './governed/governed-read.handler';
 import { GovernedRefusals } from './governed/governed-refusals';
+import { PermissionImpactBusHandler } from './impact/permission-impact.handler';
+import { PermissionImpactService } from './impact/permission-impact.service';
 import { ObjectCatalogService } from './metadata/object-catalog.service';
 import { ObjectMetadataController } from './metadata/object-metadata.controller';
 import { MetadataOperationsBusHandler } from './metadata/metadata-operations.handler';
@@ -27,6 +29,7 @@ import { AccessExplainController } from './sharing/access-explain.controller';
 import { RecordSharesController } from './sharing/record-shares.controller';
 import { RecordSharesService } from './sharing/record-shares.service';
 import { SharingRulesController } from './sharing/sharing-rules.controller';
+import { SharingRulesService } from './sharing/sharing-rules.service';
 
 /** Object metadata, the directory replica, governed records and ObjectQL (issue #5; docs/objects.md). */
 @Module({
@@ -59,6 +62,9 @@ import { SharingRulesController } from './sharing/sharing-rules.controller';
     MetadataOperationsBusHandler,
     BundleService,
     ActionsService,
+    SharingRulesService,
+    PermissionImpactService,
+    PermissionImpactBusHandler,
   ],
 })
 export class ObjectsModule {}

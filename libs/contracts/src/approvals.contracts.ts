@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { defineEvent, defineRequest } from './contract';
 import { RequesterSchema } from './objects.contracts';
+import { PermissionChangeSchema } from './permission-change.contracts';
 
 const Id = Type.String({ format: 'uuid' });
 const ObjectName = Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' });
@@ -9,9 +10,17 @@ const ObjectName = Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' });
  * What a pending action proposes. Record kinds and `action.run` (a declared action: an update with
  * the action's values) are applied by objects with the record's expected version; `metadata.change`
  * (`values` is the object's whole new definition, as `PUT meta/objects/:name` takes it) with the
- * definition's version.
+ * definition's version. `permission.change` carries a typed `change` (no `object`: it is filed under
+ * the set, role or rule's object) and is applied by its owner with a content-hash version.
  */
-export const PENDING_ACTION_KINDS = ['record.create', 'record.update', 'record.delete', 'action.run', 'metadata.change'] as const;
+export const PENDING_ACTION_KINDS = [
+  'record.create',
+  'record.update',
+  'record.delete',
+  'action.run',
+  'metadata.change',
+  'permission.change',
+] as const;
 export type PendingActionKind = (typeof PENDING_ACTION_KINDS)[number];
 
 /**
@@ -58,7 +67,10 @@ export type ProposalContext = Static<typeof ProposalContextSchema>;
 export const ProposalSchema = Type.Object(
   {
     kind: Type.Union(PENDING_ACTION_KINDS.map((k) => Type.Literal(k))),
-    object: ObjectName,
+    /** Every kind but permission.change. */
+    object: Type.Optional(ObjectName),
+    /** permission.change: what changes (a permission set edited or assigned, a role moved, a sharing rule). */
+    change: Type.Optional(PermissionChangeSchema),
     /** update / delete / action.run */
     recordId: Type.Optional(Id),
     /** action.run: the declared action's name */
@@ -80,7 +92,10 @@ export const FiledActionSchema = Type.Object(
     id: Id,
     state: Type.Union(PENDING_ACTION_STATES.map((s) => Type.Literal(s))),
     revision: Type.Integer({ minimum: 1 }),
-    /** Changed fields the proposer can read ({field: {from, to}}), or a definition diff for metadata.change. */
+    /**
+     * Changed fields the proposer can read ({field: {from, to}}), a definition diff for
+     * metadata.change, or the impact (who gains or loses what) for permission.change.
+     */
     diff: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()),
     expiresAt: Type.String({ maxLength: 40 }),
     requiredApprovals: Type.Integer({ minimum: 1 }),

@@ -1,5 +1,12 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { ApplyMetadataChange, ApplyRecordOperation, type RecordOperationResult } from '@custodian/contracts';
+import {
+  ApplyIdentityPermissionChange,
+  ApplyMetadataChange,
+  ApplyRecordOperation,
+  ApplySharingRuleChange,
+  type PermissionChange,
+  type RecordOperationResult,
+} from '@custodian/contracts';
 import { BUS, CONFIG, SERVICE_DATA_SOURCE, type Bus, type CustodianConfig } from '@custodian/platform';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
@@ -149,6 +156,14 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
       ...(row.requester.agent ? { agent: row.requester.agent } : {}),
     };
     const idempotencyKey = `pending-action:${row.id}`;
+    if (row.kind === 'permission.change') {
+      // The owner of the target applies it: identity for sets and roles, objects for sharing rules.
+      const { change, version } = row.values as { change: PermissionChange; version: string };
+      const contract = change.type === 'sharing_rule.upsert' ? ApplySharingRuleChange : ApplyIdentityPermissionChange;
+      return this.bus
+        .request(contract, { requester, change, expectedVersion: version, idempotencyKey })
+        .then((r) => ({ outcome: r.outcome, ...(r.code ? { code: r.code } : {}), ...(r.message ? { message: r.message } : {}) }));
+    }
     if (row.kind === 'metadata.change')
       return this.bus.request(ApplyMetadataChange, {
         requester,

@@ -2,12 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   DryRunMetadataChange,
+  DryRunPermissionChange,
   DryRunRecordOperation,
   ErrorCode,
+  PERMISSION_CHANGE_CAPABILITY,
   PendingActionChanged,
   ReviewRecord,
+  permissionChangeSubject,
   type AuditEvent,
   type FiledAction,
+  type PermissionImpact,
   type PendingActionKind,
   type PendingActionState,
   type PrincipalSnapshot,
@@ -103,6 +107,7 @@ export const RECORD_OPERATION = {
   'record.delete': 'delete',
   'action.run': 'update',
   'metadata.change': 'update',
+  'permission.change': 'update',
 } as const;
 
 /** The operation an approval policy names for a kind; metadata changes are not named by policies. */
@@ -112,6 +117,7 @@ const POLICY_OPERATION: Record<PendingActionKind, 'create' | 'update' | 'delete'
   'record.delete': 'delete',
   'action.run': 'action',
   'metadata.change': undefined,
+  'permission.change': undefined,
 };
 
 /** Which parts a proposal of each kind must have and must not have. */
@@ -121,6 +127,7 @@ const SHAPE: Record<PendingActionKind, { recordId: boolean; values: boolean; act
   'record.delete': { recordId: true, values: false, action: false },
   'action.run': { recordId: true, values: false, action: true },
   'metadata.change': { recordId: false, values: true, action: false },
+  'permission.change': { recordId: false, values: false, action: false },
 };
 
 function checkShape(proposal: Proposal): void {
@@ -131,7 +138,20 @@ function checkShape(proposal: Proposal): void {
     if (shape[part] && !present) issues.push({ path: `/${part}`, message: `required for ${proposal.kind}` });
     if (!shape[part] && present) issues.push({ path: `/${part}`, message: `not allowed for ${proposal.kind}` });
   }
+  // A permission change names its target inside `change`; every other kind names an object.
+  const permission = proposal.kind === 'permission.change';
+  if (permission !== (proposal.change !== undefined))
+    issues.push({ path: '/change', message: permission ? 'required for permission.change' : `not allowed for ${proposal.kind}` });
+  if (permission === (proposal.object !== undefined))
+    issues.push({ path: '/object', message: permission ? 'not allowed for permission.change' : `required for ${proposal.kind}` });
+  if (permission && proposal.expectedVersion !== undefined)
+    issues.push({ path: '/expectedVersion', message: 'not allowed for permission.change' });
   if (issues.length > 0) throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid proposal', { issues });
+}
+
+/** The object a proposal is filed under: a permission change's set, role or rule object. */
+function objectOf(proposal: Proposal): string {
+  return proposal.change ? permissionChangeSubject(proposal.change) : proposal.object!;
 }
 
 /** Dry-run refusals keep their meaning at the edge. */
@@ -187,8 +207,13 @@ export class PendingActionsService {
       });
     // With no matching policy, an agent's change (and a human's explicit proposal) still needs one approver.
     const operation = POLICY_OPERATION[proposal.kind];
-    const policy = operation ? await this.matchPolicy(proposer.orgId, proposal.object, operation) : undefined;
-    const defaultCapability = proposal.kind === 'metadata.change' ? 'manage_metadata' : DEFAULT_APPROVER_CAPABILITY;
+    const policy = operation ? await this.matchPolicy(proposer.orgId, objectOf(proposal), operation) : undefined;
+    // A metadata or permission change is reviewed by holders of the capability its direct route needs.
+    const defaultCapability = proposal.change
+      ? PERMISSION_CHANGE_CAPABILITY[proposal.change.type]
+      : proposal.kind === 'metadata.change'
+        ? 'manage_metadata'
+        : DEFAULT_APPROVER_CAPABILITY;
     const id = randomUUID();
     const row = await this.ds.transaction(async (m) => {
       const entity = m.create(PendingActionEntity, {
@@ -200,7 +225,7 @@ export class PendingActionsService {
         requesterUserId: proposer.userId,
         requester: proposer,
         agentClientId: proposer.agent?.clientId ?? null,
-        objectName: proposal.object,
+        objectName: objectOf(proposal),
         recordId: proposal.recordId ?? null,
         actionName: proposal.action ?? null,
         expectedVersion: dry.version ?? null,
@@ -224,8 +249,9 @@ export class PendingActionsService {
         target: { type: 'pending_action', id },
         details: {
           kind: proposal.kind,
-          object: proposal.object,
+          object: objectOf(proposal),
           ...(proposal.recordId ? { recordId: proposal.recordId } : {}),
+          ...(proposal.change ? { change: proposal.change.type } : {}),
           policy: policy?.name ?? null,
           requiredApprovals: entity.requiredApprovals,
           ...(proposer.agent ? { agent: { clientId: proposer.agent.clientId, name: proposer.agent.name } } : {}),
@@ -251,15 +277,25 @@ export class PendingActionsService {
     proposal: Proposal,
   ): Promise<{ version: number | null; values: Record<string, unknown>; diff: Record<string, unknown> }> {
     const requester = { userId: proposer.userId, orgId: proposer.orgId, ...(proposer.agent ? { agent: proposer.agent } : {}) };
+    if (proposal.change) {
+      // The impact is what reviewers see; the change and the version it was computed on are what is applied.
+      const dry = await this.bus.request(DryRunPermissionChange, { requester, change: proposal.change });
+      if (dry.outcome !== 'allowed' || !dry.impact || !dry.version) throw refused(dry);
+      return { version: null, values: { change: proposal.change, version: dry.version }, diff: dry.impact };
+    }
     if (proposal.kind === 'metadata.change') {
-      const dry = await this.bus.request(DryRunMetadataChange, { requester, object: proposal.object, definition: proposal.values ?? {} });
+      const dry = await this.bus.request(DryRunMetadataChange, {
+        requester,
+        object: objectOf(proposal),
+        definition: proposal.values ?? {},
+      });
       if (dry.outcome !== 'allowed') throw refused(dry);
       return { version: dry.version ?? null, values: proposal.values ?? {}, diff: dry.diff ?? {} };
     }
     const dry = await this.bus.request(DryRunRecordOperation, {
       requester,
       operation: RECORD_OPERATION[proposal.kind],
-      object: proposal.object,
+      object: objectOf(proposal),
       ...(proposal.recordId ? { recordId: proposal.recordId } : {}),
       ...(proposal.values ? { values: proposal.values } : {}),
       ...(proposal.action ? { action: proposal.action } : {}),
@@ -333,9 +369,15 @@ export class PendingActionsService {
     return {
       ...summary(row),
       requesterDetail: row.requester,
-      diff: row.kind === 'metadata.change' ? row.diff : filterDiff(row.diff as Record<string, { from: unknown; to: unknown }>, readable),
+      diff:
+        row.kind === 'permission.change'
+          ? await this.impactFor(principal, row.diff as PermissionImpact)
+          : row.kind === 'metadata.change'
+            ? row.diff
+            : filterDiff(row.diff as Record<string, { from: unknown; to: unknown }>, readable),
       action: row.actionName,
-      current: row.kind === 'record.create' || row.kind === 'metadata.change' ? null : (review.record ?? null),
+      current:
+        row.kind === 'record.create' || row.kind === 'metadata.change' || row.kind === 'permission.change' ? null : (review.record ?? null),
       context: row.context,
       decisions: decisions.map((d) => ({
         approverUserId: d.approverUserId,
@@ -531,14 +573,45 @@ export class PendingActionsService {
     return !principal.agent && holdsAny(principal, [DEFAULT_APPROVER_CAPABILITY]);
   }
 
-  /** What this reader may see of the target; a metadata change has no record (its reviewers need manage_metadata). */
+  /**
+   * What this reader may see of the target; a metadata or permission change has no record (its
+   * reviewers need the change's capability).
+   */
   private async review(principal: PrincipalSnapshot, row: PendingActionEntity): Promise<ResponseOf<typeof ReviewRecord>> {
-    if (row.kind === 'metadata.change') return { outcome: 'ok', readableFields: [] };
+    if (row.kind === 'metadata.change' || row.kind === 'permission.change') return { outcome: 'ok', readableFields: [] };
     return this.bus.request(ReviewRecord, {
       reviewer: { userId: principal.userId, orgId: principal.orgId },
       object: row.objectName,
       ...(row.kind !== 'record.create' && row.recordId ? { recordId: row.recordId } : {}),
     });
+  }
+
+  /**
+   * A permission change's impact as this reader may see it: a field the reader cannot read keeps
+   * its level change but loses its name (listed under `hiddenFields`), as a record diff shows such
+   * a field as "changed, hidden". Readable fields come from objects, per object, for this reader.
+   */
+  private async impactFor(principal: PrincipalSnapshot, impact: PermissionImpact): Promise<Record<string, unknown>> {
+    const readable = new Map<string, ReadonlySet<string>>();
+    for (const object of new Set(impact.users.flatMap((u) => Object.keys(u.objects)))) {
+      const r = await this.bus.request(ReviewRecord, { reviewer: { userId: principal.userId, orgId: principal.orgId }, object });
+      readable.set(object, new Set(r.outcome === 'ok' ? r.readableFields : []));
+    }
+    const users = impact.users.map((u) => ({
+      ...u,
+      objects: Object.fromEntries(
+        Object.entries(u.objects).map(([object, o]) => {
+          const fields: typeof o.fields = {};
+          const hiddenFields: Array<(typeof o.fields)[string]> = [];
+          for (const [name, level] of Object.entries(o.fields)) {
+            if (readable.get(object)?.has(name)) fields[name] = level;
+            else hiddenFields.push(level);
+          }
+          return [object, { ...o, fields, ...(hiddenFields.length > 0 ? { hiddenFields } : {}) }];
+        }),
+      ),
+    }));
+    return { ...impact, users };
   }
 
   actorOf(p: Proposer): AuditEvent['actor'] {

@@ -1,11 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, assertValid } from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, assertValid } from '@custodian/platform';
 import type { SharingRule } from '@custodian/policy';
 import type { Request } from 'express';
 import { ObjectMetadataService } from '../metadata/object-metadata.service';
 import { objectParam } from '../records/records.controller';
 import { MAX_RULES_PER_OBJECT, SharingRuleBodySchema } from './sharing.schemas';
+import { SharingRulesService, type RulesEdit } from './sharing-rules.service';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const MANAGE_SHARING = { capabilities: ['manage_sharing'] } as const;
@@ -15,7 +16,7 @@ const MANAGE_SHARING = { capabilities: ['manage_sharing'] } as const;
 export class SharingRulesController {
   constructor(
     @Inject(ObjectMetadataService) private readonly metadata: ObjectMetadataService,
-    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+    @Inject(SharingRulesService) private readonly rules: SharingRulesService,
   ) {}
 
   @RequirePolicy(MANAGE_SHARING)
@@ -64,26 +65,7 @@ export class SharingRulesController {
     });
   }
 
-  private change(
-    principal: PrincipalSnapshot,
-    object: string,
-    ruleName: string,
-    edit: (rules: SharingRule[]) => { rules: SharingRule[]; before: SharingRule | null; after: SharingRule | null },
-  ): Promise<SharingRule> {
-    return this.metadata.inOrgTransaction(principal.orgId, async (m) => {
-      const defs = await this.metadata.definitions(m, principal.orgId);
-      const def = defs.get(object);
-      if (!def) throw CustodianException.notFound('Object not found');
-      const { rules, before, after } = edit(def.sharingRules as SharingRule[]);
-      await this.metadata.setSharingRules(m, principal.orgId, object, rules);
-      await this.outbox.append(m, {
-        orgId: principal.orgId,
-        action: 'objects.sharing_rule.changed',
-        outcome: 'success',
-        target: { type: 'sharing_rule', id: `${object}:${ruleName}`.slice(0, 128) },
-        details: { name: ruleName.slice(0, 200), object, changes: { rule: { from: before, to: after } } },
-      });
-      return (after ?? before)!;
-    });
+  private change(principal: PrincipalSnapshot, object: string, ruleName: string, edit: RulesEdit): Promise<SharingRule> {
+    return this.rules.change(principal, object, ruleName, edit);
   }
 }
