@@ -395,6 +395,8 @@ describe.each([
         await ok(call('DELETE', `/data/contract/${ids.private}/files/doc`, tokens.olga));
       } else expect([type, res.status, res.body.code]).toEqual([type, 415, 'unsupported_media_type']);
     }
+    const gzipped = await upload(tokens.olga, ids.private, 'doc', 'x', { 'content-type': 'text/plain', 'content-encoding': 'gzip' });
+    expect([gzipped.status, gzipped.body.code]).toEqual([415, 'unsupported_media_type']);
     const noType = await fetch(`${base}/api/v1/data/contract/${ids.private}/files/doc`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${tokens.olga}`, 'if-match': `"${await version(ids.private)}"` },

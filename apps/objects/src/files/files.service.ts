@@ -125,6 +125,10 @@ export class FilesService {
     const expected = parseIfMatch(headers['if-match'], true)!;
     const limits = this.config.files;
     const contentType = contentTypeOf(headers['content-type'], limits.allowedContentTypes);
+    // The bytes are stored as sent; an encoded body would be stored encoded and served as if it were not.
+    const encoding = headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity')
+      throw new CustodianException(ErrorCode.UnsupportedMediaType, 'Uploads are stored as sent: no Content-Encoding');
     const name = fileNameOf(headers['content-disposition']);
     const lengthHeader = headers['content-length'];
     if (headers['transfer-encoding'] !== undefined || lengthHeader === undefined || !/^\d{1,15}$/.test(lengthHeader))
