@@ -22,7 +22,7 @@ export function collectRoutes(app: INestApplicationContext): RouteInfo[] {
     const instance = wrapper.instance as object | undefined;
     const type = wrapper.metatype as (new (...args: never[]) => unknown) | undefined;
     if (!instance || !type) continue;
-    const base = String(Reflect.getMetadata(PATH_METADATA, type) ?? '');
+    const bases = asPaths(Reflect.getMetadata(PATH_METADATA, type) as string | string[] | undefined);
     const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
     for (const name of scanner.getAllMethodNames(prototype)) {
       const handler = prototype[name] as (...args: unknown[]) => unknown;
@@ -32,15 +32,29 @@ export function collectRoutes(app: INestApplicationContext): RouteInfo[] {
       const targets = [handler, type];
       const isPublic = reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets) === true;
       const policy = reflector.getAllAndOverride<RoutePolicy | undefined>(ROUTE_POLICY, targets);
-      routes.push({
-        controller: type.name,
-        handler: name,
-        method,
-        path: `/${[base, ...(Array.isArray(path) ? path : [path])].filter(Boolean).join('/')}`.replace(/\/+/g, '/').replace(/(.)\/$/, '$1'),
-        access: isPublic ? 'public' : policy ? 'policy' : 'undeclared',
-        ...(policy ? { policy } : {}),
-      });
+      // Nest serves every combination of a controller path and a handler path as its own route.
+      for (const base of bases) {
+        for (const sub of asPaths(path)) {
+          routes.push({
+            controller: type.name,
+            handler: name,
+            method,
+            path: joinPath(base, sub),
+            access: isPublic ? 'public' : policy ? 'policy' : 'undeclared',
+            ...(policy ? { policy } : {}),
+          });
+        }
+      }
     }
   }
   return routes;
+}
+
+function asPaths(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [''];
+  return Array.isArray(value) ? (value.length > 0 ? value : ['']) : [value];
+}
+
+function joinPath(base: string, sub: string): string {
+  return `/${[base, sub].filter(Boolean).join('/')}`.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
 }
