@@ -47,7 +47,7 @@ describe('agent runtime: conversations with your own model', () => {
 
   beforeAll(async () => {
     fake = await startFakeModelServer();
-    t = await startTestHost('agent_runtime');
+    t = await startTestHost('agent_runtime', { CUSTODIAN_AGENT_RETENTION_SWEEP_MS: '200' });
     db = new Pg({ connectionString: t.db.url });
     await db.connect();
     tokens.admin = (await login(t.host.url)).accessToken;
@@ -353,6 +353,26 @@ describe('agent runtime: conversations with your own model', () => {
       expect(exported.sha256).toMatch(/^[0-9a-f]{64}$/);
       const audit = (await events('agent.conversation.exported')).find((e) => e.id === exported.auditEventId);
       expect(audit.details.sha256).toBe(exported.sha256);
+    });
+
+    it('retention: a conversation untouched longer than retention.conversation_days is deleted, with its messages, and the purge audited', async () => {
+      reset({ text: 'old news' });
+      const stale = await converse();
+      await say(stale, 'hi');
+      const fresh = await converse();
+      await setting('retention.conversation_days', 1);
+      await db.query(`UPDATE agent_gateway.agent_conversation SET updated_at = now() - interval '2 days' WHERE id = $1`, [stale]);
+      await pollUntil(async () => (await call('GET', `/agent/conversations/${stale}`, tokens.west)).status === 404, {
+        what: 'the stale conversation purged',
+      });
+      expect(
+        (await db.query('SELECT count(*)::int AS n FROM agent_gateway.agent_message WHERE conversation_id = $1', [stale])).rows[0].n,
+      ).toBe(0);
+      expect((await call('GET', `/agent/conversations/${fresh}`, tokens.west)).status).toBe(200);
+      const purged = await pollUntil(async () =>
+        (await events('agent.conversation.purged')).find((e) => e.details.conversationIds.includes(stale)),
+      );
+      expect(purged.details).toMatchObject({ retentionDays: 1 });
     });
 
     it('bad input is a 4xx problem, never a 5xx', async () => {

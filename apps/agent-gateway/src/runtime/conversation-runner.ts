@@ -55,6 +55,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   private readonly sessions = new Map<string, ToolSession>();
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
+  private sweeper?: NodeJS.Timeout;
 
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
@@ -70,11 +71,48 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     await this.bus.subscribe(PendingActionChanged, 'agent-runtime-pending-actions', async (event) => {
       await this.pendingChanged(event.orgId, event.id, event.state);
     });
+    if (this.config.retentionSweepMs > 0) {
+      this.sweeper = setInterval(() => {
+        this.sweepRetention().catch((e: unknown) => this.logger.warn({ err: e }, 'agent conversation retention sweep failed'));
+      }, this.config.retentionSweepMs);
+      this.sweeper.unref();
+    }
   }
 
   async onModuleDestroy(): Promise<void> {
     this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
     await Promise.allSettled([...this.running]);
+  }
+
+  /**
+   * Deletes the conversations (messages and egress records with them) that nobody touched for the
+   * org's retention.conversation_days; one audit event per org says how many. The audit trail of
+   * what happened in them stays, under the audit service's own retention.
+   */
+  async sweepRetention(): Promise<number> {
+    const orgs: Array<{ org_id: string }> = await this.ds.query('SELECT DISTINCT org_id FROM agent_conversation');
+    let total = 0;
+    for (const { org_id: orgId } of orgs) {
+      const { retentionDays } = typedSettings(await this.settings.resolve(this.ds, orgId).catch(() => new Map()));
+      total += await this.ds.transaction(async (m) => {
+        const deleted: Array<{ id: string }> = await m.query(
+          `DELETE FROM agent_conversation WHERE org_id = $1 AND state <> 'running' AND updated_at < now() - make_interval(days => $2) RETURNING id`,
+          [orgId, retentionDays],
+        );
+        const rows = (Array.isArray(deleted[0]) ? deleted[0] : deleted) as Array<{ id: string }>;
+        if (rows.length > 0)
+          await this.outbox.append(m, {
+            orgId,
+            action: 'agent.conversation.purged',
+            outcome: 'success',
+            target: { type: 'conversation', id: rows[0]!.id },
+            details: { count: rows.length, retentionDays, conversationIds: rows.slice(0, 200).map((r) => r.id) },
+          });
+        return rows.length;
+      });
+    }
+    return total;
   }
 
   async settingsOf(orgId: string): Promise<ResolvedRuntimeSettings> {

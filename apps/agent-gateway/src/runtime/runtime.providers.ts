@@ -6,7 +6,7 @@ import { ConversationRunner } from './conversation-runner';
 import { ConversationsController } from './conversations.controller';
 import { GOVERNED_TOOLS, governedTools } from './governed-tools';
 import { AgentProfilesController } from './profiles.controller';
-import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config';
+import type { RuntimeConfig } from './runtime-config';
 import { RUNTIME_CONFIG } from './runtime-config.token';
 import { RUNTIME_SETTINGS } from './runtime-settings';
 import { RUNTIME_SETTINGS_STORE, RuntimeSettingsController } from './settings.controller';
@@ -16,7 +16,7 @@ export const RUNTIME_CONTROLLERS = [RuntimeSettingsController, AgentProfilesCont
 
 /** The agent runtime's providers; the governed tools are the gateway's own catalog and executor. */
 export const RUNTIME_PROVIDERS: Provider[] = [
-  { provide: RUNTIME_CONFIG, useFactory: () => loadRuntimeConfig() },
+  { provide: RUNTIME_CONFIG, inject: [CONFIG], useFactory: (config: CustodianConfig) => config.agentRuntime },
   {
     provide: RUNTIME_SETTINGS_STORE,
     inject: [CONFIG, RUNTIME_CONFIG],

@@ -98,6 +98,14 @@ export interface CustodianConfig {
     readonly maxRows: number;
     readonly maxResultBytes: number;
   };
+  readonly agentRuntime: {
+    /** Where secret settings given by reference may point: an env variable prefix, directories of mounted secrets. */
+    readonly references: { readonly envPrefix: string; readonly fileDirs: readonly string[] };
+    /** Upper bound on every model request, whatever an org's setting says. */
+    readonly maxModelTimeoutMs: number;
+    /** How often conversations past their org's retention are deleted (0 = never). */
+    readonly retentionSweepMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -174,6 +182,16 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
   // One audience for both would let an MCP token call the REST API and a REST token call /mcp.
   if (mcpResource === (env.CUSTODIAN_AUDIENCE || 'urn:custodian:api'))
     problems.push('CUSTODIAN_MCP_RESOURCE must differ from CUSTODIAN_AUDIENCE');
+  const secretEnvPrefix = env.CUSTODIAN_SECRET_ENV_PREFIX ?? 'CUSTODIAN_SECRET_';
+  // An empty or short prefix would let a settings admin point a secret at the process's own variables.
+  if (secretEnvPrefix !== '' && !/^[A-Z][A-Z0-9_]{3,63}_$/.test(secretEnvPrefix))
+    problems.push('CUSTODIAN_SECRET_ENV_PREFIX must look like CUSTODIAN_SECRET_ (A-Z, 0-9, _; ending in _)');
+  const secretFileDirs = (env.CUSTODIAN_SECRET_FILE_DIRS ?? '/run/secrets,/var/run/secrets,/vault/secrets')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
+  if (secretFileDirs.some((d) => !d.startsWith('/') || d === '/'))
+    problems.push('CUSTODIAN_SECRET_FILE_DIRS must list absolute directories other than /');
   const config: CustodianConfig = {
     mode,
     services,
@@ -225,6 +243,11 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       maxArgumentBytes: int('CUSTODIAN_MCP_MAX_ARGUMENT_BYTES', 65_536, 256, 16 * 1_048_576),
       maxRows: int('CUSTODIAN_MCP_MAX_ROWS', 50, 1, 200),
       maxResultBytes: int('CUSTODIAN_MCP_MAX_RESULT_BYTES', 65_536, 1024, 16 * 1_048_576),
+    },
+    agentRuntime: {
+      references: { envPrefix: secretEnvPrefix, fileDirs: secretFileDirs },
+      maxModelTimeoutMs: int('CUSTODIAN_AGENT_MAX_MODEL_TIMEOUT_MS', 300_000, 100, 3_600_000),
+      retentionSweepMs: int('CUSTODIAN_AGENT_RETENTION_SWEEP_MS', 3_600_000, 0, 86_400_000),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);
