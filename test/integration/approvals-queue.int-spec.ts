@@ -23,6 +23,20 @@ describe('approvals: the pending-action queue', () => {
   let repSetAssignment: string;
   let repSetId: string;
 
+  /** A delegated agent token (RFC 8693) for `subject`, narrowed to `scope`. */
+  const delegate = async (subject: string, scope: string, clientId: string, name: string): Promise<string> =>
+    (
+      await ok(
+        call('POST', '/auth/token-exchange', undefined, {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: subject,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          scope,
+          client_id: clientId,
+          agent_name: name,
+        }),
+      )
+    ).access_token;
   const createDeal = async (title: string): Promise<Json> =>
     ok(call('POST', '/data/deal', tokens.rep, { title, amount: 100, margin: 0.1 }), 201);
   const propose = (token: string, body: Json) => call('POST', '/approvals', token, { justification: 'customer asked', ...body });
@@ -100,17 +114,7 @@ describe('approvals: the pending-action queue', () => {
       }
       tokens[name] = (await login(t.host.url, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
     }
-    const exchanged = await ok(
-      call('POST', '/auth/token-exchange', undefined, {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: tokens.rep,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        scope: 'data:read data:write',
-        client_id: 'sales-copilot',
-        agent_name: 'Sales copilot',
-      }),
-    );
-    agent = exchanged.access_token;
+    agent = await delegate(tokens.rep, 'data:read data:write', 'sales-copilot', 'Sales copilot');
   }, 90_000);
 
   afterAll(async () => {
@@ -150,17 +154,8 @@ describe('approvals: the pending-action queue', () => {
     expect(self.status).toBe(403);
     expect(self.body.details.reason).toBe('self_approval');
     expect((await call('POST', `/approvals/${filed.id}/approve`, agent, {})).status).toBe(403);
-    const byVpAgent = await ok(
-      call('POST', '/auth/token-exchange', undefined, {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: tokens.admin,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        scope: 'data:read data:write',
-        client_id: 'admin-bot',
-        agent_name: 'Admin bot',
-      }),
-    );
-    const agentReview = await call('POST', `/approvals/${filed.id}/approve`, byVpAgent.access_token, {});
+    const byVpAgent = await delegate(tokens.admin, 'data:read data:write', 'admin-bot', 'Admin bot');
+    const agentReview = await call('POST', `/approvals/${filed.id}/approve`, byVpAgent, {});
     expect(agentReview.status).toBe(403);
     expect((await ok(call('GET', `/approvals/${filed.id}`, tokens.vp))).state).toBe('pending');
     const denials = await db.query(
@@ -229,17 +224,8 @@ describe('approvals: the pending-action queue', () => {
     expect(bad.status).toBe(400);
     const missing = await propose(agent, { kind: 'record.update', object: 'deal', values: { amount: 1 } });
     expect(missing.status).toBe(400);
-    const readOnly = await ok(
-      call('POST', '/auth/token-exchange', undefined, {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: tokens.rep,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        scope: 'data:read',
-        client_id: 'reader',
-        agent_name: 'Reader',
-      }),
-    );
-    const beyondScope = await propose(readOnly.access_token, {
+    const readOnly = await delegate(tokens.rep, 'data:read', 'reader', 'Reader');
+    const beyondScope = await propose(readOnly, {
       kind: 'record.update',
       object: 'deal',
       recordId: deal.id,
@@ -412,22 +398,11 @@ describe('approvals: the pending-action queue', () => {
     expect(noScope.status).toBe(201); // a plain update is data:write
     const refused = await propose(agent, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'zero_out' });
     expect(refused.status).toBe(403);
-    const runner = await ok(
-      call('POST', '/auth/token-exchange', undefined, {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: tokens.rep,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        scope: 'data:read actions:execute',
-        client_id: 'runner',
-        agent_name: 'Runner',
-      }),
-    );
-    expect((await propose(runner.access_token, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'nope' })).status).toBe(
-      404,
-    );
+    const runner = await delegate(tokens.rep, 'data:read actions:execute', 'runner', 'Runner');
+    expect((await propose(runner, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'nope' })).status).toBe(404);
     expect(
       (
-        await propose(runner.access_token, {
+        await propose(runner, {
           kind: 'action.run',
           object: 'deal',
           recordId: deal.id,
@@ -436,20 +411,14 @@ describe('approvals: the pending-action queue', () => {
         })
       ).status,
     ).toBe(400);
-    const filed = await ok(
-      propose(runner.access_token, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'zero_out' }),
-      201,
-    );
+    const filed = await ok(propose(runner, { kind: 'action.run', object: 'deal', recordId: deal.id, action: 'zero_out' }), 201);
     expect(filed.diff).toEqual({ amount: { from: 100, to: 0 } });
     expect(await ok(call('GET', `/approvals/${filed.id}`, tokens.vp))).toMatchObject({ kind: 'action.run', action: 'zero_out' });
     expect(await ok(call('POST', `/approvals/${filed.id}/approve`, tokens.vp, {}))).toMatchObject({ state: 'applied' });
     expect((await ok(call('GET', `/data/deal/${deal.id}`, tokens.rep))).amount).toBe(0);
 
     const other = await createDeal('Action changed');
-    const second = await ok(
-      propose(runner.access_token, { kind: 'action.run', object: 'deal', recordId: other.id, action: 'zero_out' }),
-      201,
-    );
+    const second = await ok(propose(runner, { kind: 'action.run', object: 'deal', recordId: other.id, action: 'zero_out' }), 201);
     await ok(call('POST', '/bundles/apply', tokens.admin, bundle({ amount: 5 })));
     const res = await ok(call('POST', `/approvals/${second.id}/approve`, tokens.vp, {}));
     expect(res).toMatchObject({ state: 'stale', outcome: { code: 'action_changed' } });
@@ -482,19 +451,7 @@ describe('approvals: the pending-action queue', () => {
       ],
     });
     // An agent keeps manage_metadata only under metadata:write, and then may only propose: direct structural writes refuse it.
-    const adminAgent = async (scope: string): Promise<string> =>
-      (
-        await ok(
-          call('POST', '/auth/token-exchange', undefined, {
-            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-            subject_token: tokens.admin,
-            subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-            scope,
-            client_id: 'modeller',
-            agent_name: 'Modeller',
-          }),
-        )
-      ).access_token;
+    const adminAgent = (scope: string): Promise<string> => delegate(tokens.admin, scope, 'modeller', 'Modeller');
     const modeller = await adminAgent('data:read metadata:write');
     const caps = (await ok(call('GET', '/auth/me', modeller))).capabilities;
     expect(caps).toEqual(expect.arrayContaining(['manage_metadata', 'view_all_data']));
