@@ -66,6 +66,7 @@ async function populate(t: TestHost): Promise<Org> {
     systemCapabilities: ['manage_permissions', 'manage_roles', 'manage_sharing', 'approve_actions'],
     integrationCapabilities: ['api_access', 'agent_access'],
   });
+  await set('User managers', { systemCapabilities: ['manage_users'] });
   await set('Margin auditors', {
     objects: { deal: { allowRead: true, viewAllRecords: true } },
     fields: { deal: { '*': 'read', margin: 'read' } },
@@ -275,6 +276,14 @@ describe('approvals: permission changes and their impact (in-process bus)', () =
     const before = (await org.db.query('SELECT count(*)::int AS n FROM approvals.pending_action')).rows[0].n;
     const change = { type: 'permission_set.assign', permissionSetId: sets['Permission admins'], userId: users.rep3 };
     expect((await propose(org, tokens.rep1, change)).status).toBe(403);
+    // A set carrying a capability the proposer lacks is refused at filing, as the direct route refuses it.
+    const beyond = await propose(org, tokens.pa, {
+      type: 'permission_set.assign',
+      permissionSetId: sets['User managers'],
+      userId: users.rep3,
+    });
+    expect(beyond.status).toBe(403);
+    expect(beyond.body.details.reason).toBe('capability_not_held');
     const agent = await ok(
       call('POST', '/auth/token-exchange', undefined, {
         grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',

@@ -261,7 +261,9 @@ export class PermissionChangeService {
     }
     const set = await this.sets.find(m, orgId, change.permissionSetId);
     const version = contentHash({ name: set.name, body: set.body });
-    const about = { permissionSet: { id: set.id, name: set.name } };
+    // The capabilities the set carries: whoever proposes assigning it must hold them (checked at filing by objects).
+    const capabilities = [...(set.body.systemCapabilities ?? []), ...(set.body.integrationCapabilities ?? [])];
+    const about = { permissionSet: { id: set.id, name: set.name, capabilities } };
     if (change.type === 'permission_set.update') {
       if (change.body.name !== set.name) {
         const clash = await m.findOne(PermissionSetEntity, { where: { orgId, name: change.body.name } });

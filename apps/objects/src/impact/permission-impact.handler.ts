@@ -132,6 +132,14 @@ export class PermissionImpactBusHandler implements OnApplicationBootstrap {
     });
     if (described.outcome !== 'ok')
       return { outcome: described.outcome, ...(described.code ? { code: described.code } : {}), message: described.message ?? 'Refused' };
+    // A set may only carry capabilities its writer or assigner holds; refused now rather than at apply.
+    const beyond = grantedBy(change, described.target).filter((c) => !principal.capabilities.includes(c));
+    if (beyond.length > 0)
+      return {
+        outcome: 'forbidden',
+        code: 'capability_not_held',
+        message: `Cannot grant capabilities you do not hold: ${beyond.join(', ')}`,
+      };
     // Before-counts must see the directory the snapshots were built from.
     await this.replica.ensureFresh(principal.orgId, described.policyVersion);
     const impact = await this.impact.compute({
@@ -208,6 +216,15 @@ export class PermissionImpactBusHandler implements OnApplicationBootstrap {
     ])) as Array<{ response: PermissionChangeResult }>;
     return rows[0]?.response;
   }
+}
+
+/** Capabilities a set change hands out: the new body's, or the assigned set's as identity reports it. */
+function grantedBy(change: PermissionChange, target: Record<string, unknown> | undefined): string[] {
+  if (change.type === 'permission_set.update')
+    return [...(change.body.systemCapabilities ?? []), ...(change.body.integrationCapabilities ?? [])];
+  if (change.type !== 'permission_set.assign') return [];
+  const set = target?.permissionSet as { capabilities?: unknown } | undefined;
+  return Array.isArray(set?.capabilities) ? set.capabilities.filter((c): c is string => typeof c === 'string') : [];
 }
 
 /** What reviewers are told the change is (bodies and rules in full: a reviewer approves exactly these). */
