@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream';
 import { Controller, Delete, Get, Headers, Inject, Param, Put, Req, Res, UseFilters } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, RequirePolicy } from '@custodian/platform';
@@ -59,8 +60,8 @@ export class FilesController {
     res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
     res.setHeader('Cache-Control', 'private, no-store');
     res.setHeader('Digest', `sha-256=${Buffer.from(file.sha256, 'hex').toString('base64')}`);
-    body.on('error', () => res.destroy());
-    body.pipe(res);
+    // pipeline closes the storage stream when the client goes away, and ends the response on a storage error.
+    pipeline(body, res, () => undefined);
   }
 
   @RequirePolicy(GOVERNED)
