@@ -51,7 +51,12 @@ export class ToolCatalogService {
     if (!pending) {
       pending = (async () => {
         const { objects } = await this.bus.request(DescribeObjects, { principal });
-        const tools = visibleTools(principal, objects, { maxRows: this.config.agentGateway.maxRows });
+        const tools = visibleTools(
+          principal,
+          objects,
+          { maxRows: this.config.agentGateway.maxRows },
+          await this.actionObjects(principal, objects),
+        );
         const entry: Entry = { objects, tools, byName: new Map(tools.map((t) => [t.name, t])), at: Date.now() };
         this.cache.delete(key);
         this.cache.set(key, entry);
@@ -61,5 +66,16 @@ export class ToolCatalogService {
       this.inflight.set(key, pending);
     }
     return pending;
+  }
+
+  /**
+   * Objects runs a declared action for an agent with actions:execute as if it held data:write for that
+   * one update, so the objects it may run actions on are those it could edit with data:write added.
+   */
+  private async actionObjects(principal: PrincipalSnapshot, objects: DescribedObject[]): Promise<DescribedObject[]> {
+    const agent = principal.agent;
+    if (!agent || !agent.scopes.includes('actions:execute') || agent.scopes.includes('data:write')) return objects;
+    const widened: PrincipalSnapshot = { ...principal, agent: { ...agent, scopes: [...agent.scopes, 'data:write'] } };
+    return (await this.bus.request(DescribeObjects, { principal: widened })).objects;
   }
 }

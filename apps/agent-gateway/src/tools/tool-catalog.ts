@@ -150,14 +150,19 @@ function tool(
  * Decision as REST, user ∩ agent); capabilities through the policy library. A tool missing here is
  * answered exactly like a tool that does not exist.
  */
-export function visibleTools(principal: PrincipalSnapshot, objects: readonly DescribedObject[], limits: CatalogLimits): ToolDefinition[] {
+export function visibleTools(
+  principal: PrincipalSnapshot,
+  objects: readonly DescribedObject[],
+  limits: CatalogLimits,
+  actionObjects: readonly DescribedObject[] = objects,
+): ToolDefinition[] {
   const scopes = principal.agent ? new Set<string>(principal.agent.scopes) : undefined;
   const scoped = (scope: string): boolean => scopes === undefined || scopes.has(scope);
   const readable = objectsWhere(objects, 'read');
   const creatable = scoped('data:write') ? objectsWhere(objects, 'create') : [];
   const editable = scoped('data:write') ? objectsWhere(objects, 'edit') : [];
   const deletable = scoped('data:write') ? objectsWhere(objects, 'delete') : [];
-  const actionable = scoped('actions:execute') ? objectsWhere(objects, 'edit') : [];
+  const actionable = scoped('actions:execute') ? objectsWhere(actionObjects, 'edit') : [];
   const metadata = scoped('metadata:write') && capabilityDecision(principal).hasCapability('manage_metadata');
   const tools: ToolDefinition[] = [];
 
