@@ -189,6 +189,11 @@ describe.each([
     const session = await login(base);
     admin = session.accessToken;
     orgId = session.orgId;
+    // A file is set only by an upload to an existing record: it cannot be required, unique or defaulted.
+    for (const bad of [{ required: true }, { unique: true }, { default: null }]) {
+      const res = await call('POST', '/meta/objects', admin, { ...CONTRACT, fields: [{ name: 'doc', type: 'file', ...bad }] });
+      expect([JSON.stringify(bad), res.status]).toEqual([JSON.stringify(bad), 400]);
+    }
     await ok(call('POST', '/meta/objects', admin, CONTRACT), 201);
     const legal = await ok(
       call('POST', '/permission-sets', admin, {

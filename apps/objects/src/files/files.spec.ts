@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { loadConfig } from '@custodian/platform';
+import { fromColumnValue, toColumnValue, FieldValueError } from '../metadata/field-types';
 import { attachmentDisposition, contentTypeOf, fileNameOf } from './file-headers';
 import { isStorageKey, storageKey } from './file-storage';
 import { LocalFileStorage } from './local-file-storage';
@@ -137,5 +138,18 @@ describe('files settings', () => {
     expect(() => loadConfig({ CUSTODIAN_FILES_ALLOWED_TYPES: 'application/json' }, 'all-in-one')).toThrow(/JSON/);
     expect(() => loadConfig({ CUSTODIAN_FILES_ALLOWED_TYPES: 'text/plain,<script>' }, 'all-in-one')).toThrow(/not a content type/);
     expect(() => loadConfig({ CUSTODIAN_FILES_MAX_BYTES: '0' }, 'all-in-one')).toThrow(/CUSTODIAN_FILES_MAX_BYTES/);
+  });
+});
+
+describe('the file field type', () => {
+  it('refuses every value written through the records API, null included', () => {
+    for (const value of [null, { id: FILE, name: 'x' }, 'x', JSON.stringify({ id: FILE })])
+      expect(() => toColumnValue({ name: 'doc', type: 'file' }, value)).toThrow(FieldValueError);
+  });
+
+  it('answers the stored metadata as an object', () => {
+    const meta = { id: FILE, name: 'a.pdf', size: 1, contentType: 'application/pdf', sha256: 'ab', uploadedAt: '2026-01-01T00:00:00.000Z' };
+    expect(fromColumnValue('file', JSON.stringify(meta))).toEqual(meta);
+    expect(fromColumnValue('file', null)).toBeNull();
   });
 });
