@@ -107,16 +107,19 @@ async function main(): Promise<void> {
     };
     const rep = await user('rep', repSet.id);
     const vp = await user('vp', vpSet.id);
-    const agent = (
-      await ok('POST', '/auth/token-exchange', undefined, {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: rep.token,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        scope: 'data:read data:write',
-        client_id: 'sales-copilot',
-        agent_name: 'Sales copilot',
-      })
-    ).access_token as string;
+    // Access tokens are short-lived and a slow machine can outlast one: fresh tokens before each part.
+    const freshAgent = async (): Promise<string> =>
+      (
+        await ok('POST', '/auth/token-exchange', undefined, {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: (await login('rep@bench.local', PASSWORD)).accessToken,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          scope: 'data:read data:write',
+          client_id: 'sales-copilot',
+          agent_name: 'Sales copilot',
+        })
+      ).access_token as string;
+    const agent = await freshAgent();
     const table = recordTable(orgId, 'deal');
     const dealCount = 2 + BULK * ROUNDS;
     // Records in SQL (the records API is not what is measured): the rep owns them all.
@@ -254,6 +257,7 @@ async function main(): Promise<void> {
       if (first.items.length !== 50) throw new Error(`inbox ${url}: ${first.items.length} items`);
     }
     const inbox: Array<Record<string, number>> = [];
+    const inboxToken = (await login('vp@bench.local', PASSWORD)).accessToken;
     for (let round = 0; round < ROUNDS; round++) {
       const row: Record<string, number> = {};
       for (let k = 0; k < inboxUrls.length; k++) {
@@ -261,7 +265,7 @@ async function main(): Promise<void> {
         const lat: number[] = [];
         for (let i = 0; i < INBOX_REQUESTS; i++) {
           const started = process.hrtime.bigint();
-          const res = await call('GET', url, vp.token);
+          const res = await call('GET', url, inboxToken);
           if (res.status !== 200) throw new Error(`inbox: ${res.status}`);
           lat.push(Number(process.hrtime.bigint() - started) / 1e6);
         }
@@ -287,11 +291,13 @@ async function main(): Promise<void> {
     const bulk: Array<{ seconds: number; perSecond: number; applied: number }> = [];
     for (let round = 0; round < ROUNDS; round++) {
       const records = dealIds.slice(2 + round * BULK, 2 + (round + 1) * BULK);
+      const filer = await freshAgent();
+      const reviewer = (await login('vp@bench.local', PASSWORD)).accessToken;
       const ids: string[] = [];
       for (let i = 0; i < records.length; i += 4) {
         const batch = await Promise.all(
           records.slice(i, i + 4).map((recordId) =>
-            ok('POST', '/approvals', agent, {
+            ok('POST', '/approvals', filer, {
               kind: 'record.update',
               object: 'deal',
               recordId,
@@ -303,7 +309,7 @@ async function main(): Promise<void> {
         ids.push(...batch.map((b: Json) => b.id as string));
       }
       const started = process.hrtime.bigint();
-      const res = await ok('POST', '/approvals/bulk', vp.token, { items: ids.map((id) => ({ id, decision: 'approve' })) });
+      const res = await ok('POST', '/approvals/bulk', reviewer, { items: ids.map((id) => ({ id, decision: 'approve' })) });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const applied = (res.results as Json[]).filter((r) => r.state === 'applied').length;
       if (applied !== ids.length)
