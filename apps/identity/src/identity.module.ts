@@ -34,6 +34,9 @@ import { KeyVault } from './keys/key-vault';
 import { KEY_VAULT, SigningKeyService } from './keys/signing-key.service';
 import { SigningKeysController } from './keys/signing-keys.controller';
 import { SERVICE_MIGRATIONS } from './migrations';
+import { ScimController } from './scim/scim.controller';
+import { ScimGroupsService } from './scim/scim-groups.service';
+import { ScimUsersService } from './scim/scim-users.service';
 
 /** Users, organizations, the directory (roles, groups, permission sets), sessions, tokens and keys. */
 @Module({
@@ -50,6 +53,7 @@ import { SERVICE_MIGRATIONS } from './migrations';
     PermissionSetsController,
     ApiKeysController,
     SigningKeysController,
+    ScimController,
   ],
   providers: [
     {
@@ -81,6 +85,8 @@ import { SERVICE_MIGRATIONS } from './migrations';
     IdentityBusHandlers,
     PermissionChangeService,
     PermissionChangeBusHandler,
+    ScimUsersService,
+    ScimGroupsService,
   ],
 })
 export class IdentityModule {

@@ -269,6 +269,11 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
   'identity.group.deleted': change('Group deleted', 'group'),
   'identity.group.member_added': change('Group member added', 'group'),
   'identity.group.member_removed': change('Group member removed', 'group'),
+  'identity.scim.user.updated': change(
+    "A user's SCIM attributes set or changed by the identity provider (userName, externalId, name)",
+    'user',
+  ),
+  'identity.scim.group.updated': change("A group's SCIM externalId set or changed by the identity provider", 'group'),
   'identity.permission_set.created': change('Permission set created', 'permission_set'),
   'identity.permission_set.updated': change('Permission set changed', 'permission_set'),
   'identity.permission_set.deleted': change('Permission set deleted', 'permission_set'),

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
 import { CustodianException, OutboxWriter } from '@custodian/platform';
 import type { Static } from '@sinclair/typebox';
+import type { EntityManager } from 'typeorm';
 import { PASSWORD_HASHER } from '../auth/password-hasher';
 import type { PasswordHasher } from '../auth/password-hasher';
 import { heldCapabilities } from '../auth/principal-snapshot.service';
@@ -58,7 +59,11 @@ export class UsersService {
    * an invitation instead, answered exactly like an invitation to an unknown address — the caller
    * learns nothing about other orgs' users, and the account is not touched.
    */
-  async create(actor: PrincipalSnapshot, input: Static<typeof CreateUserSchema>): Promise<CreateUserResult> {
+  async create(
+    actor: PrincipalSnapshot,
+    input: Static<typeof CreateUserSchema>,
+    within?: (m: EntityManager, userId: string) => Promise<void>,
+  ): Promise<CreateUserResult> {
     const passwordHash = await this.hasher.hash(input.password);
     return this.events.transaction(async (m): Promise<CreateUserResult> => {
       const email = input.email.trim().toLowerCase();
@@ -79,6 +84,8 @@ export class UsersService {
       await m.insert(MembershipEntity, { id: randomUUID(), orgId: actor.orgId, userId: user.id, roleId, capabilities: [] });
       // The org's own pending invitation of this address is answered by the account it just made.
       await m.delete(InvitationEntity, { orgId: actor.orgId, email });
+      // A caller's own rows for the new account (SCIM's attributes) commit with it or not at all.
+      if (within) await within(m, user.id);
       const after = await this.members.member(m, actor.orgId, user.id);
       const version = await this.events.policyChanged(m, actor.orgId, 'user.created', true);
       await this.events.directory(m, actor.orgId, version, { kind: 'user_role', userId: user.id, roleId });
@@ -93,7 +100,12 @@ export class UsersService {
     });
   }
 
-  async update(actor: PrincipalSnapshot, id: string, input: Static<typeof UpdateUserSchema>): Promise<MemberView> {
+  async update(
+    actor: PrincipalSnapshot,
+    id: string,
+    input: Static<typeof UpdateUserSchema>,
+    within?: (m: EntityManager, user: UserEntity) => Promise<void>,
+  ): Promise<MemberView> {
     const profile = PROFILE_FIELDS.filter((f) => input[f] !== undefined);
     if (profile.length > 0) await this.assertHomeOrg(actor, id, profile);
     if (input.password !== undefined) await this.assertHoldsNoMore(actor, id);
@@ -111,6 +123,8 @@ export class UsersService {
         ...(passwordHash !== undefined ? { passwordHash } : {}),
       };
       if (Object.keys(accountFields).length > 0) await m.update(UserEntity, { id }, accountFields);
+      // A caller's own changes to the same account (SCIM's attributes, its email) share this transaction and audit row.
+      if (within) await within(m, user);
       const killSessions = (input.active === false && user.active) || passwordHash !== undefined;
       let revokedSessions = 0;
       if (killSessions) {

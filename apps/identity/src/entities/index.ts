@@ -12,6 +12,7 @@ import { PermissionSetAssignmentEntity } from './permission-set-assignment.entit
 import { PermissionSetEntity } from './permission-set.entity';
 import { RoleClosureEntity } from './role-closure.entity';
 import { RoleEntity } from './role.entity';
+import { ScimGroupEntity, ScimUserEntity } from '../scim/scim.entities';
 import { SessionEntity } from './session.entity';
 import { SigningKeyEntity } from './signing-key.entity';
 import { UserEntity } from './user.entity';
@@ -31,6 +32,8 @@ export const SERVICE_ENTITIES = [
   PermissionSetAssignmentEntity,
   PermissionChangeReceiptEntity,
   ApiKeyEntity,
+  ScimUserEntity,
+  ScimGroupEntity,
   LoginThrottleEntity,
   IdentityEventEntity,
   OutboxEntity,
