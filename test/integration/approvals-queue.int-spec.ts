@@ -488,6 +488,23 @@ describe('approvals: the pending-action queue', () => {
       propose(tokens.admin, { kind: 'metadata.change', object: 'deal', values: definition([{ name: 'region', type: 'text' }]) }),
       201,
     );
+    // A holder of manage_metadata without approve_actions still finds it in their inbox.
+    const architectSet = await ok(
+      call('POST', '/permission-sets', tokens.admin, { name: 'Architects', systemCapabilities: ['manage_metadata'] }),
+      201,
+    );
+    const architect = await ok(
+      call('POST', '/users', tokens.admin, { email: 'architect@test.local', displayName: 'architect', password: PASSWORD }),
+      201,
+    );
+    await ok(
+      call('POST', `/permission-sets/${architectSet.id}/assignments`, tokens.admin, { userId: architect.userId ?? architect.id }),
+      201,
+    );
+    const architectToken = (await login(t.host.url, { email: 'architect@test.local', password: PASSWORD })).accessToken;
+    const inbox = await ok(call('GET', '/approvals?waitingForMe=true&limit=200', architectToken));
+    expect(inbox.items.map((i: Json) => i.id)).toEqual(expect.arrayContaining([a.id, b.id]));
+    expect(inbox.items.every((i: Json) => i.kind === 'metadata.change')).toBe(true);
     // Nothing changed yet; the VP (approve_actions but no manage_metadata) cannot review it.
     expect((await ok(call('GET', '/meta/objects/deal', tokens.admin))).version).toBe(current.version);
     expect((await call('GET', `/approvals/${a.id}`, tokens.vp)).status).toBe(404);

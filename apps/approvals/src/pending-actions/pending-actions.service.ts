@@ -317,7 +317,7 @@ export class PendingActionsService {
       .sort((a, b) => b.definition.minApprovals - a.definition.minApprovals)[0];
   }
 
-  /** The inbox. Without the approver capability a caller sees only what they proposed. */
+  /** The inbox: the actions a caller may review (by approver capability) and their own proposals. */
   async list(principal: PrincipalSnapshot, q: ListQuery): Promise<{ items: PendingActionSummary[]; nextCursor: string | null }> {
     const where = ['a.org_id = $1'];
     const params: unknown[] = [principal.orgId];
@@ -325,8 +325,13 @@ export class PendingActionsService {
       params.push(value);
       where.push(sql.replaceAll('?', `$${params.length}`));
     };
-    const reviewer = this.isReviewer(principal);
-    if (!reviewer || q.mine) add('a.requester_user_id = ?', principal.userId);
+    // A reviewer sees the actions whose approver capability they hold (approve_actions, manage_metadata, …) and
+    // their own; an agent or anyone else only their own proposals.
+    if (principal.agent || q.mine) add('a.requester_user_id = ?', principal.userId);
+    else {
+      params.push(principal.userId, principal.capabilities);
+      where.push(`(a.requester_user_id = $${params.length - 1} OR a.approver_capability = ANY($${params.length}::text[]))`);
+    }
     if (q.status) add('a.state = ?', q.status);
     if (q.object) add('a.object_name = ?', q.object);
     if (q.requester) add('a.requester_user_id = ?', q.requester);
@@ -567,10 +572,6 @@ export class PendingActionsService {
         },
       )
       .catch(() => undefined);
-  }
-
-  private isReviewer(principal: PrincipalSnapshot): boolean {
-    return !principal.agent && holdsAny(principal, [DEFAULT_APPROVER_CAPABILITY]);
   }
 
   /**
