@@ -4,7 +4,7 @@ import { BUS, CustodianException, LOGGER, OutboxWriter, SERVICE_DATA_SOURCE, Set
 import { AGENT_SCOPES } from '@custodian/policy';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { Logger } from 'pino';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { egressRefusal, egressToolResult, revealHidden } from './egress';
 import { GOVERNED_TOOLS, type GovernedTools, type OfferedTool, type ToolSession } from './governed-tools';
 import { ModelError, streamChat } from './model-client';
@@ -297,6 +297,11 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     const timer = setTimeout(() => abort.abort(), limits.wallTimeMs);
     let toolCalls = 0;
     let tokens = 0;
+    // The history is read once; what this turn adds is collected as it is emitted.
+    const history = await runtimeStore.messages(this.ds, conversation.id);
+    const unwatch = this.watch(conversation.id, (e) => {
+      if (e.type === 'message') history.push(e.message);
+    });
     try {
       for (let round = 0; ; round++) {
         if (round >= limits.modelCallsPerTurn)
@@ -306,7 +311,6 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           );
         if (Date.now() >= deadline)
           return this.stopAt(conversation, `Stopped: the agent reached its time limit of ${limits.wallTimeMs} ms for this message.`);
-        const history = await runtimeStore.messages(this.ds, conversation.id);
         const request = this.modelMessages(profile, history, settings);
         const body = { model, messages: request.messages, tools: toolsForModel(offered) };
         const bytesSent = Buffer.byteLength(JSON.stringify(body));
@@ -339,6 +343,9 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           );
           throw e;
         }
+        tokens += answer.completionTokens ?? Math.ceil(answer.content.length / 4);
+        // The egress record, its audit event and the answer commit together: one round trip to the database.
+        let assistant!: StoredMessage;
         await this.recordEgress(
           conversation,
           principal,
@@ -350,16 +357,23 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           body,
           answer.promptTokens,
           answer.completionTokens,
+          async (m) => {
+            assistant = await runtimeStore.append(m, conversation.orgId, conversation.id, {
+              role: 'assistant',
+              content: answer.content,
+              ...(answer.toolCalls.length > 0
+                ? {
+                    toolCalls: answer.toolCalls.map((c) => ({
+                      id: c.id.slice(0, 128),
+                      name: c.name.slice(0, 128),
+                      arguments: c.arguments,
+                    })),
+                  }
+                : {}),
+              meta: { model, ...(answer.finishReason ? { finishReason: answer.finishReason } : {}) },
+            });
+          },
         );
-        tokens += answer.completionTokens ?? Math.ceil(answer.content.length / 4);
-        const assistant = await runtimeStore.append(this.ds, conversation.orgId, conversation.id, {
-          role: 'assistant',
-          content: answer.content,
-          ...(answer.toolCalls.length > 0
-            ? { toolCalls: answer.toolCalls.map((c) => ({ id: c.id.slice(0, 128), name: c.name.slice(0, 128), arguments: c.arguments })) }
-            : {}),
-          meta: { model, ...(answer.finishReason ? { finishReason: answer.finishReason } : {}) },
-        });
         this.emit(conversation.id, { type: 'message', message: assistant });
         if (answer.toolCalls.length === 0) return (await this.hasOpenPending(conversation.id)) ? 'waiting_approval' : 'idle';
         let stopped: string | undefined;
@@ -381,6 +395,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       }
     } finally {
       clearTimeout(timer);
+      unwatch();
     }
   }
 
@@ -563,6 +578,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     body: unknown,
     promptTokens?: number,
     completionTokens?: number,
+    alsoInTransaction?: (m: EntityManager) => Promise<void>,
   ): Promise<void> {
     const provider = new URL(settings.baseUrl!).host;
     const recordIds = [...request.recordIds].slice(0, 200);
@@ -601,6 +617,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           ...(settings.auditContent ? { content: JSON.stringify(body).slice(0, 32_000) } : {}),
         },
       });
+      await alsoInTransaction?.(m);
     });
   }
 

@@ -43,6 +43,20 @@ export interface ModelAnswer {
 }
 
 const MAX_TOOL_CALLS_PER_ANSWER = 32;
+const MAX_CLIENTS = 100;
+const clients = new Map<string, OpenAI>();
+
+/** One client per endpoint, key and retry count, so connections to the model are kept alive between requests. */
+function clientFor(baseUrl: string, apiKey: string | undefined, maxRetries: number): OpenAI {
+  const key = `${baseUrl}\u0000${apiKey ?? ''}\u0000${maxRetries}`;
+  let client = clients.get(key);
+  if (!client) {
+    client = new OpenAI({ baseURL: baseUrl, apiKey: apiKey ?? 'unset', maxRetries });
+    clients.set(key, client);
+    if (clients.size > MAX_CLIENTS) clients.delete(clients.keys().next().value as string);
+  }
+  return client;
+}
 const MAX_ANSWER_CHARS = 200_000;
 
 /**
@@ -53,12 +67,7 @@ const MAX_ANSWER_CHARS = 200_000;
 export async function streamChat(req: ModelRequest, onDelta: (text: string) => void): Promise<ModelAnswer> {
   const host = new URL(req.baseUrl).host;
   // The client's own timeout surfaces as a plain connection error on some runtimes: our timer says which it was.
-  const client = new OpenAI({
-    baseURL: req.baseUrl,
-    apiKey: req.apiKey ?? 'unset',
-    timeout: req.timeoutMs + 1000,
-    maxRetries: req.maxRetries,
-  });
+  const client = clientFor(req.baseUrl, req.apiKey, req.maxRetries);
   const answer: ModelAnswer = { content: '', toolCalls: [] };
   const calls = new Map<number, ModelToolCall>();
   const abort = new AbortController();
@@ -79,7 +88,7 @@ export async function streamChat(req: ModelRequest, onDelta: (text: string) => v
         stream_options: { include_usage: true },
         ...(req.maxTokens ? { max_tokens: req.maxTokens } : {}),
       },
-      { signal: abort.signal },
+      { signal: abort.signal, timeout: req.timeoutMs + 1000 },
     );
     for await (const chunk of stream) {
       if (chunk.usage) {

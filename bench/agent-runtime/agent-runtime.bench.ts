@@ -1,0 +1,258 @@
+/**
+ * The agent runtime's own costs, on one all-in-one (in-process bus, PostgreSQL on 127.0.0.1) against
+ * the scripted OpenAI-compatible fake model server answering at once (real HTTP, real `openai` client):
+ *  (a) overhead per tool round-trip: a turn of K model → get_record → model round-trips minus a turn
+ *      with none, per round-trip, minus the tool's own latency (the governed read, from its audit
+ *      event); p50 over BENCH_TURNS turns (target ≤ 5 ms);
+ *  (b) first-token overhead: POST …/messages with SSE until the first `delta` event, minus the same
+ *      request sent straight to the fake server with the `openai` client until its first chunk;
+ *      p50 (target ≤ 10 ms);
+ *  (c) 50 concurrent conversations (BENCH_CONCURRENT), BENCH_WAVES waves of one turn with a tool
+ *      round-trip each; heap after each wave (with --expose-gc, after a collection): flat memory.
+ *   node --expose-gc scripts/run-ts.cjs bench/agent-runtime/agent-runtime.bench.ts
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { Pool } from 'pg';
+import { startAllInOne } from '../../all-in-one/all-in-one';
+import { createTestDatabase } from '../../test/support/database';
+import { startFakeModelServer, type Step } from '../../test/support/fake-model-server';
+import { environment, fmt, median, percentile, printTable, writeResults } from '../policy/bench-util';
+
+const TURNS = Number(process.env.BENCH_TURNS ?? 40);
+const K = Number(process.env.BENCH_ROUND_TRIPS ?? 4);
+const FIRST_TOKEN = Number(process.env.BENCH_FIRST_TOKEN ?? 60);
+const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 50);
+const WAVES = Number(process.env.BENCH_WAVES ?? 8);
+const ADMIN = { email: 'bench@agent.local', password: 'agent-runtime-bench-password' };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked where used
+type Json = any;
+
+function heapMb(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}
+
+async function main(): Promise<void> {
+  process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+  const db = await createTestDatabase('bench_agent_runtime');
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
+  // The script is chosen per request by the conversation's first user message: "k=<n>" asks for n round-trips.
+  const fake = await startFakeModelServer((req): Step => {
+    const user = req.messages.find((m) => m.role === 'user')?.content ?? '';
+    const wanted = Number(/k=(\d+)/.exec(user)?.[1] ?? 0);
+    const done = req.messages.filter((m) => m.role === 'tool').length;
+    const id = /id=([0-9a-f-]{36})/.exec(user)?.[1];
+    return done < wanted && id
+      ? { toolCalls: [{ name: 'get_record', arguments: JSON.stringify({ object: 'account', id }) }] }
+      : { text: 'Done here.', chunks: 2 };
+  });
+  const host = await startAllInOne({
+    DATABASE_URL: db.url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    CUSTODIAN_DATA_DIR: dataDir,
+    CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64'),
+    CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
+    CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
+    CUSTODIAN_MCP_TOOL_CALLS_PER_MINUTE: '100000',
+    LOG_LEVEL: 'silent',
+  });
+  const pool = new Pool({ connectionString: db.url, max: 2 });
+  try {
+    const base = `${host.url}/api/v1`;
+    const call = async (method: string, p: string, token: string | undefined, body?: unknown): Promise<Json> => {
+      const res = await fetch(`${base}${p}`, {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${text}`);
+      return text ? JSON.parse(text) : undefined;
+    };
+    const admin = (await call('POST', '/auth/login', undefined, ADMIN)).accessToken as string;
+    await call('POST', '/meta/objects', admin, {
+      name: 'account',
+      label: 'Account',
+      sharingModel: 'private',
+      fields: [
+        { name: 'name', type: 'text', required: true },
+        { name: 'amount', type: 'number' },
+      ],
+    });
+    const set = await call('POST', '/permission-sets', admin, {
+      name: 'Reps',
+      objects: { account: { allowRead: true, allowCreate: true, allowEdit: true } },
+      integrationCapabilities: ['api_access', 'agent_access'],
+    });
+    const user = await call('POST', '/users', admin, { email: 'rep@agent.local', displayName: 'rep', password: 'a-long-enough-password' });
+    await call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: user.userId ?? user.id });
+    const rep = (await call('POST', '/auth/login', undefined, { email: 'rep@agent.local', password: 'a-long-enough-password' }))
+      .accessToken as string;
+    const record = (await call('POST', '/data/account', rep, { name: 'Acme', amount: 1 })).id as string;
+    await call('PUT', '/agent/settings/model.base_url', admin, { value: fake.url });
+    await call('PUT', '/agent/settings/model.max_retries', admin, { value: 0 });
+    const profile = (
+      await call('POST', '/agent/profiles', admin, {
+        name: 'Bench',
+        model: 'fake',
+        scopes: ['data:read'],
+        limits: { toolCallsPerTurn: 100, modelCallsPerTurn: 50 },
+      })
+    ).id;
+    const turn = async (k: number): Promise<{ ms: number; id: string }> => {
+      const id = (await call('POST', '/agent/conversations', rep, { profileId: profile })).id as string;
+      const started = performance.now();
+      const answer = await call('POST', `/agent/conversations/${id}/messages`, rep, { content: `k=${k} id=${record}` });
+      const ms = performance.now() - started;
+      if (answer.state !== 'idle') throw new Error(`turn ended ${answer.state}: ${JSON.stringify(answer.messages.at(-1))}`);
+      return { ms, id };
+    };
+    for (let i = 0; i < 5; i++) await turn(K); // warm-up
+
+    // (a) per round-trip overhead
+    const perTrip: number[] = [];
+    const toolLatency: number[] = [];
+    for (let i = 0; i < TURNS; i++) {
+      const none = await turn(0);
+      const some = await turn(K);
+      const latencies: Array<{ l: number }> = (
+        await pool.query(
+          `SELECT (payload->'details'->>'latencyMs')::int AS l FROM agent_gateway.outbox WHERE payload->>'action' = 'agent.tool.called' AND payload->'details'->>'mcpSessionId' = $1`,
+          [some.id],
+        )
+      ).rows;
+      const tool = latencies.reduce((a, r) => a + r.l, 0) / Math.max(1, latencies.length);
+      toolLatency.push(tool);
+      perTrip.push((some.ms - none.ms) / K - tool);
+    }
+
+    // (b) first-token overhead
+    const direct: number[] = [];
+    const viaRuntime: number[] = [];
+    const client = new OpenAI({ baseURL: fake.url, apiKey: 'x', maxRetries: 0 });
+    for (let i = 0; i < FIRST_TOKEN; i++) {
+      let t0 = performance.now();
+      const stream = await client.chat.completions.create({ model: 'fake', messages: [{ role: 'user', content: 'k=0' }], stream: true });
+      for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) break;
+      direct.push(performance.now() - t0);
+      const id = (await call('POST', '/agent/conversations', rep, { profileId: profile })).id as string;
+      t0 = performance.now();
+      const res = await fetch(`${base}/agent/conversations/${id}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${rep}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ content: 'k=0' }),
+      });
+      const reader = res.body!.getReader();
+      let seen = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += Buffer.from(value).toString('utf8');
+        if (seen.includes('event: delta')) {
+          viaRuntime.push(performance.now() - t0);
+          break;
+        }
+      }
+      await reader.cancel().catch(() => undefined);
+      // Let the turn finish before the next one starts.
+      for (let w = 0; w < 200; w++) {
+        const c = await call('GET', `/agent/conversations/${id}`, rep);
+        if (c.state !== 'running') break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+
+    // (c) concurrent conversations, memory per wave
+    const heap: number[] = [heapMb()];
+    const waveMs: number[] = [];
+    const conversations: string[] = [];
+    for (let i = 0; i < CONCURRENT; i++) conversations.push((await call('POST', '/agent/conversations', rep, { profileId: profile })).id);
+    for (let w = 0; w < WAVES; w++) {
+      const t0 = performance.now();
+      await Promise.all(
+        conversations.map(async (id) => {
+          const answer = await call('POST', `/agent/conversations/${id}/messages`, rep, { content: `k=1 id=${record}` });
+          if (answer.state !== 'idle') throw new Error(`concurrent turn ended ${answer.state}`);
+        }),
+      );
+      waveMs.push(performance.now() - t0);
+      heap.push(heapMb());
+    }
+
+    const overheadP50 = percentile(perTrip, 50);
+    const firstTokenOverhead = percentile(viaRuntime, 50) - percentile(direct, 50);
+    const growth = heap.at(-1)! - heap[1]!;
+    const rows = [
+      {
+        measure: 'tool round-trip overhead (runtime only)',
+        p50_ms: fmt(overheadP50),
+        p99_ms: fmt(percentile(perTrip, 99)),
+        target: '≤ 5 ms p50',
+        met: overheadP50 <= 5 ? 'yes' : 'no',
+      },
+      {
+        measure: 'tool own latency (governed read)',
+        p50_ms: fmt(median(toolLatency)),
+        p99_ms: fmt(percentile(toolLatency, 99)),
+        target: '-',
+        met: '-',
+      },
+      {
+        measure: 'first token direct (openai → fake)',
+        p50_ms: fmt(percentile(direct, 50)),
+        p99_ms: fmt(percentile(direct, 99)),
+        target: '-',
+        met: '-',
+      },
+      {
+        measure: 'first token via runtime (SSE)',
+        p50_ms: fmt(percentile(viaRuntime, 50)),
+        p99_ms: fmt(percentile(viaRuntime, 99)),
+        target: '-',
+        met: '-',
+      },
+      {
+        measure: 'first token overhead',
+        p50_ms: fmt(firstTokenOverhead),
+        p99_ms: '-',
+        target: '≤ 10 ms p50',
+        met: firstTokenOverhead <= 10 ? 'yes' : 'no',
+      },
+      {
+        measure: `${CONCURRENT} concurrent turns (wave)`,
+        p50_ms: fmt(median(waveMs)),
+        p99_ms: fmt(Math.max(...waveMs)),
+        target: 'flat heap',
+        met: growth < 20 ? 'yes' : 'no',
+      },
+    ];
+    const env = environment(['openai', '@nestjs/core', 'pg']);
+    console.log(env);
+    printTable(rows);
+    console.log(
+      `heap MiB after each wave: ${heap.map((h) => h.toFixed(1)).join(', ')} (growth after the first wave ${growth.toFixed(1)} MiB${(globalThis as { gc?: unknown }).gc ? '' : '; run with --expose-gc for collected figures'})`,
+    );
+    console.log(
+      `results: ${writeResults('agent-runtime', { env, rows, heapMiB: heap, settings: { TURNS, K, FIRST_TOKEN, CONCURRENT, WAVES } })}`,
+    );
+  } finally {
+    await pool.end();
+    await host.stop();
+    await fake.close();
+    await db.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
