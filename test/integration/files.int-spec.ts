@@ -8,6 +8,7 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
 import { apiClient, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
+import { pollUntil } from '../support/poll';
 
 const PASSWORD = 'a-long-enough-password';
 const BUCKET = 'custodian-files';
@@ -211,10 +212,19 @@ describe.each([
       }),
       201,
     );
+    const auditor = await ok(
+      call('POST', '/permission-sets', admin, {
+        name: 'Contract auditor',
+        systemCapabilities: ['view_audit'],
+        objects: { contract: { allowRead: true } },
+      }),
+      201,
+    );
     for (const [name, set] of [
       ['olga', legal.id],
       ['paul', legal.id],
       ['rita', readDocs.id],
+      ['aud', auditor.id],
     ] as const) {
       const u = await ok(call('POST', '/users', admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
       await ok(call('POST', `/permission-sets/${set}/assignments`, admin, { userId: u.userId }), 201);
@@ -225,6 +235,10 @@ describe.each([
     ids.private = (await ok(call('POST', '/data/contract', tokens.olga, { title: 'olga only' }), 201)).id;
     await ok(
       call('POST', `/data/contract/${ids.shared}/shares`, tokens.olga, { granteeType: 'user', granteeId: ids.rita, accessLevel: 'edit' }),
+      201,
+    );
+    await ok(
+      call('POST', `/data/contract/${ids.shared}/shares`, tokens.olga, { granteeType: 'user', granteeId: ids.aud, accessLevel: 'read' }),
       201,
     );
     const org2 = await ok(call('POST', '/orgs', admin, { name: 'Globex' }), 201);
@@ -342,6 +356,43 @@ describe.each([
     // Olga sees both; the record read hides secret_doc's metadata from Rita as well.
     expect((await download(tokens.olga, ids.shared, 'secret_doc')).bytes.toString()).toBe('not for rita');
     expect((await ok(call('GET', `/data/contract/${ids.shared}`, tokens.rita))).secret_doc).toBeUndefined();
+  });
+
+  it('an audit reader sees file events of a field it cannot read as changed but hidden, never the metadata', async () => {
+    type View = { event: Json; redacted?: boolean };
+    const events = async (token: string): Promise<View[]> =>
+      ((await ok(call('GET', `/audit/events?recordId=${ids.shared}&limit=100`, token))) as { events: View[] }).events;
+    const secretUpload = (e: View): boolean => e.event.action === 'objects.record.file.uploaded' && e.event.details?.changes?.secret_doc;
+    const seen = await pollUntil(
+      async () => {
+        const all = await events(tokens.aud);
+        return all.some(secretUpload) &&
+          all.some((e) => e.event.action === 'objects.record.file.downloaded' && e.event.details?.values?.secret_doc)
+          ? all
+          : undefined;
+      },
+      { what: 'file events in the audit store' },
+    );
+    const upload = seen.find(secretUpload)!;
+    expect(upload.redacted).toBe(true);
+    expect(upload.event.details.changes.secret_doc).toEqual({ hidden: true });
+    expect(
+      seen.find((e) => e.event.action === 'objects.record.file.downloaded' && e.event.details.values.secret_doc)!.event.details.values
+        .secret_doc,
+    ).toEqual({
+      hidden: true,
+    });
+    // doc is readable for the auditor: its metadata is shown.
+    const docUpload = seen.find((e) => e.event.action === 'objects.record.file.uploaded' && e.event.details.changes.doc)!;
+    expect(docUpload.event.details.changes.doc.to).toMatchObject({
+      name: expect.any(String),
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    // The stored event holds the metadata; the auditor's view carries none of it.
+    const stored = (await auditRows('objects.record.file.uploaded', ids.shared)).find((r) => r.payload.details.changes.secret_doc)!;
+    const secretHash = stored.payload.details.changes.secret_doc.to.sha256 as string;
+    expect(secretHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(seen)).not.toContain(secretHash);
   });
 
   it('a record the caller cannot read is 404, in any org; an agent cannot upload or delete (403)', async () => {
