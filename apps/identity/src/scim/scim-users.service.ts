@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { OutboxWriter } from '@custodian/platform';
+import { CustodianException, OutboxWriter } from '@custodian/platform';
+import { heldCapabilities } from '../auth/principal-snapshot.service';
 import type { EntityManager } from 'typeorm';
 import { conflictOnDuplicate } from '../directory/directory.http';
 import { UsersService } from '../directory/users.service';
@@ -230,6 +231,15 @@ export class ScimUsersService {
     await this.users.update(actor, id, input, async (m, user) => {
       if (user.homeOrgId !== actor.orgId) throw new ScimError(404, undefined, 'User not found');
       if (next.email !== current.email) {
+        // The email is the sign-in name: whoever moves it could take the account over (a reset sent
+        // there, a future IdP link by address), so the target may hold nothing the caller does not.
+        const beyond = (await heldCapabilities(m, id)).filter((c) => !actor.capabilities.includes(c));
+        if (beyond.length > 0) {
+          throw CustodianException.forbidden('You cannot change the email of a user who holds capabilities you do not', {
+            reason: 'target_holds_more',
+            capabilities: beyond,
+          });
+        }
         await conflictOnDuplicate(m.update(UserEntity, { id }, { email: next.email }), 'A user with this email exists');
       }
       await this.writeAttributes(m, actor, id, current, next);
