@@ -14,7 +14,7 @@ module.exports = {
   // Integration and e2e tests start databases and processes; unit tests finish in milliseconds anyway.
   testTimeout: 60_000,
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,all-in-one,test}/**/*.spec.ts'] },
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,all-in-one,test,console/src}/**/*.spec.ts'] },
     {
       ...common,
       displayName: 'integration',

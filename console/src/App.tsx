@@ -119,6 +119,7 @@ function Shell(): ReactNode {
                   key={i.to}
                   href={`${BASE}${i.to}`}
                   label={i.label}
+                  variant="filled"
                   active={path === i.to || path.startsWith(`${i.to}/`)}
                   aria-current={path === i.to || path.startsWith(`${i.to}/`) ? 'page' : undefined}
                   onClick={(e) => {
@@ -143,7 +144,7 @@ function NavLinkButton({ to, label }: { to: string; label: string }): ReactNode 
     <Button
       component="a"
       href={`${BASE}${to}`}
-      variant="subtle"
+      variant="default"
       size="xs"
       onClick={(e: React.MouseEvent) => (e.preventDefault(), navigate(to))}
     >

@@ -187,7 +187,8 @@ export function ApprovalsPage(): ReactNode {
 }
 
 function StateBadge({ state }: { state: string }): ReactNode {
-  const color = state === 'pending' ? 'yellow.9' : state === 'applied' || state === 'approved' ? 'green.9' : 'red.9';
+  // Shade 9 of these hues keeps 4.5:1 on white for the badge's small bold text.
+  const color = state === 'pending' ? 'indigo.9' : state === 'applied' || state === 'approved' ? 'teal.9' : 'red.9';
   return (
     <Badge variant="outline" color={color} data-testid="approval-state">
       {state}
@@ -208,7 +209,8 @@ export function ApprovalDetailPage({ id }: { id: string }): ReactNode {
 
   // Live updates: a decision made by someone else (or the apply) shows up without a reload.
   useEffect(() => {
-    if (!detail || detail.state !== 'pending') return;
+    // "approved" is followed by the apply (applied, stale, forbidden or failed): keep watching until then.
+    if (!detail || (detail.state !== 'pending' && detail.state !== 'approved')) return;
     return startPolling(async () => {
       const res = await api.get<Detail>(`/approvals/${encodeURIComponent(id)}`);
       if (res.body.revision !== detail.revision || res.body.state !== detail.state) {

@@ -1,0 +1,116 @@
+import { ApiClient } from './client';
+import { ApiError } from './problem';
+
+interface Call {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+/** A fake API: answers from a queue and records every request. */
+function fakeApi(answers: Array<{ status: number; body?: unknown; headers?: Record<string, string> }>) {
+  const calls: Call[] = [];
+  const fetchImpl = async (url: string, init?: RequestInit): Promise<Response> => {
+    calls.push({
+      url,
+      method: init?.method ?? 'GET',
+      headers: init?.headers as Record<string, string>,
+      body: init?.body ? JSON.parse(String(init.body)) : undefined,
+    });
+    const next = answers.shift();
+    if (!next) throw new TypeError('network down');
+    return new Response(next.body === undefined ? null : JSON.stringify(next.body), { status: next.status, headers: next.headers });
+  };
+  return { calls, fetchImpl };
+}
+
+const tokens = (n: number, expiresIn = 300) => ({ accessToken: `at${n}`, refreshToken: `rt${n}`, expiresIn });
+
+describe('ApiClient', () => {
+  it('keeps tokens in memory only and sends the access token as a bearer', async () => {
+    const { calls, fetchImpl } = fakeApi([
+      { status: 200, body: tokens(1) },
+      { status: 200, body: { email: 'a@b' } },
+    ]);
+    const api = new ApiClient(fetchImpl);
+    await api.login('a@b', 'pw');
+    const me = await api.get<{ email: string }>('/auth/me');
+    expect(me.body.email).toBe('a@b');
+    expect(calls[1].headers.authorization).toBe('Bearer at1');
+    expect(calls[0].body).toEqual({ email: 'a@b', password: 'pw' });
+    expect(typeof (globalThis as { localStorage?: unknown }).localStorage).toBe('undefined');
+  });
+
+  it('rotates the refresh token before the access token expires, once for concurrent requests', async () => {
+    let now = 0;
+    const { calls, fetchImpl } = fakeApi([
+      { status: 200, body: tokens(1, 60) },
+      { status: 200, body: tokens(2) },
+      { status: 200, body: { n: 1 } },
+      { status: 200, body: { n: 2 } },
+    ]);
+    const api = new ApiClient(fetchImpl, '/api/v1', () => now);
+    await api.login('a@b', 'pw');
+    now = 45_000; // 15 s left: inside the refresh margin
+    await Promise.all([api.get('/x'), api.get('/y')]);
+    const refreshes = calls.filter((c) => c.url.endsWith('/auth/refresh'));
+    expect(refreshes).toHaveLength(1);
+    expect(refreshes[0].body).toEqual({ refreshToken: 'rt1' });
+    expect(calls.slice(2).map((c) => c.headers.authorization)).toEqual(['Bearer at2', 'Bearer at2']);
+  });
+
+  it('refreshes once and retries once on a 401, then signs out when the refresh is refused', async () => {
+    const { calls, fetchImpl } = fakeApi([
+      { status: 200, body: tokens(1) },
+      { status: 401, body: { code: 'unauthenticated' } },
+      { status: 200, body: tokens(2) },
+      { status: 200, body: { ok: true } },
+      { status: 401, body: { code: 'unauthenticated' } },
+      { status: 401, body: { code: 'refresh_reused', requestId: 'r-1' } },
+    ]);
+    const api = new ApiClient(fetchImpl);
+    const changes: boolean[] = [];
+    api.onChange((s) => changes.push(s));
+    await api.login('a@b', 'pw');
+    expect((await api.get<{ ok: boolean }>('/x')).body.ok).toBe(true);
+    expect(calls[3].headers.authorization).toBe('Bearer at2');
+    await expect(api.get('/y')).rejects.toMatchObject({ code: 'refresh_reused', requestId: 'r-1' });
+    expect(api.signedIn).toBe(false);
+    expect(changes).toEqual([true, false]);
+  });
+
+  it('keeps the session when a refresh fails for lack of network', async () => {
+    let now = 0;
+    const { fetchImpl } = fakeApi([{ status: 200, body: tokens(1, 60) }]);
+    const api = new ApiClient(fetchImpl, '/api/v1', () => now);
+    await api.login('a@b', 'pw');
+    now = 50_000;
+    await expect(api.get('/x')).rejects.toMatchObject({ code: 'network_error' });
+    expect(api.signedIn).toBe(true);
+  });
+
+  it('turns problem+json into an ApiError with code and request id, and anything else into a stand-in code', async () => {
+    const { fetchImpl } = fakeApi([
+      { status: 200, body: tokens(1) },
+      { status: 412, body: { code: 'precondition_failed', detail: 'version moved', requestId: 'req-9' } },
+      { status: 502, headers: { 'x-request-id': 'req-10' } },
+    ]);
+    const api = new ApiClient(fetchImpl);
+    await api.login('a@b', 'pw');
+    const e1 = await api.request('PATCH', '/data/x/1', { body: {}, headers: { 'if-match': '"3"' } }).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(ApiError);
+    expect(e1).toMatchObject({ status: 412, code: 'precondition_failed', requestId: 'req-9', detail: 'version moved' });
+    await expect(api.get('/y')).rejects.toMatchObject({ status: 502, code: 'http_502', requestId: 'req-10' });
+  });
+
+  it('forgets the tokens on sign-out even when the server cannot be reached', async () => {
+    const { calls, fetchImpl } = fakeApi([{ status: 200, body: tokens(1) }]);
+    const api = new ApiClient(fetchImpl);
+    await api.login('a@b', 'pw');
+    await api.logout();
+    expect(api.signedIn).toBe(false);
+    expect(calls[1].url).toBe('/api/v1/auth/logout');
+    await expect(api.get('/x')).rejects.toMatchObject({ code: 'not_signed_in' });
+  });
+});
