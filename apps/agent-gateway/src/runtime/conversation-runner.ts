@@ -209,6 +209,8 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     try {
       // A caller whose session moved on (a new login) still owns the conversation; the turn acts with the caller's current credential.
       const current = { ...conversation, sessionId: caller.sessionId ?? null, apiKeyId: caller.apiKeyId ?? null };
+      // A later resume (a decided pending action) acts with the credential of the latest message.
+      await runtimeStore.rebind(this.ds, conversation.id, current.sessionId, current.apiKeyId);
       const user = await runtimeStore.append(this.ds, conversation.orgId, conversation.id, { role: 'user', content, meta: {} });
       this.emit(conversation.id, { type: 'message', message: user });
       await this.track(this.turn(current));

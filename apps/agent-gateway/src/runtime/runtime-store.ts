@@ -158,6 +158,9 @@ export const runtimeStore = {
     );
     return Number(count) > 0;
   },
+  async rebind(db: Db, id: string, sessionId: string | null, apiKeyId: string | null): Promise<void> {
+    await db.query('UPDATE agent_conversation SET session_id = $2, api_key_id = $3 WHERE id = $1', [id, sessionId, apiKeyId]);
+  },
   async messages(db: Db, conversationId: string): Promise<StoredMessage[]> {
     return (await db.query('SELECT * FROM agent_message WHERE conversation_id = $1 ORDER BY seq LIMIT 5000', [conversationId])).map(
       messageOf,
