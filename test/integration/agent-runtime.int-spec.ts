@@ -125,7 +125,8 @@ describe('agent runtime: conversations with your own model', () => {
       const dbPort = Number(new URL(t.db.url).port || 5432);
       // Every TCP connection the process opens while the turn runs, except to PostgreSQL.
       const spy = jest.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (this: net.Socket, ...args: unknown[]) {
-        const opts = args[0] as { port?: number; host?: string } | number;
+        // Node hands connect() either the options or its normalised [options, callback] pair.
+        const opts = (Array.isArray(args[0]) ? args[0][0] : args[0]) as { port?: number | string; host?: string } | number;
         const port = typeof opts === 'number' ? opts : Number(opts?.port);
         if (port !== dbPort) outbound.push(`${typeof opts === 'object' ? opts.host : ''}:${port}`);
         return (original as (...a: unknown[]) => net.Socket).apply(this, args);
