@@ -27,6 +27,8 @@ export class GatewayAudit {
   ) {}
 
   async record(principal: PrincipalSnapshot, event: Omit<AuditEventInput, 'orgId' | 'actor'>): Promise<void> {
-    await this.ds.transaction((m) => this.outbox.append(m, { ...event, orgId: principal.orgId, actor: actorOf(principal) }));
+    // The event is the only write, and one INSERT is atomic by itself: no BEGIN/COMMIT round trips
+    // on every tool call.
+    await this.outbox.append(this.ds.manager, { ...event, orgId: principal.orgId, actor: actorOf(principal) });
   }
 }

@@ -20,6 +20,8 @@ const MAX_ISSUES = 10;
 export class ToolInputValidator {
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false });
   private readonly compiled = new Map<string, ValidateFunction>();
+  /** The same schema object comes back on every call while the catalog caches it: skip hashing it. */
+  private readonly bySchema = new WeakMap<JsonSchema, ValidateFunction>();
 
   constructor() {
     addFormats(this.ajv);
@@ -32,6 +34,8 @@ export class ToolInputValidator {
   }
 
   private validatorFor(schema: JsonSchema): ValidateFunction {
+    const known = this.bySchema.get(schema);
+    if (known) return known;
     const key = createHash('sha256').update(JSON.stringify(schema)).digest('base64url');
     let fn = this.compiled.get(key);
     if (fn) {
@@ -43,6 +47,7 @@ export class ToolInputValidator {
     }
     this.compiled.set(key, fn);
     if (this.compiled.size > MAX_COMPILED) this.compiled.delete(this.compiled.keys().next().value as string);
+    this.bySchema.set(schema, fn);
     return fn;
   }
 }
