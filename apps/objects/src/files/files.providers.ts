@@ -2,11 +2,16 @@ import type { Provider } from '@nestjs/common';
 import { CONFIG, type CustodianConfig } from '@custodian/platform';
 import { FILE_STORAGE, type FileStorage } from './file-storage';
 import { LocalFileStorage } from './local-file-storage';
-import { S3FileStorage } from './s3-file-storage';
 
-/** The configured storage; the S3 client is only created (and S3 only contacted) when `s3` is chosen. */
+/**
+ * The configured storage. The S3 client is loaded and created only when `s3` is chosen: nothing
+ * contacts S3 otherwise, and the SDK (about half a second to load) does not slow every start.
+ */
 export function createFileStorage(config: CustodianConfig): FileStorage {
-  return config.files.driver === 's3' ? new S3FileStorage(config.files.s3) : new LocalFileStorage(config.files.dir);
+  if (config.files.driver !== 's3') return new LocalFileStorage(config.files.dir);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when configured (see above)
+  const { S3FileStorage } = require('./s3-file-storage') as typeof import('./s3-file-storage');
+  return new S3FileStorage(config.files.s3);
 }
 
 export const FILE_STORAGE_PROVIDER: Provider = {
