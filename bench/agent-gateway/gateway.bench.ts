@@ -1,0 +1,417 @@
+/**
+ * The agent gateway's cost, in one run against the all-in-one on 127.0.0.1 (embedded in this process):
+ *  (a) `query_records` through the MCP SDK's Client (Streamable HTTP) vs the same query over REST
+ *      `POST /api/v1/query`, same API key, same page (50 deals out of 20,000 the user can partly
+ *      see), 2 closed-loop clients per side. Both sides use the same HTTP client stack (undici
+ *      fetch), sides take turns in rotating order, and each verdict is the median of the paired
+ *      rounds (each MCP run against the REST run of its round). Target: p50 and p99 ratio ≤ 1.3.
+ *  (b) `tools/list` for a principal that may read, create and edit 200 objects: one client, raw
+ *      JSON-RPC over the session (what the server spends) beside `ping` on the same session (the
+ *      per-request floor), rotating order; also the SDK client's listTools and the first
+ *      tools/list of fresh credentials (catalog cache miss). Target: p99 ≤ 5 ms (raw, warm).
+ *  (c) 200 MCP sessions held open at once and used (each calls tools/list and query_records per
+ *      cycle): heap (after a forced GC) and RSS sampled before opening, after every cycle, and after
+ *      closing. "Flat" means: from the first to the last cycle the heap grows by ≤ 8 MiB and by ≤ 10 %,
+ *      and after all sessions are closed the heap is within 16 MiB of before opening. The sample is of
+ *      this whole process (server and the 200 clients), so it over-counts, never under-counts.
+ *   node --expose-gc scripts/run-ts.cjs bench/agent-gateway/gateway.bench.ts
+ * Env: BENCH_RECORDS (20000), BENCH_RUNS (5), BENCH_SECONDS (2 per run and side), BENCH_OBJECTS (200),
+ * BENCH_SESSIONS (200), BENCH_CYCLES (5). Results → bench/results/agent-gateway.json.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Pool } from 'pg';
+import { startAllInOne } from '../../all-in-one/all-in-one';
+import { recordTableName } from '../../apps/objects/src/metadata/org-tables';
+import { createTestDatabase } from '../../test/support/database';
+import { environment, fmt, median, percentile, printTable, writeResults } from '../policy/bench-util';
+
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const OBJECTS = Number(process.env.BENCH_OBJECTS ?? 200);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200);
+const CYCLES = Number(process.env.BENCH_CYCLES ?? 5);
+const CLIENTS = 2;
+const PAGE = 50;
+const ADMIN = { email: 'bench@gateway.local', password: 'gateway-bench-password' };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked where used
+type Json = any;
+
+interface RunResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  n: number;
+  errors: number;
+}
+
+/** Closed loop: `workers` (one per client) call back to back for SECONDS. */
+async function load(workers: Array<() => Promise<void>>): Promise<RunResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = Date.now();
+  const end = started + SECONDS * 1000;
+  await Promise.all(
+    workers.map(async (work) => {
+      while (Date.now() < end) {
+        const t0 = process.hrtime.bigint();
+        try {
+          await work();
+          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (Date.now() - started) / 1000;
+  return { rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), n: latencies.length, errors };
+}
+
+const summary = (runs: RunResult[]) => ({
+  rps: median(runs.map((r) => r.rps)),
+  p50: median(runs.map((r) => r.p50)),
+  p99: median(runs.map((r) => r.p99)),
+  errors: runs.reduce((n, r) => n + r.errors, 0),
+});
+const row = (name: string, s: ReturnType<typeof summary>) => ({
+  side: name,
+  'req/s': fmt(s.rps),
+  'p50 ms': fmt(s.p50),
+  'p99 ms': fmt(s.p99),
+  errors: s.errors,
+});
+
+/** Runs the sides RUNS times, taking turns in a rotating order so none is always measured first. */
+async function rounds(sides: Array<() => Promise<RunResult>>): Promise<RunResult[][]> {
+  const out: RunResult[][] = sides.map(() => []);
+  for (let i = 0; i < RUNS; i++) {
+    for (let k = 0; k < sides.length; k++) {
+      const s = (i + k) % sides.length;
+      out[s].push(await sides[s]());
+    }
+  }
+  return out;
+}
+
+function memory(): { heapMiB: number; rssMiB: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    gc();
+    gc();
+  }
+  const m = process.memoryUsage();
+  return { heapMiB: m.heapUsed / 2 ** 20, rssMiB: m.rss / 2 ** 20 };
+}
+
+async function main(): Promise<void> {
+  process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+  const db = await createTestDatabase('bench_gateway');
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
+  const host = await startAllInOne({
+    DATABASE_URL: db.url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    CUSTODIAN_DATA_DIR: dataDir,
+    CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64'),
+    CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
+    CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
+    LOG_LEVEL: 'silent',
+    // The limits are not what is measured: high enough that no call of the benchmark meets them.
+    CUSTODIAN_MCP_TOOL_CALLS_PER_MINUTE: '100000',
+    CUSTODIAN_MCP_MAX_SESSIONS: String(SESSIONS + 50),
+  });
+  const pool = new Pool({ connectionString: db.url, max: 2 });
+  const open: Array<{ client: Client; transport: StreamableHTTPClientTransport }> = [];
+  // Client.close() only drops the connection; the server keeps a session until it is terminated (DELETE) or idles out.
+  const closeAll = async (): Promise<void> => {
+    for (const { client, transport } of open.splice(0)) {
+      await transport.terminateSession().catch(() => undefined);
+      await client.close().catch(() => undefined);
+    }
+  };
+  try {
+    const base = host.url;
+    const mcpUrl = new URL(`${base}/mcp`);
+    const call = async (method: string, p: string, token: string | undefined, body?: unknown): Promise<Json> => {
+      const res = await fetch(`${base}/api/v1${p}`, {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${text}`);
+      return text ? JSON.parse(text) : undefined;
+    };
+    const { accessToken: admin, orgId } = await call('POST', '/auth/login', undefined, ADMIN);
+
+    // World: a private deal object, the rep owns 1/20 of 20,000 deals; 200 more objects for tools/list.
+    const fields = [
+      { name: 'name', type: 'text', required: true },
+      { name: 'region', type: 'select', options: ['west', 'east', 'north', 'south'] },
+      { name: 'amount', type: 'currency' },
+      { name: 'stage', type: 'text' },
+      { name: 'closed_on', type: 'date' },
+      { name: 'margin', type: 'number', sensitive: true },
+    ];
+    await call('POST', '/meta/objects', admin, { name: 'deal', label: 'Deal', sharingModel: 'private', fields });
+    const setupStarted = Date.now();
+    const extra: string[] = [];
+    for (let i = 0; i < OBJECTS; i++) {
+      const name = `obj_${String(i).padStart(3, '0')}`;
+      extra.push(name);
+      await call('POST', '/meta/objects', admin, { name, label: `Object ${i}`, fields });
+    }
+    console.log(`created ${OBJECTS} objects in ${fmt((Date.now() - setupStarted) / 1000)} s`);
+    const grant = { allowRead: true, allowCreate: true, allowEdit: true };
+    const reps = await call('POST', '/permission-sets', admin, {
+      name: 'Reps',
+      objects: { deal: grant },
+      integrationCapabilities: ['api_access', 'mcp_access'],
+    });
+    const wide = await call('POST', '/permission-sets', admin, {
+      name: 'Wide',
+      objects: Object.fromEntries([['deal', grant], ...extra.map((n) => [n, grant])]),
+      integrationCapabilities: ['api_access', 'mcp_access'],
+    });
+    const user = async (name: string, set: string): Promise<{ id: string; token: string }> => {
+      const u = await call('POST', '/users', admin, {
+        email: `${name}@bench.local`,
+        displayName: name,
+        password: 'a-long-enough-password',
+      });
+      await call('POST', `/permission-sets/${set}/assignments`, admin, { userId: u.userId });
+      const { accessToken } = await call('POST', '/auth/login', undefined, {
+        email: `${name}@bench.local`,
+        password: 'a-long-enough-password',
+      });
+      return { id: u.userId, token: accessToken };
+    };
+    const rep = await user('rep', reps.id);
+    const broad = await user('broad', wide.id);
+    const apiKey = async (token: string): Promise<string> =>
+      (await call('POST', '/api-keys', token, { name: `bench ${randomBytes(4).toString('hex')}`, scopes: ['api_access', 'mcp_access'] }))
+        .key;
+    const repKey = await apiKey(rep.token);
+    const broadKey = await apiKey(broad.token);
+
+    const table = `objects."${recordTableName(orgId, 'deal')}"`;
+    await pool.query(
+      `INSERT INTO ${table} (id, org_id, owner_id, created_by, updated_by, name, region, amount, stage, closed_on, margin)
+       SELECT gen_random_uuid(), $1, CASE WHEN i % 20 = 0 THEN $2::uuid ELSE gen_random_uuid() END, $2, $2,
+              'deal ' || i, (ARRAY['west','east','north','south'])[1 + i % 4], (i * 37) % 10000,
+              CASE WHEN i % 3 = 0 THEN 'won' ELSE 'open' END, '2026-01-01', 0.1
+         FROM generate_series(1, $3) i`,
+      [orgId, rep.id, RECORDS],
+    );
+    await pool.query(`ANALYZE ${table}`);
+
+    const connect = async (key: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> => {
+      const transport = new StreamableHTTPClientTransport(mcpUrl, { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+      const client = new Client({ name: 'gateway-bench', version: '1.0.0' });
+      await client.connect(transport);
+      open.push({ client, transport });
+      return { client, transport };
+    };
+    const env = environment(['@modelcontextprotocol/sdk', '@nestjs/core', 'pg', 'undici']);
+    console.log(env);
+
+    // (a) query_records vs POST /api/v1/query.
+    const query = { object: 'deal', limit: PAGE };
+    const restOnce = async (): Promise<Json> => {
+      const res = await fetch(`${base}/api/v1/query`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${repKey}` },
+        body: JSON.stringify(query),
+      });
+      const body = (await res.json()) as Json;
+      if (res.status !== 200) throw new Error(`REST ${res.status}`);
+      return body;
+    };
+    const mcpClients = await Promise.all(Array.from({ length: CLIENTS }, () => connect(repKey)));
+    const toolOnce = async (client: Client): Promise<Json> => {
+      const res = (await client.callTool({ name: 'query_records', arguments: query })) as Json;
+      if (res.isError) throw new Error(`tool error ${JSON.stringify(res.structuredContent)}`);
+      return res;
+    };
+    // Gate: both sides answer the same page.
+    const restFirst = await restOnce();
+    const toolFirst = await toolOnce(mcpClients[0].client);
+    const ids = (rows: Array<{ id: string }>) => JSON.stringify(rows.map((r) => r.id));
+    if (restFirst.records.length !== PAGE || ids(restFirst.records) !== ids(toolFirst.structuredContent.records))
+      throw new Error('REST and query_records disagree on the first page');
+    const restSide = () => load(Array.from({ length: CLIENTS }, () => async () => void (await restOnce())));
+    const mcpSide = () =>
+      load(
+        mcpClients.map(
+          ({ client }) =>
+            async () =>
+              void (await toolOnce(client)),
+        ),
+      );
+    await restSide(); // warm-up
+    await mcpSide();
+    const [mcpRuns, restRuns] = await rounds([mcpSide, restSide]);
+    const q = { mcp: summary(mcpRuns), rest: summary(restRuns) };
+    const p50Ratio = median(mcpRuns.map((r, i) => r.p50 / restRuns[i].p50));
+    const p99Ratio = median(mcpRuns.map((r, i) => r.p99 / restRuns[i].p99));
+    console.log(`\n(a) ${RECORDS} deals, page ${PAGE}, ${CLIENTS} clients, ${RUNS} rounds × ${SECONDS}s per side (median)`);
+    printTable([row('MCP query_records (SDK client)', q.mcp), row('REST POST /api/v1/query', q.rest)]);
+    console.log(`MCP/REST latency ratio (median of paired rounds): p50 ${fmt(p50Ratio, 3)}, p99 ${fmt(p99Ratio, 3)} (target ≤ 1.3)`);
+
+    // (b) tools/list over 200 objects: raw JSON-RPC on one session, with ping as the floor.
+    const { client: broadClient, transport: broadTransport } = await connect(broadKey);
+    const listed = await broadClient.listTools();
+    const sessionId = broadTransport.sessionId!;
+    const protocol = broadTransport.protocolVersion ?? '2025-06-18';
+    let rpcId = 1000;
+    const raw = async (method: string): Promise<number> => {
+      const res = await fetch(mcpUrl, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${broadKey}`,
+          'mcp-session-id': sessionId,
+          'mcp-protocol-version': protocol,
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: rpcId++, method, params: {} }),
+      });
+      const text = await res.text();
+      if (res.status !== 200 || !text.includes('"result"')) throw new Error(`${method} ${res.status}`);
+      return text.length;
+    };
+    const listBytes = await raw('tools/list');
+    const listSide = () => load([async () => void (await raw('tools/list'))]);
+    const pingSide = () => load([async () => void (await raw('ping'))]);
+    const sdkSide = () => load([async () => void (await broadClient.listTools())]);
+    await listSide();
+    const [listRuns, pingRuns, sdkRuns] = await rounds([listSide, pingSide, sdkSide]);
+    // Cold: the first tools/list of a fresh credential (the catalog cache is per credential).
+    const cold: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { client } = await connect(await apiKey(broad.token));
+      const t0 = process.hrtime.bigint();
+      await client.listTools();
+      cold.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const l = { list: summary(listRuns), ping: summary(pingRuns), sdk: summary(sdkRuns) };
+    console.log(
+      `\n(b) tools/list for a principal over ${OBJECTS + 1} objects: ${listed.tools.length} tools, ${fmt(listBytes / 1024)} KiB; 1 client, ${RUNS} rounds × ${SECONDS}s (median)`,
+    );
+    printTable([
+      row('tools/list (raw JSON-RPC)', l.list),
+      row('ping (raw JSON-RPC, floor)', l.ping),
+      row('tools/list (SDK listTools)', l.sdk),
+    ]);
+    console.log(`cold (fresh credential, cache miss), SDK listTools: median ${fmt(median(cold))} ms, max ${fmt(Math.max(...cold))} ms`);
+
+    // (c) 200 sessions held open and used.
+    await closeAll();
+    const before = memory();
+    const held: Array<{ client: Client; transport: StreamableHTTPClientTransport }> = [];
+    const opened = Date.now();
+    for (let i = 0; i < SESSIONS; i += 20)
+      held.push(...(await Promise.all(Array.from({ length: Math.min(20, SESSIONS - i) }, () => connect(repKey)))));
+    const openSeconds = (Date.now() - opened) / 1000;
+    const samples: Array<{ phase: string; heapMiB: number; rssMiB: number; seconds?: number }> = [
+      { phase: 'before', ...before },
+      { phase: `${SESSIONS} open`, ...memory() },
+    ];
+    let sessionErrors = 0;
+    for (let c = 1; c <= CYCLES; c++) {
+      const t0 = Date.now();
+      // Every session is used each cycle, 20 at a time (bounded, so the cycle measures holding, not a stampede).
+      for (let i = 0; i < held.length; i += 20) {
+        await Promise.all(
+          held.slice(i, i + 20).map(async ({ client }) => {
+            try {
+              await client.listTools();
+              const r = (await client.callTool({ name: 'query_records', arguments: { object: 'deal', limit: 5 } })) as Json;
+              if (r.isError) sessionErrors++;
+            } catch {
+              sessionErrors++;
+            }
+          }),
+        );
+      }
+      samples.push({ phase: `cycle ${c}`, ...memory(), seconds: (Date.now() - t0) / 1000 });
+    }
+    await closeAll();
+    held.length = 0;
+    samples.push({ phase: 'closed', ...memory() });
+    const firstCycle = samples.find((s) => s.phase === 'cycle 1')!;
+    const lastCycle = samples[samples.length - 2];
+    const growth = lastCycle.heapMiB - firstCycle.heapMiB;
+    const residue = samples[samples.length - 1].heapMiB - before.heapMiB;
+    const flat = growth <= 8 && growth <= firstCycle.heapMiB * 0.1 && residue <= 16;
+    console.log(
+      `\n(c) ${SESSIONS} sessions opened in ${fmt(openSeconds)} s, ${CYCLES} cycles (each session: tools/list + query_records); ` +
+        `memory of this process after a forced GC${(globalThis as { gc?: unknown }).gc ? '' : ' (no --expose-gc: GC not forced)'}`,
+    );
+    printTable(
+      samples.map((s) => ({
+        phase: s.phase,
+        'heap MiB': fmt(s.heapMiB, 1),
+        'rss MiB': fmt(s.rssMiB, 1),
+        'cycle s': s.seconds === undefined ? '' : fmt(s.seconds),
+      })),
+    );
+    console.log(
+      `heap growth cycle 1 → ${CYCLES}: ${fmt(growth, 1)} MiB; after closing vs before: ${fmt(residue, 1)} MiB; errors ${sessionErrors}`,
+    );
+
+    const targets = {
+      queryP50Ratio: { value: p50Ratio, target: 1.3, met: p50Ratio <= 1.3 },
+      queryP99Ratio: { value: p99Ratio, target: 1.3, met: p99Ratio <= 1.3 },
+      toolsListP99Ms: { value: l.list.p99, target: 5, met: l.list.p99 <= 5 },
+      sessionsFlat: { growthMiB: growth, residueMiB: residue, met: flat },
+    };
+    console.log(
+      `\ntargets: query p50 ratio ${fmt(p50Ratio, 3)} ${targets.queryP50Ratio.met ? 'met' : 'NOT met'}; ` +
+        `p99 ratio ${fmt(p99Ratio, 3)} ${targets.queryP99Ratio.met ? 'met' : 'NOT met'}; ` +
+        `tools/list p99 ${fmt(l.list.p99)} ms ${targets.toolsListP99Ms.met ? 'met' : 'NOT met'}; ` +
+        `${SESSIONS} sessions ${flat ? 'flat' : 'NOT flat'}`,
+    );
+    const file = writeResults('agent-gateway', {
+      environment: env,
+      records: RECORDS,
+      runs: RUNS,
+      seconds: SECONDS,
+      query: { clients: CLIENTS, page: PAGE, mcp: mcpRuns, rest: restRuns, summary: q, p50Ratio, p99Ratio },
+      toolsList: {
+        objects: OBJECTS + 1,
+        tools: listed.tools.length,
+        bytes: listBytes,
+        raw: listRuns,
+        ping: pingRuns,
+        sdk: sdkRuns,
+        coldMs: cold,
+      },
+      sessions: { count: SESSIONS, cycles: CYCLES, openSeconds, samples, growthMiB: growth, residueMiB: residue, errors: sessionErrors },
+      targets,
+    });
+    console.log(`results → ${file}`);
+    if (q.mcp.errors + q.rest.errors + l.list.errors + l.ping.errors + l.sdk.errors + sessionErrors > 0)
+      throw new Error('calls failed during the benchmark');
+  } finally {
+    await closeAll();
+    await pool.end();
+    await host.stop();
+    await db.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
