@@ -423,9 +423,29 @@ describe('objects: metadata, directory replica, governed records', () => {
       });
       expect(res.status).toBe(200);
       const agent = ((await res.json()) as { access_token: string }).access_token;
-      // The admin's capabilities (view_all_data, …) never pass to an agent: no object permission left.
+      // user ∩ scopes: the admin's view_all_data passes under data:read (reads as the admin does), but no
+      // administrative capability does, and no write is ever direct.
       const list = await call('GET', '/data/account?limit=5', agent);
-      expect([list.status, list.body.code]).toEqual([403, 'action_not_allowed']);
+      expect(list.status).toBe(200);
+      const me = await ok(call('GET', '/auth/me', agent));
+      expect(me.capabilities).not.toEqual(expect.arrayContaining(['manage_users']));
+      expect(me.capabilities).not.toContain('manage_sharing');
+      const readOnly = await fetch(`${base}/api/v1/auth/token-exchange`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: admin,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          scope: 'actions:execute',
+          client_id: 'test-agent',
+          agent_name: 'Test agent',
+        }),
+      });
+      const noData = ((await readOnly.json()) as { access_token: string }).access_token;
+      const refused = await call('GET', '/data/account?limit=5', noData);
+      expect(refused.status).toBeGreaterThanOrEqual(403);
+      expect(refused.status).toBeLessThanOrEqual(404);
       const someId = (await ok(call('GET', '/data/account?limit=1', admin))).records[0].id;
       for (const [method, path, body] of [
         ['POST', '/data/account', { name: 'By agent' }],
