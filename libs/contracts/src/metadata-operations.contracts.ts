@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { defineRequest } from './contract';
-import { RequesterSchema } from './objects.contracts';
+import { OperationOutcomeFields, RequesterSchema } from './objects.contracts';
 
 const ObjectName = Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' });
 
@@ -33,17 +33,7 @@ const MetadataOperationFields = {
 
 export const MetadataOperationResultSchema = Type.Object(
   {
-    outcome: Type.Union([
-      Type.Literal('allowed'),
-      Type.Literal('applied'),
-      Type.Literal('stale'),
-      Type.Literal('forbidden'),
-      Type.Literal('not_found'),
-      Type.Literal('invalid'),
-      Type.Literal('conflict'),
-    ]),
-    code: Type.Optional(Type.String({ maxLength: 64 })),
-    message: Type.Optional(Type.String({ maxLength: 2000 })),
+    ...OperationOutcomeFields,
     /** The definition's version before (dry-run) or after (apply) the change. */
     version: Type.Optional(Type.Integer({ minimum: 1 })),
     diff: Type.Optional(MetadataDiffSchema),

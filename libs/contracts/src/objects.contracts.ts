@@ -51,21 +51,29 @@ const FieldDiffSchema = Type.Record(
   Type.Object({ from: Type.Unknown(), to: Type.Unknown() }, { additionalProperties: false }),
 );
 
-/** The outcome of a dry-run or an apply; refusals are answers, not transport errors. */
+/**
+ * What every dry-run / apply over the bus answers (records, metadata, permission changes):
+ * refusals are answers with the REST error code, not transport errors.
+ */
+export const OperationOutcomeFields = {
+  outcome: Type.Union([
+    Type.Literal('allowed'),
+    Type.Literal('applied'),
+    Type.Literal('stale'),
+    Type.Literal('forbidden'),
+    Type.Literal('not_found'),
+    Type.Literal('invalid'),
+    Type.Literal('conflict'),
+  ]),
+  /** Error code (problem+json `code`) when the outcome is a refusal. */
+  code: Type.Optional(Type.String({ maxLength: 64 })),
+  message: Type.Optional(Type.String({ maxLength: 2000 })),
+};
+
+/** The outcome of a dry-run or an apply of a record operation. */
 export const RecordOperationResultSchema = Type.Object(
   {
-    outcome: Type.Union([
-      Type.Literal('allowed'),
-      Type.Literal('applied'),
-      Type.Literal('stale'),
-      Type.Literal('forbidden'),
-      Type.Literal('not_found'),
-      Type.Literal('invalid'),
-      Type.Literal('conflict'),
-    ]),
-    /** Error code (problem+json `code`) when the outcome is a refusal. */
-    code: Type.Optional(Type.String({ maxLength: 64 })),
-    message: Type.Optional(Type.String({ maxLength: 2000 })),
+    ...OperationOutcomeFields,
     recordId: Type.Optional(Id),
     /** The record's version before the operation (dry-run) or after it (apply); null for a create dry-run. */
     version: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { PermissionSetSchema, SharingRuleSchema } from '@custodian/policy';
 import { defineRequest } from './contract';
-import { RequesterSchema } from './objects.contracts';
+import { OperationOutcomeFields, RequesterSchema } from './objects.contracts';
 
 const Id = Type.String({ format: 'uuid' });
 const ObjectName = Type.String({ pattern: '^[a-z][a-z0-9_]{0,27}$' });
@@ -114,17 +114,7 @@ export type PermissionImpact = Static<typeof PermissionImpactSchema>;
 
 export const PermissionChangeResultSchema = Type.Object(
   {
-    outcome: Type.Union([
-      Type.Literal('allowed'),
-      Type.Literal('applied'),
-      Type.Literal('stale'),
-      Type.Literal('forbidden'),
-      Type.Literal('not_found'),
-      Type.Literal('invalid'),
-      Type.Literal('conflict'),
-    ]),
-    code: Type.Optional(Type.String({ maxLength: 64 })),
-    message: Type.Optional(Type.String({ maxLength: 2000 })),
+    ...OperationOutcomeFields,
     /** The target's content hash the impact was computed on (dry-run) or that the apply checked. */
     version: Type.Optional(Version),
     impact: Type.Optional(PermissionImpactSchema),

@@ -3,14 +3,13 @@ import {
   ApplySharingRuleChange,
   DescribePermissionChange,
   DryRunPermissionChange,
-  GetPrincipalSnapshot,
   PERMISSION_CHANGE_CAPABILITY,
   type PermissionChange,
   type PermissionChangeResult,
   type PrincipalSnapshot,
   type RequestOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, contentHash, requestContext, type Bus } from '@custodian/platform';
+import { BUS, CustodianException, contentHash, type Bus } from '@custodian/platform';
 import { isPolicyError, type PolicyCatalog, type SharingRule } from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import { RequestDecisionService } from '../decision/request-decision.service';
@@ -18,6 +17,7 @@ import { DirectoryReplicaService } from '../directory/directory-replica.service'
 import { build, type OrgCatalog } from '../metadata/object-catalog.service';
 import { ObjectMetadataService } from '../metadata/object-metadata.service';
 import { SharingRulesService, upsertRule } from '../sharing/sharing-rules.service';
+import { OUTCOME_BY_CODE, asRequester } from '../decision/as-requester';
 import { PermissionImpactService, type ImpactLimits } from './permission-impact.service';
 
 type SharingChange = Extract<PermissionChange, { type: 'sharing_rule.upsert' }>;
@@ -29,14 +29,6 @@ class Answer extends Error {
     super(result.outcome);
   }
 }
-
-const OUTCOME_BY_CODE: Record<string, PermissionChangeResult['outcome']> = {
-  not_found: 'not_found',
-  forbidden: 'forbidden',
-  conflict: 'conflict',
-  validation_failed: 'invalid',
-  bad_request: 'invalid',
-};
 
 /**
  * The role closure after moving role $2 below $3 (null: to the top), over the replica's closure of
@@ -87,24 +79,7 @@ export class PermissionImpactBusHandler implements OnApplicationBootstrap {
     requester: Requester,
     fn: (principal: PrincipalSnapshot) => Promise<PermissionChangeResult>,
   ): Promise<PermissionChangeResult> {
-    let principal: PrincipalSnapshot;
-    try {
-      principal = await this.bus.request(GetPrincipalSnapshot, {
-        userId: requester.userId,
-        orgId: requester.orgId,
-        ...(requester.agent ? { delegation: requester.agent } : {}),
-      });
-    } catch (error) {
-      if (error instanceof CustodianException && ['unauthenticated', 'not_found', 'forbidden'].includes(error.code))
-        return {
-          outcome: 'forbidden',
-          code: 'requester_inactive',
-          message: 'The requester is no longer allowed to act in this organization',
-        };
-      throw error;
-    }
-    const ctx = { requestId: requestContext.requestId() ?? `bus-${Date.now()}`, principal };
-    return requestContext.run(ctx, async () => {
+    return asRequester(this.bus, requester, async (principal) => {
       try {
         return await fn(principal);
       } catch (error) {

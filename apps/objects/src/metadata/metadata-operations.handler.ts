@@ -2,17 +2,17 @@ import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import {
   ApplyMetadataChange,
   DryRunMetadataChange,
-  GetPrincipalSnapshot,
   type MetadataDiff,
   type MetadataOperationResult,
   type PrincipalSnapshot,
   type RequestOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, requestContext, validate, type Bus } from '@custodian/platform';
+import { BUS, CustodianException, validate, type Bus } from '@custodian/platform';
 import type { EntityManager } from 'typeorm';
 import { RequestDecisionService } from '../decision/request-decision.service';
 import { ObjectDefinitionEntity } from '../entities/object-definition.entity';
 import { ObjectDefinitionSchema } from './object-definition.schema';
+import { OUTCOME_BY_CODE, asRequester } from '../decision/as-requester';
 import { ObjectMetadataService } from './object-metadata.service';
 
 type ApplyRequest = RequestOf<typeof ApplyMetadataChange>;
@@ -24,15 +24,6 @@ class Answer extends Error {
     super(result.outcome);
   }
 }
-
-const OUTCOME_BY_CODE: Record<string, MetadataOperationResult['outcome']> = {
-  not_found: 'not_found',
-  forbidden: 'forbidden',
-  conflict: 'conflict',
-  validation_failed: 'invalid',
-  bad_request: 'invalid',
-  precondition_failed: 'stale',
-};
 
 /**
  * Proposed object-definition changes for approvals: a dry-run runs the whole replacement (the
@@ -55,24 +46,7 @@ export class MetadataOperationsBusHandler implements OnApplicationBootstrap {
   }
 
   private async run(req: DryRunRequest, apply: ApplyRequest | undefined): Promise<MetadataOperationResult> {
-    let principal: PrincipalSnapshot;
-    try {
-      principal = await this.bus.request(GetPrincipalSnapshot, {
-        userId: req.requester.userId,
-        orgId: req.requester.orgId,
-        ...(req.requester.agent ? { delegation: req.requester.agent } : {}),
-      });
-    } catch (error) {
-      if (error instanceof CustodianException && ['unauthenticated', 'not_found', 'forbidden'].includes(error.code))
-        return {
-          outcome: 'forbidden',
-          code: 'requester_inactive',
-          message: 'The requester is no longer allowed to act in this organization',
-        };
-      throw error;
-    }
-    const ctx = { requestId: requestContext.requestId() ?? `bus-${Date.now()}`, principal };
-    return requestContext.run(ctx, async () => {
+    return asRequester(this.bus, req.requester, async (principal) => {
       const { decision } = await this.decisions.forPrincipal(principal);
       if (!decision.hasCapability('manage_metadata'))
         return {

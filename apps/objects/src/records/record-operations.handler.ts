@@ -1,16 +1,11 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import {
-  ApplyRecordOperation,
-  DryRunRecordOperation,
-  GetPrincipalSnapshot,
-  type RecordOperationResult,
-  type RequestOf,
-} from '@custodian/contracts';
-import { BUS, CustodianException, SERVICE_DATA_SOURCE, requestContext, sortedJson, type Bus } from '@custodian/platform';
+import { ApplyRecordOperation, DryRunRecordOperation, type RecordOperationResult, type RequestOf } from '@custodian/contracts';
+import { BUS, CustodianException, SERVICE_DATA_SOURCE, sortedJson, type Bus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ActionsService } from '../actions/actions.service';
+import { OUTCOME_BY_CODE, asRequester } from '../decision/as-requester';
 import { RecordsService, type WriteOptions, type WriteResult } from './records.service';
 
 type OperationRequest = RequestOf<typeof ApplyRecordOperation>;
@@ -22,16 +17,7 @@ function refusal(error: unknown): RecordOperationResult | undefined {
     return { outcome, code: error.code, message: `refused by the access policy (${error.code})` };
   }
   if (error instanceof CustodianException) {
-    const byCode: Record<string, RecordOperationResult['outcome']> = {
-      precondition_failed: 'stale',
-      not_found: 'not_found',
-      forbidden: 'forbidden',
-      unauthenticated: 'forbidden',
-      validation_failed: 'invalid',
-      bad_request: 'invalid',
-      conflict: 'conflict',
-    };
-    const outcome = byCode[error.code];
+    const outcome = OUTCOME_BY_CODE[error.code];
     if (outcome) return { outcome, code: error.code, message: error.message.slice(0, 2000) };
   }
   return undefined;
@@ -64,40 +50,26 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
       if ('outcome' in resolved) return resolved;
       ({ req, delegation } = resolved);
     }
-    let principal;
     try {
-      principal = await this.bus.request(GetPrincipalSnapshot, {
-        userId: req.requester.userId,
-        orgId: req.requester.orgId,
-        ...(delegation ? { delegation } : {}),
-      });
-    } catch (error) {
-      // A requester who is no longer an active member has no permission left (P1).
-      if (
-        error instanceof CustodianException &&
-        (error.code === 'unauthenticated' || error.code === 'not_found' || error.code === 'forbidden')
-      )
-        return {
-          outcome: 'forbidden',
-          code: 'requester_inactive',
-          message: 'The requester is no longer allowed to act in this organization',
-        };
-      throw error;
-    }
-    const ctx = { requestId: requestContext.requestId() ?? `bus-${Date.now()}`, principal };
-    try {
-      const result = await requestContext.run(ctx, () => this.execute(req, principal, dryRun));
-      return {
-        outcome: dryRun ? 'allowed' : 'applied',
-        ...(typeof result.record.id === 'string' ? { recordId: result.record.id } : {}),
-        version: dryRun
-          ? (result.previousVersion ?? null)
-          : typeof result.record.version === 'number'
-            ? result.record.version
-            : (result.previousVersion ?? null),
-        diff: result.diff ?? {},
-        ...(request.action !== undefined && req.values ? { values: req.values } : {}),
-      };
+      return await asRequester(
+        this.bus,
+        req.requester,
+        async (principal) => {
+          const result = await this.execute(req, principal, dryRun);
+          return {
+            outcome: dryRun ? 'allowed' : 'applied',
+            ...(typeof result.record.id === 'string' ? { recordId: result.record.id } : {}),
+            version: dryRun
+              ? (result.previousVersion ?? null)
+              : typeof result.record.version === 'number'
+                ? result.record.version
+                : (result.previousVersion ?? null),
+            diff: result.diff ?? {},
+            ...(request.action !== undefined && req.values ? { values: req.values } : {}),
+          };
+        },
+        delegation,
+      );
     } catch (error) {
       const answer = refusal(error);
       if (answer) return answer;
