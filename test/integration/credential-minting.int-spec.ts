@@ -110,14 +110,29 @@ describe('credentials never mint stronger credentials', () => {
         .filter((r) => r.policy?.credentialAdmin === true)
         .map((r) => `${r.method} ${r.path}`)
         .sort();
-      expect(marked).toEqual([
-        'DELETE /api/v1/api-keys/:id',
-        'DELETE /api/v1/sessions/:id',
-        'POST /api/v1/api-keys',
-        'POST /api/v1/auth/logout',
-        'POST /api/v1/auth/logout-all',
-        'POST /api/v1/auth/password',
-      ]);
+      expect(marked).toEqual(
+        [
+          'DELETE /api/v1/api-keys/:id',
+          'DELETE /api/v1/sessions/:id',
+          'POST /api/v1/api-keys',
+          'POST /api/v1/auth/logout',
+          'POST /api/v1/auth/logout-all',
+          'POST /api/v1/auth/password',
+          // SCIM provisioning creates, changes and deactivates accounts: never through an agent (docs/sso.md).
+          'DELETE /scim/v2/Groups/:id',
+          'DELETE /scim/v2/Users/:id',
+          'GET /scim/v2/Groups',
+          'GET /scim/v2/Groups/:id',
+          'GET /scim/v2/Users',
+          'GET /scim/v2/Users/:id',
+          'PATCH /scim/v2/Groups/:id',
+          'PATCH /scim/v2/Users/:id',
+          'POST /scim/v2/Groups',
+          'POST /scim/v2/Users',
+          'PUT /scim/v2/Groups/:id',
+          'PUT /scim/v2/Users/:id',
+        ].sort(),
+      );
     });
 
     it('cannot create an API key, with or without scopes, and the refusal is audited with the agent', async () => {
