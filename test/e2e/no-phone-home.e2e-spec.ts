@@ -168,7 +168,6 @@ describe('no phone home', () => {
       accounts: 200,
       accountCount: expect.any(Number),
       created: 201,
-      audit: 200,
       approvals: 200,
     });
     expect(result.accountCount).toBeGreaterThan(0);
