@@ -271,6 +271,8 @@ describe('values', () => {
     expect(gatewayEgress.spec.egress).toEqual([{ to: [{ ipBlock: { cidr: '10.20.30.40/32' } }], ports: [{ protocol: 'TCP', port: 443 }] }]);
     const identityEgress = ofKind(docs, 'NetworkPolicy').find((p) => p.metadata.name === 'rel-custodian-identity-egress');
     expect(identityEgress.spec.egress[0].to).toEqual([{ ipBlock: { cidr: '10.20.31.0/28' } }]);
+    const objectsEgress = ofKind(docs, 'NetworkPolicy').find((p) => p.metadata.name === 'rel-custodian-objects-egress');
+    expect(objectsEgress.spec.egress).toEqual([{ to: [{ ipBlock: { cidr: '10.20.32.0/28' } }], ports: [{ protocol: 'TCP', port: 443 }] }]);
   });
 
   it('default: no model endpoint or OIDC egress, no Ingress, no ServiceMonitor, no HPA', () => {
