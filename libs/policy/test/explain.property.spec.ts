@@ -7,7 +7,9 @@ import { randomWorld, type RandomWorld } from './support/random-world';
 // action, principal and record of random worlds — detail objects controlled by their master
 // included, whose master is reached through an explicit share, a sharing rule or the role hierarchy.
 const RUNS = Number(process.env.POLICY_EXPLAIN_RUNS ?? 400);
-const SEED = process.env.POLICY_EXPLAIN_SEED ? Number(process.env.POLICY_EXPLAIN_SEED) : undefined;
+// Seeded, so the coverage check below (every way of reaching a master) is deterministic in CI; set
+// POLICY_EXPLAIN_SEED to explore other worlds (a seed that misses a layer fails that check, not the property).
+const SEED = Number(process.env.POLICY_EXPLAIN_SEED ?? 3);
 
 const PLAIN_SET: PermissionSet = {
   name: 'plain',
