@@ -2,7 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as Pg } from 'pg';
 import { apiClient, type Json } from '../support/api';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { createMember, login, startTestHost, type TestHost } from '../support/host';
 
 const PASSWORD = 'a-long-enough-password';
 const READ_TOOLS = ['aggregate_records', 'describe_object', 'get_record', 'list_actions', 'list_objects', 'query_records'];
@@ -91,9 +91,7 @@ describe('agent gateway: run_action and propose_metadata_change', () => {
       ['rep', rep.id],
       ['steward', stewards.id],
     ] as const) {
-      const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
-      await ok(call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: u.userId ?? u.id }), 201);
-      tokens[name] = (await login(t.host.url, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
+      tokens[name] = (await createMember(t.host.url, tokens.admin, name, [set], PASSWORD)).accessToken;
     }
   }, 90_000);
 

@@ -4,7 +4,7 @@ import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { generateKeyPair, SignJWT } from 'jose';
 import { Client as Pg } from 'pg';
 import { apiClient, type Json } from '../support/api';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { createMember, login, startTestHost, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
 
 const PASSWORD = 'a-long-enough-password';
@@ -125,10 +125,9 @@ describe('agent gateway: the governed MCP server', () => {
       ['east', rep.id],
       ['manager', manager.id],
     ] as const) {
-      const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
-      users[name] = u.userId ?? u.id;
-      await ok(call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: users[name] }), 201);
-      tokens[name] = (await login(t.host.url, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
+      const member = await createMember(t.host.url, tokens.admin, name, [set], PASSWORD);
+      users[name] = member.userId;
+      tokens[name] = member.accessToken;
     }
     for (let i = 0; i < 12; i++) {
       const notes = i === 0 ? INJECTION : 'x'.repeat(i % 2 === 0 ? 900 : 10);

@@ -1,7 +1,7 @@
 import { Client as Pg } from 'pg';
 import { apiClient, type Json } from '../support/api';
 import { startFakeModelServer, type ChatRequest, type FakeModelServer, type Step } from '../support/fake-model-server';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { createMember, login, startTestHost, type TestHost } from '../support/host';
 
 const PASSWORD = 'a-long-enough-password';
 /** Readable by the rep, withheld from the model by the egress policy. */
@@ -107,9 +107,7 @@ describe('agent runtime: prompt injection', () => {
       ['east', rep.id],
       ['finance', finance.id],
     ] as const) {
-      const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
-      await ok(call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: u.userId ?? u.id }), 201);
-      tokens[name] = (await login(t.host.url, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
+      tokens[name] = (await createMember(t.host.url, tokens.admin, name, [set], PASSWORD)).accessToken;
     }
     for (let i = 0; i < 4; i++)
       ids.push((await ok(call('POST', '/data/account', tokens.west, { name: `West ${i}`, amount: i, notes: 'plain' }), 201)).id);

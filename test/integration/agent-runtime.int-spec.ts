@@ -5,7 +5,7 @@ import { runSettingsKeyRotation } from '../../apps/agent-gateway/src/runtime/rot
 import { Client as Pg } from 'pg';
 import { apiClient, type Json } from '../support/api';
 import { startFakeModelServer, type ChatRequest, type FakeModelServer, type Step } from '../support/fake-model-server';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { createMember, login, startTestHost, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
 
 const PASSWORD = 'a-long-enough-password';
@@ -88,10 +88,9 @@ describe('agent runtime: conversations with your own model', () => {
       ['other', rep.id],
       ['manager', manager.id],
     ] as const) {
-      const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
-      users[name] = u.userId ?? u.id;
-      await ok(call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: users[name] }), 201);
-      tokens[name] = (await login(t.host.url, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
+      const member = await createMember(t.host.url, tokens.admin, name, [set], PASSWORD);
+      users[name] = member.userId;
+      tokens[name] = member.accessToken;
     }
     for (let i = 0; i < 3; i++)
       accounts.push(

@@ -49,3 +49,30 @@ export async function login(baseUrl: string, creds = TEST_ADMIN): Promise<{ acce
   if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
   return (await res.json()) as { accessToken: string; refreshToken: string; orgId: string };
 }
+
+/**
+ * A member `<name>@test.local` created by the admin with a password, given the permission sets,
+ * and signed in: its user id and an access token.
+ */
+export async function createMember(
+  baseUrl: string,
+  adminToken: string,
+  name: string,
+  setIds: readonly string[],
+  password: string,
+): Promise<{ userId: string; accessToken: string }> {
+  const send = async (path: string, body: unknown, status: number): Promise<Record<string, unknown>> => {
+    const res = await fetch(`${baseUrl}/api/v1${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+      body: JSON.stringify(body),
+    });
+    if (res.status !== status) throw new Error(`POST ${path}: expected ${status}, got ${res.status}: ${await res.text()}`);
+    return (await res.json()) as Record<string, unknown>;
+  };
+  const email = `${name}@test.local`;
+  const user = await send('/users', { email, displayName: name, password }, 201);
+  const userId = String(user.userId ?? user.id);
+  for (const set of setIds) await send(`/permission-sets/${set}/assignments`, { userId }, 201);
+  return { userId, accessToken: (await login(baseUrl, { email, password })).accessToken };
+}
