@@ -3,11 +3,26 @@
 // to run when PostgreSQL or NATS is missing: a missing dependency is a failure, never a skip.
 const swcOptions = require('./scripts/swc-options.cjs');
 
-const transform = { '^.+\\.ts$': ['@swc/jest', swcOptions()] };
+// ESM-only packages (no CommonJS build) that jest must transform to CommonJS to load them in its
+// module system; the product itself loads them with Node's require(esm). Add a package here when
+// it is ESM-only.
+const esmPackages = ['oidc-provider', 'openid-client', 'oauth4webapi', 'jose'];
+const esmOptions = { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } };
+const transform = {
+  '^.+\\.ts$': ['@swc/jest', swcOptions()],
+  [`/node_modules/(${esmPackages.join('|')})/.+\\.m?js$`]: ['@swc/jest', esmOptions],
+};
+const transformIgnorePatterns = [`/node_modules/(?!(${esmPackages.join('|')})/)`];
 const moduleNameMapper = {
   '^@custodian/(contracts|platform|policy)$': '<rootDir>/libs/$1/src/index.ts',
 };
-const common = { transform, moduleNameMapper, testEnvironment: 'node', moduleFileExtensions: ['ts', 'js', 'json'] };
+const common = {
+  transform,
+  transformIgnorePatterns,
+  moduleNameMapper,
+  testEnvironment: 'node',
+  moduleFileExtensions: ['ts', 'js', 'json'],
+};
 
 module.exports = {
   globalSetup: '<rootDir>/test/support/global-setup.cjs',
