@@ -22,7 +22,10 @@ const GRANT_FOR_ACTION: Record<ObjectAction, GrantKey> = {
  */
 export function objectActionAllowed(grants: PrincipalGrants, grant: ObjectGrant, action: ObjectAction, trace?: ExplainTrace): boolean {
   if (grant.hiddenByApp) return trace ? trace.deny('app', grant.object.app, 'no access to the app') : false;
-  if (trace && grant.object.app) trace.step({ layer: 'app', outcome: 'pass', source: grant.object.app });
+  if (trace && grant.object.app) {
+    const opened = grants.apps.has(grant.object.app) ? grant.object.app : (grants.allAppsBy ?? grant.object.app);
+    trace.step({ layer: 'app', outcome: 'pass', source: opened });
+  }
   const agent = grants.snapshot.agent;
   if (agent && grant.hiddenByAgent) return trace ? trace.deny('agent_scope', agent.name, 'object not in the agent allowlist') : false;
   if (action !== 'read' && action !== 'create' && !grantedBy(grants, grant, 'read', trace, action)) return false;

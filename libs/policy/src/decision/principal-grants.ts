@@ -49,7 +49,12 @@ function effectiveSets(sets: readonly PermissionSet[]): EffectiveSet[] {
   }));
   const caps = new Set(sets.flatMap((s) => s.systemCapabilities ?? []));
   if (caps.has('modify_all_data')) {
-    result.push({ name: MODIFY_ALL_DATA_SET, perms: () => ({ modifyAllRecords: true }), fieldLevels: () => ({ '*': 'edit' }) });
+    // Like an object's "Modify All", the capability includes creating (ADR 0005 §6).
+    result.push({
+      name: MODIFY_ALL_DATA_SET,
+      perms: () => ({ modifyAllRecords: true, allowCreate: true }),
+      fieldLevels: () => ({ '*': 'edit' }),
+    });
   }
   if (caps.has('view_all_data')) {
     result.push({ name: VIEW_ALL_DATA_SET, perms: () => ({ viewAllRecords: true }), fieldLevels: () => ({ '*': 'read' }) });
@@ -77,6 +82,8 @@ export class PrincipalGrants {
   readonly groupIds: ReadonlySet<string>;
   readonly capabilities: ReadonlySet<string>;
   readonly apps: ReadonlySet<string>;
+  /** The capability set that opens every app (R6), if the principal holds one. */
+  readonly allAppsBy: string | null;
   readonly objects = new Map<string, ObjectGrant>();
   private readonly sets: EffectiveSet[];
   private readonly roleSet: ReadonlySet<string>;
@@ -95,6 +102,12 @@ export class PrincipalGrants {
       snapshot.permissionSets.flatMap((s) => [...(s.systemCapabilities ?? []), ...(s.integrationCapabilities ?? [])]),
     );
     this.apps = new Set(snapshot.permissionSets.flatMap((s) => s.apps ?? []));
+    // R6: view_all_data / modify_all_data grant every app.
+    this.allAppsBy = this.capabilities.has('modify_all_data')
+      ? MODIFY_ALL_DATA_SET
+      : this.capabilities.has('view_all_data')
+        ? VIEW_ALL_DATA_SET
+        : null;
     this.sets = effectiveSets(snapshot.permissionSets);
     for (const object of catalog.objects.values()) this.objects.set(object.name, this.compileObject(object));
   }
@@ -163,7 +176,7 @@ export class PrincipalGrants {
     const agent = this.snapshot.agent;
     return {
       object,
-      hiddenByApp: object.app !== undefined && !this.apps.has(object.app),
+      hiddenByApp: object.app !== undefined && !this.apps.has(object.app) && this.allAppsBy === null,
       hiddenByAgent: agent?.objects !== undefined && !agent.objects.includes(object.name),
       sources,
       fields,
