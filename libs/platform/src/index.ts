@@ -24,6 +24,7 @@ export * from './http/problem.filter';
 export * from './health/health.registry';
 export * from './logging/logger';
 export * from './metrics/metrics.service';
+export * from './openapi';
 export * from './outbox/audit-lag.probe';
 export * from './outbox/denial-outbox.registrar';
 export * from './outbox/outbox-relay.service';

@@ -1,9 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
-import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract, OffsetPageQuery } from '@custodian/platform';
 import { Type } from '@sinclair/typebox';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from '../directory/directory.http';
 import { NoStore } from '../auth/no-store';
 import { ApiKeysService, type ApiKeyView } from './api-keys.service';
+import { ApiKey, ApiKeyCreated, OffsetPage } from '../identity.api-schemas';
 
 const CreateApiKeySchema = Type.Object(
   {
@@ -20,6 +21,11 @@ export class ApiKeysController {
 
   /** The plaintext key is in this response and nowhere else, ever. */
   @RequirePolicy({ capabilities: ['api_access'], credentialAdmin: true })
+  @ApiContract({
+    summary: 'Create an API key (the plaintext key is in this answer only)',
+    body: CreateApiKeySchema,
+    responses: { 201: ApiKeyCreated },
+  })
   @Post()
   @NoStore()
   create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ApiKeyView & { key: string }> {
@@ -27,12 +33,14 @@ export class ApiKeysController {
   }
 
   @RequirePolicy({ reason: 'anyone signed in may list their own keys; manage_api_keys shows the whole org' })
+  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(ApiKey) } })
   @Get()
   list(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<PageOf<ApiKeyView>> {
     return this.keys.list(req.principal, pageOf(q));
   }
 
   @RequirePolicy({ reason: 'anyone signed in may revoke their own keys; manage_api_keys any key of the org', credentialAdmin: true })
+  @ApiContract({ responses: { 204: null } })
   @Delete(':id')
   @HttpCode(204)
   revoke(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {

@@ -1,8 +1,9 @@
 import { Body, Controller, Get, Inject, Param, Post } from '@nestjs/common';
-import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, assertValid } from '@custodian/platform';
+import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import { Type } from '@sinclair/typebox';
 import { IdentityEvents } from '../events/identity-events.service';
 import { SigningKeyService, type SigningKeyView } from './signing-key.service';
+import { Items, SigningKey } from '../identity.api-schemas';
 
 const KID = /^[A-Za-z0-9_-]{1,64}$/;
 const RotateSchema = Type.Object(
@@ -20,12 +21,14 @@ export class SigningKeysController {
   ) {}
 
   @RequirePolicy({ capabilities: ['manage_settings'] })
+  @ApiContract({ responses: { 200: Items(SigningKey) } })
   @Get()
   async list(): Promise<{ items: SigningKeyView[] }> {
     return { items: await this.keys.list() };
   }
 
   @RequirePolicy({ capabilities: ['manage_settings'] })
+  @ApiContract({ body: RotateSchema, responses: { 201: SigningKey } })
   @Post('rotate')
   rotate(@Body() body: unknown): Promise<SigningKeyView> {
     const input = assertValid(RotateSchema, body ?? {}, { what: 'rotation request' });
@@ -43,6 +46,7 @@ export class SigningKeysController {
   }
 
   @RequirePolicy({ capabilities: ['manage_settings'] })
+  @ApiContract({ responses: { 201: SigningKey }, problems: ['conflict'] })
   @Post(':kid/retire')
   retire(@Param('kid') kid: string): Promise<SigningKeyView> {
     if (!KID.test(kid)) throw CustodianException.notFound('Signing key not found');

@@ -10,6 +10,7 @@ import { HealthController } from '../health/health.controller';
 import { HealthRegistry } from '../health/health.registry';
 import { ProblemFilter } from '../http/problem.filter';
 import { MetricsService } from '../metrics/metrics.service';
+import { OpenApiController } from '../openapi/openapi.controller';
 import { CONFIG, DATABASE_URL, LOGGER } from './tokens';
 
 export interface CoreModuleOptions {
@@ -30,7 +31,7 @@ export class CoreModule {
     return {
       module: CoreModule,
       imports: [DiscoveryModule],
-      controllers: [HealthController],
+      controllers: [HealthController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
