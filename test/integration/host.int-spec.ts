@@ -52,6 +52,9 @@ describe('all services in one host', () => {
         'GET /.well-known/jwks.json',
         'GET /.well-known/oauth-protected-resource',
         'GET /.well-known/oauth-protected-resource/mcp',
+        // The API's shape (OpenAPI 3.1) and its reference page: no data, each route's declared policy.
+        'GET /api/v1/docs',
+        'GET /api/v1/openapi.json',
         // The console's static files: no data in them, the app signs in against the API like any client.
         'GET /console',
         'GET /console/*path',
