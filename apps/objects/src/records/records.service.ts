@@ -36,6 +36,11 @@ export interface WriteOptions {
   dryRun?: boolean;
   /** Runs inside the write's own transaction just before it commits (never on a dry-run): a receipt that commits with the write. */
   beforeCommit?: (m: EntityManager, result: WriteResult) => Promise<void>;
+  /**
+   * Runs inside this transaction (a batch's: approvals' bulk apply of updates) instead of its own:
+   * the caller commits, and rolls the whole batch back if a statement fails. Never with a dry-run.
+   */
+  manager?: EntityManager;
 }
 
 /** Thrown at the end of a dry-run transaction to roll it back with its result. */
@@ -449,6 +454,11 @@ export class RecordsService {
 
   /** A transaction that is rolled back at its end on a dry-run (every check and statement still ran). */
   private async rollbackIf(opts: WriteOptions, fn: (m: EntityManager) => Promise<WriteResult>): Promise<WriteResult> {
+    if (opts.manager && !opts.dryRun) {
+      const result = await fn(opts.manager);
+      await opts.beforeCommit?.(opts.manager, result);
+      return result;
+    }
     try {
       return await this.ds.transaction(async (m) => {
         const result = await fn(m);
