@@ -12,6 +12,7 @@ import { PermissionSetAssignmentEntity } from './permission-set-assignment.entit
 import { PermissionSetEntity } from './permission-set.entity';
 import { RoleClosureEntity } from './role-closure.entity';
 import { RoleEntity } from './role.entity';
+import { OAuthConsentEntity, OAuthModelEntity } from '../oauth-server/oauth.entities';
 import { ScimGroupEntity, ScimUserEntity } from '../scim/scim.entities';
 import { SessionEntity } from './session.entity';
 import { SigningKeyEntity } from './signing-key.entity';
@@ -34,6 +35,8 @@ export const SERVICE_ENTITIES = [
   ApiKeyEntity,
   ScimUserEntity,
   ScimGroupEntity,
+  OAuthModelEntity,
+  OAuthConsentEntity,
   LoginThrottleEntity,
   IdentityEventEntity,
   OutboxEntity,

@@ -4,6 +4,7 @@ import { ApiKeyExplicitScopes1795400000000 } from './1795400000000-api-key-expli
 import { HomeOrgInvitations1796189781435 } from './1796189781435-home-org-invitations';
 import { PermissionChangeReceipts1796192086620 } from './1796192086620-permission-change-receipts';
 import { ScimAttributes1796194284567 } from './1796194284567-scim-attributes';
+import { OAuthServer1796204522820 } from './1796204522820-oauth-server';
 
 /** In order; never edit one that has shipped — add a new one (scripts/generate-migration.ts). */
 export const SERVICE_MIGRATIONS = [
@@ -13,4 +14,5 @@ export const SERVICE_MIGRATIONS = [
   HomeOrgInvitations1796189781435,
   PermissionChangeReceipts1796192086620,
   ScimAttributes1796194284567,
+  OAuthServer1796204522820,
 ];
