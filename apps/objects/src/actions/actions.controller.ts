@@ -1,10 +1,11 @@
 import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, RequirePolicy } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, ApiContract } from '@custodian/platform';
 import { PolicyError } from '@custodian/policy';
 import type { Request } from 'express';
 import { RequestDecisionService } from '../decision/request-decision.service';
 import { ActionsService, type ActionView } from './actions.service';
+import { Items } from '../objects.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 
@@ -21,6 +22,7 @@ export class ActionsController {
    * values of fields they may read (R5).
    */
   @RequirePolicy({ reason: 'every member lists the actions of the objects they may read' })
+  @ApiContract({ responses: { 200: Items }, problems: ['object_not_found'] })
   @Get(':name/actions')
   async list(@Req() req: AuthedRequest, @Param('name') name: string): Promise<{ items: ActionView[] }> {
     if (!/^[a-z][a-z0-9_]{0,27}$/.test(name)) throw new PolicyError('object_not_found', { object: name.slice(0, 64) });

@@ -1,12 +1,13 @@
 import { pipeline } from 'node:stream';
 import { Controller, Delete, Get, Headers, Inject, Param, Put, Req, Res, UseFilters } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, RequirePolicy } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, ApiContract } from '@custodian/platform';
 import type { Request, Response } from 'express';
 import { DenialAuditFilter } from '../records/denial-audit.filter';
 import { assertNotAgent, objectParam } from '../records/records.controller';
 import { attachmentDisposition } from './file-headers';
 import { FilesService } from './files.service';
+import { RecordAnswer } from '../objects.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 
@@ -26,6 +27,12 @@ export class FilesController {
   constructor(@Inject(FilesService) private readonly files: FilesService) {}
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    summary: 'Upload the file of a file field (the raw body is the file)',
+    headers: { 'if-match': {}, 'content-type': { required: true } },
+    responses: { 200: RecordAnswer },
+    problems: ['object_not_found', 'field_not_editable', 'payload_too_large', 'unsupported_media_type', 'precondition_failed'],
+  })
   @Put('data/:object/:id/files/:field')
   async upload(
     @Req() req: AuthedRequest,
@@ -42,6 +49,10 @@ export class FilesController {
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    responses: { 200: { contentType: 'application/octet-stream', description: 'The stored file, as an attachment' } },
+    problems: ['object_not_found', 'field_not_readable'],
+  })
   @Get('data/:object/:id/files/:field')
   async download(
     @Req() req: AuthedRequest,
@@ -65,6 +76,11 @@ export class FilesController {
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    headers: { 'if-match': {} },
+    responses: { 200: RecordAnswer },
+    problems: ['object_not_found', 'field_not_editable', 'precondition_failed'],
+  })
   @Delete('data/:object/:id/files/:field')
   async remove(
     @Req() req: AuthedRequest,

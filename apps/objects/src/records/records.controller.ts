@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Patch, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
 import { ErrorCode, type FiledAction, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, RequirePolicy } from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, ApiContract } from '@custodian/platform';
 import { PolicyError } from '@custodian/policy';
 import type { Request, Response } from 'express';
 import { parseListQuery, parseObjectQl } from './list-spec.parser';
@@ -8,6 +8,7 @@ import type { ListResult } from './record-query';
 import { ApprovalGateService, type GateInput } from '../approvals/approval-gate.service';
 import { RecordsService, parseIfMatch } from './records.service';
 import { DenialAuditFilter } from './denial-audit.filter';
+import { AnyObject, ListQuery, PendingActionFiled, QueryAnswer, RecordAnswer, RecordList } from '../objects.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 
@@ -69,12 +70,42 @@ export class RecordsController {
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    summary: 'List the records of an object the caller may read (row filter in SQL)',
+    query: ListQuery,
+    responses: { 200: RecordList },
+    problems: [
+      'object_not_found',
+      'action_not_allowed',
+      'field_not_readable',
+      'invalid_value',
+      'unknown_operator',
+      'filter_too_deep',
+      'filter_too_complex',
+      'in_list_too_long',
+      'value_too_long',
+    ],
+  })
   @Get('data/:object')
   list(@Req() req: AuthedRequest, @Param('object') object: string, @Query() query: Record<string, unknown>): Promise<ListResult> {
     return this.records.list(req.principal, parseListQuery(objectParam(object), query));
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    body: AnyObject,
+    headers: { 'idempotency-key': {}, 'custodian-justification': {} },
+    responses: { 201: RecordAnswer, 200: RecordAnswer, 202: PendingActionFiled },
+    problems: [
+      'object_not_found',
+      'action_not_allowed',
+      'field_not_editable',
+      'system_field_not_writable',
+      'invalid_value',
+      'value_too_long',
+      'conflict',
+    ],
+  })
   @Post('data/:object')
   async create(
     @Req() req: AuthedRequest,
@@ -100,6 +131,7 @@ export class RecordsController {
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({ responses: { 200: RecordAnswer }, problems: ['object_not_found', 'action_not_allowed', 'field_not_readable'] })
   @Get('data/:object/:id')
   async get(
     @Req() req: AuthedRequest,
@@ -113,6 +145,21 @@ export class RecordsController {
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    body: AnyObject,
+    headers: { 'if-match': { required: true }, 'custodian-justification': {} },
+    responses: { 200: RecordAnswer, 202: PendingActionFiled },
+    problems: [
+      'object_not_found',
+      'action_not_allowed',
+      'field_not_editable',
+      'system_field_not_writable',
+      'invalid_value',
+      'value_too_long',
+      'precondition_failed',
+      'conflict',
+    ],
+  })
   @Patch('data/:object/:id')
   async update(
     @Req() req: AuthedRequest,
@@ -140,6 +187,11 @@ export class RecordsController {
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    headers: { 'if-match': { required: true }, 'custodian-justification': {} },
+    responses: { 204: null, 202: PendingActionFiled },
+    problems: ['object_not_found', 'action_not_allowed', 'precondition_failed'],
+  })
   @Delete('data/:object/:id')
   @HttpCode(204)
   async remove(
@@ -160,6 +212,22 @@ export class RecordsController {
 
   /** ObjectQL (DESIGN §6): the same governed list as `GET data/:object`, as a JSON body. */
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    summary: 'ObjectQL: fields, where, orderBy, cursor, aggregations, groupBy, expand',
+    body: AnyObject,
+    responses: { 200: QueryAnswer },
+    problems: [
+      'object_not_found',
+      'action_not_allowed',
+      'field_not_readable',
+      'invalid_value',
+      'unknown_operator',
+      'filter_too_deep',
+      'filter_too_complex',
+      'in_list_too_long',
+      'value_too_long',
+    ],
+  })
   @Post('query')
   @HttpCode(200)
   query(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ListResult | { groups: Array<Record<string, unknown>> }> {

@@ -1,6 +1,16 @@
 import { Body, Controller, HttpCode, Inject, Post, Req, UseFilters } from '@nestjs/common';
 import { GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, BUS, CustodianException, RequirePolicy, SERVICE_DATA_SOURCE, assertValid, type Bus } from '@custodian/platform';
+import {
+  API_PREFIX,
+  BUS,
+  CustodianException,
+  RequirePolicy,
+  SERVICE_DATA_SOURCE,
+  assertValid,
+  type Bus,
+  ApiContract,
+  AnyObject,
+} from '@custodian/platform';
 import { PolicyError, type Explanation, type ObjectAction } from '@custodian/policy';
 import type { Request } from 'express';
 import type { DataSource } from 'typeorm';
@@ -29,6 +39,12 @@ export class AccessExplainController {
 
   @RequirePolicy({
     reason: 'users explain their own access; explaining someone else needs manage_permissions or manage_sharing (checked here)',
+  })
+  @ApiContract({
+    summary: 'Why a user can or cannot do something to a record',
+    body: ExplainBodySchema,
+    responses: { 200: AnyObject },
+    problems: ['object_not_found'],
   })
   @Post('explain')
   @HttpCode(200)

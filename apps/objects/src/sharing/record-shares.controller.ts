@@ -9,6 +9,7 @@ import {
   SERVICE_DATA_SOURCE,
   assertValid,
   type Bus,
+  ApiContract,
 } from '@custodian/platform';
 import type { Request } from 'express';
 import type { DataSource } from 'typeorm';
@@ -18,6 +19,7 @@ import { RecordsService, recordId } from '../records/records.service';
 import { RecordSharesService, type ShareView } from './record-shares.service';
 import { ShareBodySchema, TransferBodySchema } from './sharing.schemas';
 import { DenialAuditFilter } from '../records/denial-audit.filter';
+import { AnyObject, Shares } from '../objects.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const GOVERNED = { reason: 'managing a record’s shares needs full access or manage_sharing, decided by libs/policy' } as const;
@@ -38,6 +40,7 @@ export class RecordSharesController {
   ) {}
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({ responses: { 200: Shares }, problems: ['object_not_found', 'action_not_allowed'] })
   @Get('shares')
   async list(@Req() req: AuthedRequest, @Param('object') object: string, @Param('id') id: string): Promise<{ shares: ShareView[] }> {
     const { decision } = await this.records.context(req.principal, objectParam(object));
@@ -47,6 +50,7 @@ export class RecordSharesController {
 
   /** The grantee must be a member, group or role of this org (400 otherwise, the same for unknown and foreign ids). */
   @RequirePolicy(GOVERNED)
+  @ApiContract({ body: ShareBodySchema, responses: { 201: AnyObject }, problems: ['object_not_found', 'action_not_allowed', 'conflict'] })
   @Post('shares')
   async grant(
     @Req() req: AuthedRequest,
@@ -62,6 +66,7 @@ export class RecordSharesController {
   }
 
   @RequirePolicy(GOVERNED)
+  @ApiContract({ responses: { 204: null }, problems: ['object_not_found', 'action_not_allowed'] })
   @Delete('shares/:shareId')
   @HttpCode(204)
   async revoke(
@@ -79,6 +84,11 @@ export class RecordSharesController {
 
   /** Owner transfer is its own operation (R5: owner_id is never written directly); needs full access. */
   @RequirePolicy(GOVERNED)
+  @ApiContract({
+    body: TransferBodySchema,
+    responses: { 200: AnyObject },
+    problems: ['object_not_found', 'action_not_allowed', 'precondition_failed'],
+  })
   @Post('transfer')
   @HttpCode(200)
   async transfer(

@@ -1,12 +1,13 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, RequirePolicy, assertValid } from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import type { SharingRule } from '@custodian/policy';
 import type { Request } from 'express';
 import { ObjectMetadataService } from '../metadata/object-metadata.service';
 import { objectParam } from '../records/records.controller';
 import { MAX_RULES_PER_OBJECT, SharingRuleBodySchema } from './sharing.schemas';
 import { SharingRulesService, type RulesEdit } from './sharing-rules.service';
+import { AnyObject, Rules } from '../objects.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const MANAGE_SHARING = { capabilities: ['manage_sharing'] } as const;
@@ -20,6 +21,7 @@ export class SharingRulesController {
   ) {}
 
   @RequirePolicy(MANAGE_SHARING)
+  @ApiContract({ responses: { 200: Rules }, problems: ['object_not_found'] })
   @Get()
   async list(@Req() req: AuthedRequest, @Param('name') name: string): Promise<{ rules: unknown[] }> {
     const def = await this.metadata.get(req.principal.orgId, objectParam(name));
@@ -27,6 +29,11 @@ export class SharingRulesController {
   }
 
   @RequirePolicy(MANAGE_SHARING)
+  @ApiContract({
+    body: SharingRuleBodySchema,
+    responses: { 201: AnyObject },
+    problems: ['object_not_found', 'conflict', 'invalid_metadata'],
+  })
   @Post()
   async create(@Req() req: AuthedRequest, @Param('name') name: string, @Body() body: unknown): Promise<SharingRule> {
     const rule = assertValid(SharingRuleBodySchema, body, { what: 'sharing rule' });
@@ -38,6 +45,7 @@ export class SharingRulesController {
   }
 
   @RequirePolicy(MANAGE_SHARING)
+  @ApiContract({ body: SharingRuleBodySchema, responses: { 200: AnyObject }, problems: ['object_not_found', 'invalid_metadata'] })
   @Put(':rule')
   async replace(
     @Req() req: AuthedRequest,
@@ -55,6 +63,7 @@ export class SharingRulesController {
   }
 
   @RequirePolicy(MANAGE_SHARING)
+  @ApiContract({ responses: { 204: null }, problems: ['object_not_found'] })
   @Delete(':rule')
   @HttpCode(204)
   async remove(@Req() req: AuthedRequest, @Param('name') name: string, @Param('rule') ruleName: string): Promise<void> {
