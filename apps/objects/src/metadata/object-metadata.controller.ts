@@ -1,11 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, RequirePolicy, assertValid } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import { PolicyError } from '@custodian/policy';
 import type { Request } from 'express';
 import { RequestDecisionService } from '../decision/request-decision.service';
 import { ObjectDefinitionSchema } from './object-definition.schema';
 import { ObjectMetadataService, type ObjectView } from './object-metadata.service';
+import { ObjectAnswer, ObjectList } from '../objects.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const MANAGE_METADATA = { capabilities: ['manage_metadata'], proposeThroughApprovals: true } as const;
@@ -27,6 +28,7 @@ export class ObjectMetadataController {
    * objects the caller may read (app access, R6), each with its readable fields only (R5).
    */
   @RequirePolicy({ reason: 'every member sees the objects and fields they may read; definitions in full need manage_metadata' })
+  @ApiContract({ summary: 'The objects the caller can see, with their fields', responses: { 200: ObjectList } })
   @Get()
   async list(@Req() req: AuthedRequest): Promise<{ objects: ObjectView[]; policyVersion: number }> {
     const all = await this.metadata.list(req.principal.orgId);
@@ -38,6 +40,7 @@ export class ObjectMetadataController {
   }
 
   @RequirePolicy({ reason: 'every member describes the objects and fields they may read' })
+  @ApiContract({ responses: { 200: ObjectAnswer }, problems: ['object_not_found'] })
   @Get(':name')
   async get(@Req() req: AuthedRequest, @Param('name') name: string): Promise<ObjectView> {
     const { decision } = await this.decisions.forPrincipal(req.principal);
@@ -48,18 +51,25 @@ export class ObjectMetadataController {
   }
 
   @RequirePolicy(MANAGE_METADATA)
+  @ApiContract({ body: ObjectDefinitionSchema, responses: { 201: ObjectAnswer }, problems: ['conflict', 'invalid_metadata'] })
   @Post()
   create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ObjectView> {
     return this.metadata.create(req.principal, assertValid(ObjectDefinitionSchema, body, { what: 'object definition' }));
   }
 
   @RequirePolicy(MANAGE_METADATA)
+  @ApiContract({
+    body: ObjectDefinitionSchema,
+    responses: { 200: ObjectAnswer },
+    problems: ['object_not_found', 'conflict', 'precondition_failed', 'invalid_metadata'],
+  })
   @Put(':name')
   replace(@Req() req: AuthedRequest, @Param('name') name: string, @Body() body: unknown): Promise<ObjectView> {
     return this.metadata.replace(req.principal, objectName(name), assertValid(ObjectDefinitionSchema, body, { what: 'object definition' }));
   }
 
   @RequirePolicy(MANAGE_METADATA)
+  @ApiContract({ responses: { 204: null }, problems: ['object_not_found', 'conflict'] })
   @Delete(':name')
   @HttpCode(204)
   remove(@Req() req: AuthedRequest, @Param('name') name: string): Promise<void> {
