@@ -67,6 +67,21 @@ export const ObjectDefinitionSchema = Type.Object(
 );
 export type ObjectDefinitionInput = Static<typeof ObjectDefinitionSchema>;
 
+/**
+ * `PUT meta/objects/:name` takes what `GET` answered: the definition plus the server-managed `version`
+ * (when present, the version the caller read: a concurrent change answers 412) and `sharingRules`
+ * (managed by the sharing-rules API; accepted when unchanged, refused when they differ).
+ */
+export const ObjectDefinitionReplaceSchema = Type.Object(
+  {
+    ...ObjectDefinitionSchema.properties,
+    version: Type.Optional(Type.Integer({ minimum: 1 })),
+    sharingRules: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type ObjectDefinitionReplace = Static<typeof ObjectDefinitionReplaceSchema>;
+
 /** What is stored (definition jsonb) after defaults are applied. */
 export interface StoredObjectDefinition {
   name: string;

@@ -4,7 +4,7 @@ import { API_PREFIX, RequirePolicy, assertValid, ApiContract } from '@custodian/
 import { PolicyError } from '@custodian/policy';
 import type { Request } from 'express';
 import { RequestDecisionService } from '../decision/request-decision.service';
-import { ObjectDefinitionSchema } from './object-definition.schema';
+import { ObjectDefinitionReplaceSchema, ObjectDefinitionSchema } from './object-definition.schema';
 import { ObjectMetadataService, type ObjectView } from './object-metadata.service';
 import { ObjectAnswer, ObjectList } from '../objects.api-schemas';
 
@@ -59,13 +59,14 @@ export class ObjectMetadataController {
 
   @RequirePolicy(MANAGE_METADATA)
   @ApiContract({
-    body: ObjectDefinitionSchema,
+    body: ObjectDefinitionReplaceSchema,
     responses: { 200: ObjectAnswer },
     problems: ['object_not_found', 'conflict', 'precondition_failed', 'invalid_metadata'],
   })
   @Put(':name')
   replace(@Req() req: AuthedRequest, @Param('name') name: string, @Body() body: unknown): Promise<ObjectView> {
-    return this.metadata.replace(req.principal, objectName(name), assertValid(ObjectDefinitionSchema, body, { what: 'object definition' }));
+    const { version, sharingRules, ...definition } = assertValid(ObjectDefinitionReplaceSchema, body, { what: 'object definition' });
+    return this.metadata.replace(req.principal, objectName(name), definition, { version, sharingRules });
   }
 
   @RequirePolicy(MANAGE_METADATA)

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE } from '@custodian/platform';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson } from '@custodian/platform';
 import { isSystemField, quoteIdent } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ObjectDefinitionEntity } from '../entities/object-definition.entity';
@@ -145,9 +145,29 @@ export class ObjectMetadataService {
     return view(row);
   }
 
-  replace(principal: PrincipalSnapshot, name: string, input: ObjectDefinitionInput): Promise<ObjectView> {
+  replace(
+    principal: PrincipalSnapshot,
+    name: string,
+    input: ObjectDefinitionInput,
+    read: { version?: number; sharingRules?: unknown[] } = {},
+  ): Promise<ObjectView> {
     if (input.name !== name) throw invalid('The name in the body must match the path', '/name');
-    return this.inOrgTransaction(principal.orgId, (m) => this.replaceIn(m, principal, name, input));
+    return this.inOrgTransaction(principal.orgId, async (m) => {
+      // What GET answered round-trips: the version read must still be current, sharing rules unchanged.
+      const [row] = (await m.query('SELECT version, definition FROM object_definition WHERE org_id = $1 AND name = $2 FOR UPDATE', [
+        principal.orgId,
+        name,
+      ])) as Array<{ version: number; definition: StoredObjectDefinition }>;
+      if (!row) throw CustodianException.notFound('Object not found');
+      if (read.version !== undefined && read.version !== row.version)
+        throw new CustodianException(
+          ErrorCode.PreconditionFailed,
+          `The definition changed since version ${read.version} (now ${row.version})`,
+        );
+      if (read.sharingRules !== undefined && sortedJson(read.sharingRules) !== sortedJson(row.definition.sharingRules ?? []))
+        throw invalid('Sharing rules are changed through /meta/objects/:name/sharing-rules, not here', '/sharingRules');
+      return this.replaceIn(m, principal, name, input);
+    });
   }
 
   /** Replaces a definition inside a caller's transaction (bundles apply many in one). */

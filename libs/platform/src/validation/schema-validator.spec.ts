@@ -57,10 +57,10 @@ describe('assertValid', () => {
     expect(error.message).not.toContain(SECRET);
   });
 
-  it('enforces additionalProperties: false without echoing the unknown key or its value', () => {
+  it('enforces additionalProperties: false, naming an identifier-like key but never its value', () => {
     const error = failure({ ...valid, org_id: SECRET });
     expect(error.code).toBe(ErrorCode.ValidationFailed);
-    expect(issues(error)[0].path).toBe('/');
+    expect(issues(error)[0]).toEqual({ path: '/org_id', message: 'unknown property "org_id"' });
     expect(JSON.stringify(error.details)).not.toContain(SECRET);
   });
 
@@ -112,5 +112,54 @@ describe('schemas with an $id', () => {
     expect(validate(outer, { inner: { n: 1 } }).ok).toBe(true);
     expect(validate(inner, { n: 2 }).ok).toBe(true);
     expect(validate(inner, { n: 'x' }).ok).toBe(false);
+  });
+});
+
+describe('issues that say what to fix', () => {
+  const Owner = Type.Object(
+    {
+      type: Type.Literal('owner'),
+      ownedBy: Type.Object(
+        { type: Type.Union([Type.Literal('group'), Type.Literal('role'), Type.Literal('role_and_subordinates')]), id: Type.String() },
+        { additionalProperties: false },
+      ),
+    },
+    { additionalProperties: false },
+  );
+  const Criteria = Type.Object({ type: Type.Literal('criteria'), criteria: Type.Object({}) }, { additionalProperties: false });
+  const Rule = Type.Union([Criteria, Owner]);
+  const fail = (schema: Parameters<typeof validate>[0], value: unknown): Array<{ path: string; message: string }> => {
+    const result = validate(schema, value);
+    if (result.ok) throw new Error('expected a failure');
+    return result.issues;
+  };
+
+  it('names the allowed values of a union of literals nested in the branch the caller meant', () => {
+    expect(fail(Rule, { type: 'owner', ownedBy: { type: 'team', id: 'x' } })).toEqual([
+      { path: '/ownedBy/type', message: 'must be one of: group, role, role_and_subordinates' },
+    ]);
+  });
+
+  it('names the discriminator values when no branch matches', () => {
+    expect(fail(Rule, { type: 'everyone' })).toEqual([{ path: '/type', message: 'must be one of: criteria, owner' }]);
+  });
+
+  it("reports the meant branch's own problem (a missing property), not the other branches'", () => {
+    expect(fail(Rule, { type: 'owner' })).toEqual([{ path: '/', message: "must have required property 'ownedBy'" }]);
+  });
+
+  it('names an unknown property when it is an identifier, and never echoes an arbitrary key', () => {
+    expect(fail(Owner, { type: 'owner', ownedBy: { type: 'role', id: 'r' }, version: 3 })).toEqual([
+      { path: '/version', message: 'unknown property "version"' },
+    ]);
+    const weird = `${SECRET} with spaces`;
+    const issues = fail(Owner, { type: 'owner', ownedBy: { type: 'role', id: 'r' }, [weird]: 1 });
+    expect(issues).toEqual([{ path: '/', message: 'must NOT have additional properties' }]);
+  });
+
+  it('names the allowed values of an enum', () => {
+    expect(fail(Type.Object({ level: Type.Union([Type.Literal('read'), Type.Literal('edit')]) }), { level: 'own' })).toEqual([
+      { path: '/level', message: 'must be one of: read, edit' },
+    ]);
   });
 });
