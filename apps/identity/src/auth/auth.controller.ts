@@ -1,13 +1,18 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
-import type { PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, Public, RequirePolicy, assertValid } from '@custodian/platform';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, CONFIG, CustodianException, Public, RequirePolicy, assertValid, type CustodianConfig } from '@custodian/platform';
+import type { Request, Response } from 'express';
 import { idParam, type AuthedRequest } from '../directory/directory.http';
 import { ChangeOwnPasswordSchema } from '../directory/directory.schemas';
-import { LoginRequestSchema, RefreshRequestSchema } from './auth.schemas';
+import { CookieRefreshRequestSchema, LoginRequestSchema, RefreshRequestSchema } from './auth.schemas';
 import { AuthService, type TokenResponse } from './auth.service';
 import { NoStore } from './no-store';
+import { CSRF_HEADER, assertSameOriginBrowser, clearRefreshCookie, readRefreshCookie, setRefreshCookie } from './refresh-cookie';
 import { SessionService, type SessionView } from './session.service';
 import { TokenExchangeRequestSchema, TokenExchangeService, type TokenExchangeResponse } from './token-exchange.service';
+
+/** A browser session's token answer: the refresh token is in the cookie, not here. */
+export type BrowserTokenResponse = Omit<TokenResponse, 'refreshToken'>;
 
 @Controller(`${API_PREFIX}/auth`)
 export class AuthController {
@@ -15,22 +20,56 @@ export class AuthController {
     @Inject(AuthService) private readonly auth: AuthService,
     @Inject(SessionService) private readonly sessions: SessionService,
     @Inject(TokenExchangeService) private readonly exchange: TokenExchangeService,
+    @Inject(CONFIG) private readonly config: CustodianConfig,
   ) {}
 
+  /**
+   * With `session: "cookie"` (browsers: the console) the refresh token is set as an httpOnly cookie
+   * and left out of the body; that needs the CSRF header and the server's own Origin.
+   */
   @Public()
   @Post('login')
   @HttpCode(200)
   @NoStore()
-  login(@Body() body: unknown): Promise<TokenResponse> {
-    return this.auth.login(assertValid(LoginRequestSchema, body, { what: 'login request' }));
+  async login(
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<TokenResponse | BrowserTokenResponse> {
+    const { session, ...input } = assertValid(LoginRequestSchema, body, { what: 'login request' });
+    if (session !== 'cookie') return this.auth.login(input);
+    assertSameOriginBrowser(req);
+    return this.toCookie(req, res, await this.auth.login(input));
   }
 
-  /** Public: the refresh token in the body is the credential (rotated on every use, I6). */
+  /**
+   * Public: the refresh token is the credential (rotated on every use, I6) — in the body, or, when the
+   * body is empty, in the refresh cookie (then with the CSRF header and the server's own Origin).
+   */
   @Public()
   @Post('refresh')
   @HttpCode(200)
   @NoStore()
-  refresh(@Body() body: unknown): Promise<TokenResponse> {
+  async refresh(
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<TokenResponse | BrowserTokenResponse> {
+    const empty = body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0);
+    // A browser's refresh: an empty body with the cookie or the CSRF header. Anything else is the body form.
+    if (empty && (req.get('cookie') !== undefined || req.get(CSRF_HEADER) !== undefined)) {
+      assertValid(CookieRefreshRequestSchema, body ?? {}, { what: 'refresh request' });
+      assertSameOriginBrowser(req);
+      const token = readRefreshCookie(req);
+      if (!token) throw new CustodianException(ErrorCode.Unauthenticated, 'No refresh cookie');
+      try {
+        return this.toCookie(req, res, await this.auth.refresh(token));
+      } catch (error) {
+        // A refused cookie (revoked, reused, expired) is removed from the browser.
+        if (error instanceof CustodianException && error.code === ErrorCode.Unauthenticated) clearRefreshCookie(req, res);
+        throw error;
+      }
+    }
     return this.auth.refresh(assertValid(RefreshRequestSchema, body, { what: 'refresh request' }).refreshToken);
   }
 
@@ -47,8 +86,10 @@ export class AuthController {
   @RequirePolicy({ reason: 'anyone signed in may end their own session', credentialAdmin: true })
   @Post('logout')
   @HttpCode(204)
-  async logout(@Req() req: AuthedRequest): Promise<void> {
+  async logout(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response): Promise<void> {
     await this.auth.logout(req.principal);
+    // A browser session's cookie goes with it (harmless for clients that never had one).
+    if (readRefreshCookie(req)) clearRefreshCookie(req, res);
   }
 
   @RequirePolicy({ reason: 'anyone signed in may end all their own sessions', credentialAdmin: true })
@@ -70,6 +111,12 @@ export class AuthController {
   @Get('me')
   me(@Req() req: AuthedRequest): PrincipalSnapshot {
     return req.principal;
+  }
+
+  private toCookie(req: Request, res: Response, tokens: TokenResponse): BrowserTokenResponse {
+    const { refreshToken, ...rest } = tokens;
+    setRefreshCookie(req, res, refreshToken, this.config.auth.refreshTokenTtlSeconds);
+    return rest;
   }
 }
 
