@@ -1,4 +1,4 @@
-import { AppShell, Box, Button, Group, NavLink, ScrollArea, Text, Title } from '@mantine/core';
+import { AppShell, Box, Button, Center, Group, Loader, NavLink, ScrollArea, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState, type ReactNode } from 'react';
 import type { ApiClient } from './api/client';
 import { ProblemAlert } from './components/common';
@@ -16,6 +16,8 @@ export function App({ api }: { api: ApiClient }): ReactNode {
   const [session, setSession] = useState<Session | undefined>();
   const [error, setError] = useState<unknown>();
   const [loading, setLoading] = useState(false);
+  // Until the first resume attempt answers, we do not know whether the browser holds a session.
+  const [resuming, setResuming] = useState(true);
 
   const signOut = useCallback(() => {
     void api.logout();
@@ -45,6 +47,28 @@ export function App({ api }: { api: ApiClient }): ReactNode {
     }
   };
 
+  useEffect(() => {
+    let live = true;
+    // A reload: the httpOnly refresh cookie (if any) gives a new access token; no token is stored anywhere.
+    api
+      .resume()
+      .then(async (signedIn) => {
+        if (signedIn && live) await afterSignIn();
+      })
+      .catch((e: unknown) => live && setError(e))
+      .finally(() => live && setResuming(false));
+    return () => {
+      live = false;
+    };
+  }, [api]);
+
+  if (!session && resuming) {
+    return (
+      <Center h="100vh" component="main" aria-busy="true">
+        <Loader aria-label="Restoring your session" />
+      </Center>
+    );
+  }
   if (!session) {
     return (
       <SignInPage

@@ -25,7 +25,7 @@ function fakeApi(answers: Array<{ status: number; body?: unknown; headers?: Reco
   return { calls, fetchImpl };
 }
 
-const tokens = (n: number, expiresIn = 300) => ({ accessToken: `at${n}`, refreshToken: `rt${n}`, expiresIn });
+const tokens = (n: number, expiresIn = 300) => ({ accessToken: `at${n}`, expiresIn });
 
 describe('ApiClient', () => {
   it('keeps tokens in memory only and sends the access token as a bearer', async () => {
@@ -38,7 +38,9 @@ describe('ApiClient', () => {
     const me = await api.get<{ email: string }>('/auth/me');
     expect(me.body.email).toBe('a@b');
     expect(calls[1].headers.authorization).toBe('Bearer at1');
-    expect(calls[0].body).toEqual({ email: 'a@b', password: 'pw' });
+    // A browser session: the refresh token is set as an httpOnly cookie, never handed to the page.
+    expect(calls[0].body).toEqual({ email: 'a@b', password: 'pw', session: 'cookie' });
+    expect(calls.every((c) => c.headers['x-custodian-csrf'] === '1')).toBe(true);
     expect(typeof (globalThis as { localStorage?: unknown }).localStorage).toBe('undefined');
   });
 
@@ -56,7 +58,9 @@ describe('ApiClient', () => {
     await Promise.all([api.get('/x'), api.get('/y')]);
     const refreshes = calls.filter((c) => c.url.endsWith('/auth/refresh'));
     expect(refreshes).toHaveLength(1);
-    expect(refreshes[0].body).toEqual({ refreshToken: 'rt1' });
+    // The credential is the cookie: the body is empty, the CSRF header is there.
+    expect(refreshes[0].body).toEqual({});
+    expect(refreshes[0].headers['x-custodian-csrf']).toBe('1');
     expect(calls.slice(2).map((c) => c.headers.authorization)).toEqual(['Bearer at2', 'Bearer at2']);
   });
 
@@ -112,5 +116,35 @@ describe('ApiClient', () => {
     expect(api.signedIn).toBe(false);
     expect(calls[1].url).toBe('/api/v1/auth/logout');
     await expect(api.get('/x')).rejects.toMatchObject({ code: 'not_signed_in' });
+  });
+
+  it('resumes a session after a reload from the refresh cookie, and stays signed out when it is refused', async () => {
+    const { calls, fetchImpl } = fakeApi([
+      { status: 200, body: tokens(7) },
+      { status: 200, body: { ok: true } },
+    ]);
+    const api = new ApiClient(fetchImpl);
+    expect(api.signedIn).toBe(false);
+    expect(await api.resume()).toBe(true);
+    await api.get('/x');
+    expect(calls[0].url).toBe('/api/v1/auth/refresh');
+    expect(calls[1].headers.authorization).toBe('Bearer at7');
+
+    const refused = fakeApi([{ status: 401, body: { code: 'unauthenticated' } }]);
+    const fresh = new ApiClient(refused.fetchImpl);
+    expect(await fresh.resume()).toBe(false);
+    expect(fresh.signedIn).toBe(false);
+  });
+
+  it('refreshes an expiring access token before signing out, so the server can revoke the session and clear the cookie', async () => {
+    let now = 0;
+    const { calls, fetchImpl } = fakeApi([{ status: 200, body: tokens(1, 60) }, { status: 200, body: tokens(2) }, { status: 204 }]);
+    const api = new ApiClient(fetchImpl, '/api/v1', () => now);
+    await api.login('a@b', 'pw');
+    now = 50_000;
+    await api.logout();
+    expect(calls.map((c) => c.url)).toEqual(['/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/auth/logout']);
+    expect(calls[2].headers.authorization).toBe('Bearer at2');
+    expect(api.signedIn).toBe(false);
   });
 });

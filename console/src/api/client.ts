@@ -2,7 +2,6 @@ import { ApiError, toApiError } from './problem';
 
 export interface Tokens {
   accessToken: string;
-  refreshToken: string;
   /** Epoch milliseconds at which the access token stops working. */
   expiresAt: number;
 }
@@ -25,11 +24,15 @@ type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 /** Refresh this long before expiry, so a request never leaves with a token about to die. */
 const REFRESH_MARGIN_MS = 30_000;
 
+/** Sent on every request; the auth routes refuse to read or set the refresh cookie without it (CSRF). */
+export const CSRF_HEADER = 'x-custodian-csrf';
+
 /**
- * The console's only way to the API. Tokens live in this object's memory and nowhere else: not in
- * localStorage or sessionStorage, where any script on the origin could read them. A reload signs the
- * user out, which is the price of that. Refreshes rotate the refresh token and are single-flight, so two
- * requests that both find the token old spend it once.
+ * The console's only way to the API. The access token lives in this object's memory and nowhere
+ * else: not in localStorage or sessionStorage, where any script on the origin could read it. The
+ * refresh token is an httpOnly cookie the page cannot read at all, scoped to `/api/v1/auth`, so a
+ * reload resumes the session through `POST auth/refresh` (`resume()`). Refreshes rotate the cookie and
+ * are single-flight, so two requests that both find the token old spend it once.
  */
 export class ApiClient {
   private tokens: Tokens | undefined;
@@ -52,12 +55,31 @@ export class ApiClient {
   }
 
   async login(email: string, password: string): Promise<void> {
-    const res = await this.send('POST', '/auth/login', { body: { email, password } }, undefined);
+    const res = await this.send('POST', '/auth/login', { body: { email, password, session: 'cookie' } }, undefined);
     this.setTokens(res.body as TokenAnswer);
   }
 
-  /** Ends the server session too; forgets the tokens even when the server cannot be reached. */
+  /**
+   * After a reload: the refresh cookie, if the browser still has a live one, gives a new access token.
+   * Answers whether the user is signed in; a refused cookie is simply "not signed in".
+   */
+  async resume(): Promise<boolean> {
+    try {
+      await this.refresh();
+      return true;
+    } catch (error) {
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Ends the server session (it revokes the refresh family and clears the cookie); forgets the token
+   * even when the server cannot be reached. An access token about to expire is refreshed first, so the
+   * sign-out is not refused and the cookie not left behind.
+   */
   async logout(): Promise<void> {
+    if (this.tokens && this.tokens.expiresAt - this.now() < REFRESH_MARGIN_MS) await this.refresh().catch(() => undefined);
     const token = this.tokens?.accessToken;
     this.clear();
     if (token) await this.send('POST', '/auth/logout', {}, token).catch(() => undefined);
@@ -86,10 +108,9 @@ export class ApiClient {
 
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
-      const current = this.tokens;
-      if (!current) throw new ApiError(401, 'not_signed_in', undefined, 'Sign in first', undefined);
       try {
-        const res = await this.send('POST', '/auth/refresh', { body: { refreshToken: current.refreshToken } }, undefined);
+        // The body is empty: the credential is the httpOnly cookie the browser adds.
+        const res = await this.send('POST', '/auth/refresh', { body: {} }, undefined);
         this.setTokens(res.body as TokenAnswer);
       } catch (error) {
         // A refused refresh (revoked, reused, expired) ends the session; a network error keeps it.
@@ -106,7 +127,6 @@ export class ApiClient {
     const wasSignedIn = this.signedIn;
     this.tokens = {
       accessToken: answer.accessToken,
-      refreshToken: answer.refreshToken,
       expiresAt: this.now() + (answer.expiresIn ?? 300) * 1000,
     };
     if (!wasSignedIn) this.emit();
@@ -123,7 +143,11 @@ export class ApiClient {
   }
 
   private async send<T>(method: string, path: string, opts: RequestOptions, token: string | undefined): Promise<ApiResponse<T>> {
-    const headers: Record<string, string> = { accept: 'application/json, application/problem+json', ...opts.headers };
+    const headers: Record<string, string> = {
+      accept: 'application/json, application/problem+json',
+      [CSRF_HEADER]: '1',
+      ...opts.headers,
+    };
     if (token) headers.authorization = `Bearer ${token}`;
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
@@ -132,7 +156,8 @@ export class ApiClient {
         method,
         headers,
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        credentials: 'omit',
+        // Same-origin only; the one cookie there is (the refresh token) is scoped to /api/v1/auth.
+        credentials: 'same-origin',
         cache: 'no-store',
       });
     } catch {
@@ -155,6 +180,5 @@ export class ApiClient {
 
 interface TokenAnswer {
   accessToken: string;
-  refreshToken: string;
   expiresIn?: number;
 }
