@@ -22,6 +22,8 @@ export const ErrorCode = {
   /** The audit outbox has too many unsent events; changes are refused until it drains (503). */
   AuditBacklog: 'audit_backlog',
   BusTimeout: 'bus_timeout',
+  /** The handler did not start its answer within the request deadline; the outcome of a change is unknown (503). */
+  RequestTimeout: 'request_timeout',
   BusNoResponders: 'bus_no_responders',
   InvalidMessage: 'invalid_message',
   Internal: 'internal_error',
@@ -45,6 +47,7 @@ export const ERROR_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   service_unavailable: 503,
   audit_backlog: 503,
   bus_timeout: 504,
+  request_timeout: 503,
   bus_no_responders: 503,
   invalid_message: 502,
   internal_error: 500,
@@ -67,6 +70,7 @@ export const ERROR_TITLES: Readonly<Record<ErrorCode, string>> = {
   service_unavailable: 'Service unavailable',
   audit_backlog: 'Audit backlog',
   bus_timeout: 'Upstream service timed out',
+  request_timeout: 'Request timed out',
   bus_no_responders: 'Upstream service unavailable',
   invalid_message: 'Invalid message from upstream service',
   internal_error: 'Internal error',

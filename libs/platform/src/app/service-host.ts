@@ -10,8 +10,14 @@ import type { Bus } from '../bus/bus';
 import { NatsBus } from '../bus/nats.bus';
 import { ConfigError, describeConfig, loadConfig, type CustodianConfig } from '../config/config';
 import { HealthRegistry } from '../health/health.registry';
+import { ClientAddressResolver } from '../http/client-address';
+import { compressionMiddleware } from '../http/compression.middleware';
+import { httpTracingMiddleware } from '../http/http-tracing.middleware';
 import { requestContextMiddleware } from '../http/request-context.middleware';
+import { requestDeadlineMiddleware } from '../http/request-deadline.middleware';
 import { safeJsonMiddleware } from '../http/safe-json.middleware';
+import { RateLimiter } from '../rate-limit/rate-limit.middleware';
+import { startTracing } from '../tracing/tracing';
 import { createLogger, NestPinoLogger } from '../logging/logger';
 import { migrateService } from '../database/service-data-source';
 import { CoreModule } from './core.module';
@@ -40,27 +46,49 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   @Module({ imports: [CoreModule.forRoot({ config, logger, bus, databaseUrl: opts.databaseUrl }), ...opts.modules] })
   class HostModule {}
 
-  const app = await NestFactory.create<NestExpressApplication>(HostModule, {
-    logger: new NestPinoLogger(logger.child({ component: 'nest' })),
-    bodyParser: false,
-    abortOnError: false,
-  });
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set: then spans leave over OTLP/HTTP, nothing else.
+  const tracing = await startTracing(
+    config.tracing.tracesUrl,
+    config.mode === 'all-in-one' ? 'custodian' : `custodian-${config.services[0]}`,
+    logger,
+  );
+  let app: NestExpressApplication;
+  try {
+    app = await NestFactory.create<NestExpressApplication>(HostModule, {
+      logger: new NestPinoLogger(logger.child({ component: 'nest' })),
+      bodyParser: false,
+      abortOnError: false,
+    });
+  } catch (error) {
+    await tracing.shutdown();
+    throw error;
+  }
   app.disable('x-powered-by');
   // No automatic weak ETag (a SHA-1 over every response body): record reads set their own ETag
   // (the record version, for If-Match); nothing else promises conditional GETs.
   app.disable('etag');
-  app.set('trust proxy', 'loopback');
-  app.use(requestContextMiddleware);
+  // The client address comes through the configured proxies only (docs/deployment.md, Trusted proxies).
+  const addresses = new ClientAddressResolver(config.http.trustedProxies, config.http.forwardedHeader);
+  app.set('trust proxy', config.http.forwardedHeader === 'x-forwarded-for' ? (addr: string) => addresses.trusts(addr) : false);
+  app.use(httpTracingMiddleware);
+  app.use(requestContextMiddleware(addresses));
+  app.use(requestDeadlineMiddleware(config.http.handlerTimeoutMs, logger));
+  const limiter = new RateLimiter(config.rateLimit);
+  if (limiter.active) app.use(limiter.middleware());
+  if (config.http.compression) app.use(compressionMiddleware());
   app.useBodyParser('json', { limit: config.http.bodyLimitBytes, type: ['application/json', 'application/*+json'] });
   app.use(safeJsonMiddleware);
+  const server = app.getHttpServer() as Server;
+  server.requestTimeout = config.http.requestTimeoutMs;
+  server.headersTimeout = config.http.headersTimeoutMs;
   try {
     await app.listen(config.http.port, config.http.host);
   } catch (error) {
     // A start refused by a module's bootstrap check must not leave pools and timers running.
     await app.close().catch(() => undefined);
+    await tracing.shutdown();
     throw error;
   }
-  const server = app.getHttpServer() as Server;
   const port = (server.address() as AddressInfo).port;
   const health = app.get(HealthRegistry);
   let stopping: Promise<void> | undefined;
@@ -76,6 +104,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
       // 3. Module shutdown hooks: outbox relays stop, data sources close.
       await app.close();
       await opts.onStopped?.();
+      await tracing.shutdown();
       logger.info('stopped');
     })());
 

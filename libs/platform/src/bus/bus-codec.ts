@@ -4,6 +4,7 @@ import { POLICY_ERROR_STATUS, PolicyError, isPolicyError, type PolicyErrorCode }
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
+import { serverSpan } from '../tracing/tracing';
 import { validate } from '../validation/schema-validator';
 import type { ReplyEnvelope, RequestHandler } from './bus';
 
@@ -29,34 +30,49 @@ export class BusCodec {
     }
   }
 
-  /** Responder side: run the handler on a validated payload, in the caller's request context. */
+  /**
+   * Responder side: run the handler on a validated payload, in the caller's request context (and,
+   * when tracing, in a span that continues the caller's trace from `traceCarrier`).
+   */
   async answer(
     contract: RequestContract,
     handler: RequestHandler<RequestContract>,
     raw: Uint8Array,
     requestId: string | undefined,
+    traceCarrier?: Record<string, string | undefined>,
   ): Promise<ReplyEnvelope> {
     const rid = requestId ?? randomUUID();
-    return requestContext.run({ requestId: rid }, async () => {
+    return requestContext.run({ requestId: rid }, () =>
+      serverSpan(`bus handle ${contract.subject}`, traceCarrier, { 'messaging.destination.name': contract.subject }, () =>
+        this.run(contract, handler, raw, rid),
+      ),
+    );
+  }
+
+  private async run(
+    contract: RequestContract,
+    handler: RequestHandler<RequestContract>,
+    raw: Uint8Array,
+    rid: string,
+  ): Promise<ReplyEnvelope> {
+    try {
+      let payload: unknown;
       try {
-        let payload: unknown;
-        try {
-          payload = this.decode(raw);
-        } catch {
-          throw new CustodianException(ErrorCode.InvalidMessage, 'Request is not valid JSON');
-        }
-        const check = validate(contract.request, payload);
-        if (!check.ok) {
-          throw new CustodianException(ErrorCode.InvalidMessage, `Request for ${contract.subject} does not match its contract`, {
-            issues: check.issues,
-          });
-        }
-        const data = await handler(check.value, { requestId: rid });
-        return { ok: true, data };
-      } catch (error) {
-        return { ok: false, error: this.toEnvelope(error, rid, contract.subject) };
+        payload = this.decode(raw);
+      } catch {
+        throw new CustodianException(ErrorCode.InvalidMessage, 'Request is not valid JSON');
       }
-    });
+      const check = validate(contract.request, payload);
+      if (!check.ok) {
+        throw new CustodianException(ErrorCode.InvalidMessage, `Request for ${contract.subject} does not match its contract`, {
+          issues: check.issues,
+        });
+      }
+      const data = await handler(check.value, { requestId: rid });
+      return { ok: true, data };
+    } catch (error) {
+      return { ok: false, error: this.toEnvelope(error, rid, contract.subject) };
+    }
   }
 
   /** Caller side: unwrap the reply, validate data against the response schema, rethrow errors typed. */

@@ -2,6 +2,7 @@ import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, ty
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
+import { clientSpan } from '../tracing/tracing';
 import {
   MAX_DELIVER,
   settleWithin,
@@ -75,6 +76,18 @@ export class InProcessBus implements Bus {
       throw new CustodianException(ErrorCode.BusNoResponders, `No service answers ${contract.subject}`);
     }
     const handler = entry.handlers[entry.next++ % entry.handlers.length];
+    return clientSpan(`bus request ${contract.subject}`, { 'messaging.destination.name': contract.subject }, (trace) =>
+      this.send(contract, handler, payload, opts, trace),
+    );
+  }
+
+  private async send<C extends RequestContract>(
+    contract: C,
+    handler: RequestHandler<RequestContract>,
+    payload: RequestOf<C>,
+    opts: { timeoutMs?: number },
+    trace: Record<string, string>,
+  ): Promise<ResponseOf<C>> {
     const timeoutMs = opts.timeoutMs ?? contract.timeoutMs;
     const wire = this.codec.encode(payload);
     const requestId = requestContext.requestId();
@@ -89,7 +102,7 @@ export class InProcessBus implements Bus {
     const answered = this.track(
       new Promise<Uint8Array>((resolve, reject) => {
         setImmediate(() => {
-          this.codec.answer(contract, handler, wire, requestId).then((reply) => resolve(this.codec.encode(reply)), reject);
+          this.codec.answer(contract, handler, wire, requestId, trace).then((reply) => resolve(this.codec.encode(reply)), reject);
         });
       }),
     );

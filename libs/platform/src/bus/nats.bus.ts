@@ -18,6 +18,7 @@ import { isPolicyError } from '@custodian/policy';
 import type { Logger } from 'pino';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
+import { clientSpan } from '../tracing/tracing';
 import {
   MAX_DELIVER,
   REQUEST_ID_HEADER,
@@ -111,9 +112,24 @@ export class NatsBus implements Bus {
 
   async request<C extends RequestContract>(contract: C, payload: RequestOf<C>, opts: { timeoutMs?: number } = {}): Promise<ResponseOf<C>> {
     this.codec.checkOutgoingRequest(contract, payload);
+    return clientSpan(
+      `bus request ${contract.subject}`,
+      { 'messaging.system': 'nats', 'messaging.destination.name': contract.subject },
+      (trace) => this.send(contract, payload, opts, trace),
+    );
+  }
+
+  private async send<C extends RequestContract>(
+    contract: C,
+    payload: RequestOf<C>,
+    opts: { timeoutMs?: number },
+    trace: Record<string, string>,
+  ): Promise<ResponseOf<C>> {
     const h = headers();
     const requestId = requestContext.requestId();
     if (requestId) h.set(REQUEST_ID_HEADER, requestId);
+    // W3C trace context (traceparent, tracestate) as NATS headers: the responder continues the trace.
+    for (const [k, v] of Object.entries(trace)) h.set(k, v);
     const timeoutMs = opts.timeoutMs ?? contract.timeoutMs;
     try {
       const reply = await this.nc.request(this.subject(contract.subject), this.codec.encode(payload), { timeout: timeoutMs, headers: h });
@@ -145,6 +161,7 @@ export class NatsBus implements Bus {
             handler as unknown as RequestHandler<RequestContract>,
             msg.data,
             msg.headers?.get(REQUEST_ID_HEADER) || undefined,
+            traceCarrierOf(msg.headers),
           )
           .then((reply) => {
             if (msg.reply) msg.respond(this.codec.encode(reply));
@@ -450,4 +467,12 @@ export class NatsBus implements Bus {
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
   }
+}
+
+/** The W3C trace context a request carried in its NATS headers, if any. */
+function traceCarrierOf(h: { get(key: string): string } | undefined): Record<string, string> | undefined {
+  const traceparent = h?.get('traceparent');
+  if (!traceparent) return undefined;
+  const tracestate = h?.get('tracestate');
+  return tracestate ? { traceparent, tracestate } : { traceparent };
 }

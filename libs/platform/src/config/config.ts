@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SERVICE_NAMES, type ServiceName } from '@custodian/contracts';
+import { parseProxyList, type ForwardedHeader } from '../http/client-address';
 
 /**
  * Typed configuration, read once from the environment and validated at boot. An invalid value
@@ -13,7 +14,36 @@ export interface CustodianConfig {
   readonly dataDir: string;
   /** Uploaded files (`file` fields): where their content is kept and what is accepted (docs/files.md). */
   readonly files: FilesConfig;
-  readonly http: { readonly port: number; readonly host: string; readonly bodyLimitBytes: number; readonly shutdownGraceMs: number };
+  readonly http: {
+    readonly port: number;
+    readonly host: string;
+    readonly bodyLimitBytes: number;
+    readonly shutdownGraceMs: number;
+    /** Peers whose forwarding header is believed (CIDRs; default loopback only; docs/deployment.md). */
+    readonly trustedProxies: readonly string[];
+    /** The header those proxies write: `x-forwarded-for` (default) or RFC 7239 `forwarded`; the other is ignored. */
+    readonly forwardedHeader: ForwardedHeader;
+    /** Node's server limits: the whole request must arrive within `requestTimeoutMs`, its headers within `headersTimeoutMs`. */
+    readonly requestTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+    /** A handler that has not started its answer by then gets 503 `request_timeout` (0 = no deadline; streams exempt). */
+    readonly handlerTimeoutMs: number;
+    /** gzip/deflate/br for JSON answers of 1 KiB or more when the client accepts it. */
+    readonly compression: boolean;
+  };
+  /** The general rate limiter (docs/operations.md, Rate limits). */
+  readonly rateLimit: {
+    readonly enabled: boolean;
+    /** Token buckets: `perSecond` refill, `burst` capacity; perSecond 0 turns that limiter off. */
+    readonly address: { readonly perSecond: number; readonly burst: number };
+    readonly credential: { readonly perSecond: number; readonly burst: number };
+    /** Buckets kept per limiter (least recently used dropped first): the memory bound. */
+    readonly maxBuckets: number;
+    /** Client addresses never limited (CIDRs; default loopback). */
+    readonly exempt: readonly string[];
+  };
+  /** OpenTelemetry: spans are exported over OTLP/HTTP only when an endpoint is configured. */
+  readonly tracing: { readonly tracesUrl?: string };
   readonly database: {
     /** External PostgreSQL; absent in all-in-one mode means the embedded one. */
     readonly url?: string;
@@ -192,6 +222,25 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
     .filter(Boolean);
   if (secretFileDirs.some((d) => !d.startsWith('/') || d === '/'))
     problems.push('CUSTODIAN_SECRET_FILE_DIRS must list absolute directories other than /');
+  const forwardedHeader = (env.CUSTODIAN_FORWARDED_HEADER || 'x-forwarded-for').toLowerCase();
+  if (forwardedHeader !== 'x-forwarded-for' && forwardedHeader !== 'forwarded')
+    problems.push('CUSTODIAN_FORWARDED_HEADER must be x-forwarded-for or forwarded');
+  const trustedProxies = parseProxyList(env.CUSTODIAN_TRUSTED_PROXIES ?? 'loopback');
+  problems.push(...trustedProxies.problems);
+  const rateLimitExempt = parseProxyList(env.CUSTODIAN_RATE_LIMIT_EXEMPT ?? 'loopback', 'CUSTODIAN_RATE_LIMIT_EXEMPT');
+  problems.push(...rateLimitExempt.problems);
+  const rateLimitEnabled = env.CUSTODIAN_RATE_LIMIT_ENABLED || 'true';
+  if (rateLimitEnabled !== 'true' && rateLimitEnabled !== 'false') problems.push('CUSTODIAN_RATE_LIMIT_ENABLED must be true or false');
+  const compression = env.CUSTODIAN_HTTP_COMPRESSION || 'true';
+  if (compression !== 'true' && compression !== 'false') problems.push('CUSTODIAN_HTTP_COMPRESSION must be true or false');
+  const headersTimeoutMs = int('CUSTODIAN_HTTP_HEADERS_TIMEOUT_MS', 20_000, 1000, 600_000);
+  const requestTimeoutMs = int('CUSTODIAN_HTTP_REQUEST_TIMEOUT_MS', 120_000, 1000, 3_600_000);
+  if (requestTimeoutMs < headersTimeoutMs)
+    problems.push('CUSTODIAN_HTTP_REQUEST_TIMEOUT_MS must not be shorter than CUSTODIAN_HTTP_HEADERS_TIMEOUT_MS');
+  // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the traces URL itself; OTEL_EXPORTER_OTLP_ENDPOINT a base (+ /v1/traces).
+  const tracesEndpoint = url('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']);
+  const otlpBase = url('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']);
+  const tracesUrl = tracesEndpoint ?? (otlpBase ? `${otlpBase.replace(/\/+$/, '')}/v1/traces` : undefined);
   const config: CustodianConfig = {
     mode,
     services,
@@ -202,7 +251,27 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       host: env.HOST || '0.0.0.0',
       bodyLimitBytes: int('CUSTODIAN_BODY_LIMIT_BYTES', 1_048_576, 1024, 16 * 1_048_576),
       shutdownGraceMs: int('CUSTODIAN_SHUTDOWN_GRACE_MS', 10_000, 0, 120_000),
+      trustedProxies: trustedProxies.cidrs,
+      forwardedHeader: forwardedHeader === 'forwarded' ? 'forwarded' : 'x-forwarded-for',
+      requestTimeoutMs,
+      headersTimeoutMs,
+      handlerTimeoutMs: int('CUSTODIAN_HTTP_HANDLER_TIMEOUT_MS', 30_000, 0, 3_600_000),
+      compression: compression !== 'false',
     },
+    rateLimit: {
+      enabled: rateLimitEnabled !== 'false',
+      address: {
+        perSecond: int('CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND', 100, 0, 1_000_000),
+        burst: int('CUSTODIAN_RATE_LIMIT_ADDRESS_BURST', 1000, 1, 10_000_000),
+      },
+      credential: {
+        perSecond: int('CUSTODIAN_RATE_LIMIT_CREDENTIAL_PER_SECOND', 50, 0, 1_000_000),
+        burst: int('CUSTODIAN_RATE_LIMIT_CREDENTIAL_BURST', 500, 1, 10_000_000),
+      },
+      maxBuckets: int('CUSTODIAN_RATE_LIMIT_MAX_BUCKETS', 100_000, 100, 10_000_000),
+      exempt: rateLimitExempt.cidrs,
+    },
+    tracing: { ...(tracesUrl ? { tracesUrl } : {}) },
     database: {
       url: databaseUrl,
       embeddedPort: int('CUSTODIAN_PG_PORT', 5488, 1, 65535),
@@ -293,6 +362,8 @@ export function describeConfig(config: CustodianConfig): Record<string, unknown>
     database: { ...config.database, url: config.database.url ? stripCredentials(config.database.url) : 'embedded' },
     bus: { ...config.bus, natsUrl: config.bus.natsUrl ? stripCredentials(config.bus.natsUrl) : 'in-process' },
     log: config.log,
+    rateLimit: config.rateLimit,
+    tracing: { tracesUrl: config.tracing.tracesUrl ? stripCredentials(config.tracing.tracesUrl) : 'off' },
     auth: config.auth,
     audit: config.audit,
     agentGateway: config.agentGateway,

@@ -1,0 +1,31 @@
+import compression from 'compression';
+import type { Request, RequestHandler, Response } from 'express';
+
+/** Below this a compressed answer saves less than the work costs. */
+export const COMPRESSION_THRESHOLD_BYTES = 1024;
+
+/**
+ * gzip / deflate / br for answers of 1 KiB or more whose client sends `Accept-Encoding`, JSON and
+ * problem+json included. Never for streams (Server-Sent Events, MCP: a compressor buffers what
+ * must arrive at once), file content (already compressed or opaque), or the answers of
+ * `/api/v1/auth/*` and `/api/v1/api-keys`, which carry tokens and keys: compressing a secret next to text a client chose would
+ * let size reveal it (BREACH).
+ */
+export function compressionMiddleware(): RequestHandler {
+  return compression({ threshold: COMPRESSION_THRESHOLD_BYTES, filter: shouldCompress }) as RequestHandler;
+}
+
+function shouldCompress(req: Request, res: Response): boolean {
+  const path = req.path;
+  if (
+    path === '/mcp' ||
+    path.startsWith('/mcp/') ||
+    path.startsWith('/api/v1/auth/') ||
+    path.startsWith('/api/v1/api-keys') ||
+    path.includes('/files/')
+  )
+    return false;
+  const type = String(res.getHeader('content-type') ?? '');
+  if (type.startsWith('text/event-stream')) return false;
+  return compression.filter(req, res);
+}
