@@ -3,16 +3,16 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { PolicyVersionChanged, type PrincipalSnapshot } from '@custodian/contracts';
 import { BUS, CONFIG, LOGGER, type Bus, type CustodianConfig } from '@custodian/platform';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { Logger } from 'pino';
 import { GatewayAudit } from '../audit/gateway-audit.service';
 import { credentialKey } from '../tools/credential-key';
 import type { ToolSession } from '../tools/tool-executor.service';
+import { JsonHttpTransport } from './json-http-transport';
 import { McpHandlers } from './mcp-handlers';
 
 export interface McpSession extends ToolSession {
   readonly server: Server;
-  readonly transport: StreamableHTTPServerTransport;
+  readonly transport: JsonHttpTransport;
   /** The credential that opened the session; only it may use the session. */
   readonly credential: string;
   /** The principal of the latest request (a refreshed token may carry a newer policy version). */
@@ -80,12 +80,9 @@ export class McpSessions implements OnApplicationBootstrap, OnModuleDestroy {
   async open(principal: PrincipalSnapshot, client: { name?: string; version?: string; protocolVersion?: string }): Promise<McpSession> {
     const id = randomUUID();
     const server = this.handlers.createServer(() => this.sessions.get(id));
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => id,
-      onsessionclosed: () => {
-        const session = this.sessions.get(id);
-        if (session) void this.end(session, 'client');
-      },
+    const transport = new JsonHttpTransport(id, () => {
+      const session = this.sessions.get(id);
+      if (session) void this.end(session, 'client');
     });
     const session: McpSession = {
       id,

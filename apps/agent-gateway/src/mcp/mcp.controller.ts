@@ -6,6 +6,7 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { McpAuthenticator, McpAuthError } from '../auth/mcp-authenticator';
+import { rpcError } from './json-http-transport';
 import { McpSessions, type McpSession } from './mcp-sessions.service';
 
 type McpRequest = Request & { auth?: AuthInfo };
@@ -108,7 +109,9 @@ export class McpController {
       scopes: [...(principal.agent?.scopes ?? [])],
       extra: { principal },
     };
-    await session.transport.handleRequest(req, res, body);
+    if (req.method === 'POST') return session.transport.handlePost(req, res, body, req.auth);
+    if (req.method === 'GET') return session.transport.handleGet(req, res);
+    return session.transport.handleDelete(req, res);
   }
 
   private async authenticate(req: Request, res: Response): Promise<PrincipalSnapshot | undefined> {
@@ -137,8 +140,4 @@ export class McpController {
 function sessionHeader(req: Request): string | undefined {
   const value = req.headers['mcp-session-id'];
   return typeof value === 'string' && value.length > 0 ? value : undefined;
-}
-
-function rpcError(res: Response, status: number, code: number, message: string, data?: Record<string, unknown>): void {
-  res.status(status).json({ jsonrpc: '2.0', error: { code, message, ...(data ? { data } : {}) }, id: null });
 }
