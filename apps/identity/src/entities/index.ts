@@ -13,6 +13,7 @@ import { PermissionSetEntity } from './permission-set.entity';
 import { RoleClosureEntity } from './role-closure.entity';
 import { RoleEntity } from './role.entity';
 import { OAuthConsentEntity, OAuthModelEntity } from '../oauth-server/oauth.entities';
+import { FEDERATION_ENTITIES } from '../federation/oidc.entities';
 import { ScimGroupEntity, ScimUserEntity } from '../scim/scim.entities';
 import { SessionEntity } from './session.entity';
 import { SigningKeyEntity } from './signing-key.entity';
@@ -37,6 +38,7 @@ export const SERVICE_ENTITIES = [
   ScimGroupEntity,
   OAuthModelEntity,
   OAuthConsentEntity,
+  ...FEDERATION_ENTITIES,
   LoginThrottleEntity,
   IdentityEventEntity,
   OutboxEntity,

@@ -5,6 +5,7 @@ import { HomeOrgInvitations1796189781435 } from './1796189781435-home-org-invita
 import { PermissionChangeReceipts1796192086620 } from './1796192086620-permission-change-receipts';
 import { ScimAttributes1796194284567 } from './1796194284567-scim-attributes';
 import { OAuthServer1796204522820 } from './1796204522820-oauth-server';
+import { OidcFederation1796204608919 } from './1796204608919-oidc-federation';
 
 /** In order; never edit one that has shipped — add a new one (scripts/generate-migration.ts). */
 export const SERVICE_MIGRATIONS = [
@@ -15,4 +16,5 @@ export const SERVICE_MIGRATIONS = [
   PermissionChangeReceipts1796192086620,
   ScimAttributes1796194284567,
   OAuthServer1796204522820,
+  OidcFederation1796204608919,
 ];
