@@ -181,6 +181,25 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
       [acc.Bravo.id],
     );
     expect(audit.rowCount).toBe(1);
+    expect(share).toMatchObject({ created: true, previousAccessLevel: null, accessLevel: 'edit' });
+
+    // Granting again is an explicit upsert: the same level answers 200 and says so; lowering edit to
+    // read without "replace" is refused (never a silent downgrade); with it, it says what it replaced.
+    const again = { granteeType: 'user', granteeId: u.rob.id, accessLevel: 'edit' };
+    expect(await ok(call('POST', `/data/account/${acc.Bravo.id}/shares`, u.rita.token, again))).toMatchObject({
+      id: share.id,
+      created: false,
+      previousAccessLevel: 'edit',
+    });
+    const lower = { ...again, accessLevel: 'read' };
+    const refused = await call('POST', `/data/account/${acc.Bravo.id}/shares`, u.rita.token, lower);
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe('conflict');
+    expect((await ok(call('GET', `/data/account/${acc.Bravo.id}/shares`, u.rita.token))).shares[0].accessLevel).toBe('edit');
+    const lowered = await ok(call('POST', `/data/account/${acc.Bravo.id}/shares`, u.rita.token, { ...lower, replace: true }));
+    expect(lowered).toMatchObject({ id: share.id, created: false, accessLevel: 'read', previousAccessLevel: 'edit' });
+    expect((await call('PATCH', `/data/account/${acc.Bravo.id}`, u.rob.token, { amount: 56 }, { 'if-match': '"2"' })).status).toBe(403);
+
     await ok(call('DELETE', `/data/account/${acc.Bravo.id}/shares/${share.id}`, u.rita.token), 204);
     expect(await names(u.rob.token)).toEqual(['Alpha', 'Charlie']);
   });

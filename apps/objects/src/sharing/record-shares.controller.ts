@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, UseFilters } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseFilters } from '@nestjs/common';
 import { GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
 import {
   API_PREFIX,
@@ -11,12 +11,12 @@ import {
   type Bus,
   ApiContract,
 } from '@custodian/platform';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import type { DataSource } from 'typeorm';
 import { recordTable } from '../metadata/org-tables';
 import { assertNotAgent, objectParam } from '../records/records.controller';
 import { RecordsService, recordId } from '../records/records.service';
-import { RecordSharesService, type ShareView } from './record-shares.service';
+import { RecordSharesService, type ShareGrant, type ShareView } from './record-shares.service';
 import { ShareBodySchema, TransferBodySchema } from './sharing.schemas';
 import { DenialAuditFilter } from '../records/denial-audit.filter';
 import { AnyObject, Shares } from '../objects.api-schemas';
@@ -50,19 +50,27 @@ export class RecordSharesController {
 
   /** The grantee must be a member, group or role of this org (400 otherwise, the same for unknown and foreign ids). */
   @RequirePolicy(GOVERNED)
-  @ApiContract({ body: ShareBodySchema, responses: { 201: AnyObject }, problems: ['object_not_found', 'action_not_allowed', 'conflict'] })
+  @ApiContract({
+    body: ShareBodySchema,
+    responses: { 201: AnyObject, 200: AnyObject },
+    problems: ['object_not_found', 'action_not_allowed', 'conflict'],
+  })
   @Post('shares')
   async grant(
     @Req() req: AuthedRequest,
+    @Res({ passthrough: true }) res: Response,
     @Param('object') object: string,
     @Param('id') id: string,
     @Body() body: unknown,
-  ): Promise<ShareView> {
+  ): Promise<ShareGrant> {
     const input = assertValid(ShareBodySchema, body, { what: 'share' });
     assertNotAgent(req.principal);
     const { decision } = await this.records.context(req.principal, objectParam(object));
     recordId(id);
-    return this.shares.grant(req.principal, decision, object, id, input);
+    const granted = await this.shares.grant(req.principal, decision, object, id, input);
+    // 201 for a new share, 200 when the grantee's existing share was updated (the answer says which).
+    if (!granted.created) res.status(200);
+    return granted;
   }
 
   @RequirePolicy(GOVERNED)

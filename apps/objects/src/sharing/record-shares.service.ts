@@ -18,6 +18,14 @@ export interface ShareView {
   createdAt: string;
 }
 
+/** What granting answers: the share, whether it is new, and the level it replaced (an explicit upsert). */
+export interface ShareGrant extends ShareView {
+  created: boolean;
+  previousAccessLevel: string | null;
+}
+
+const LEVEL_RANK: Record<string, number> = { read: 1, edit: 2 };
+
 /**
  * Explicit shares of one record. A grantee must be a member, group or role of the request's org;
  * identity decides that from its own tables (the directory replica here holds only users with a
@@ -44,16 +52,33 @@ export class RecordSharesService {
     });
   }
 
-  grant(principal: PrincipalSnapshot, decision: Decision, object: string, id: string, input: ShareBody): Promise<ShareView> {
+  /**
+   * Grants a share, or changes the level of the grantee's existing one — an explicit upsert: the
+   * answer says whether the share is new and which level it replaced. Lowering a level (edit → read)
+   * needs `replace: true`, so a second grant never silently downgrades a share (409 otherwise).
+   */
+  grant(principal: PrincipalSnapshot, decision: Decision, object: string, id: string, input: ShareBody): Promise<ShareGrant> {
     const orgId = principal.orgId;
     return this.ds.transaction(async (m) => {
       await this.records.lockForWrite(m, decision, orgId, object, id, 'share');
       await this.assertGrantee(orgId, input);
+      const [existing] = (await m.query(
+        `SELECT access_level FROM record_shares
+          WHERE org_id = $1 AND object_name = $2 AND record_id = $3 AND grantee_type = $4 AND grantee_id = $5 FOR UPDATE`,
+        [orgId, object, id, input.granteeType, input.granteeId],
+      )) as Array<{ access_level: string }>;
+      const previous = existing?.access_level ?? null;
+      if (previous && LEVEL_RANK[input.accessLevel] < LEVEL_RANK[previous] && input.replace !== true) {
+        throw new CustodianException(
+          ErrorCode.Conflict,
+          `The grantee already has ${previous} access to this record; send "replace": true to lower it to ${input.accessLevel}`,
+        );
+      }
       const count: Array<{ n: number }> = await m.query(
         'SELECT count(*)::int AS n FROM record_shares WHERE org_id = $1 AND object_name = $2 AND record_id = $3',
         [orgId, object, id],
       );
-      if (count[0].n >= MAX_SHARES_PER_RECORD) throw new CustodianException('conflict', 'Too many shares on this record');
+      if (!previous && count[0].n >= MAX_SHARES_PER_RECORD) throw new CustodianException('conflict', 'Too many shares on this record');
       const rows: Array<Record<string, unknown>> = await m.query(
         `INSERT INTO record_shares (id, org_id, object_name, record_id, grantee_type, grantee_id, access_level, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -66,9 +91,13 @@ export class RecordSharesService {
         action: 'objects.share.granted',
         outcome: 'success',
         target: { type: object, id },
-        details: { sharedWith: { type: input.granteeType, id: input.granteeId }, accessLevel: input.accessLevel },
+        details: {
+          sharedWith: { type: input.granteeType, id: input.granteeId },
+          accessLevel: input.accessLevel,
+          ...(previous ? { previousAccessLevel: previous } : {}),
+        },
       });
-      return shareView(rows[0]);
+      return { ...shareView(rows[0]), created: previous === null, previousAccessLevel: previous };
     });
   }
 

@@ -8,7 +8,13 @@ const GranteeType = Type.Union([Type.Literal('user'), Type.Literal('group'), Typ
 export const SharingRuleBodySchema = SharingRuleSchema;
 
 export const ShareBodySchema = Type.Object(
-  { granteeType: GranteeType, granteeId: Id, accessLevel: Type.Union([Type.Literal('read'), Type.Literal('edit')]) },
+  {
+    granteeType: GranteeType,
+    granteeId: Id,
+    accessLevel: Type.Union([Type.Literal('read'), Type.Literal('edit')]),
+    /** Lowering an existing grantee's share (edit → read) must say so; otherwise 409. */
+    replace: Type.Optional(Type.Boolean()),
+  },
   { additionalProperties: false },
 );
 export type ShareBody = Static<typeof ShareBodySchema>;
