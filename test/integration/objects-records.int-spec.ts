@@ -166,6 +166,35 @@ describe('objects: metadata, directory replica, governed records', () => {
       const victor = await ok(call('GET', '/meta/objects/account', users.victor.token));
       expect(victor.fields.map((f: Json) => f.name)).toContain('ssn');
     });
+
+    it('R5: each described field says whether this caller may edit it (access edit | read), in the list too; view=caller for managers', async () => {
+      const access = (view: Json): Record<string, string> => Object.fromEntries(view.fields.map((f: Json) => [f.name, f.access]));
+      // victor: Sales (edit on account) + SSN (ssn named read-only)
+      const victor = await ok(call('GET', '/meta/objects/account', users.victor.token));
+      expect(access(victor)).toMatchObject({ name: 'edit', region: 'edit', ssn: 'read' });
+      const listed = (await ok(call('GET', '/meta/objects', users.victor.token))).objects.find((o: Json) => o.name === 'account');
+      expect(access(listed)).toEqual(access(victor));
+      // a reader without edit on the object: every field is read-only for her
+      const reader = await ok(
+        call('POST', '/permission-sets', admin, { name: 'Account readers', objects: { account: { allowRead: true } } }),
+        201,
+      );
+      const rita = await ok(call('POST', '/users', admin, { email: 'rita@test.local', displayName: 'rita', password: PASSWORD }), 201);
+      await ok(call('POST', `/permission-sets/${reader.id}/assignments`, admin, { userId: rita.userId }), 201);
+      const ritaToken = (await login(base, { email: 'rita@test.local', password: PASSWORD })).accessToken;
+      const ritaView = access(await ok(call('GET', '/meta/objects/account', ritaToken)));
+      expect(Object.keys(ritaView).length).toBeGreaterThan(0);
+      expect(new Set(Object.values(ritaView))).toEqual(new Set(['read']));
+      // a metadata manager gets the definition in full (what PUT takes back), or with view=caller her own view
+      const full = await ok(call('GET', '/meta/objects/account', admin));
+      expect(full.fields).toHaveLength(ACCOUNT.fields.length);
+      expect(full.fields.some((f: Json) => 'access' in f)).toBe(false);
+      const own = await ok(call('GET', '/meta/objects/account?view=caller', admin));
+      for (const f of own.fields) expect(['read', 'edit']).toContain(f.access);
+      const ownList = (await ok(call('GET', '/meta/objects?view=caller', admin))).objects.find((o: Json) => o.name === 'account');
+      expect(access(ownList)).toEqual(access(own));
+      expect((await call('GET', '/meta/objects/account?view=everything', admin)).status).toBe(400);
+    });
   });
 
   describe('directory replica', () => {
