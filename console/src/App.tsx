@@ -38,7 +38,7 @@ export function App({ api }: { api: ApiClient }): ReactNode {
     setLoading(true);
     setError(undefined);
     try {
-      const [me, meta] = await Promise.all([api.get<Me>('/auth/me'), api.get<{ objects: ObjectMeta[] }>('/meta/objects')]);
+      const [me, meta] = await Promise.all([api.get<Me>('/auth/me'), api.get<{ objects: ObjectMeta[] }>('/meta/objects?view=caller')]);
       setSession({ api, me: me.body, objects: meta.body.objects, signOut });
     } catch (e) {
       setError(e);

@@ -1,13 +1,13 @@
 import { diffRows, formatValue } from './diff';
 import { startPolling } from './poll';
-import { buildQuery, changedValues, readableColumns, type ObjectMeta } from './records';
+import { buildQuery, changedValues, isEditable, readableColumns, type ObjectMeta } from './records';
 
 const opportunity: ObjectMeta = {
   name: 'opportunity',
   fields: [
-    { name: 'name', type: 'text', required: true },
-    { name: 'stage', type: 'select', options: ['proposal', 'negotiation'] },
-    { name: 'amount', type: 'currency' },
+    { name: 'name', type: 'text', required: true, access: 'edit' },
+    { name: 'stage', type: 'select', options: ['proposal', 'negotiation'], access: 'edit' },
+    { name: 'amount', type: 'currency', access: 'edit' },
   ],
 };
 
@@ -62,6 +62,20 @@ describe('records queries', () => {
     const record = { name: 'Acme', stage: 'proposal', amount: 12000 };
     expect(changedValues(opportunity, record, { name: 'Acme', stage: 'negotiation', amount: '12000' })).toEqual({ stage: 'negotiation' });
     expect(changedValues(opportunity, record, { name: 'Acme', stage: 'proposal', amount: '' })).toEqual({ amount: null });
+  });
+
+  it('never sends a field the server marked read-only (or did not mark editable) for this caller', () => {
+    const readOnly: ObjectMeta = {
+      ...opportunity,
+      fields: opportunity.fields.map((f) =>
+        f.name === 'amount' ? { ...f, access: 'read' as const } : f.name === 'stage' ? { ...f, access: undefined } : f,
+      ),
+    };
+    expect(isEditable(readOnly.fields[0]!)).toBe(true);
+    expect(isEditable(readOnly.fields[1]!)).toBe(false);
+    expect(isEditable(readOnly.fields[2]!)).toBe(false);
+    const record = { name: 'Acme', stage: 'proposal', amount: 12000 };
+    expect(changedValues(readOnly, record, { name: 'Acme 2', stage: 'negotiation', amount: '1' })).toEqual({ name: 'Acme 2' });
   });
 });
 

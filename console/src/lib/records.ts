@@ -1,4 +1,4 @@
-/** An object as `GET /meta/objects` describes it to the caller: readable fields only. */
+/** An object as `GET /meta/objects?view=caller` describes it to the caller: readable fields only. */
 export interface ObjectMeta {
   name: string;
   label?: string;
@@ -13,6 +13,13 @@ export interface FieldMeta {
   options?: string[];
   reference?: string;
   sensitive?: boolean;
+  /** What this caller may do with the field on an existing record (R5), as the server says. */
+  access?: 'read' | 'edit';
+}
+
+/** Only a field the server marked `edit` for this caller is editable; anything else is read-only. */
+export function isEditable(field: FieldMeta): boolean {
+  return field.access === 'edit';
 }
 
 export interface SortState {
@@ -64,11 +71,11 @@ export function buildQuery(
   return body;
 }
 
-/** The values of an edit form that differ from the record: only those are sent. */
+/** The values of an edit form that differ from the record: only those are sent, never a read-only field. */
 export function changedValues(meta: ObjectMeta, record: Record<string, unknown>, form: Record<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const f of meta.fields) {
-    if (!(f.name in form)) continue;
+    if (!(f.name in form) || !isEditable(f)) continue;
     const raw = form[f.name];
     const before = record[f.name];
     const value = raw === '' ? null : NUMBER_TYPES.has(f.type) ? Number(raw) : raw;

@@ -7,6 +7,7 @@ import { formatValue } from '../lib/diff';
 import {
   buildQuery,
   changedValues,
+  isEditable,
   readableColumns,
   type FieldMeta,
   type FilterState,
@@ -194,7 +195,7 @@ export function RecordPage({ meta, id }: { meta: ObjectMeta; id: string }): Reac
             </Table.Tbody>
           </Table>
           <Group>
-            <Button onClick={startEdit}>Edit</Button>
+            {meta.fields.some(isEditable) ? <Button onClick={startEdit}>Edit</Button> : null}
             <Button variant="default" onClick={() => void explain()}>
               Why can I see this?
             </Button>
@@ -270,26 +271,34 @@ export function RecordPage({ meta, id }: { meta: ObjectMeta; id: string }): Reac
 }
 
 function FieldInput({ field, value, onChange }: { field: FieldMeta; value: string; onChange: (v: string) => void }): ReactNode {
+  // Read-only for this caller (R5, as GET meta/objects says): shown, never editable, never sent.
+  const readOnly = !isEditable(field);
+  const common = {
+    label: field.name,
+    disabled: readOnly,
+    description: readOnly ? 'Read only for you' : undefined,
+    'data-field-input': field.name,
+  };
   if (field.type === 'select' && field.options) {
     return (
       <Select
-        label={field.name}
+        {...common}
         data={field.options}
         value={value || null}
         onChange={(v) => onChange(v ?? '')}
-        clearable={!field.required}
+        clearable={!field.required && !readOnly}
       />
     );
   }
   if (['number', 'currency', 'percent', 'integer'].includes(field.type)) {
     return (
       <NumberInput
-        label={field.name}
+        {...common}
         value={value === '' ? '' : Number(value)}
         onChange={(v) => onChange(v === '' ? '' : String(v))}
-        required={field.required}
+        required={field.required && !readOnly}
       />
     );
   }
-  return <TextInput label={field.name} value={value} onChange={(e) => onChange(e.currentTarget.value)} required={field.required} />;
+  return <TextInput {...common} value={value} onChange={(e) => onChange(e.currentTarget.value)} required={field.required && !readOnly} />;
 }
