@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Controller, Get, Inject, type DynamicModule, Module, Param, Res } from '@nestjs/common';
-import { CustodianException, Public } from '@custodian/platform';
+import { CustodianException, Public, ApiContract } from '@custodian/platform';
 import type { Response } from 'express';
 
 /** The built console (console/dist), looked up from the source tree or from dist/ (the build copies it there). */
@@ -67,12 +67,17 @@ export class ConsoleController {
   constructor(@Inject(CONSOLE_DIR) private readonly dir: string | null) {}
 
   @Public()
+  @ApiContract({
+    summary: 'The web console (static files; it signs in against the API like any client)',
+    responses: { 200: { contentType: 'text/html' } },
+  })
   @Get()
   index(@Res() res: Response): void {
     this.sendIndex(res);
   }
 
   @Public()
+  @ApiContract({ summary: 'A static file of the web console', responses: { 200: { contentType: 'application/octet-stream' } } })
   @Get('*path')
   asset(@Param('path') segments: string[] | string, @Res() res: Response): void {
     const rel = (Array.isArray(segments) ? segments.join('/') : segments) ?? '';

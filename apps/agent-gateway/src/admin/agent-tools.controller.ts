@@ -10,10 +10,12 @@ import {
   rateLimited,
   RequirePolicy,
   type Bus,
+  ApiContract,
 } from '@custodian/platform';
 import { AGENT_SCOPES } from '@custodian/policy';
 import type { Request } from 'express';
 import { ToolCatalogService } from '../tools/tool-catalog.service';
+import { AnyObject, ToolsQuery } from '../agent-gateway.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 
@@ -40,6 +42,11 @@ export class AgentToolsController {
     @Inject(DenialAuditor) private readonly denials: DenialAuditor,
   ) {}
 
+  @ApiContract({
+    summary: 'The MCP tools an agent of this user (with these scopes) would see',
+    query: ToolsQuery,
+    responses: { 200: AnyObject },
+  })
   @Get('tools')
   @RequirePolicy({ reason: 'the caller sees their own tools; another user’s need manage_permissions (checked in the handler)' })
   async tools(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -63,18 +70,13 @@ export class AgentToolsController {
       }
     }
     const principal = await this.principalFor(caller, userId, self, scopes);
-    const tools = await this.catalog.toolsFor(principal);
+    // Exactly what /mcp lists for this principal.
+    const { result } = await this.catalog.listFor(principal);
     return {
       userId,
       agent: principal.agent ? { scopes: principal.agent.scopes } : null,
       policyVersion: principal.policyVersion,
-      tools: tools.map((t) => ({
-        name: t.name,
-        title: t.title,
-        description: t.description,
-        inputSchema: t.inputSchema,
-        annotations: t.annotations,
-      })),
+      tools: result.tools,
     };
   }
 

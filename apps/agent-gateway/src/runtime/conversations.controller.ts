@@ -1,12 +1,13 @@
 import { Body, Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, SERVICE_DATA_SOURCE } from '@custodian/platform';
+import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, SERVICE_DATA_SOURCE, ApiContract } from '@custodian/platform';
 import type { Request, Response } from 'express';
 import type { DataSource } from 'typeorm';
 import { ConversationRunner, type RuntimeEvent } from './conversation-runner';
 import { appendRuntimeEvent } from './runtime-audit';
 import { runtimeStore, type Conversation } from './runtime-store';
+import { AnyObject, ConversationAnswer, ConversationList } from '../agent-gateway.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -30,6 +31,7 @@ export class ConversationsController {
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
   ) {}
 
+  @ApiContract({ body: AnyObject, responses: { 201: ConversationAnswer } })
   @Post()
   @RequirePolicy({ capabilities: ['agent_access'] })
   async start(@Req() req: AuthedRequest, @Body() body: unknown): Promise<Conversation> {
@@ -40,12 +42,14 @@ export class ConversationsController {
     return this.runner.start(req.principal, b.profileId);
   }
 
+  @ApiContract({ responses: { 200: ConversationList } })
   @Get()
   @RequirePolicy({ capabilities: ['agent_access'] })
   async list(@Req() req: AuthedRequest): Promise<{ conversations: Conversation[] }> {
     return { conversations: await runtimeStore.conversations(this.ds, req.principal.orgId, req.principal.userId) };
   }
 
+  @ApiContract({ responses: { 200: AnyObject } })
   @Get(':id')
   @RequirePolicy({ capabilities: ['agent_access'] })
   async get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Record<string, unknown>> {
@@ -57,6 +61,12 @@ export class ConversationsController {
    * Sends a message. With `Accept: text/event-stream` the answer streams as Server-Sent Events
    * (`message`, `delta`, `pending`, `state`, `done`); otherwise it answers once the turn ends.
    */
+  @ApiContract({
+    summary: 'Send a message; with Accept: text/event-stream the answer streams as Server-Sent Events',
+    body: AnyObject,
+    responses: { 200: AnyObject },
+    problems: ['conflict', 'rate_limited'],
+  })
   @Post(':id/messages')
   @RequirePolicy({ capabilities: ['agent_access'] })
   async post(@Req() req: AuthedRequest, @Res() res: Response, @Param('id') id: string, @Body() body: unknown): Promise<void> {
@@ -65,11 +75,10 @@ export class ConversationsController {
       throw invalid('/', '{ "content": "…" }');
     if (typeof b.content !== 'string' || b.content.trim().length === 0 || b.content.length > MAX_MESSAGE_CHARS)
       throw invalid('/content', `1 to ${MAX_MESSAGE_CHARS} characters`);
-    const conversation = await this.own(req.principal, id);
+    // The runner checks ownership and state in the statement that starts the turn (404 / 409 before anything streams).
     if (!String(req.headers.accept ?? '').includes('text/event-stream')) {
-      const messages = await this.runner.post(req.principal, conversation.id, b.content);
-      const after = await runtimeStore.conversationById(this.ds, conversation.id);
-      res.status(200).json({ state: after?.state, lastError: after?.lastError ?? null, messages });
+      const { messages, state, lastError } = await this.runner.post(req.principal, id, b.content);
+      res.status(200).json({ state, lastError, messages });
       return;
     }
     // Checked before the stream opens, so a refusal is still a problem+json answer.
@@ -79,23 +88,28 @@ export class ConversationsController {
         res.status(200).setHeader('content-type', 'text/event-stream; charset=utf-8');
         res.setHeader('cache-control', 'no-cache, no-transform');
         res.setHeader('x-accel-buffering', 'no');
+        // Each event goes out as it is written: no Nagle delay on the small writes.
+        req.socket.setNoDelay(true);
         res.flushHeaders();
         streaming = true;
       }
       const { type, ...data } = e;
       res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     };
-    await this.runner.post(req.principal, conversation.id, b.content, send);
+    await this.runner.post(req.principal, id, b.content, send);
     res.end();
   }
 
   /** Live events of a conversation (a pending action decided, a resumed turn) as Server-Sent Events. */
+  @ApiContract({ summary: 'The conversation’s events as Server-Sent Events', responses: { 200: { contentType: 'text/event-stream' } } })
   @Get(':id/events')
   @RequirePolicy({ capabilities: ['agent_access'] })
   async events(@Req() req: AuthedRequest, @Res() res: Response, @Param('id') id: string): Promise<void> {
     const conversation = await this.own(req.principal, id);
     res.status(200).setHeader('content-type', 'text/event-stream; charset=utf-8');
     res.setHeader('cache-control', 'no-cache, no-transform');
+    res.setHeader('x-accel-buffering', 'no');
+    req.socket.setNoDelay(true);
     res.flushHeaders();
     res.write(`event: state\ndata: ${JSON.stringify({ state: conversation.state })}\n\n`);
     const stop = this.runner.watch(conversation.id, (e) => {
@@ -113,6 +127,7 @@ export class ConversationsController {
    * One conversation as evidence: its messages, every model request's egress record, and a SHA-256
    * digest of the export body; the export itself is audited.
    */
+  @ApiContract({ responses: { 200: AnyObject } })
   @Get(':id/export')
   @RequirePolicy({ capabilities: ['agent_access'] })
   async export(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Record<string, unknown>> {

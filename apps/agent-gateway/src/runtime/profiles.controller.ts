@@ -1,11 +1,21 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, SERVICE_DATA_SOURCE, uuidv7 } from '@custodian/platform';
+import {
+  API_PREFIX,
+  CustodianException,
+  OutboxWriter,
+  RequirePolicy,
+  SERVICE_DATA_SOURCE,
+  uuidv7,
+  ApiContract,
+  SETTING_NAME_SEGMENT,
+} from '@custodian/platform';
 import { AGENT_SCOPES } from '@custodian/policy';
 import type { Request } from 'express';
 import type { DataSource } from 'typeorm';
 import { appendRuntimeEvent } from './runtime-audit';
 import { DEFAULT_LIMITS, runtimeStore, type Profile, type ProfileLimits } from './runtime-store';
+import { AnyObject, ProfileAnswer, ProfileList } from '../agent-gateway.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -25,14 +35,18 @@ function invalid(path: string, message: string): CustodianException {
 }
 
 /** The profile fields from a request body, checked; anything unknown or out of range is a 400. */
-function parseProfile(body: unknown): Pick<Profile, 'name' | 'model' | 'systemPrompt' | 'scopes' | 'limits'> {
+function parseProfile(body: unknown): Pick<Profile, 'name' | 'model' | 'provider' | 'systemPrompt' | 'scopes' | 'limits'> {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('/', 'a JSON object');
   const b = body as Record<string, unknown>;
   for (const key of Object.keys(b))
-    if (!['name', 'model', 'systemPrompt', 'scopes', 'limits'].includes(key)) throw invalid(`/${key.slice(0, 64)}`, 'unknown property');
+    if (!['name', 'model', 'provider', 'systemPrompt', 'scopes', 'limits'].includes(key))
+      throw invalid(`/${key.slice(0, 64)}`, 'unknown property');
   // The name travels as the delegated agent's display name: identity's rules for agent names apply.
   if (typeof b.name !== 'string' || b.name.length < 1 || b.name.length > 200 || hasControlChars(b.name))
     throw invalid('/name', '1 to 200 characters, no control characters');
+  // A named provider (provider.<name>.* settings) instead of the org default; null or absent = the default.
+  if (b.provider !== undefined && b.provider !== null && (typeof b.provider !== 'string' || !SETTING_NAME_SEGMENT.test(b.provider)))
+    throw invalid('/provider', 'a provider name: a-z, 0-9 and _, starting with a letter, at most 32 characters');
   if (b.model !== undefined && b.model !== null && (typeof b.model !== 'string' || b.model.length < 1 || b.model.length > 128))
     throw invalid('/model', '1 to 128 characters');
   if (b.systemPrompt !== undefined && (typeof b.systemPrompt !== 'string' || b.systemPrompt.length > 20_000))
@@ -53,6 +67,7 @@ function parseProfile(body: unknown): Pick<Profile, 'name' | 'model' | 'systemPr
   return {
     name: b.name,
     model: (b.model as string | null | undefined) ?? null,
+    provider: (b.provider as string | null | undefined) ?? null,
     systemPrompt: (b.systemPrompt as string | undefined) ?? '',
     scopes: [...new Set(b.scopes as string[])],
     limits,
@@ -70,12 +85,14 @@ export class AgentProfilesController {
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
   ) {}
 
+  @ApiContract({ responses: { 200: ProfileList } })
   @Get()
   @RequirePolicy({ capabilities: ['agent_access'] })
   async list(@Req() req: AuthedRequest): Promise<{ profiles: Profile[] }> {
     return { profiles: await runtimeStore.profiles(this.ds, req.principal.orgId) };
   }
 
+  @ApiContract({ responses: { 200: ProfileAnswer } })
   @Get(':id')
   @RequirePolicy({ capabilities: ['agent_access'] })
   async get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Profile> {
@@ -84,12 +101,14 @@ export class AgentProfilesController {
     return profile;
   }
 
+  @ApiContract({ body: AnyObject, responses: { 201: ProfileAnswer }, problems: ['conflict'] })
   @Post()
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<Profile> {
     return this.save(req.principal, uuidv7(), parseProfile(body), true);
   }
 
+  @ApiContract({ body: AnyObject, responses: { 200: ProfileAnswer }, problems: ['conflict'] })
   @Put(':id')
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async replace(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<Profile> {
@@ -98,6 +117,7 @@ export class AgentProfilesController {
     return this.save(req.principal, id, parseProfile(body), false);
   }
 
+  @ApiContract({ responses: { 204: null }, problems: ['conflict'] })
   @Delete(':id')
   @HttpCode(204)
   @RequirePolicy({ capabilities: ['manage_settings'] })
@@ -126,6 +146,7 @@ export class AgentProfilesController {
             change: created ? 'created' : 'updated',
             name: p.name,
             model: p.model,
+            provider: p.provider,
             scopes: p.scopes,
             limits: { ...p.limits },
             systemPromptChars: p.systemPrompt.length,

@@ -8,10 +8,12 @@ import {
   SERVICE_DATA_SOURCE,
   SettingsStore,
   type SettingView,
+  ApiContract,
 } from '@custodian/platform';
 import type { Request } from 'express';
 import type { DataSource } from 'typeorm';
 import { appendRuntimeEvent } from './runtime-audit';
+import { Setting, SettingList, SettingValue } from '../agent-gateway.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 export const RUNTIME_SETTINGS_STORE = Symbol('RUNTIME_SETTINGS_STORE');
@@ -31,12 +33,14 @@ export class RuntimeSettingsController {
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
   ) {}
 
+  @ApiContract({ summary: 'The org’s agent runtime settings (secret values are never answered)', responses: { 200: SettingList } })
   @Get()
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async list(@Req() req: AuthedRequest): Promise<{ settings: SettingView[] }> {
     return { settings: await this.store.view(this.ds, req.principal.orgId) };
   }
 
+  @ApiContract({ body: SettingValue, responses: { 200: Setting } })
   @Put(':name')
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async put(@Req() req: AuthedRequest, @Param('name') name: string, @Body() body: unknown): Promise<SettingView> {
@@ -58,6 +62,7 @@ export class RuntimeSettingsController {
     return (await this.store.view(this.ds, principal.orgId)).find((s) => s.name === name)!;
   }
 
+  @ApiContract({ responses: { 204: null } })
   @Delete(':name')
   @HttpCode(204)
   @RequirePolicy({ capabilities: ['manage_settings'] })

@@ -1,8 +1,9 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, RequirePolicy } from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, ApiContract } from '@custodian/platform';
 import type { Request } from 'express';
 import { ApprovalPoliciesService, holdsAny, type ApprovalPolicyView } from './approval-policies.service';
+import { PolicyList } from '../approvals.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const READERS = ['approve_actions', 'manage_metadata'] as const;
@@ -13,6 +14,7 @@ export class ApprovalPoliciesController {
 
   /** Approvers and metadata managers see the org's approval policies. */
   @RequirePolicy({ reason: 'either approve_actions or manage_metadata: the route policy holds AND only, so the handler checks the OR' })
+  @ApiContract({ responses: { 200: PolicyList } })
   @Get()
   async list(@Req() req: AuthedRequest): Promise<{ items: ApprovalPolicyView[] }> {
     if (!holdsAny(req.principal, READERS)) {

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Put, Query, Req, Res, UseFilters } from '@nestjs/common';
-import { CONFIG, RequirePolicy, type CustodianConfig } from '@custodian/platform';
+import { CONFIG, RequirePolicy, type CustodianConfig, ApiContract, AnyObject } from '@custodian/platform';
 import type { Response } from 'express';
 import type { AuthedRequest } from '../directory/directory.http';
 import { GROUP_FILTER_ATTRIBUTES, ScimGroupsService } from './scim-groups.service';
@@ -35,6 +35,12 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    summary: 'SCIM 2.0 (RFC 7644): list users',
+    query: AnyObject,
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Get('Users')
   async listUsers(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Query() q: Query): Promise<unknown> {
     const filter = parseFilter(q.filter, USER_FILTER_ATTRIBUTES);
@@ -42,6 +48,12 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    body: AnyObject,
+    bodyType: 'application/scim+json',
+    responses: { 201: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Post('Users')
   async createUser(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Body() body: unknown): Promise<unknown> {
     const created = await this.users.create(req.principal, body, this.base);
@@ -50,12 +62,22 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Get('Users/:id')
   async getUser(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Param('id') id: string): Promise<unknown> {
     return scim(res, await this.users.get(req.principal, id, this.base));
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    body: AnyObject,
+    bodyType: 'application/scim+json',
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Put('Users/:id')
   async replaceUser(
     @Req() req: AuthedRequest,
@@ -67,6 +89,12 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    body: AnyObject,
+    bodyType: 'application/scim+json',
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Patch('Users/:id')
   async patchUser(
     @Req() req: AuthedRequest,
@@ -79,6 +107,7 @@ export class ScimController {
 
   /** Deactivates (see ScimUsersService.deactivate). */
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({ responses: { 204: null }, errorContentType: 'application/scim+json' })
   @Delete('Users/:id')
   @HttpCode(204)
   deleteUser(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
@@ -86,6 +115,12 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    summary: 'SCIM 2.0 (RFC 7644): list groups',
+    query: AnyObject,
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Get('Groups')
   async listGroups(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Query() q: Query): Promise<unknown> {
     const filter = parseFilter(q.filter, GROUP_FILTER_ATTRIBUTES);
@@ -93,6 +128,12 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    body: AnyObject,
+    bodyType: 'application/scim+json',
+    responses: { 201: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Post('Groups')
   async createGroup(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Body() body: unknown): Promise<unknown> {
     const created = await this.groups.create(req.principal, body, this.base);
@@ -101,6 +142,10 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Get('Groups/:id')
   async getGroup(
     @Req() req: AuthedRequest,
@@ -112,6 +157,12 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    body: AnyObject,
+    bodyType: 'application/scim+json',
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Put('Groups/:id')
   async replaceGroup(
     @Req() req: AuthedRequest,
@@ -124,6 +175,12 @@ export class ScimController {
 
   /** Okta and Entra ID accept 204 as well, but the resource lets them see the result without another GET. */
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({
+    body: AnyObject,
+    bodyType: 'application/scim+json',
+    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
+    errorContentType: 'application/scim+json',
+  })
   @Patch('Groups/:id')
   async patchGroup(
     @Req() req: AuthedRequest,
@@ -136,6 +193,7 @@ export class ScimController {
   }
 
   @RequirePolicy(SCIM_POLICY)
+  @ApiContract({ responses: { 204: null }, errorContentType: 'application/scim+json' })
   @Delete('Groups/:id')
   @HttpCode(204)
   deleteGroup(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {

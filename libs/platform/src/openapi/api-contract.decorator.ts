@@ -26,6 +26,8 @@ export interface ApiContractSpec {
   responses: Readonly<Record<number, ApiResponseSpec>>;
   /** Problem codes this route answers beyond the ones every route of its kind may answer. */
   problems?: readonly (ErrorCode | PolicyErrorCode)[];
+  /** Errors of this route are not problem+json but this media type (SCIM answers SCIM error documents). */
+  errorContentType?: string;
 }
 
 /** Associates a route with its request and response schemas. Every route carries one (the OpenAPI test). */

@@ -86,7 +86,8 @@ export function problemCodesOf(route: ApiRoute): Map<number, string[]> {
   return byStatus;
 }
 
-function problemResponse(codes: string[]): Json {
+function problemResponse(codes: string[], contentType?: string): Json {
+  if (contentType) return { description: `Error (${contentType})`, content: { [contentType]: { schema: { type: 'object' } } } };
   const base = plainSchema(ProblemSchema) as { properties: Json };
   return {
     description: `Problem: ${codes.join(', ')}`,
@@ -159,7 +160,7 @@ function operationOf(route: ApiRoute, operationId: string): OpenApiOperation {
   for (const [status, spec] of Object.entries(declared)) responses[status] = successResponse(spec);
   for (const [status, codes] of problemCodesOf(route)) {
     // A success answer on the same status (e.g. 503 of a readiness probe) keeps its own body.
-    if (!responses[String(status)]) responses[String(status)] = problemResponse(codes);
+    if (!responses[String(status)]) responses[String(status)] = problemResponse(codes, c?.errorContentType);
   }
   return {
     operationId,

@@ -1,0 +1,52 @@
+import { Type } from '@sinclair/typebox';
+import { AnyObject, DateTime, Nullable, Uuid } from '@custodian/platform';
+
+/** The answers of the agent gateway's routes, for the OpenAPI document (`@ApiContract`, docs/api.md). */
+export const Setting = Type.Object(
+  {
+    name: Type.String(),
+    type: Type.String(),
+    description: Type.String(),
+    value: Type.Optional(Nullable(Type.Union([Type.String(), Type.Number(), Type.Boolean()]))),
+    default: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+    secret: Type.Optional(
+      Type.Object(
+        { set: Type.Boolean(), source: Nullable(Type.String()), reference: Type.Optional(Type.String()) },
+        { additionalProperties: true },
+      ),
+    ),
+    version: Type.Integer(),
+    updatedAt: Nullable(DateTime),
+  },
+  { additionalProperties: true },
+);
+export const SettingList = Type.Object({ settings: Type.Array(Setting) }, { additionalProperties: true });
+export const SettingValue = Type.Object(
+  { value: Type.Unknown({ description: 'the new value; a secret is read from the body only and never answered' }) },
+  { additionalProperties: false },
+);
+export const ProfileAnswer = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    model: Nullable(Type.String()),
+    systemPrompt: Type.String(),
+    scopes: Type.Array(Type.String()),
+    version: Type.Integer(),
+  },
+  { additionalProperties: true },
+);
+export const ProfileList = Type.Object({ profiles: Type.Array(ProfileAnswer) }, { additionalProperties: true });
+export const ConversationAnswer = Type.Object(
+  { id: Uuid, profileId: Type.String(), state: Type.String(), createdAt: DateTime, updatedAt: DateTime },
+  { additionalProperties: true },
+);
+export const ConversationList = Type.Object({ conversations: Type.Array(ConversationAnswer) }, { additionalProperties: true });
+export const ToolsQuery = Type.Object(
+  {
+    userId: Type.Optional(Type.String({ format: 'uuid', description: 'another user (needs manage_permissions)' })),
+    scopes: Type.Optional(Type.String({ description: 'the agent scopes to preview' })),
+  },
+  { additionalProperties: false },
+);
+export { AnyObject };
