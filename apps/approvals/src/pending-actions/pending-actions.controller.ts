@@ -7,12 +7,13 @@ import {
   type FiledAction,
   type PrincipalSnapshot,
 } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, RequirePolicy, assertValid } from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import { Type } from '@sinclair/typebox';
 import type { Request, Response } from 'express';
 import { PendingActionApplier } from './pending-action-applier.service';
 import { MAX_PAGE, PendingActionsService, type PendingActionDetail, type PendingActionSummary } from './pending-actions.service';
 import type { PendingActionEntity } from '../entities/pending-action.entity';
+import { BulkAnswer, DecisionAnswer, FiledActionAnswer, PendingActionDetailAnswer, PendingActionPage } from '../approvals.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 
@@ -103,6 +104,11 @@ export class PendingActionsController {
   ) {}
 
   @RequirePolicy({ reason: 'reviewers see the org queue, everyone else only their own proposals (decided in the service)' })
+  @ApiContract({
+    summary: 'The queue: the caller’s own proposals, or what reviewers may decide',
+    query: ListQuerySchema,
+    responses: { 200: PendingActionPage },
+  })
   @Get()
   list(@Req() req: AuthedRequest, @Query() query: unknown): Promise<{ items: PendingActionSummary[]; nextCursor: string | null }> {
     const q = assertValid(ListQuerySchema, query, { what: 'query' });
@@ -125,6 +131,12 @@ export class PendingActionsController {
 
   /** Proposes a change; objects' dry-run validates it under the caller's permission before it is queued. */
   @RequirePolicy({ reason: 'anyone may propose; the dry-run decides under the caller’s own permission (user ∩ agent)' })
+  @ApiContract({
+    summary: 'Propose a change (validated by a dry run under the caller’s permission)',
+    body: ProposalSchema,
+    responses: { 201: FiledActionAnswer },
+    problems: ['object_not_found', 'action_not_allowed', 'field_not_editable', 'conflict'],
+  })
   @Post()
   @HttpCode(201)
   file(@Req() req: AuthedRequest, @Body() body: unknown): Promise<FiledAction> {
@@ -133,6 +145,7 @@ export class PendingActionsController {
   }
 
   @RequirePolicy({ reason: 'the proposer, or a reviewer holding the action’s approver capability who can read its target' })
+  @ApiContract({ responses: { 200: PendingActionDetailAnswer } })
   @Get(':id')
   async get(@Req() req: AuthedRequest, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<PendingActionDetail> {
     const detail = await this.actions.get(req.principal, actionId(id));
@@ -141,6 +154,12 @@ export class PendingActionsController {
   }
 
   @RequirePolicy({ reason: 'checked per action: its approver capability, separation of duties, read access to the target' })
+  @ApiContract({
+    body: ApproveSchema,
+    headers: { 'if-match': { description: 'the revision the reviewer saw, e.g. "2"' } },
+    responses: { 200: DecisionAnswer },
+    problems: ['conflict', 'precondition_failed'],
+  })
   @Post(':id/approve')
   @HttpCode(200)
   async approve(
@@ -155,6 +174,12 @@ export class PendingActionsController {
   }
 
   @RequirePolicy({ reason: 'checked per action: its approver capability, separation of duties, read access to the target' })
+  @ApiContract({
+    body: RejectSchema,
+    headers: { 'if-match': {} },
+    responses: { 200: DecisionAnswer },
+    problems: ['conflict', 'precondition_failed'],
+  })
   @Post(':id/reject')
   @HttpCode(200)
   async reject(
@@ -168,6 +193,7 @@ export class PendingActionsController {
   }
 
   @RequirePolicy({ reason: 'only the requester may cancel their own proposal (checked in the service)' })
+  @ApiContract({ body: CancelSchema, responses: { 200: DecisionAnswer }, problems: ['conflict'] })
   @Post(':id/cancel')
   @HttpCode(200)
   async cancel(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown) {
@@ -176,6 +202,7 @@ export class PendingActionsController {
   }
 
   @RequirePolicy({ reason: 'whoever may read the action may comment on it (checked in the service)' })
+  @ApiContract({ body: CommentSchema, responses: { 204: null } })
   @Post(':id/comments')
   @HttpCode(204)
   async comment(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<void> {
@@ -185,6 +212,7 @@ export class PendingActionsController {
 
   /** Decides many; each item is checked on its own and answers for itself. */
   @RequirePolicy({ reason: 'each item is checked on its own, as its single-item route would be' })
+  @ApiContract({ body: BulkSchema, responses: { 200: BulkAnswer } })
   @Post('bulk')
   @HttpCode(200)
   async bulk(@Req() req: AuthedRequest, @Body() body: unknown) {
