@@ -1,6 +1,15 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
-import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CONFIG, CustodianException, Public, RequirePolicy, assertValid, type CustodianConfig } from '@custodian/platform';
+import { ErrorCode, type PrincipalSnapshot, PrincipalSnapshotSchema } from '@custodian/contracts';
+import {
+  API_PREFIX,
+  CONFIG,
+  CustodianException,
+  Public,
+  RequirePolicy,
+  assertValid,
+  type CustodianConfig,
+  ApiContract,
+} from '@custodian/platform';
 import type { Request, Response } from 'express';
 import { idParam, type AuthedRequest } from '../directory/directory.http';
 import { ChangeOwnPasswordSchema } from '../directory/directory.schemas';
@@ -10,6 +19,8 @@ import { NoStore } from './no-store';
 import { CSRF_HEADER, assertSameOriginBrowser, clearRefreshCookie, readRefreshCookie, setRefreshCookie } from './refresh-cookie';
 import { SessionService, type SessionView } from './session.service';
 import { TokenExchangeRequestSchema, TokenExchangeService, type TokenExchangeResponse } from './token-exchange.service';
+import { Items, Session, TokenAnswer, TokenExchangeAnswer } from '../identity.api-schemas';
+import { Type } from '@sinclair/typebox';
 
 /** A browser session's token answer: the refresh token is in the cookie, not here. */
 export type BrowserTokenResponse = Omit<TokenResponse, 'refreshToken'>;
@@ -28,6 +39,12 @@ export class AuthController {
    * and left out of the body; that needs the CSRF header and the server's own Origin.
    */
   @Public()
+  @ApiContract({
+    summary: 'Sign in with email and password',
+    body: LoginRequestSchema,
+    responses: { 200: TokenAnswer },
+    problems: ['invalid_credentials', 'rate_limited', 'forbidden'],
+  })
   @Post('login')
   @HttpCode(200)
   @NoStore()
@@ -47,6 +64,12 @@ export class AuthController {
    * body is empty, in the refresh cookie (then with the CSRF header and the server's own Origin).
    */
   @Public()
+  @ApiContract({
+    summary: 'Rotate a refresh token (in the body, or the cookie when the body is empty)',
+    body: RefreshRequestSchema,
+    responses: { 200: TokenAnswer },
+    problems: ['unauthenticated', 'forbidden'],
+  })
   @Post('refresh')
   @HttpCode(200)
   @NoStore()
@@ -75,6 +98,12 @@ export class AuthController {
 
   /** Public: the subject token in the body is the credential; the exchange checks agent_access itself. */
   @Public()
+  @ApiContract({
+    summary: 'RFC 8693 token exchange: a delegated token for an agent',
+    body: TokenExchangeRequestSchema,
+    responses: { 200: TokenExchangeAnswer },
+    problems: ['unauthenticated', 'forbidden'],
+  })
   @Post('token-exchange')
   @HttpCode(200)
   @NoStore()
@@ -84,6 +113,7 @@ export class AuthController {
 
   /** Refused to agents: their token is a stateless JWT tied to the user's session, so logout would end the user's session. */
   @RequirePolicy({ reason: 'anyone signed in may end their own session', credentialAdmin: true })
+  @ApiContract({ responses: { 204: null } })
   @Post('logout')
   @HttpCode(204)
   async logout(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response): Promise<void> {
@@ -93,6 +123,7 @@ export class AuthController {
   }
 
   @RequirePolicy({ reason: 'anyone signed in may end all their own sessions', credentialAdmin: true })
+  @ApiContract({ responses: { 200: Type.Object({ revokedSessions: Type.Integer() }) } })
   @Post('logout-all')
   @HttpCode(200)
   async logoutAll(@Req() req: AuthedRequest): Promise<{ revokedSessions: number }> {
@@ -100,6 +131,7 @@ export class AuthController {
   }
 
   @RequirePolicy({ reason: 'anyone signed in may change their own password (proving the current one)', credentialAdmin: true })
+  @ApiContract({ body: ChangeOwnPasswordSchema, responses: { 204: null }, problems: ['invalid_credentials'] })
   @Post('password')
   @HttpCode(204)
   async changePassword(@Req() req: AuthedRequest, @Body() body: unknown): Promise<void> {
@@ -108,6 +140,10 @@ export class AuthController {
   }
 
   @RequirePolicy({ reason: 'anyone signed in may read who they are' })
+  @ApiContract({
+    summary: 'Who the caller is: the principal snapshot every service decides on',
+    responses: { 200: PrincipalSnapshotSchema },
+  })
   @Get('me')
   me(@Req() req: AuthedRequest): PrincipalSnapshot {
     return req.principal;
@@ -126,6 +162,7 @@ export class SessionsController {
   constructor(@Inject(SessionService) private readonly sessions: SessionService) {}
 
   @RequirePolicy({ reason: 'anyone signed in may list their own sessions' })
+  @ApiContract({ responses: { 200: Items(Session) } })
   @Get()
   async list(@Req() req: AuthedRequest): Promise<{ items: SessionView[] }> {
     return { items: await this.sessions.list(req.principal) };
@@ -135,6 +172,7 @@ export class SessionsController {
     reason: 'anyone signed in may revoke their own sessions; other users\u2019 ids are not found',
     credentialAdmin: true,
   })
+  @ApiContract({ responses: { 204: null } })
   @Delete(':id')
   @HttpCode(204)
   async revoke(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
