@@ -65,6 +65,31 @@ describe('view_all_data / modify_all_data grant every app (R6)', () => {
     expect(refused.status).toBe(403);
   });
 
+  it('creates on behalf of another member in one call, only with the transfer right', async () => {
+    const { userId: owner } = await createMember(t.host.url, tokens.admin, 'owner', [], PASSWORD);
+    const made = await ok(call('POST', '/data/ledger', tokens.modifyAll, { title: 'For the owner', owner_id: owner }), 201);
+    expect(made.owner_id).toBe(owner);
+    // A caller who may create but not transfer owns what it creates, and cannot hand it to someone else.
+    const creator = await ok(
+      call('POST', '/permission-sets', tokens.admin, {
+        name: 'Creators',
+        apps: ['finance'],
+        objects: { ledger: { allowRead: true, allowCreate: true } },
+      }),
+      201,
+    );
+    const { accessToken } = await createMember(t.host.url, tokens.admin, 'creator', [creator.id], PASSWORD);
+    const refused = await call('POST', '/data/ledger', accessToken, { title: 'Not mine to give', owner_id: owner });
+    expect(refused.status).toBe(403);
+    expect((await call('POST', '/data/ledger', accessToken, { title: 'Mine' })).status).toBe(201);
+    // An owner who is not a member of this org: 400 at /owner_id, nothing written.
+    const stranger = await call('POST', '/data/ledger', tokens.modifyAll, { title: 'x', owner_id: '0190a1b2-c3d4-7e5f-8a6b-1c2d3e4f5a6b' });
+    expect(stranger.status).toBe(400);
+    expect(stranger.body.details.issues[0].path).toBe('/owner_id');
+    const bad = await call('POST', '/data/ledger', tokens.modifyAll, { title: 'x', owner_id: 7 });
+    expect(bad.status).toBe(400);
+  });
+
   it('an object permission without the app: the object exists neither in metadata nor in data', async () => {
     expect(await listed(tokens.noApp)).not.toContain('ledger');
     const query = await call('POST', '/query', tokens.noApp, { object: 'ledger' });

@@ -235,7 +235,7 @@ describe('objects: metadata, directory replica, governed records', () => {
       for (const extra of [
         { id: '00000000-0000-4000-8000-000000000000' },
         { org_id: orgId },
-        { owner_id: users.eric.id },
+        { owner_id: 'eric' },
         { version: 9 },
         { created_by: users.eric.id },
         { nope: 1 },
@@ -243,6 +243,9 @@ describe('objects: metadata, directory replica, governed records', () => {
         const res = await call('POST', '/data/account', users.wendy.token, { name: 'Mass', ...extra });
         expect(res.status).toBe(400);
       }
+      // owner_id at create means "on behalf of": it needs the transfer right, which wendy lacks.
+      const onBehalf = await call('POST', '/data/account', users.wendy.token, { name: 'Mass', owner_id: users.eric.id });
+      expect([onBehalf.status, onBehalf.body.code]).toEqual([403, 'action_not_allowed']);
       const ssn = await call('POST', '/data/account', users.wendy.token, { name: 'X', ssn: '123' });
       expect([ssn.status, ssn.body.code]).toEqual([403, 'field_not_editable']);
       const typeErr = await call('POST', '/data/account', users.wendy.token, { name: 'X', revenue: 'lots' });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson, uuidv7 } from '@custodian/platform';
+import { ErrorCode, GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
+import { BUS, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson, uuidv7, type Bus } from '@custodian/platform';
 import { PolicyError, isSystemField, quoteIdent, type Decision } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
@@ -120,8 +120,33 @@ export class RecordsService {
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(RequestDecisionService) private readonly decisions: RequestDecisionService,
+    @Inject(BUS) private readonly bus: Bus,
     @Optional() @Inject(FILE_STORAGE) private readonly files?: FileStorage,
   ) {}
+
+  /**
+   * `owner_id` in a create body: create on behalf of another member in one call. Allowed when the
+   * caller may transfer records of this object (what creating and then transferring would need);
+   * the owner must be an active member of the org. Without it, the caller owns the record.
+   */
+  private async ownerFor(
+    principal: PrincipalSnapshot,
+    decision: Decision,
+    object: string,
+    body: unknown,
+  ): Promise<{ ownerId: string; rest: unknown }> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || !Object.hasOwn(body, 'owner_id')) {
+      return { ownerId: principal.userId, rest: body };
+    }
+    const { owner_id: ownerId, ...rest } = body as Row;
+    if (typeof ownerId !== 'string' || !UUID.test(ownerId)) throw bad('owner_id is the id of a member', '/owner_id');
+    if (ownerId === principal.userId) return { ownerId, rest };
+    if (!decision.can('transfer', object)) throw new PolicyError('action_not_allowed', { object, action: 'transfer' });
+    await this.bus.request(GetPrincipalSnapshot, { userId: ownerId, orgId: principal.orgId }).catch(() => {
+      throw bad('The owner is not a member of this organization', '/owner_id');
+    });
+    return { ownerId, rest };
+  }
 
   async context(principal: PrincipalSnapshot, object: string): Promise<GovernedContext & { def: StoredObjectDefinition }> {
     const ctx = await this.decisions.forPrincipal(principal);
@@ -280,7 +305,8 @@ export class RecordsService {
     opts: WriteOptions = {},
   ): Promise<WriteResult> {
     const { decision, def } = await this.context(principal, object);
-    const input = this.checkBody(decision, def, body, 'create');
+    const { ownerId, rest } = await this.ownerFor(principal, decision, object, body);
+    const input = this.checkBody(decision, def, rest, 'create');
     const values = this.values(def, input, 'create');
     // Canonical JSON: a retry that serialises the same body with its keys in another order is the same request.
     const requestHash = createHash('sha256')
@@ -303,7 +329,7 @@ export class RecordsService {
           await this.checkReferences(m, decision, principal.orgId, def, values);
           const id = uuidv7();
           const cols = ['id', 'org_id', 'owner_id', 'created_by', 'updated_by', ...Object.keys(values)];
-          const params = [id, principal.orgId, principal.userId, principal.userId, principal.userId, ...Object.values(values)];
+          const params = [id, principal.orgId, ownerId, principal.userId, principal.userId, ...Object.values(values)];
           const rows: Row[] = await m.query(
             `INSERT INTO ${recordTable(principal.orgId, object)} (${cols.map(quoteIdent).join(', ')}) VALUES (${params.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING *`,
             params,
@@ -317,7 +343,7 @@ export class RecordsService {
             action: 'objects.record.created',
             outcome: 'success',
             target: { type: object, id },
-            details: { fields },
+            details: { fields, ...(ownerId !== principal.userId ? { onBehalfOf: ownerId } : {}) },
           });
           const result: WriteResult = {
             status: 201,
