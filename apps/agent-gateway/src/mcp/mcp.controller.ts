@@ -1,6 +1,6 @@
 import { Controller, Delete, Get, Inject, Post, Req, Res } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
-import { CONFIG, LOGGER, Public, requestContext, type CustodianConfig } from '@custodian/platform';
+import { CONFIG, LOGGER, Public, requestContext, type CustodianConfig, ApiContract, AnyObject } from '@custodian/platform';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { Request, Response } from 'express';
@@ -27,6 +27,12 @@ export class McpController {
   ) {}
 
   @Public()
+  @ApiContract({
+    summary: 'MCP Streamable HTTP: JSON-RPC requests of an MCP client (authenticates itself: RFC 9728 challenge)',
+    body: AnyObject,
+    responses: { 200: AnyObject, 202: null },
+    problems: ['unauthenticated', 'forbidden'],
+  })
   @Post()
   async post(@Req() req: McpRequest, @Res() res: Response): Promise<void> {
     if (!this.originAllowed(req)) return rpcError(res, 403, -32000, 'Origin not allowed');
@@ -61,12 +67,22 @@ export class McpController {
   }
 
   @Public()
+  @ApiContract({
+    summary: 'MCP Streamable HTTP: the server-to-client event stream of a session',
+    responses: { 200: { contentType: 'text/event-stream' } },
+    problems: ['unauthenticated', 'forbidden', 'not_found'],
+  })
   @Get()
   async stream(@Req() req: McpRequest, @Res() res: Response): Promise<void> {
     return this.withSession(req, res);
   }
 
   @Public()
+  @ApiContract({
+    summary: 'MCP Streamable HTTP: ends a session',
+    responses: { 200: null, 204: null },
+    problems: ['unauthenticated', 'forbidden', 'not_found'],
+  })
   @Delete()
   async close(@Req() req: McpRequest, @Res() res: Response): Promise<void> {
     return this.withSession(req, res);
