@@ -160,6 +160,16 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
     }
     return n;
   };
+  const rate = (name: string, def: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return def;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0 || n > 1_000_000) {
+      problems.push(`${name} must be a number between 0 and 1000000 (per second; fractions allowed)`);
+      return def;
+    }
+    return n;
+  };
   const url = (name: string, protocols: string[]): string | undefined => {
     const raw = env[name];
     if (raw === undefined || raw === '') return undefined;
@@ -261,11 +271,11 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
     rateLimit: {
       enabled: rateLimitEnabled !== 'false',
       address: {
-        perSecond: int('CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND', 100, 0, 1_000_000),
+        perSecond: rate('CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND', 100),
         burst: int('CUSTODIAN_RATE_LIMIT_ADDRESS_BURST', 1000, 1, 10_000_000),
       },
       credential: {
-        perSecond: int('CUSTODIAN_RATE_LIMIT_CREDENTIAL_PER_SECOND', 50, 0, 1_000_000),
+        perSecond: rate('CUSTODIAN_RATE_LIMIT_CREDENTIAL_PER_SECOND', 50),
         burst: int('CUSTODIAN_RATE_LIMIT_CREDENTIAL_BURST', 500, 1, 10_000_000),
       },
       maxBuckets: int('CUSTODIAN_RATE_LIMIT_MAX_BUCKETS', 100_000, 100, 10_000_000),
