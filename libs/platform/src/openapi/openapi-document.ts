@@ -37,7 +37,12 @@ export interface OpenApiOperation {
   'x-custodian-contract': boolean;
 }
 
-const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ALL']);
+
+/** The OpenAPI operations a route answers on: a Nest `@All()` route (e.g. an OAuth endpoint) as GET and POST. */
+export function openApiMethods(method: string): string[] {
+  return method === 'ALL' ? ['get', 'post'] : [method.toLowerCase()];
+}
 
 /** `/api/v1/users/:id` → `/api/v1/users/{id}`; `*path` (a catch-all) → `{path}`. */
 export function openApiPath(path: string): string {
@@ -186,12 +191,14 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]): OpenApiDocume
     .filter((r) => METHODS.has(r.method))
     .sort((a, b) => (a.path === b.path ? a.method.localeCompare(b.method) : a.path.localeCompare(b.path)));
   for (const route of sorted) {
-    let id = operationIdOf(route);
-    const n = (used.get(id) ?? 0) + 1;
-    used.set(id, n);
-    if (n > 1) id = `${id}${n}`;
-    const p = openApiPath(route.path);
-    paths[p] = { ...(paths[p] ?? {}), [route.method.toLowerCase()]: operationOf(route, id) };
+    for (const method of openApiMethods(route.method)) {
+      let id = operationIdOf(route);
+      const n = (used.get(id) ?? 0) + 1;
+      used.set(id, n);
+      if (n > 1) id = `${id}${n}`;
+      const p = openApiPath(route.path);
+      paths[p] = { ...(paths[p] ?? {}), [method]: operationOf({ ...route, method: method.toUpperCase() }, id) };
+    }
   }
   const tags = [...new Set(sorted.map((r) => r.controller.replace(/Controller$/, '')))].sort().map((name) => ({ name }));
   return {
