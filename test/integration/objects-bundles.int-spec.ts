@@ -87,6 +87,8 @@ describe('objects: bundles and the demo CRM', () => {
       'approval_policy:Closing and deleting deals:create',
     ]);
     expect(await counts()).toEqual(before);
+    // Nothing was kept, so a dry run's creates carry no ids (an object's id is its name).
+    expect(dry.changes.filter((c: Json) => c.change === 'create' && c.kind !== 'object' && 'id' in c)).toEqual([]);
     expect((await ok(call('GET', '/meta/objects', admin))).objects).toEqual([]);
     expect((await ok(call('GET', '/roles', admin))).items).toEqual([]);
     expect((await ok(call('GET', '/approvals/policies', admin))).items).toEqual([]);
@@ -99,7 +101,14 @@ describe('objects: bundles and the demo CRM', () => {
 
     const roles = new Map<string, Json>((await ok(call('GET', '/roles', admin))).items.map((r: Json) => [r.name, r]));
     expect(roles.get('rep_west').parentId).toBe(roles.get('vp_sales').id);
+    // The answer names the id of everything it created, so a script can go on without listing.
+    const idOf = (kind: string, name: string): string => applied.changes.find((c: Json) => c.kind === kind && c.name === name).id;
+    expect(idOf('role', 'rep_west')).toBe(roles.get('rep_west').id);
+    const sets = (await ok(call('GET', '/permission-sets', admin))).items as Json[];
+    expect(idOf('permission_set', 'Sales Rep')).toBe(sets.find((x) => x.name === 'Sales Rep').id);
+    expect(idOf('object', 'account')).toBe('account');
     const westTeam = (await ok(call('GET', '/groups', admin))).items.find((g: Json) => g.name === 'west_team');
+    expect(idOf('group', 'west_team')).toBe(westTeam.id);
     const rules = await ok(call('GET', '/meta/objects/account/sharing-rules', admin));
     expect(JSON.stringify(rules)).toContain(westTeam.id);
     expect(JSON.stringify(rules)).not.toContain('"name":"west_team"');
@@ -111,6 +120,7 @@ describe('objects: bundles and the demo CRM', () => {
     ]);
     expect((await call('GET', '/meta/objects/nothing/actions', admin)).status).toBe(404);
     const policies = (await ok(call('GET', '/approvals/policies', admin))).items;
+    expect(idOf('approval_policy', 'Closing and deleting deals')).toBe(policies[0].id);
     expect(policies).toEqual([
       expect.objectContaining({
         name: 'Closing and deleting deals',

@@ -23,6 +23,8 @@ export const BundleChangeSchema = Type.Object(
   {
     kind: Type.String({ maxLength: 32 }),
     name: Type.String({ maxLength: 256 }),
+    /** The id of what this line created or changed (absent on a dry run's creates: nothing was kept). */
+    id: Type.Optional(Type.String({ maxLength: 256 })),
     change: Type.Union([Type.Literal('create'), Type.Literal('update'), Type.Literal('unchanged')]),
     before: Type.Optional(Type.Unknown()),
     after: Type.Optional(Type.Unknown()),

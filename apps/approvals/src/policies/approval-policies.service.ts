@@ -132,7 +132,7 @@ export class ApprovalPoliciesService {
       const next = normaliseApprovalPolicy(input);
       const existing = current.get(next.name);
       if (existing && sortedJson(existing.definition) === sortedJson(next)) {
-        changes.push({ kind: 'approval_policy', name: next.name, change: 'unchanged' });
+        changes.push({ kind: 'approval_policy', name: next.name, id: existing.id, change: 'unchanged' });
         continue;
       }
       const id = existing?.id ?? randomUUID();
@@ -151,6 +151,7 @@ export class ApprovalPoliciesService {
       changes.push({
         kind: 'approval_policy',
         name: next.name,
+        id,
         change: existing ? 'update' : 'create',
         ...(existing ? { before: existing.definition } : {}),
         after: next,

@@ -149,13 +149,13 @@ export class IdentityBundleService {
         const created = await this.roles.createIn(m, actor, { name: role.name, parentId });
         roleIds[role.name] = created.id;
         nameOf.set(created.id, role.name);
-        changes.push({ kind: 'role', name: role.name, change: 'create', after });
+        changes.push({ kind: 'role', name: role.name, id: created.id, change: 'create', after });
       } else if (existing.parentId !== parentId) {
         await this.roles.updateIn(m, actor, existing.id, { parentId });
         const before = { name: role.name, parent: existing.parentId ? (nameOf.get(existing.parentId) ?? existing.parentId) : null };
-        changes.push({ kind: 'role', name: role.name, change: 'update', before, after });
+        changes.push({ kind: 'role', name: role.name, id: existing.id, change: 'update', before, after });
       } else {
-        changes.push({ kind: 'role', name: role.name, change: 'unchanged' });
+        changes.push({ kind: 'role', name: role.name, id: existing.id, change: 'unchanged' });
       }
     }
 
@@ -165,18 +165,25 @@ export class IdentityBundleService {
       const existing = groups.get(group.name);
       if (!existing) {
         groupIds[group.name] = (await this.groups.createIn(m, actor, group)).id;
-        changes.push({ kind: 'group', name: group.name, change: 'create', after: { description: group.description ?? '' } });
+        changes.push({
+          kind: 'group',
+          name: group.name,
+          id: groupIds[group.name],
+          change: 'create',
+          after: { description: group.description ?? '' },
+        });
       } else if (group.description !== undefined && group.description !== existing.description) {
         await this.groups.updateIn(m, actor, existing.id, { description: group.description });
         changes.push({
           kind: 'group',
           name: group.name,
+          id: existing.id,
           change: 'update',
           before: { description: existing.description },
           after: { description: group.description },
         });
       } else {
-        changes.push({ kind: 'group', name: group.name, change: 'unchanged' });
+        changes.push({ kind: 'group', name: group.name, id: existing.id, change: 'unchanged' });
       }
     }
 
@@ -184,13 +191,13 @@ export class IdentityBundleService {
     for (const set of req.permissionSets as PermissionSet[]) {
       const existing = sets.get(set.name);
       if (!existing) {
-        await this.sets.createIn(m, actor, set);
-        changes.push({ kind: 'permission_set', name: set.name, change: 'create', after: set });
+        const created = await this.sets.createIn(m, actor, set);
+        changes.push({ kind: 'permission_set', name: set.name, id: created.id, change: 'create', after: set });
       } else if (sortedJson(existing.body) !== sortedJson(set)) {
         await this.sets.replaceIn(m, actor, existing.id, set);
-        changes.push({ kind: 'permission_set', name: set.name, change: 'update', before: existing.body, after: set });
+        changes.push({ kind: 'permission_set', name: set.name, id: existing.id, change: 'update', before: existing.body, after: set });
       } else {
-        changes.push({ kind: 'permission_set', name: set.name, change: 'unchanged' });
+        changes.push({ kind: 'permission_set', name: set.name, id: existing.id, change: 'unchanged' });
       }
     }
     return { changes, roleIds, groupIds };

@@ -28,6 +28,11 @@ export interface BundleResult {
   changes: BundleChange[];
 }
 
+function withoutId(change: BundleChange): BundleChange {
+  const { id: _id, ...rest } = change;
+  return rest;
+}
+
 class DryRunRollback extends Error {
   constructor(readonly changes: BundleChange[]) {
     super('dry run');
@@ -202,7 +207,11 @@ export class BundleService {
     const planned = await this.step('identity', [], () => identity(false));
     const plannedObjects = await this.step('objects', [], () => this.objectsSection(principal, bundle, planned, true));
     const plannedApprovals = await this.step('approvals', [], () => approvals(false));
-    if (dryRun) return { dryRun, digest, changes: [...planned.changes, ...plannedObjects, ...plannedApprovals] };
+    if (dryRun) {
+      // A dry run keeps nothing: the ids its creates got were rolled back, so they are not answered.
+      const all = [...planned.changes, ...plannedObjects, ...plannedApprovals];
+      return { dryRun, digest, changes: all.map((c) => (c.change === 'create' && c.kind !== 'object' ? withoutId(c) : c)) };
+    }
 
     // 2. Apply identity → objects → approvals; a section with nothing to change is not sent again.
     const applied: Step[] = [];
@@ -324,12 +333,19 @@ export class BundleService {
       const next = normalise(input);
       if (!current) {
         await this.metadata.createIn(m, principal, input);
-        changes.push({ kind: 'object', name: input.name, change: 'create', after: next });
+        changes.push({ kind: 'object', name: input.name, id: input.name, change: 'create', after: next });
       } else if (comparable(current) !== comparable({ ...next, sharingRules: current.sharingRules })) {
         await this.metadata.replaceIn(m, principal, input.name, input);
-        changes.push({ kind: 'object', name: input.name, change: 'update', before: { ...current, sharingRules: undefined }, after: next });
+        changes.push({
+          kind: 'object',
+          name: input.name,
+          id: input.name,
+          change: 'update',
+          before: { ...current, sharingRules: undefined },
+          after: next,
+        });
       } else {
-        changes.push({ kind: 'object', name: input.name, change: 'unchanged' });
+        changes.push({ kind: 'object', name: input.name, id: input.name, change: 'unchanged' });
       }
     }
     return changes;
