@@ -131,8 +131,16 @@ describe('agent gateway: run_action and propose_metadata_change', () => {
     expect((await ok(call('GET', `/data/deal/${deal.id}`, tokens.rep))).amount).toBe(0);
     const followed = await tool(runner, 'get_pending_action', { id: filed.id });
     expect(followed.isError).toBeFalsy();
-    expect(followed.structuredContent.pendingAction).toMatchObject({ id: filed.id, state: 'applied' });
+    expect(followed.structuredContent.pendingAction).toMatchObject({
+      id: filed.id,
+      kind: 'action.run',
+      object: 'deal',
+      recordId: deal.id,
+      state: 'applied',
+    });
+    expect(followed.structuredContent.pendingAction.expiresAt).toEqual(expect.any(String));
     expect(followed.content[0].text).toContain('applied');
+    expect(followed.content[0].text).toContain('action.run deal');
   });
 
   it('propose_metadata_change needs metadata:write and the user’s manage_metadata, files a metadata.change, applied after approval', async () => {
@@ -172,6 +180,11 @@ describe('agent gateway: run_action and propose_metadata_change', () => {
     expect(after.version).toBe(current.version + 1);
     expect(after.fields.map((f: Json) => f.name)).toContain('stage');
     const followed = await tool(modeller, 'get_pending_action', { id: filed.id });
-    expect(followed.structuredContent.pendingAction).toMatchObject({ id: filed.id, state: 'applied' });
+    expect(followed.structuredContent.pendingAction).toMatchObject({
+      id: filed.id,
+      kind: 'metadata.change',
+      object: 'deal',
+      state: 'applied',
+    });
   });
 });

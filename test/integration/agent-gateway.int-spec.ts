@@ -167,7 +167,7 @@ describe('agent gateway: the governed MCP server', () => {
       expect(meta.status).toBe(200);
       expect(await meta.json()).toMatchObject({
         resource: mcpResource,
-        authorization_servers: [t.host.config.auth.issuer],
+        authorization_servers: [`${t.host.config.agentGateway.publicUrl}/oauth`],
         bearer_methods_supported: ['header'],
         scopes_supported: ['data:read', 'data:write', 'actions:execute', 'metadata:write'],
       });
@@ -283,18 +283,45 @@ describe('agent gateway: the governed MCP server', () => {
       await mcp.close();
     });
 
-    it('tools/list_changed reaches an open session when the user’s permissions change', async () => {
-      const mcp = await connect(await exchange(tokens.east, 'data:read data:write', mcpResource));
-      let changed = 0;
-      mcp.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
-        changed++;
-      });
-      // The client opens its event stream after initialize; wait until the gateway holds it.
-      await names(mcp);
-      const extra = await ok(call('POST', '/permission-sets', tokens.admin, { name: `Extra ${Date.now()}` }), 201);
-      await ok(call('POST', `/permission-sets/${extra.id}/assignments`, tokens.admin, { userId: users.east }), 201);
-      await pollUntil(() => changed > 0, { what: 'tools/list_changed' });
-      await mcp.close();
+    it('tools/list_changed is per principal: only the session whose tool list changed is told, and its next tools/list differs', async () => {
+      // Two open sessions of two users with the same grants; the east session opened first.
+      const east = await connect(await exchange(tokens.east, 'data:read data:write', mcpResource));
+      const westMcp = await connect(await exchange(tokens.west, 'data:read data:write', mcpResource));
+      const counts = { east: 0, west: 0 };
+      east.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void counts.east++);
+      westMcp.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void counts.west++);
+      const enumOf = async (mcp: Mcp): Promise<string[]> =>
+        ((await mcp.client.listTools()).tools.find((x) => x.name === 'query_records')!.inputSchema as Json).properties.object.enum;
+      // Listing also makes sure each client holds its event stream (opened after initialize).
+      expect(await enumOf(east)).toEqual(['account']);
+      expect(await enumOf(westMcp)).toEqual(['account']);
+      const name = `lead_${Date.now() % 100000}`;
+      await ok(call('POST', '/meta/objects', tokens.admin, { name, label: 'Lead', fields: [{ name: 'title', type: 'text' }] }), 201);
+      const leads = await ok(
+        call('POST', '/permission-sets', tokens.admin, { name: `Leads ${name}`, objects: { [name]: { allowRead: true } } }),
+        201,
+      );
+      const assign = async (userId: string): Promise<string> =>
+        (await ok(call('POST', `/permission-sets/${leads.id}/assignments`, tokens.admin, { userId }), 201)).id;
+
+      // 1: east gains an object → east is told, and lists it; the west session's tools did not change.
+      const eastAssignment = await assign(users.east);
+      await pollUntil(() => counts.east >= 1, { what: 'tools/list_changed for east' });
+      expect(await enumOf(east)).toEqual(['account', name].sort());
+      // 2: west gains it too. Checks of one org run in order and a stream keeps its order, so the first
+      // notification west gets is for change 2: it was not told of change 1.
+      const westAssignment = await assign(users.west);
+      await pollUntil(() => counts.west >= 1, { what: 'tools/list_changed for west' });
+      expect(counts.west).toBe(1);
+      expect(await enumOf(westMcp)).toEqual(['account', name].sort());
+      // 3: east loses it again → told a second time; exactly twice means change 2 did not reach east.
+      expect((await call('DELETE', `/permission-sets/${leads.id}/assignments/${eastAssignment}`, tokens.admin)).status).toBe(204);
+      await pollUntil(() => counts.east >= 2, { what: 'second tools/list_changed for east' });
+      expect(counts.east).toBe(2);
+      expect(await enumOf(east)).toEqual(['account']);
+      expect((await call('DELETE', `/permission-sets/${leads.id}/assignments/${westAssignment}`, tokens.admin)).status).toBe(204);
+      await east.close();
+      await westMcp.close();
     });
   });
 

@@ -24,7 +24,16 @@ export class ApprovalsBusHandlers implements OnApplicationBootstrap {
     });
     await this.bus.handle(GetPendingActionState, async (req) => {
       const row = await this.actions.stateFor(req.proposer, req.id);
-      return { id: row.id, state: row.state, revision: row.revision, recordId: row.recordId, outcome: row.outcome };
+      return {
+        id: row.id,
+        kind: row.kind,
+        object: row.objectName,
+        state: row.state,
+        revision: row.revision,
+        expiresAt: row.expiresAt.toISOString(),
+        recordId: row.recordId,
+        outcome: row.outcome,
+      };
     });
   }
 }

@@ -126,8 +126,12 @@ export const GetPendingActionState = defineRequest({
   response: Type.Object(
     {
       id: Id,
+      /** What was proposed (record.update, action.run, …); optional so older approvals replicas still answer. */
+      kind: Type.Optional(Type.Union(PENDING_ACTION_KINDS.map((k) => Type.Literal(k)))),
+      object: Type.Optional(Type.String({ maxLength: 64 })),
       state: Type.Union(PENDING_ACTION_STATES.map((s) => Type.Literal(s))),
       revision: Type.Integer({ minimum: 1 }),
+      expiresAt: Type.Optional(Type.String({ maxLength: 40 })),
       recordId: Type.Union([Id, Type.Null()]),
       outcome: Type.Union([
         Type.Object({ code: Type.Optional(Type.String({ maxLength: 64 })), message: Type.Optional(Type.String({ maxLength: 2000 })) }),

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { PolicyVersionChanged, type PrincipalSnapshot } from '@custodian/contracts';
+import { GetPrincipalSnapshot, PolicyVersionChanged, type PrincipalSnapshot } from '@custodian/contracts';
 import { BUS, CONFIG, LOGGER, type Bus, type CustodianConfig } from '@custodian/platform';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Logger } from 'pino';
 import { GatewayAudit } from '../audit/gateway-audit.service';
 import { credentialKey } from '../tools/credential-key';
-import type { ToolSession } from '../tools/tool-executor.service';
+import { ToolCatalogService } from '../tools/tool-catalog.service';
 import { JsonHttpTransport } from './json-http-transport';
-import { McpHandlers } from './mcp-handlers';
+import { McpHandlers, type HandlerSession } from './mcp-handlers';
 
-export interface McpSession extends ToolSession {
+export interface McpSession extends HandlerSession {
   readonly server: Server;
   readonly transport: JsonHttpTransport;
   /** The credential that opened the session; only it may use the session. */
@@ -19,6 +19,8 @@ export interface McpSession extends ToolSession {
   principal: PrincipalSnapshot;
   lastUsed: number;
   ended: boolean;
+  /** The highest policy version this session's lists were checked against. */
+  checkedVersion: number;
 }
 
 export type EndReason = 'client' | 'idle' | 'shutdown';
@@ -32,12 +34,15 @@ export type EndReason = 'client' | 'idle' | 'shutdown';
 @Injectable()
 export class McpSessions implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly sessions = new Map<string, McpSession>();
+  /** Per org, the policy-change checks in order (each waits for the previous one). */
+  private readonly checks = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(BUS) private readonly bus: Bus,
     @Inject(CONFIG) private readonly config: CustodianConfig,
     @Inject(McpHandlers) private readonly handlers: McpHandlers,
+    @Inject(ToolCatalogService) private readonly catalog: ToolCatalogService,
     @Inject(GatewayAudit) private readonly audit: GatewayAudit,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -92,6 +97,7 @@ export class McpSessions implements OnApplicationBootstrap, OnModuleDestroy {
       principal,
       lastUsed: Date.now(),
       ended: false,
+      checkedVersion: principal.policyVersion,
       recordsRead: new Map(),
       toolCalls: 0,
     };
@@ -146,12 +152,71 @@ export class McpSessions implements OnApplicationBootstrap, OnModuleDestroy {
     for (const session of this.sessions.values()) if (session.lastUsed < cutoff) void this.end(session, 'idle');
   }
 
-  /** The org's permissions changed: every session of it re-lists its tools (they are recomputed per principal). */
+  /**
+   * The org's policy version moved. Per principal, not per org: each open session's credential is
+   * resolved again at the new version (one identity request per credential), its tools and object
+   * catalog recomputed, and only a session whose tool list (or resource list) differs from the one it
+   * was shown gets `notifications/tools/list_changed` (or `resources/list_changed`). Checks of one
+   * org run in order, so a later change is never compared against an older one.
+   */
   private policyChanged(orgId: string, version: number): void {
+    const previous = this.checks.get(orgId) ?? Promise.resolve();
+    const next = previous
+      .then(() => this.recheck(orgId, version))
+      .catch((error: unknown) => this.logger.warn({ err: error, orgId }, 'tools/list_changed check failed'));
+    this.checks.set(orgId, next);
+    void next.finally(() => {
+      if (this.checks.get(orgId) === next) this.checks.delete(orgId);
+    });
+  }
+
+  /** Re-checks the org's sessions at `version` and notifies those whose lists changed. */
+  async recheck(orgId: string, version: number): Promise<void> {
+    const byCredential = new Map<string, McpSession[]>();
     for (const session of this.sessions.values()) {
-      if (session.ended || session.principal.orgId !== orgId || session.principal.policyVersion >= version) continue;
-      session.server.sendToolListChanged().catch(() => undefined);
-      session.server.sendResourceListChanged().catch(() => undefined);
+      if (session.ended || session.principal.orgId !== orgId || session.checkedVersion >= version) continue;
+      byCredential.set(session.credential, [...(byCredential.get(session.credential) ?? []), session]);
+    }
+    for (const sessions of byCredential.values()) {
+      const principal = sessions[sessions.length - 1].principal;
+      const fresh = await this.resolveAgain(principal);
+      const now = fresh ? await this.catalog.fingerprints(fresh) : undefined;
+      for (const session of sessions) {
+        if (session.ended) continue;
+        session.checkedVersion = Math.max(session.checkedVersion, version);
+        // What the session was shown; one that never listed compares with its principal before the change.
+        const before =
+          session.toolsSeen !== undefined && session.resourcesSeen !== undefined
+            ? { tools: session.toolsSeen, objects: session.resourcesSeen }
+            : await this.catalog.fingerprints(session.principal).catch(() => undefined);
+        const tools = session.toolsSeen ?? before?.tools;
+        const objects = session.resourcesSeen ?? before?.objects;
+        // A credential that no longer resolves has lost its tools: tell the client to list again.
+        if (!now || now.tools !== tools) {
+          session.toolsSeen = now?.tools;
+          session.server.sendToolListChanged().catch(() => undefined);
+        }
+        if (!now || now.objects !== objects) {
+          session.resourcesSeen = now?.objects;
+          session.server.sendResourceListChanged().catch(() => undefined);
+        }
+      }
+    }
+  }
+
+  /** The credential's principal as identity builds it now (same session or key, same delegation), or undefined if it no longer resolves. */
+  private async resolveAgain(p: PrincipalSnapshot): Promise<PrincipalSnapshot | undefined> {
+    try {
+      return await this.bus.request(GetPrincipalSnapshot, {
+        userId: p.userId,
+        orgId: p.orgId,
+        ...(p.sessionId ? { sessionId: p.sessionId } : {}),
+        ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}),
+        ...(p.agent ? { delegation: { clientId: p.agent.clientId, name: p.agent.name, scopes: [...p.agent.scopes] } } : {}),
+      });
+    } catch (error) {
+      this.logger.info({ err: error }, 'credential did not resolve for a tools/list_changed check');
+      return undefined;
     }
   }
 }

@@ -63,6 +63,31 @@ const AGGREGATE_FUNCTIONS = ['count', 'sum', 'avg', 'min', 'max', 'count_distinc
 const PROPOSAL_NOTE =
   'Nothing changes now: this files a pending action that a human with approve_actions must approve; the answer carries its id, the diff reviewers see and its state (follow it with get_pending_action).';
 
+/**
+ * Up to this many objects, `create_record` / `update_record` list the per-object `values` shapes
+ * inline (an if/then branch per object). Beyond it the listed schema keeps the `object` enum and a
+ * plain `values` object that points to `describe_object` and `custodian://objects/{name}` for the
+ * fields: 200 objects inline would be ~200 KiB of schema on every tools/list, most of which a model
+ * never needs. The arguments are validated against the full per-object schema either way.
+ */
+export const INLINE_OBJECT_SCHEMAS = 20;
+
+const VALUES_BY_REFERENCE =
+  'Field values by field name. The fields of each object you may set, their types, allowed values and which are required: ' +
+  'describe_object, or the resource custodian://objects/{object}. Checked against them before anything is filed.';
+
+/** A tool as tools/list shows it: per-object `values` branches only while there are few (INLINE_OBJECT_SCHEMAS). */
+export function listedTool(t: ToolDefinition): Pick<ToolDefinition, 'name' | 'title' | 'description' | 'inputSchema' | 'annotations'> {
+  const branches = t.inputSchema.allOf as unknown[] | undefined;
+  let inputSchema = t.inputSchema;
+  if (branches && branches.length > INLINE_OBJECT_SCHEMAS) {
+    const { allOf: _branches, ...rest } = t.inputSchema;
+    const properties = rest.properties as Record<string, JsonSchema>;
+    inputSchema = { ...rest, properties: { ...properties, values: { ...properties.values, description: VALUES_BY_REFERENCE } } };
+  }
+  return { name: t.name, title: t.title, description: t.description, inputSchema, annotations: t.annotations };
+}
+
 /** Which objects the principal may do what on (from objects' DescribeObjects answer for this principal). */
 function objectsWhere(objects: readonly DescribedObject[], can: keyof DescribedObject['can']): string[] {
   return objects.filter((o) => o.can[can]).map((o) => o.name);

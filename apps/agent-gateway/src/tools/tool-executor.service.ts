@@ -276,8 +276,8 @@ export class ToolExecutor {
     const head = `${page.rows.length} ${object} record(s)${truncated ? `; truncated: call query_records again with the same arguments and cursor "${next}" for more` : ''}`;
     return this.ok(
       { object, records: page.rows, rowCount: page.rows.length, truncated, ...(next ? { nextCursor: next } : {}), untrusted: true },
-      `${head}\n${untrustedBlock(page.rows.map((r) => JSON.stringify(r)))}`,
-      { rows: page.rows.length, truncated, recordIds: ids },
+      `${head}\n${untrustedBlock(page.json)}`,
+      { rows: page.rows.length, truncated, recordIds: ids, bytes: page.bytes },
     );
   }
 
@@ -297,8 +297,8 @@ export class ToolExecutor {
     const head = `${page.rows.length} group(s) of ${object}${truncated ? '; truncated: narrow the filter or group by fewer fields' : ''}`;
     return this.ok(
       { object, groups: page.rows, rowCount: page.rows.length, truncated, untrusted: true },
-      `${head}\n${untrustedBlock(page.rows.map((r) => JSON.stringify(r)))}`,
-      { rows: page.rows.length, truncated },
+      `${head}\n${untrustedBlock(page.json)}`,
+      { rows: page.rows.length, truncated, bytes: page.bytes },
     );
   }
 
@@ -306,11 +306,11 @@ export class ToolExecutor {
     const { record } = await this.bus.request(GovernedGet, { principal: call.principal, object, id });
     const page = cutToBytes([record], this.config.agentGateway.maxResultBytes);
     const ids = this.remember(call.session, object, page.rows);
-    return this.ok(
-      { object, record: page.rows[0], untrusted: true },
-      `${object} ${id}\n${untrustedBlock(page.rows.map((r) => JSON.stringify(r)))}`,
-      { rows: 1, recordIds: ids },
-    );
+    return this.ok({ object, record: page.rows[0], untrusted: true }, `${object} ${id}\n${untrustedBlock(page.json)}`, {
+      rows: 1,
+      recordIds: ids,
+      bytes: page.bytes,
+    });
   }
 
   private async listActions(principal: PrincipalSnapshot, object: string | undefined): Promise<ToolOutcome> {
@@ -330,7 +330,8 @@ export class ToolExecutor {
   private async pendingState(principal: PrincipalSnapshot, id: string): Promise<ToolOutcome> {
     const state = await this.bus.request(GetPendingActionState, { proposer: proposerOf(principal), id });
     const outcome = state.outcome ? ` (${[state.outcome.code, state.outcome.message].filter(Boolean).join(': ')})` : '';
-    return this.ok({ pendingAction: state }, `Pending action ${state.id}: ${state.state}${outcome}`, {
+    const what = [state.kind, state.object, state.recordId].filter(Boolean).join(' ');
+    return this.ok({ pendingAction: state }, `Pending action ${state.id}${what ? ` (${what})` : ''}: ${state.state}${outcome}`, {
       recordIds: state.recordId ? [state.recordId] : [],
     });
   }
@@ -392,7 +393,7 @@ export class ToolExecutor {
         tool: call.name.slice(0, 64),
         input: redactArguments(call.args),
         ...(outcome.rows !== undefined ? { resultRows: outcome.rows } : {}),
-        resultBytes: result ? Buffer.byteLength(JSON.stringify(result)) : 0,
+        resultBytes: outcome.bytes ?? (result ? Buffer.byteLength(JSON.stringify(result)) : 0),
         ...(outcome.truncated !== undefined ? { truncated: outcome.truncated } : {}),
         ...(outcome.recordIds && outcome.recordIds.length > 0 ? { recordIds: outcome.recordIds.slice(0, 200) } : {}),
         ...(outcome.pendingActionId ? { pendingActionId: outcome.pendingActionId } : {}),

@@ -17,6 +17,8 @@ export interface ToolOutcome {
   truncated?: boolean;
   recordIds?: string[];
   pendingActionId?: string;
+  /** Bytes of the rows returned, when the tool already counted them (else the structured answer is measured). */
+  bytes?: number;
 }
 
 /**
@@ -73,6 +75,8 @@ export function decodeCursor(raw: string, hash: string): GatewayCursor | undefin
 
 export interface PageCut {
   rows: Array<Record<string, unknown>>;
+  /** Each row of `rows` as JSON (serialized once, for the cap and for the text form). */
+  json: string[];
   bytes: number;
   /** Rows left out for the byte cap (0 when everything fitted). */
   cut: number;
@@ -103,17 +107,21 @@ function clipRow(row: Record<string, unknown>, maxBytes: number): Record<string,
  */
 export function cutToBytes(rows: ReadonlyArray<Record<string, unknown>>, maxBytes: number): PageCut {
   const out: Array<Record<string, unknown>> = [];
+  const json: string[] = [];
   let bytes = 0;
   for (const original of rows) {
     let row = original;
-    let size = Buffer.byteLength(JSON.stringify(row)) + 1;
+    let text = JSON.stringify(row);
+    let size = Buffer.byteLength(text) + 1;
     if (out.length === 0 && size > maxBytes) {
       row = clipRow(row, maxBytes);
-      size = Buffer.byteLength(JSON.stringify(row)) + 1;
+      text = JSON.stringify(row);
+      size = Buffer.byteLength(text) + 1;
     }
     if (out.length > 0 && bytes + size > maxBytes) break;
     out.push(row);
+    json.push(text);
     bytes += size;
   }
-  return { rows: out, bytes, cut: rows.length - out.length };
+  return { rows: out, json, bytes, cut: rows.length - out.length };
 }
