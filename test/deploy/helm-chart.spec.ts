@@ -28,7 +28,7 @@ function knownConfigVariables(): Set<string> {
   const source = readFileSync(path.join(root, 'libs/platform/src/config/config.ts'), 'utf8');
   const names = new Set<string>(['PORT']);
   for (const m of source.matchAll(/env\.([A-Z][A-Z0-9_]*)/g)) names.add(m[1]);
-  for (const m of source.matchAll(/(?:int|url)\('([A-Z][A-Z0-9_]*)'/g)) names.add(m[1]);
+  for (const m of source.matchAll(/(?:int|url|rate)\('([A-Z][A-Z0-9_]*)'/g)) names.add(m[1]);
   return names;
 }
 

@@ -81,7 +81,7 @@ describe('edge: behind a trusted proxy (loopback)', () => {
       // A token per 1000 s: nothing refills during the test, so counts are exact.
       CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND: '0.001',
       CUSTODIAN_RATE_LIMIT_ADDRESS_BURST: '6',
-      CUSTODIAN_RATE_LIMIT_CREDENTIAL_PER_SECOND: '0',
+      CUSTODIAN_RATE_LIMIT_BEARER_PER_SECOND: '0',
     });
     base = t.host.url;
   }, 120_000);
@@ -144,8 +144,8 @@ describe('edge: no trusted proxy', () => {
       CUSTODIAN_RATE_LIMIT_EXEMPT: '',
       CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND: '0.001',
       CUSTODIAN_RATE_LIMIT_ADDRESS_BURST: '1000',
-      CUSTODIAN_RATE_LIMIT_CREDENTIAL_PER_SECOND: '0.001',
-      CUSTODIAN_RATE_LIMIT_CREDENTIAL_BURST: '4',
+      CUSTODIAN_RATE_LIMIT_BEARER_PER_SECOND: '0.001',
+      CUSTODIAN_RATE_LIMIT_BEARER_BURST: '4',
     });
     base = t.host.url;
   }, 120_000);

@@ -127,6 +127,8 @@ export interface CustodianConfig {
     /** Rows and bytes a read tool returns at most per call (then `truncated` with a cursor). */
     readonly maxRows: number;
     readonly maxResultBytes: number;
+    /** No sessions: every POST is served on its own (any replica can answer; no GET stream, no list_changed, no records-read context). */
+    readonly stateless: boolean;
   };
   readonly agentRuntime: {
     /** Where secret settings given by reference may point: an env variable prefix, directories of mounted secrets. */
@@ -241,6 +243,8 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
   problems.push(...rateLimitExempt.problems);
   const rateLimitEnabled = env.CUSTODIAN_RATE_LIMIT_ENABLED || 'true';
   if (rateLimitEnabled !== 'true' && rateLimitEnabled !== 'false') problems.push('CUSTODIAN_RATE_LIMIT_ENABLED must be true or false');
+  const mcpStateless = env.CUSTODIAN_MCP_STATELESS || 'false';
+  if (mcpStateless !== 'true' && mcpStateless !== 'false') problems.push('CUSTODIAN_MCP_STATELESS must be true or false');
   const compression = env.CUSTODIAN_HTTP_COMPRESSION || 'true';
   if (compression !== 'true' && compression !== 'false') problems.push('CUSTODIAN_HTTP_COMPRESSION must be true or false');
   const headersTimeoutMs = int('CUSTODIAN_HTTP_HEADERS_TIMEOUT_MS', 20_000, 1000, 600_000);
@@ -275,8 +279,8 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
         burst: int('CUSTODIAN_RATE_LIMIT_ADDRESS_BURST', 1000, 1, 10_000_000),
       },
       credential: {
-        perSecond: rate('CUSTODIAN_RATE_LIMIT_CREDENTIAL_PER_SECOND', 50),
-        burst: int('CUSTODIAN_RATE_LIMIT_CREDENTIAL_BURST', 500, 1, 10_000_000),
+        perSecond: rate('CUSTODIAN_RATE_LIMIT_BEARER_PER_SECOND', 50),
+        burst: int('CUSTODIAN_RATE_LIMIT_BEARER_BURST', 500, 1, 10_000_000),
       },
       maxBuckets: int('CUSTODIAN_RATE_LIMIT_MAX_BUCKETS', 100_000, 100, 10_000_000),
       exempt: rateLimitExempt.cidrs,
@@ -322,6 +326,7 @@ export function loadConfig(env: Env, mode: CustodianConfig['mode'], service?: Se
       maxArgumentBytes: int('CUSTODIAN_MCP_MAX_ARGUMENT_BYTES', 65_536, 256, 16 * 1_048_576),
       maxRows: int('CUSTODIAN_MCP_MAX_ROWS', 50, 1, 200),
       maxResultBytes: int('CUSTODIAN_MCP_MAX_RESULT_BYTES', 65_536, 1024, 16 * 1_048_576),
+      stateless: mcpStateless === 'true',
     },
     agentRuntime: {
       references: { envPrefix: secretEnvPrefix, fileDirs: secretFileDirs },
