@@ -113,6 +113,9 @@ describe('credentials never mint stronger credentials', () => {
       expect(marked).toEqual(
         [
           'DELETE /api/v1/api-keys/:id',
+          // An agent neither sees nor withdraws its user's OAuth consents (docs/sso.md).
+          'DELETE /api/v1/oauth/consents/:id',
+          'GET /api/v1/oauth/consents',
           'DELETE /api/v1/sessions/:id',
           'POST /api/v1/api-keys',
           'POST /api/v1/auth/logout',

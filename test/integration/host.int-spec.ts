@@ -48,8 +48,14 @@ describe('all services in one host', () => {
         .map((r) => `${r.method} ${r.path}`)
         .sort();
       expect(publicRoutes).toEqual([
+        // The OAuth 2.1 server for MCP clients (oidc-provider under /oauth and its RFC 8414 metadata):
+        // each endpoint authenticates what it needs itself — client, PKCE verifier, refresh token, password.
+        'ALL /oauth',
+        'ALL /oauth/*path',
         'DELETE /mcp',
         'GET /.well-known/jwks.json',
+        'GET /.well-known/oauth-authorization-server',
+        'GET /.well-known/oauth-authorization-server/oauth',
         'GET /.well-known/oauth-protected-resource',
         'GET /.well-known/oauth-protected-resource/mcp',
         // The API's shape (OpenAPI 3.1) and its reference page: no data, each route's declared policy.
@@ -62,11 +68,14 @@ describe('all services in one host', () => {
         'GET /health/ready',
         'GET /mcp',
         'GET /metrics',
+        'GET /oauth/interaction/:uid',
         'POST /api/v1/auth/login',
         'POST /api/v1/auth/refresh',
         'POST /api/v1/auth/token-exchange',
         // The MCP endpoint authenticates itself (its audience, its RFC 9728 challenge): McpController.
         'POST /mcp',
+        // The sign-in and consent page of an authorization request: the password is the credential.
+        'POST /oauth/interaction/:uid',
       ]);
     });
   });

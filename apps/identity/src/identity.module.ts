@@ -27,6 +27,7 @@ import { PermissionSetsService } from './directory/permission-sets.service';
 import { RolesService } from './directory/roles.service';
 import { UsersService } from './directory/users.service';
 import { SERVICE_ENTITIES } from './entities';
+import { FEDERATION_CONTROLLERS, FEDERATION_PROVIDERS } from './federation/federation.providers';
 import { IdentityEvents } from './events/identity-events.service';
 import { IdentityBusHandlers } from './identity-bus.handlers';
 import { JwksController } from './keys/jwks.controller';
@@ -34,6 +35,7 @@ import { KeyVault } from './keys/key-vault';
 import { KEY_VAULT, SigningKeyService } from './keys/signing-key.service';
 import { SigningKeysController } from './keys/signing-keys.controller';
 import { SERVICE_MIGRATIONS } from './migrations';
+import { OAUTH_SERVER_CONTROLLERS, OAUTH_SERVER_PROVIDERS } from './oauth-server/oauth-server.parts';
 import { ScimController } from './scim/scim.controller';
 import { ScimGroupsService } from './scim/scim-groups.service';
 import { ScimUsersService } from './scim/scim-users.service';
@@ -54,6 +56,8 @@ import { ScimUsersService } from './scim/scim-users.service';
     ApiKeysController,
     SigningKeysController,
     ScimController,
+    ...FEDERATION_CONTROLLERS,
+    ...OAUTH_SERVER_CONTROLLERS,
   ],
   providers: [
     {
@@ -87,6 +91,8 @@ import { ScimUsersService } from './scim/scim-users.service';
     PermissionChangeBusHandler,
     ScimUsersService,
     ScimGroupsService,
+    ...FEDERATION_PROVIDERS,
+    ...OAUTH_SERVER_PROVIDERS,
   ],
 })
 export class IdentityModule {

@@ -76,8 +76,8 @@ export class McpAuthenticator {
   metadata(): Record<string, unknown> {
     return {
       resource: this.config.auth.mcpResource,
-      // Identity is the authorization server for now; the interactive OAuth flow (federation) plugs in here.
-      authorization_servers: [this.config.auth.issuer],
+      // Identity's OAuth 2.1 server for MCP clients, mounted at /oauth (docs/sso.md, Connecting MCP clients with OAuth).
+      authorization_servers: [`${this.config.agentGateway.publicUrl}/oauth`],
       bearer_methods_supported: ['header'],
       scopes_supported: [...AGENT_SCOPES],
       resource_name: 'Custodian agent gateway (MCP)',

@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as signBytes, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type Jwks } from '@custodian/contracts';
 import { CustodianException, SERVICE_DATA_SOURCE } from '@custodian/platform';
@@ -103,6 +103,24 @@ export class SigningKeyService {
       .setIssuedAt()
       .setExpirationTime(`${opts.ttlSeconds}s`)
       .sign(key);
+  }
+
+  /** The kid that signs now and its public key: the OAuth server's external signing key (apps/identity/src/oauth-server). */
+  async signingKey(): Promise<{ kid: string; publicKey: KeyObject }> {
+    const { kid, key } = await this.activeKey();
+    return { kid, publicKey: createPublicKey(key) };
+  }
+
+  /** Signs JWS input (EdDSA) with an unretired key of this service; the private key never leaves it. */
+  async signJwsInput(kid: string, data: Uint8Array): Promise<Buffer> {
+    const active = await this.activeKey();
+    let key = active.kid === kid ? active.key : undefined;
+    if (!key) {
+      const row = await this.ds.getRepository(SigningKeyEntity).findOne({ where: { kid, retiredAt: IsNull() } });
+      if (!row) throw new Error('signing key is not available');
+      key = createPrivateKey(this.vault.open(row.privateKeyEnc, `signing-key:${kid}`).toString('utf8'));
+    }
+    return signBytes(null, data, key);
   }
 
   /** The newest active, unretired key whose activation time has come. */

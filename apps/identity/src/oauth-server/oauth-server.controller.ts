@@ -1,0 +1,75 @@
+import { All, Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { ErrorCode } from '@custodian/contracts';
+import { CONFIG, CustodianException, Public, type CustodianConfig } from '@custodian/platform';
+import type { Request, Response } from 'express';
+import { OAUTH_MOUNT, OAuthServerService } from './oauth-server.service';
+import { OAuthInteractionService } from './oauth-interaction.service';
+
+const MAX_FORM_BYTES = 16 * 1024;
+
+/**
+ * The authorization server's HTTP surface. Public: each endpoint authenticates what it needs itself
+ * (the client at the token endpoint, the code verifier, the refresh token, the password on the
+ * consent page) — OAuth endpoints cannot sit behind Custodian's bearer guard.
+ */
+@Controller()
+export class OAuthServerController {
+  constructor(
+    @Inject(OAuthServerService) private readonly server: OAuthServerService,
+    @Inject(OAuthInteractionService) private readonly interactions: OAuthInteractionService,
+    @Inject(CONFIG) private readonly config: CustodianConfig,
+  ) {}
+
+  /**
+   * RFC 8414 metadata: `/.well-known/oauth-authorization-server` + the issuer's path (`/oauth`), and
+   * at the origin root for clients of the 2025-03-26 MCP revision, which look there.
+   */
+  @Public()
+  @Get(['.well-known/oauth-authorization-server/oauth', '.well-known/oauth-authorization-server'])
+  async metadata(@Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.server.handle(req, res, '/.well-known/openid-configuration');
+  }
+
+  /** The sign-in and consent page of one authorization request. */
+  @Public()
+  @Get('oauth/interaction/:uid')
+  async page(@Req() req: Request, @Res() res: Response, @Param('uid') uid: string): Promise<void> {
+    await this.interactions.show(req, res, uid);
+  }
+
+  @Public()
+  @Post('oauth/interaction/:uid')
+  async answer(@Req() req: Request, @Res() res: Response, @Param('uid') uid: string): Promise<void> {
+    // Defence in depth beside the SameSite=Lax interaction cookie: a browser's cross-site POST names its origin.
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== new URL(this.config.agentGateway.publicUrl).origin) {
+      throw CustodianException.forbidden('Cross-origin form post refused');
+    }
+    await this.interactions.answer(req, res, uid, await readForm(req));
+  }
+
+  /** Everything else under /oauth is oidc-provider's: authorize, token, registration, revocation, JWKS. */
+  @Public()
+  @All(['oauth', 'oauth/*path'])
+  async provider(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const path = req.path.slice(OAUTH_MOUNT.length) || '/';
+    await this.server.handle(req, res, path);
+  }
+}
+
+/** An application/x-www-form-urlencoded body, bounded (R8); anything else is a 4xx. */
+async function readForm(req: Request): Promise<URLSearchParams> {
+  if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new CustodianException(ErrorCode.ValidationFailed, 'Expected a form post', {
+      issues: [{ path: '/', message: 'content-type must be application/x-www-form-urlencoded' }],
+    });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) throw new CustodianException(ErrorCode.PayloadTooLarge, 'Form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
