@@ -3,18 +3,26 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { sendProblem } from './problem-response';
 
+/** Work that may take long on purpose and has its own bound (see isLongRunning). */
+const LONG_RUNNING_PREFIXES = [
+  '/mcp', // Streamable HTTP; the session idle limit
+  '/health/',
+  '/metrics',
+  '/api/v1/agent/conversations/', // an agent turn waits for the model; the runtime's model time cap
+  '/api/v1/audit/verify', // walks a whole chain
+  '/api/v1/audit/export',
+  '/api/v1/bundles/', // applies a whole bundle in one transaction
+];
+
 /**
- * Routes that answer over a long time on purpose and keep their own limits: the MCP endpoint
- * (Streamable HTTP, session idle limit), Server-Sent Events (the agent runtime's model time cap),
- * file content (streamed within the server's request timeout) and the probes.
+ * Routes that answer over a long time on purpose and keep their own limits: the MCP endpoint,
+ * Server-Sent Events and agent turns (the agent runtime's model time cap), file content (streamed
+ * within the server's request timeout), audit verification and export, bundle apply, the probes.
  */
 export function isLongRunning(req: Request): boolean {
   const path = req.path;
   return (
-    path === '/mcp' ||
-    path.startsWith('/mcp/') ||
-    path.startsWith('/health/') ||
-    path === '/metrics' ||
+    LONG_RUNNING_PREFIXES.some((p) => path.startsWith(p)) ||
     path.includes('/files/') ||
     String(req.headers.accept ?? '').includes('text/event-stream')
   );
