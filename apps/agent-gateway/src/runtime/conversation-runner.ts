@@ -1,18 +1,31 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { ErrorCode, GetPrincipalSnapshot, PendingActionChanged, type PrincipalSnapshot } from '@custodian/contracts';
-import { BUS, CustodianException, LOGGER, OutboxWriter, SERVICE_DATA_SOURCE, SettingsStore, type Bus } from '@custodian/platform';
+import { AuditEventRecorded, ErrorCode, PendingActionChanged, type PrincipalSnapshot } from '@custodian/contracts';
+import {
+  BUS,
+  CONFIG,
+  CustodianException,
+  LOGGER,
+  OutboxWriter,
+  SERVICE_DATA_SOURCE,
+  SettingsStore,
+  uuidv7,
+  type Bus,
+  type CustodianConfig,
+} from '@custodian/platform';
 import { AGENT_SCOPES } from '@custodian/policy';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { Logger } from 'pino';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource } from 'typeorm';
+import { ConversationEventBroadcast } from './conversation-events';
+import { DelegatedPrincipals } from './delegated-principals';
 import { egressRefusal, egressToolResult, revealHidden } from './egress';
 import { GOVERNED_TOOLS, type GovernedTools, type OfferedTool, type ToolSession } from './governed-tools';
 import { ModelError, streamChat } from './model-client';
-import { appendRuntimeEvent } from './runtime-audit';
+import { appendRuntimeEvent, runtimeActor } from './runtime-audit';
 import { RUNTIME_CONFIG } from './runtime-config.token';
 import type { RuntimeConfig } from './runtime-config';
-import { typedSettings, type ResolvedRuntimeSettings } from './runtime-settings';
-import { runtimeStore, type Conversation, type Profile, type StoredMessage } from './runtime-store';
+import { providerFor, typedSettings, type ProviderSettings, type ResolvedRuntimeSettings } from './runtime-settings';
+import { runtimeStore, type Conversation, type EgressRow, type Profile, type StoredMessage, type TurnContext } from './runtime-store';
 import { RUNTIME_SETTINGS_STORE } from './settings.controller';
 
 /** What the client is streamed while a turn runs (Server-Sent Events, one event per item). */
@@ -25,7 +38,60 @@ export type RuntimeEvent =
 export type EventSink = (event: RuntimeEvent) => void;
 
 /** States after which a pending action will not change again. */
-const FINAL_PENDING = new Set(['applied', 'stale', 'forbidden', 'failed', 'rejected', 'cancelled', 'expired']);
+const FINAL_PENDING_STATES = ['applied', 'stale', 'forbidden', 'failed', 'rejected', 'cancelled', 'expired'] as const;
+const FINAL_PENDING = new Set<string>(FINAL_PENDING_STATES);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A message of the current step, not yet committed (its number is given at commit). */
+type Draft = Omit<StoredMessage, 'seq' | 'createdAt'>;
+
+/**
+ * What one step of a turn (a model request and the tool calls it asked for) writes, kept in memory
+ * and committed in one statement (runtimeStore.commitStep): messages, egress records, audit events.
+ */
+class StepBatch {
+  messages: Draft[] = [];
+  egress: EgressRow[] = [];
+  outbox: Array<{ id: string; subject: string; payload: unknown }> = [];
+  openPending = false;
+
+  message(m: Omit<Draft, 'id'>): Draft {
+    const draft = { id: uuidv7(), ...m };
+    this.messages.push(draft);
+    if (draft.pendingActionId && !FINAL_PENDING.has(draft.pendingState ?? 'pending')) this.openPending = true;
+    return draft;
+  }
+
+  /** Moves everything written so far into a batch of its own (to commit while the turn goes on). */
+  take(): StepBatch {
+    const taken = new StepBatch();
+    taken.absorb(this);
+    this.messages = [];
+    this.egress = [];
+    this.outbox = [];
+    this.openPending = false;
+    return taken;
+  }
+
+  absorb(other: StepBatch): void {
+    this.messages.push(...other.messages);
+    this.egress.push(...other.egress);
+    this.outbox.push(...other.outbox);
+    this.openPending ||= other.openPending;
+  }
+}
+
+/**
+ * A turn's commits, one after the other: a step is committed while the next model request runs
+ * (the tool results it sends are already audited by the executor; its own egress record goes with
+ * its own step). A commit that failed is kept and retried with the turn's last one, which waits
+ * for all before it.
+ */
+interface TurnWrites {
+  chain: Promise<void>;
+  failed: StepBatch[];
+  error?: unknown;
+}
 const MAX_TOOL_RESULT_BYTES = 64 * 1024;
 const MAX_SESSIONS = 2000;
 
@@ -54,6 +120,11 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   private readonly sinks = new Map<string, Set<EventSink>>();
   private readonly sessions = new Map<string, ToolSession>();
   private readonly running = new Set<Promise<unknown>>();
+  private readonly principals: DelegatedPrincipals;
+  /** This replica, in the events it fans out (it delivered them to its own watchers already). */
+  private readonly origin = uuidv7();
+  /** Fan-out publishes, one after the other so other replicas see them in order. */
+  private fanOut: Promise<void> = Promise.resolve();
   private closed = false;
   private sweeper?: NodeJS.Timeout;
 
@@ -64,13 +135,23 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     @Inject(GOVERNED_TOOLS) private readonly tools: GovernedTools,
     @Inject(RUNTIME_SETTINGS_STORE) private readonly settings: SettingsStore,
     @Inject(RUNTIME_CONFIG) private readonly config: RuntimeConfig,
+    @Inject(CONFIG) appConfig: CustodianConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    this.principals = new DelegatedPrincipals(bus, appConfig.auth.principalCacheMs);
+  }
 
   async onModuleInit(): Promise<void> {
+    await this.principals.start();
     await this.bus.subscribe(PendingActionChanged, 'agent-runtime-pending-actions', async (event) => {
       await this.pendingChanged(event.orgId, event.id, event.state);
     });
+    // Over NATS, several replicas: each delivers what the others produced to its own /events watchers.
+    if (this.bus.kind === 'nats')
+      await this.bus.listen(ConversationEventBroadcast, (e) => {
+        if (e.origin === this.origin) return;
+        this.deliver(e.conversationId, { type: e.type, ...e.data } as RuntimeEvent);
+      });
     if (this.config.retentionSweepMs > 0) {
       this.sweeper = setInterval(() => {
         this.sweepRetention().catch((e: unknown) => this.logger.warn({ err: e }, 'agent conversation retention sweep failed'));
@@ -83,6 +164,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
     await Promise.allSettled([...this.running]);
+    await this.fanOut;
   }
 
   /**
@@ -130,7 +212,18 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     };
   }
 
+  /** To this replica's watchers at once; over NATS also to the other replicas' (all but text deltas). */
   private emit(conversationId: string, event: RuntimeEvent): void {
+    this.deliver(conversationId, event);
+    if (this.bus.kind !== 'nats' || event.type === 'delta') return;
+    const { type, ...data } = event;
+    const payload = { origin: this.origin, conversationId, type, data: data as Record<string, unknown> };
+    this.fanOut = this.fanOut
+      .then(() => this.bus.publish(ConversationEventBroadcast, payload, { messageId: uuidv7() }))
+      .catch((e: unknown) => this.logger.warn({ err: e, conversationId }, 'conversation event fan-out failed'));
+  }
+
+  private deliver(conversationId: string, event: RuntimeEvent): void {
     for (const sink of this.sinks.get(conversationId) ?? []) {
       try {
         sink(event);
@@ -164,6 +257,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           profile: profile.name,
           scopes: principal.agent?.scopes ?? [],
           ...(profile.model ? { model: profile.model } : {}),
+          ...(profile.provider ? { provider: profile.provider } : {}),
         },
       });
       return conversation;
@@ -179,11 +273,11 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     profile: Profile,
   ): Promise<PrincipalSnapshot> {
     const scopes = profile.scopes.filter((s) => (AGENT_SCOPES as readonly string[]).includes(s));
-    const principal = await this.bus.request(GetPrincipalSnapshot, {
-      userId,
+    const principal = await this.principals.get({
       orgId,
-      ...(sessionId ? { sessionId } : {}),
-      ...(apiKeyId ? { apiKeyId } : {}),
+      userId,
+      sessionId,
+      apiKeyId,
       delegation: { clientId: agentClientId(profile.id), name: profile.name, scopes },
     });
     // The token exchange refuses a user without agent_access; so does this path.
@@ -192,32 +286,43 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     return principal;
   }
 
-  /** Adds the user's message and runs the loop; the new messages are streamed to `sink` and returned. */
-  async post(caller: PrincipalSnapshot, conversationId: string, content: string, sink?: EventSink): Promise<StoredMessage[]> {
-    if (caller.agent) throw CustodianException.notFound('Conversation not found');
-    const conversation = await runtimeStore.conversation(this.ds, caller.orgId, caller.userId, conversationId);
-    if (!conversation) throw CustodianException.notFound('Conversation not found');
-    if (!(await runtimeStore.transition(this.ds, conversation.id, ['idle', 'waiting_approval', 'failed'], 'running')))
+  /** Adds the user's message and runs the loop; the new messages are streamed to `sink` and returned with the end state. */
+  async post(
+    caller: PrincipalSnapshot,
+    conversationId: string,
+    content: string,
+    sink?: EventSink,
+  ): Promise<{ messages: StoredMessage[]; state: Conversation['state']; lastError: string | null }> {
+    if (caller.agent || !UUID.test(conversationId)) throw CustodianException.notFound('Conversation not found');
+    // One statement: the caller's own conversation, not busy, takes the caller's current credential
+    // (a caller whose session moved on still owns it; a later resume acts with the latest one) and the message.
+    const started = await runtimeStore.startTurn(this.ds, {
+      orgId: caller.orgId,
+      userId: caller.userId,
+      id: conversationId,
+      sessionId: caller.sessionId ?? null,
+      apiKeyId: caller.apiKeyId ?? null,
+      content,
+    });
+    if (started === 'missing') throw CustodianException.notFound('Conversation not found');
+    if (started === 'busy')
       throw new CustodianException(ErrorCode.Conflict, 'The agent is still answering in this conversation; wait for it', {
         state: 'running',
       });
     const collected: StoredMessage[] = [];
-    const unwatch = this.watch(conversation.id, (e) => {
+    let end: { state: Conversation['state']; lastError: string | null } = { state: 'running', lastError: null };
+    const unwatch = this.watch(conversationId, (e) => {
       if (e.type === 'message') collected.push(e.message);
+      else if (e.type === 'state') end = { state: e.state, lastError: e.error ?? null };
       sink?.(e);
     });
     try {
-      // A caller whose session moved on (a new login) still owns the conversation; the turn acts with the caller's current credential.
-      const current = { ...conversation, sessionId: caller.sessionId ?? null, apiKeyId: caller.apiKeyId ?? null };
-      // A later resume (a decided pending action) acts with the credential of the latest message.
-      await runtimeStore.rebind(this.ds, conversation.id, current.sessionId, current.apiKeyId);
-      const user = await runtimeStore.append(this.ds, conversation.orgId, conversation.id, { role: 'user', content, meta: {} });
-      this.emit(conversation.id, { type: 'message', message: user });
-      await this.track(this.turn(current));
+      this.emit(conversationId, { type: 'message', message: started.message });
+      await this.track(this.turn(started.conversation, started.context));
     } finally {
       unwatch();
     }
-    return collected;
+    return { messages: collected, ...end };
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -226,11 +331,13 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   }
 
   /** One user turn (or a resume): every error ends as a notice in the conversation, never a hang. */
-  private async turn(conversation: Conversation): Promise<void> {
-    let state: Conversation['state'] = 'idle';
-    let error: string | null = null;
+  private async turn(conversation: Conversation, preloaded?: TurnContext): Promise<void> {
+    const step = new StepBatch();
+    const writes: TurnWrites = { chain: Promise.resolve(), failed: [] };
+    let failure: TurnStop | undefined;
     try {
-      const profile = await runtimeStore.profile(this.ds, conversation.orgId, conversation.profileId);
+      const context = preloaded ?? (await runtimeStore.turnContext(this.ds, conversation.orgId, conversation.profileId, conversation.id));
+      const profile = context.profile;
       if (!profile) throw new TurnStop('profile_missing', 'The agent profile of this conversation was deleted.');
       const principal = await this.delegate(
         conversation.orgId,
@@ -243,10 +350,10 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           throw new TurnStop('credential_ended', 'Your sign-in ended; send a message again after signing in.');
         throw e;
       });
-      state = await this.loop(conversation, profile, principal);
+      const settings = typedSettings(await this.settings.resolveRows(conversation.orgId, context.settings));
+      await this.loop(conversation, profile, principal, settings, context.history, step, writes);
     } catch (e) {
-      state = 'failed';
-      const stop =
+      failure =
         e instanceof TurnStop
           ? e
           : e instanceof ModelError
@@ -256,18 +363,74 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
               : new TurnStop('internal_error', 'The agent failed unexpectedly; the details are in the server log.');
       if (!(e instanceof TurnStop) && !(e instanceof ModelError))
         this.logger.error({ err: e, conversationId: conversation.id }, 'agent turn failed');
-      error = stop.message;
-      const notice = await runtimeStore.append(this.ds, conversation.orgId, conversation.id, {
-        role: 'notice',
-        content: stop.message,
-        meta: { code: stop.code },
-      });
-      this.emit(conversation.id, { type: 'message', message: notice });
-    } finally {
-      await runtimeStore.transition(this.ds, conversation.id, ['running'], state, error).catch(() => undefined);
-      this.emit(conversation.id, { type: 'state', state, ...(error ? { error } : {}) });
-      this.emit(conversation.id, { type: 'done' });
+      step.message({ role: 'notice', content: failure.message, meta: { code: failure.code } });
     }
+    // The turn's last step (and any earlier one whose commit failed) and its end state in one statement.
+    await writes.chain;
+    const last = new StepBatch();
+    for (const failed of writes.failed) last.absorb(failed);
+    last.absorb(step);
+    let state: Conversation['state'] = failure ? 'failed' : 'idle';
+    try {
+      state = await this.commit(conversation, last, failure ? 'failed' : 'settle', failure?.message ?? null);
+    } catch (e) {
+      this.logger.error({ err: e, conversationId: conversation.id }, 'agent turn could not be recorded');
+      state = 'failed';
+      await runtimeStore
+        .transition(this.ds, conversation.id, ['running'], 'failed', 'The turn could not be recorded; send the message again.')
+        .catch(() => undefined);
+    }
+    this.emit(conversation.id, { type: 'state', state, ...(failure ? { error: failure.message } : {}) });
+    this.emit(conversation.id, { type: 'done' });
+  }
+
+  /** Queues a step's commit after the turn's earlier ones; the promise settles once it ran (never rejects). */
+  private later(conversation: Conversation, writes: TurnWrites, step: StepBatch): Promise<void> {
+    const batch = step.take();
+    writes.chain = writes.chain.then(async () => {
+      if (writes.failed.length > 0) {
+        writes.failed.push(batch);
+        return;
+      }
+      try {
+        await this.commit(conversation, batch, 'keep');
+      } catch (e) {
+        writes.failed.push(batch);
+        writes.error ??= e;
+      }
+    });
+    return writes.chain;
+  }
+
+  /**
+   * Commits a step (one statement; retried once when a concurrent notice took the same message
+   * number), then streams its stored messages.
+   */
+  private async commit(
+    conversation: Conversation,
+    step: StepBatch,
+    state: 'keep' | 'settle' | 'failed',
+    lastError: string | null = null,
+  ): Promise<Conversation['state']> {
+    const write = (): ReturnType<typeof runtimeStore.commitStep> =>
+      runtimeStore.commitStep(this.ds, {
+        orgId: conversation.orgId,
+        conversationId: conversation.id,
+        messages: step.messages,
+        egress: step.egress,
+        outbox: step.outbox,
+        state,
+        lastError,
+        openInStep: step.openPending,
+        finalPending: FINAL_PENDING_STATES,
+      });
+    const done = await write().catch((e: unknown) => {
+      if ((e as { code?: string }).code === '23505') return write();
+      throw e;
+    });
+    if (step.outbox.length > 0) this.outbox.appended();
+    for (const message of done.messages) this.emit(conversation.id, { type: 'message', message });
+    return done.state;
   }
 
   private session(conversationId: string): ToolSession {
@@ -280,63 +443,82 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     return s;
   }
 
-  private async loop(conversation: Conversation, profile: Profile, principal: PrincipalSnapshot): Promise<Conversation['state']> {
-    const settings = await this.settingsOf(conversation.orgId);
+  private async loop(
+    conversation: Conversation,
+    profile: Profile,
+    principal: PrincipalSnapshot,
+    settings: ResolvedRuntimeSettings,
+    history: StoredMessage[],
+    step: StepBatch,
+    writes: TurnWrites,
+  ): Promise<void> {
+    // What the model sees next: the history plus this turn's messages as written (committed or not).
+    const queue = (m: Omit<Draft, 'id'>): Draft => {
+      const draft = step.message(m);
+      history.push({ ...draft, seq: 0, createdAt: '' });
+      return draft;
+    };
+    const provider = providerFor(settings, profile.provider);
     // No provider, no connection: nothing is sent anywhere until an admin names one.
-    if (!settings.baseUrl)
+    if (!provider.baseUrl)
       throw new TurnStop(
         'model_not_configured',
-        'No model provider is configured for this organization: an admin sets model.base_url (see docs/agent-runtime.md).',
+        provider.name
+          ? `The provider "${provider.name}" of this agent profile is not configured: an admin sets provider.${provider.name}.base_url (see docs/agent-runtime.md).`
+          : 'No model provider is configured for this organization: an admin sets model.base_url (see docs/agent-runtime.md).',
       );
-    const model = profile.model ?? settings.model;
-    if (!model) throw new TurnStop('model_not_configured', 'No model is named: set the agent profile’s model or the model.name setting.');
+    const model = profile.model ?? provider.model;
+    if (!model)
+      throw new TurnStop(
+        'model_not_configured',
+        provider.name
+          ? `No model is named: set the agent profile’s model or provider.${provider.name}.model.`
+          : 'No model is named: set the agent profile’s model or the model.name setting.',
+      );
     const offered = await this.tools.list(principal);
     const callable = new Map(offered.map((t) => [t.name, t]));
     const objects = await this.tools.objects(principal);
+    const forModel = toolsForModel(offered);
     const limits = profile.limits;
     const deadline = Date.now() + limits.wallTimeMs;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), limits.wallTimeMs);
     let toolCalls = 0;
     let tokens = 0;
-    // The history is read once; what this turn adds is collected as it is emitted.
-    const history = await runtimeStore.messages(this.ds, conversation.id);
-    const unwatch = this.watch(conversation.id, (e) => {
-      if (e.type === 'message') history.push(e.message);
-    });
     try {
       for (let round = 0; ; round++) {
+        // An earlier step that could not be recorded stops the turn (its writes are retried at the end).
+        if (writes.error) throw writes.error;
         if (round >= limits.modelCallsPerTurn)
-          return this.stopAt(
-            conversation,
-            `Stopped: the agent reached its limit of ${limits.modelCallsPerTurn} model requests for this message.`,
-          );
+          return this.stopAt(step, `Stopped: the agent reached its limit of ${limits.modelCallsPerTurn} model requests for this message.`);
         if (Date.now() >= deadline)
-          return this.stopAt(conversation, `Stopped: the agent reached its time limit of ${limits.wallTimeMs} ms for this message.`);
+          return this.stopAt(step, `Stopped: the agent reached its time limit of ${limits.wallTimeMs} ms for this message.`);
         const request = this.modelMessages(profile, history, settings);
-        const body = { model, messages: request.messages, tools: toolsForModel(offered) };
+        const body = { model, messages: request.messages, tools: forModel };
         const bytesSent = Buffer.byteLength(JSON.stringify(body));
         let answer;
         try {
           answer = await streamChat(
             {
-              baseUrl: settings.baseUrl,
-              ...(settings.apiKey ? { apiKey: settings.apiKey } : {}),
+              baseUrl: provider.baseUrl,
+              ...(provider.apiKey ? { apiKey: provider.apiKey } : {}),
               model,
               timeoutMs: Math.min(settings.timeoutMs, this.config.maxModelTimeoutMs, Math.max(100, deadline - Date.now())),
               maxRetries: settings.maxRetries,
               messages: request.messages,
-              tools: body.tools,
+              tools: forModel,
               maxTokens: Math.max(1, limits.tokensPerTurn - tokens),
               signal: abort.signal,
             },
             (text) => this.emit(conversation.id, { type: 'delta', text }),
           );
         } catch (e) {
-          await this.recordEgress(
+          this.egress(
+            step,
             conversation,
             principal,
             settings,
+            provider,
             model,
             bytesSent,
             request,
@@ -346,12 +528,13 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           throw e;
         }
         tokens += answer.completionTokens ?? Math.ceil(answer.content.length / 4);
-        // The egress record, its audit event and the answer commit together: one round trip to the database.
-        let assistant!: StoredMessage;
-        await this.recordEgress(
+        // The egress record, its audit event and the answer go in the step's one commit.
+        this.egress(
+          step,
           conversation,
           principal,
           settings,
+          provider,
           model,
           bytesSent,
           request,
@@ -359,25 +542,16 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           body,
           answer.promptTokens,
           answer.completionTokens,
-          async (m) => {
-            assistant = await runtimeStore.append(m, conversation.orgId, conversation.id, {
-              role: 'assistant',
-              content: answer.content,
-              ...(answer.toolCalls.length > 0
-                ? {
-                    toolCalls: answer.toolCalls.map((c) => ({
-                      id: c.id.slice(0, 128),
-                      name: c.name.slice(0, 128),
-                      arguments: c.arguments,
-                    })),
-                  }
-                : {}),
-              meta: { model, ...(answer.finishReason ? { finishReason: answer.finishReason } : {}) },
-            });
-          },
         );
-        this.emit(conversation.id, { type: 'message', message: assistant });
-        if (answer.toolCalls.length === 0) return (await this.hasOpenPending(conversation.id)) ? 'waiting_approval' : 'idle';
+        const assistant = queue({
+          role: 'assistant',
+          content: answer.content,
+          ...(answer.toolCalls.length > 0
+            ? { toolCalls: answer.toolCalls.map((c) => ({ id: c.id.slice(0, 128), name: c.name.slice(0, 128), arguments: c.arguments })) }
+            : {}),
+          meta: { model, ...(answer.finishReason ? { finishReason: answer.finishReason } : {}) },
+        });
+        if (answer.toolCalls.length === 0) return;
         let stopped: string | undefined;
         for (const call of assistant.toolCalls ?? []) {
           if (stopped || toolCalls >= limits.toolCallsPerTurn || Date.now() >= deadline) {
@@ -385,30 +559,29 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
               toolCalls >= limits.toolCallsPerTurn
                 ? `Stopped: the agent reached its limit of ${limits.toolCallsPerTurn} tool calls for this message.`
                 : `Stopped: the agent reached its time limit of ${limits.wallTimeMs} ms for this message.`;
-            await this.toolMessage(conversation, call, 'Error (limit_reached): not run; the turn reached its limit.', { notRun: true });
+            this.toolMessage(queue, call, 'Error (limit_reached): not run; the turn reached its limit.', { notRun: true });
             continue;
           }
           toolCalls++;
-          await this.runTool(conversation, principal, call, callable, objects, settings);
+          if (await this.runTool(step, queue, conversation, principal, call, callable, objects, settings)) {
+            // A filed pending action is recorded at once, so its decision always finds the message.
+            await this.later(conversation, writes, step);
+            if (writes.error) throw writes.error;
+          }
         }
-        if (stopped) return this.stopAt(conversation, stopped);
+        if (stopped) return this.stopAt(step, stopped);
         if (tokens >= limits.tokensPerTurn)
-          return this.stopAt(conversation, `Stopped: the agent reached its limit of ${limits.tokensPerTurn} tokens for this message.`);
+          return this.stopAt(step, `Stopped: the agent reached its limit of ${limits.tokensPerTurn} tokens for this message.`);
+        // Recorded while the next model request runs.
+        void this.later(conversation, writes, step);
       }
     } finally {
       clearTimeout(timer);
-      unwatch();
     }
   }
 
-  private async stopAt(conversation: Conversation, text: string): Promise<Conversation['state']> {
-    const notice = await runtimeStore.append(this.ds, conversation.orgId, conversation.id, {
-      role: 'notice',
-      content: text,
-      meta: { code: 'limit_reached' },
-    });
-    this.emit(conversation.id, { type: 'message', message: notice });
-    return (await this.hasOpenPending(conversation.id)) ? 'waiting_approval' : 'idle';
+  private stopAt(step: StepBatch, text: string): void {
+    step.message({ role: 'notice', content: text, meta: { code: 'limit_reached' } });
   }
 
   private async hasOpenPending(conversationId: string): Promise<boolean> {
@@ -416,19 +589,29 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     return messages.some((m) => m.pendingActionId && !FINAL_PENDING.has(m.pendingState ?? 'pending'));
   }
 
+  /** An audit event of the runtime, written with the step's commit. */
+  private audit(step: StepBatch, principal: PrincipalSnapshot, event: Parameters<typeof appendRuntimeEvent>[3]): string {
+    const prepared = this.outbox.prepare({ ...event, orgId: principal.orgId, actor: runtimeActor(principal) });
+    step.outbox.push({ id: prepared.id, subject: AuditEventRecorded.subject, payload: prepared });
+    return prepared.id;
+  }
+
   /**
    * One tool call as the model asked for it. Arguments that are not a JSON object never reach the
    * registry; a name outside the callable set goes to the registry, which refuses it exactly like
    * a tool that does not exist (and audits it) — the loop itself never decides what may run.
+   * True when the call filed a pending action.
    */
   private async runTool(
+    step: StepBatch,
+    queue: (m: Omit<Draft, 'id'>) => Draft,
     conversation: Conversation,
     principal: PrincipalSnapshot,
     call: { id: string; name: string; arguments: string },
     callable: Map<string, OfferedTool>,
     objects: Awaited<ReturnType<GovernedTools['objects']>>,
     settings: ResolvedRuntimeSettings,
-  ): Promise<void> {
+  ): Promise<boolean> {
     let args: Record<string, unknown> | undefined;
     try {
       const parsed: unknown = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
@@ -437,36 +620,32 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       args = undefined;
     }
     if (!args) {
-      await this.ds.transaction((m) =>
-        appendRuntimeEvent(this.outbox, m, principal, {
-          action: 'agent.tool.called',
-          outcome: 'failure',
-          target: { type: 'tool', id: call.name.slice(0, 64) || '(none)' },
-          details: {
-            tool: call.name.slice(0, 64),
-            error: 'malformed_arguments',
-            conversationId: conversation.id,
-            toolCallId: call.id.slice(0, 128),
-          },
-        }),
-      );
-      await this.toolMessage(conversation, call, 'Error (malformed_arguments): the arguments must be one JSON object; nothing was done.', {
+      this.audit(step, principal, {
+        action: 'agent.tool.called',
+        outcome: 'failure',
+        target: { type: 'tool', id: call.name.slice(0, 64) || '(none)' },
+        details: {
+          tool: call.name.slice(0, 64),
+          error: 'malformed_arguments',
+          conversationId: conversation.id,
+          toolCallId: call.id.slice(0, 128),
+        },
+      });
+      this.toolMessage(queue, call, 'Error (malformed_arguments): the arguments must be one JSON object; nothing was done.', {
         error: 'malformed_arguments',
       });
-      return;
+      return false;
     }
     const refusal = egressRefusal(call.name, args, objects, settings.egressPolicy);
     if (refusal) {
-      await this.ds.transaction((m) =>
-        appendRuntimeEvent(this.outbox, m, principal, {
-          action: 'agent.tool.called',
-          outcome: 'denied',
-          target: { type: 'tool', id: call.name.slice(0, 64) },
-          details: { tool: call.name.slice(0, 64), error: 'egress_policy', conversationId: conversation.id, mcpSessionId: conversation.id },
-        }),
-      );
-      await this.toolMessage(conversation, call, refusal, { error: 'egress_policy' });
-      return;
+      this.audit(step, principal, {
+        action: 'agent.tool.called',
+        outcome: 'denied',
+        target: { type: 'tool', id: call.name.slice(0, 64) },
+        details: { tool: call.name.slice(0, 64), error: 'egress_policy', conversationId: conversation.id, mcpSessionId: conversation.id },
+      });
+      this.toolMessage(queue, call, refusal, { error: 'egress_policy' });
+      return false;
     }
     const result = await this.tools.call(principal, call.name, args, {
       session: this.session(conversation.id),
@@ -474,10 +653,10 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       conversationId: conversation.id,
     });
     if (result === 'unknown') {
-      await this.toolMessage(conversation, call, `Error (unknown_tool): Tool ${revealHidden(call.name.slice(0, 64))} not found`, {
+      this.toolMessage(queue, call, `Error (unknown_tool): Tool ${revealHidden(call.name.slice(0, 64))} not found`, {
         error: 'unknown_tool',
       });
-      return;
+      return false;
     }
     const part = egressToolResult(
       result,
@@ -487,8 +666,8 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       typeof args.object === 'string' ? args.object : undefined,
     );
     const pending = result.structuredContent?.pendingAction as { id?: string; state?: string } | undefined;
-    await this.toolMessage(
-      conversation,
+    this.toolMessage(
+      queue,
       call,
       part.text,
       {
@@ -501,17 +680,19 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       },
       pending?.id ? { id: pending.id, state: pending.state ?? 'pending' } : undefined,
     );
-    if (pending?.id) this.emit(conversation.id, { type: 'pending', pendingActionId: pending.id, state: pending.state ?? 'pending' });
+    if (!pending?.id) return false;
+    this.emit(conversation.id, { type: 'pending', pendingActionId: pending.id, state: pending.state ?? 'pending' });
+    return true;
   }
 
-  private async toolMessage(
-    conversation: Conversation,
+  private toolMessage(
+    queue: (m: Omit<Draft, 'id'>) => Draft,
     call: { id: string; name: string },
     content: string,
     meta: Record<string, unknown>,
     pending?: { id: string; state: string },
-  ): Promise<void> {
-    const message = await runtimeStore.append(this.ds, conversation.orgId, conversation.id, {
+  ): void {
+    queue({
       role: 'tool',
       content,
       toolCallId: call.id.slice(0, 128),
@@ -519,7 +700,6 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       ...(pending ? { pendingActionId: pending.id, pendingState: pending.state } : {}),
       meta,
     });
-    this.emit(conversation.id, { type: 'message', message });
   }
 
   /** The model's view of the conversation, with what each part carried for the egress record. */
@@ -569,10 +749,13 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     return { messages, recordIds, fields, withheld };
   }
 
-  private async recordEgress(
+  /** The egress record of one model request and its audit event, into the step's commit. */
+  private egress(
+    step: StepBatch,
     conversation: Conversation,
     principal: PrincipalSnapshot,
     settings: ResolvedRuntimeSettings,
+    target: ProviderSettings,
     model: string,
     bytesSent: number,
     request: { recordIds: Set<string>; fields: Set<string>; withheld: Set<string> },
@@ -580,46 +763,32 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     body: unknown,
     promptTokens?: number,
     completionTokens?: number,
-    alsoInTransaction?: (m: EntityManager) => Promise<void>,
-  ): Promise<void> {
-    const provider = new URL(settings.baseUrl!).host;
+  ): void {
+    const provider = new URL(target.baseUrl!).host;
     const recordIds = [...request.recordIds].slice(0, 200);
     const fields = [...request.fields].slice(0, 200);
     const withheld = [...request.withheld].slice(0, 200);
-    await this.ds.transaction(async (m) => {
-      const egressId = await runtimeStore.egress(m, {
-        orgId: conversation.orgId,
-        conversationId: conversation.id,
+    const egressId = uuidv7();
+    step.egress.push({ id: egressId, provider, model, bytesSent, recordIds, fields, withheld, promptTokens, completionTokens, outcome });
+    this.audit(step, principal, {
+      action: 'agent.model.requested',
+      outcome: outcome === 'success' ? 'success' : 'failure',
+      target: { type: 'conversation', id: conversation.id },
+      details: {
+        egressId,
         provider,
+        ...(target.name ? { providerName: target.name } : {}),
         model,
         bytesSent,
         recordIds,
         fields,
         withheld,
-        promptTokens,
-        completionTokens,
-        outcome,
-      });
-      await appendRuntimeEvent(this.outbox, m, principal, {
-        action: 'agent.model.requested',
-        outcome: outcome === 'success' ? 'success' : 'failure',
-        target: { type: 'conversation', id: conversation.id },
-        details: {
-          egressId,
-          provider,
-          model,
-          bytesSent,
-          recordIds,
-          fields,
-          withheld,
-          ...(promptTokens !== undefined ? { promptTokens } : {}),
-          ...(completionTokens !== undefined ? { completionTokens } : {}),
-          ...(outcome !== 'success' ? { error: outcome } : {}),
-          // Record content reaches the audit trail only when the org asked for it.
-          ...(settings.auditContent ? { content: JSON.stringify(body).slice(0, 32_000) } : {}),
-        },
-      });
-      await alsoInTransaction?.(m);
+        ...(promptTokens !== undefined ? { promptTokens } : {}),
+        ...(completionTokens !== undefined ? { completionTokens } : {}),
+        ...(outcome !== 'success' ? { error: outcome } : {}),
+        // Record content reaches the audit trail only when the org asked for it.
+        ...(settings.auditContent ? { content: JSON.stringify(body).slice(0, 32_000) } : {}),
+      },
     });
   }
 

@@ -41,6 +41,18 @@ export const RUNTIME_SETTINGS: readonly SettingDefinition[] = [
     default: false,
     description: 'Also put the request text sent to the model into the audit event',
   },
+  // Named providers an agent profile may choose instead of the org default (`provider: "<name>"`).
+  {
+    name: 'provider.*.base_url',
+    type: 'url',
+    description: 'OpenAI-compatible endpoint of the named provider (profiles choose it by name)',
+  },
+  {
+    name: 'provider.*.api_key',
+    type: 'secret',
+    description: 'Bearer key of the named provider (encrypted, or env:/file: reference); write-only',
+  },
+  { name: 'provider.*.model', type: 'string', maxLength: 128, description: 'Default model of the named provider' },
   {
     name: 'retention.conversation_days',
     type: 'integer',
@@ -50,6 +62,15 @@ export const RUNTIME_SETTINGS: readonly SettingDefinition[] = [
     description: 'Conversations untouched this many days are deleted',
   },
 ];
+
+/** Where one model request goes: the org default provider or a named one. */
+export interface ProviderSettings {
+  /** The named provider, or undefined for the org default (`model.*`). */
+  name?: string;
+  baseUrl?: string;
+  apiKey?: string;
+  model?: string;
+}
 
 /** The settings the runtime reads, typed. */
 export interface ResolvedRuntimeSettings {
@@ -61,6 +82,8 @@ export interface ResolvedRuntimeSettings {
   egressPolicy: EgressPolicy;
   auditContent: boolean;
   retentionDays: number;
+  /** Named providers (`provider.<name>.*`) by name. */
+  providers: ReadonlyMap<string, ProviderSettings>;
 }
 
 export function typedSettings(values: Map<string, string | number | boolean>): ResolvedRuntimeSettings {
@@ -74,5 +97,33 @@ export function typedSettings(values: Map<string, string | number | boolean>): R
     egressPolicy: (str('egress.policy') as EgressPolicy | undefined) ?? 'no_sensitive_fields',
     auditContent: values.get('egress.audit_content') === true,
     retentionDays: Number(values.get('retention.conversation_days') ?? 90),
+    providers: namedProviders(values),
+  };
+}
+
+function namedProviders(values: Map<string, string | number | boolean>): Map<string, ProviderSettings> {
+  const providers = new Map<string, ProviderSettings>();
+  for (const [key, value] of values) {
+    const m = /^provider\.([a-z][a-z0-9_]{0,31})\.(base_url|api_key|model)$/.exec(key);
+    if (!m || typeof value !== 'string' || value === '') continue;
+    const p = providers.get(m[1]!) ?? { name: m[1]! };
+    if (m[2] === 'base_url') p.baseUrl = value;
+    else if (m[2] === 'api_key') p.apiKey = value;
+    else p.model = value;
+    providers.set(m[1]!, p);
+  }
+  return providers;
+}
+
+/**
+ * The provider a profile's requests go to: its named provider when it names one (nothing of the
+ * org default is mixed in: not its endpoint, not its key), else the org default.
+ */
+export function providerFor(settings: ResolvedRuntimeSettings, providerName: string | null): ProviderSettings {
+  if (providerName) return settings.providers.get(providerName) ?? { name: providerName };
+  return {
+    ...(settings.baseUrl ? { baseUrl: settings.baseUrl } : {}),
+    ...(settings.apiKey ? { apiKey: settings.apiKey } : {}),
+    ...(settings.model ? { model: settings.model } : {}),
   };
 }

@@ -1,4 +1,4 @@
-import { uuidv7 } from '@custodian/platform';
+import { SETTINGS_SELECT, uuidv7, type SettingRow } from '@custodian/platform';
 import type { DataSource, EntityManager } from 'typeorm';
 
 export interface ProfileLimits {
@@ -19,6 +19,8 @@ export interface Profile {
   orgId: string;
   name: string;
   model: string | null;
+  /** A named provider (`provider.<name>.*` settings) instead of the org default; null = the default. */
+  provider: string | null;
   systemPrompt: string;
   scopes: string[];
   limits: ProfileLimits;
@@ -55,12 +57,27 @@ export interface StoredMessage {
 
 type Db = DataSource | EntityManager;
 
+/** One model request's egress record (what left for the model, never the content itself). */
+export interface EgressRow {
+  id: string;
+  provider: string;
+  model: string;
+  bytesSent: number;
+  recordIds: string[];
+  fields: string[];
+  withheld: string[];
+  promptTokens?: number;
+  completionTokens?: number;
+  outcome: string;
+}
+
 /* eslint-disable @typescript-eslint/no-explicit-any -- rows come back from raw SQL */
 const profileOf = (r: any): Profile => ({
   id: r.id,
   orgId: r.org_id,
   name: r.name,
   model: r.model,
+  provider: r.provider ?? null,
   systemPrompt: r.system_prompt,
   scopes: r.scopes,
   limits: { ...DEFAULT_LIMITS, ...(r.limits as Partial<ProfileLimits>) },
@@ -94,6 +111,26 @@ const messageOf = (r: any): StoredMessage => ({
 });
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
+/** What a turn reads before its first model request. */
+export interface TurnContext {
+  profile: Profile | undefined;
+  settings: SettingRow[];
+  history: StoredMessage[];
+}
+
+/** The turn context as columns of a row `c` that has org_id, profile_id and id (the conversation's). */
+const CONTEXT_COLUMNS = `(SELECT row_to_json(p) FROM agent_profile p WHERE p.org_id = c.org_id AND p.id = c.profile_id) AS profile,
+  (SELECT COALESCE(json_agg(s), '[]') FROM (${SETTINGS_SELECT} WHERE org_id = c.org_id) s) AS settings,
+  (SELECT COALESCE(json_agg(h ORDER BY h.seq), '[]') FROM
+     (SELECT * FROM agent_message WHERE conversation_id = c.id ORDER BY seq LIMIT 5000) h) AS history`;
+
+/* eslint-disable-next-line @typescript-eslint/no-explicit-any -- a row of raw SQL */
+const contextOf = (row: any): TurnContext => ({
+  profile: row.profile ? profileOf(row.profile) : undefined,
+  settings: row.settings as SettingRow[],
+  history: (row.history as unknown[]).map(messageOf),
+});
+
 /** SQL for the runtime's own tables; every query is scoped by org (and user where it applies). */
 export const runtimeStore = {
   async profiles(db: Db, orgId: string): Promise<Profile[]> {
@@ -105,11 +142,12 @@ export const runtimeStore = {
   },
   async saveProfile(m: EntityManager, p: Omit<Profile, 'version'>): Promise<Profile> {
     const rows = await m.query(
-      `INSERT INTO agent_profile (id, org_id, name, model, system_prompt, scopes, limits) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, model = EXCLUDED.model, system_prompt = EXCLUDED.system_prompt,
-         scopes = EXCLUDED.scopes, limits = EXCLUDED.limits, version = agent_profile.version + 1, updated_at = now()
+      `INSERT INTO agent_profile (id, org_id, name, model, provider, system_prompt, scopes, limits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, model = EXCLUDED.model, provider = EXCLUDED.provider,
+         system_prompt = EXCLUDED.system_prompt, scopes = EXCLUDED.scopes, limits = EXCLUDED.limits,
+         version = agent_profile.version + 1, updated_at = now()
        WHERE agent_profile.org_id = EXCLUDED.org_id RETURNING *`,
-      [p.id, p.orgId, p.name, p.model, p.systemPrompt, p.scopes, JSON.stringify(p.limits)],
+      [p.id, p.orgId, p.name, p.model, p.provider, p.systemPrompt, p.scopes, JSON.stringify(p.limits)],
     );
     return profileOf(rows[0]);
   },
@@ -158,6 +196,140 @@ export const runtimeStore = {
     );
     return Number(count) > 0;
   },
+  /**
+   * Starts a user turn in one statement: the caller's own conversation moves to `running` (only from
+   * idle, waiting_approval or failed), takes the caller's current credential for later resumes, and
+   * gets the user's message. `missing` when it is not the caller's, `busy` while a turn runs.
+   */
+  async startTurn(
+    db: Db,
+    c: { orgId: string; userId: string; id: string; sessionId: string | null; apiKeyId: string | null; content: string },
+  ): Promise<{ conversation: Conversation; message: StoredMessage; context: TurnContext } | 'missing' | 'busy'> {
+    // The turn's context comes back in the same round trip (the history as before the new message, which is added here).
+    const rows = await db.query(
+      `WITH c AS (
+         UPDATE agent_conversation SET state = 'running', last_error = NULL, session_id = $4, api_key_id = $5, updated_at = now()
+         WHERE id = $1 AND org_id = $2 AND user_id = $3 AND state IN ('idle', 'waiting_approval', 'failed') RETURNING *
+       ), m AS (
+         INSERT INTO agent_message (id, conversation_id, org_id, seq, role, content)
+         SELECT $6, c.id, c.org_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_message WHERE conversation_id = $1), 'user', $7 FROM c
+         RETURNING *
+       )
+       SELECT row_to_json(c) AS conversation, (SELECT row_to_json(m) FROM m) AS message, ${CONTEXT_COLUMNS} FROM c`,
+      [c.id, c.orgId, c.userId, c.sessionId, c.apiKeyId, uuidv7(), c.content],
+    );
+    if (rows[0]) {
+      const conversation = conversationOf(rows[0].conversation);
+      const message = messageOf(rows[0].message);
+      const context = contextOf(rows[0]);
+      context.history.push(message);
+      return { conversation, message, context };
+    }
+    return (await this.conversation(db, c.orgId, c.userId, c.id)) ? 'busy' : 'missing';
+  },
+  /** What a turn needs, in one round trip: the profile, the org's settings rows and the history. */
+  async turnContext(db: Db, orgId: string, profileId: string, conversationId: string): Promise<TurnContext> {
+    const [row] = await db.query(`SELECT ${CONTEXT_COLUMNS} FROM (SELECT $1::uuid AS org_id, $2::uuid AS profile_id, $3::uuid AS id) c`, [
+      orgId,
+      profileId,
+      conversationId,
+    ]);
+    return contextOf(row);
+  },
+  /**
+   * Everything one step of a turn wrote, in one statement (one round trip, all or nothing): its
+   * messages (numbered after the conversation's last), egress records, audit events (outbox rows
+   * prepared by OutboxWriter.prepare) and the conversation's state — `keep` while the turn goes on;
+   * `settle` = waiting_approval if a pending action of the conversation is still open, else idle.
+   */
+  async commitStep(
+    db: Db,
+    step: {
+      orgId: string;
+      conversationId: string;
+      messages: Array<Omit<StoredMessage, 'seq' | 'createdAt'>>;
+      egress: EgressRow[];
+      outbox: Array<{ id: string; subject: string; payload: unknown }>;
+      state: 'keep' | 'settle' | 'failed';
+      lastError?: string | null;
+      /** A pending action filed in this very step is still open. */
+      openInStep?: boolean;
+      finalPending: readonly string[];
+    },
+  ): Promise<{ messages: StoredMessage[]; state: Conversation['state'] }> {
+    const messages = step.messages.map((m, i) => ({
+      id: m.id,
+      ord: i + 1,
+      role: m.role,
+      content: m.content,
+      tool_calls: m.toolCalls ?? null,
+      tool_call_id: m.toolCallId ?? null,
+      tool_name: m.toolName ?? null,
+      pending_action_id: m.pendingActionId ?? null,
+      pending_state: m.pendingState ?? null,
+      meta: m.meta,
+    }));
+    const egress = step.egress.map((e) => ({
+      id: e.id,
+      provider: e.provider,
+      model: e.model,
+      bytes_sent: e.bytesSent,
+      record_ids: e.recordIds,
+      fields: e.fields,
+      withheld: e.withheld,
+      prompt_tokens: e.promptTokens ?? null,
+      completion_tokens: e.completionTokens ?? null,
+      outcome: e.outcome,
+    }));
+    const [row] = await db.query(
+      `WITH base AS (SELECT COALESCE(MAX(seq), 0) AS s FROM agent_message WHERE conversation_id = $1),
+       msgs AS (
+         INSERT INTO agent_message (id, conversation_id, org_id, seq, role, content, tool_calls, tool_call_id, tool_name, pending_action_id, pending_state, meta)
+         SELECT x.id, $1, $2, base.s + x.ord, x.role, x.content, x.tool_calls, x.tool_call_id, x.tool_name, x.pending_action_id, x.pending_state, x.meta
+         FROM base, jsonb_to_recordset($3::jsonb) AS x(id uuid, ord int, role text, content text, tool_calls jsonb, tool_call_id text,
+           tool_name text, pending_action_id uuid, pending_state text, meta jsonb)
+         RETURNING *
+       ),
+       eg AS (
+         INSERT INTO agent_egress (id, org_id, conversation_id, provider, model, bytes_sent, record_ids, fields, withheld, prompt_tokens, completion_tokens, outcome)
+         SELECT e.id, $2, $1, e.provider, e.model, e.bytes_sent, e.record_ids, e.fields, e.withheld, e.prompt_tokens, e.completion_tokens, e.outcome
+         FROM jsonb_to_recordset($4::jsonb) AS e(id uuid, provider text, model text, bytes_sent int, record_ids jsonb, fields jsonb,
+           withheld jsonb, prompt_tokens int, completion_tokens int, outcome text)
+         RETURNING id
+       ),
+       ob AS (
+         INSERT INTO outbox (id, subject, payload)
+         SELECT o.id, o.subject, o.payload FROM jsonb_to_recordset($5::jsonb) AS o(id uuid, subject text, payload jsonb)
+         RETURNING id
+       ),
+       conv AS (
+         UPDATE agent_conversation SET updated_at = now(),
+           state = CASE $6::text
+             WHEN 'keep' THEN state
+             WHEN 'failed' THEN 'failed'
+             ELSE CASE WHEN $7::boolean OR EXISTS (
+               SELECT 1 FROM agent_message WHERE conversation_id = $1 AND pending_action_id IS NOT NULL
+                 AND COALESCE(pending_state, 'pending') <> ALL($8::text[])) THEN 'waiting_approval' ELSE 'idle' END
+           END,
+           last_error = CASE $6::text WHEN 'keep' THEN last_error ELSE $9 END
+         WHERE id = $1 RETURNING state
+       )
+       SELECT (SELECT COALESCE(json_agg(m ORDER BY m.seq), '[]') FROM msgs m) AS messages, (SELECT state FROM conv) AS state,
+              (SELECT count(*) FROM eg) + (SELECT count(*) FROM ob) AS written`,
+      [
+        step.conversationId,
+        step.orgId,
+        JSON.stringify(messages),
+        JSON.stringify(egress),
+        JSON.stringify(step.outbox),
+        step.state,
+        step.openInStep === true,
+        step.finalPending,
+        step.lastError ?? null,
+      ],
+    );
+    return { messages: (row.messages as unknown[]).map(messageOf), state: row.state };
+  },
   async rebind(db: Db, id: string, sessionId: string | null, apiKeyId: string | null): Promise<void> {
     await db.query('UPDATE agent_conversation SET session_id = $2, api_key_id = $3 WHERE id = $1', [id, sessionId, apiKeyId]);
   },
@@ -200,43 +372,6 @@ export const runtimeStore = {
     );
     const flat = (Array.isArray(rows[0]) ? rows[0] : rows) as Array<{ conversation_id: string }>;
     return [...new Set(flat.map((r) => r.conversation_id))];
-  },
-  async egress(
-    db: Db,
-    e: {
-      orgId: string;
-      conversationId: string;
-      provider: string;
-      model: string;
-      bytesSent: number;
-      recordIds: string[];
-      fields: string[];
-      withheld: string[];
-      promptTokens?: number;
-      completionTokens?: number;
-      outcome: string;
-    },
-  ): Promise<string> {
-    const id = uuidv7();
-    await db.query(
-      `INSERT INTO agent_egress (id, org_id, conversation_id, provider, model, bytes_sent, record_ids, fields, withheld, prompt_tokens, completion_tokens, outcome)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [
-        id,
-        e.orgId,
-        e.conversationId,
-        e.provider,
-        e.model,
-        e.bytesSent,
-        JSON.stringify(e.recordIds),
-        JSON.stringify(e.fields),
-        JSON.stringify(e.withheld),
-        e.promptTokens ?? null,
-        e.completionTokens ?? null,
-        e.outcome,
-      ],
-    );
-    return id;
   },
   async egressOf(db: Db, conversationId: string): Promise<Array<Record<string, unknown>>> {
     return db.query(

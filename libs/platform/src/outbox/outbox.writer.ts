@@ -64,6 +64,25 @@ export class OutboxWriter {
   }
 
   async append(manager: EntityManager, input: AuditEventInput): Promise<AuditEvent> {
+    const event = this.prepare(input);
+    await manager
+      .createQueryBuilder()
+      .insert()
+      .into(OutboxEntity)
+      .values({ id: event.id, subject: AuditEventRecorded.subject, payload: () => ':payload' })
+      .setParameter('payload', JSON.stringify(event))
+      .execute();
+    this.appended();
+    return event;
+  }
+
+  /**
+   * The event `append` would write — backpressure, redaction, control characters and schema checked
+   * the same way — for a caller that inserts the outbox row itself, in one statement with the
+   * writes it belongs to (`id`, `subject` = AuditEventRecorded.subject, `payload` = the event as
+   * JSON). The caller calls `appended()` once that statement ran.
+   */
+  prepare(input: AuditEventInput): AuditEvent {
     const limit = input.action === DENIAL_ACTION ? this.denialBacklogLimit : this.maxBacklog;
     if (this.backlog >= limit) throw new OutboxBackpressureError(this.backlog, limit);
     const ctx = requestContext.current();
@@ -91,16 +110,12 @@ export class OutboxWriter {
     if (!check.ok) {
       throw new CustodianException(ErrorCode.Internal, 'Audit event does not match its schema', { issues: check.issues });
     }
-    await manager
-      .createQueryBuilder()
-      .insert()
-      .into(OutboxEntity)
-      .values({ id: event.id, subject: AuditEventRecorded.subject, payload: () => ':payload' })
-      .setParameter('payload', JSON.stringify(event))
-      .execute();
-    // Wake the relay once the surrounding transaction has had a chance to commit.
-    setImmediate(() => this.listeners.forEach((l) => l()));
     return event;
+  }
+
+  /** Wakes the relay once the surrounding transaction has had a chance to commit. */
+  appended(): void {
+    setImmediate(() => this.listeners.forEach((l) => l()));
   }
 
   /** Called by the relay after each pass with the number of rows still unsent. */

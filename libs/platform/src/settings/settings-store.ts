@@ -6,7 +6,11 @@ import { SettingsCipher } from './settings-cipher';
 
 export type SettingType = 'string' | 'url' | 'integer' | 'boolean' | 'enum' | 'secret';
 
-/** One setting a service accepts; anything not in its catalog is refused. */
+/**
+ * One setting a service accepts; anything not in its catalog is refused. A name with one `*`
+ * segment is a template for a family of named settings (`provider.*.base_url` accepts
+ * `provider.local.base_url`); the segment must match SETTING_NAME_SEGMENT.
+ */
 export interface SettingDefinition {
   readonly name: string;
   readonly type: SettingType;
@@ -41,18 +45,26 @@ export interface SettingChange {
   to?: unknown;
 }
 
-interface Row {
+/** What a `*` segment of a templated setting name may be. */
+export const SETTING_NAME_SEGMENT = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** A settings row as stored (`rows` reads them; a caller may fetch them in its own query, see SETTINGS_SELECT). */
+export interface SettingRow {
   name: string;
   kind: 'value' | 'sealed' | 'reference';
   value: unknown;
   sealed: string | null;
   reference: string | null;
   version: number;
-  updated_at: Date;
+  updated_at: Date | string;
 }
+type Row = SettingRow;
 
 /** The table every service that keeps settings creates in its own schema (see settingsTableSql). */
 export const SETTINGS_TABLE = 'setting';
+
+/** The columns `resolveRows` needs, for a caller that reads the rows in a query of its own. */
+export const SETTINGS_SELECT = `SELECT name, kind, value, sealed, reference, version, updated_at FROM "${SETTINGS_TABLE}"`;
 
 /** The DDL of the settings table, for a service's migration. */
 export function settingsTableSql(): string[] {
@@ -73,29 +85,53 @@ function invalid(path: string, message: string): CustodianException {
  */
 export class SettingsStore {
   private readonly byName: ReadonlyMap<string, SettingDefinition>;
+  private readonly templates: ReadonlyArray<{ prefix: string; suffix: string; definition: SettingDefinition }>;
 
   constructor(
     readonly definitions: readonly SettingDefinition[],
     private readonly cipher: SettingsCipher | undefined,
     private readonly references: ReferencePolicy,
   ) {
-    this.byName = new Map(definitions.map((d) => [d.name, d]));
+    this.byName = new Map(definitions.filter((d) => !d.name.includes('*')).map((d) => [d.name, d]));
+    this.templates = definitions
+      .filter((d) => d.name.includes('*'))
+      .map((d) => {
+        const [prefix, suffix] = d.name.split('*') as [string, string];
+        return { prefix, suffix, definition: d };
+      });
   }
 
+  /** The definition of a setting name: a fixed one, or a template's with the name filled in. */
   definition(name: string): SettingDefinition | undefined {
-    return this.byName.get(name);
+    const fixed = this.byName.get(name);
+    if (fixed) return fixed;
+    for (const t of this.templates) {
+      if (!name.startsWith(t.prefix) || !name.endsWith(t.suffix) || name.length <= t.prefix.length + t.suffix.length) continue;
+      if (SETTING_NAME_SEGMENT.test(name.slice(t.prefix.length, name.length - t.suffix.length))) return { ...t.definition, name };
+    }
+    return undefined;
+  }
+
+  /** Fixed definitions, then the templated settings this org has set (by name). */
+  private definitionsOf(rows: ReadonlyMap<string, Row>): SettingDefinition[] {
+    const named = [...rows.keys()]
+      .filter((n) => !this.byName.has(n))
+      .sort()
+      .map((n) => this.definition(n))
+      .filter((d): d is SettingDefinition => d !== undefined);
+    return [...this.byName.values(), ...named];
   }
 
   async view(db: DataSource | EntityManager, orgId: string): Promise<SettingView[]> {
     const rows = await this.rows(db, orgId);
-    return this.definitions.map((d) => {
+    return this.definitionsOf(rows).map((d) => {
       const row = rows.get(d.name);
       const base = {
         name: d.name,
         type: d.type,
         description: d.description,
         version: row?.version ?? 0,
-        updatedAt: row ? row.updated_at.toISOString() : null,
+        updatedAt: row ? new Date(row.updated_at).toISOString() : null,
       };
       if (d.type === 'secret') {
         const source = !row ? null : row.kind === 'sealed' ? 'encrypted' : row.reference?.startsWith('env:') ? 'env' : 'file';
@@ -111,7 +147,7 @@ export class SettingsStore {
 
   /** Sets one setting; `input` is the value, or for a secret `{ value }` or `{ reference }`. */
   async put(m: EntityManager, orgId: string, name: string, input: unknown, actorUserId: string | undefined): Promise<SettingChange> {
-    const d = this.byName.get(name);
+    const d = this.definition(name);
     if (!d) throw CustodianException.notFound('Unknown setting');
     const before = (await this.rows(m, orgId, name)).get(name);
     let row: Pick<Row, 'kind' | 'value' | 'sealed' | 'reference'>;
@@ -152,7 +188,7 @@ export class SettingsStore {
 
   /** Removes a setting (back to its default); undefined when it was not set. */
   async clear(m: EntityManager, orgId: string, name: string): Promise<SettingChange | undefined> {
-    const d = this.byName.get(name);
+    const d = this.definition(name);
     if (!d) throw CustodianException.notFound('Unknown setting');
     const removed: Array<Pick<Row, 'value'>> = await m.query(
       `DELETE FROM "${SETTINGS_TABLE}" WHERE org_id = $1 AND name = $2 RETURNING value`,
@@ -170,9 +206,17 @@ export class SettingsStore {
    * only (a model provider's API key, say), never for an answer.
    */
   async resolve(db: DataSource | EntityManager, orgId: string): Promise<Map<string, string | number | boolean>> {
-    const rows = await this.rows(db, orgId);
+    return this.resolveRows(orgId, (await this.rows(db, orgId)).values());
+  }
+
+  /**
+   * `resolve` over rows the caller read itself (SETTINGS_SELECT … WHERE org_id = $1, e.g. in one
+   * query with other data it needs): every fixed setting (or its default) and every templated one set.
+   */
+  async resolveRows(orgId: string, rowList: Iterable<SettingRow>): Promise<Map<string, string | number | boolean>> {
+    const rows = new Map([...rowList].map((r) => [r.name, r]));
     const out = new Map<string, string | number | boolean>();
-    for (const d of this.definitions) {
+    for (const d of this.definitionsOf(rows)) {
       const row = rows.get(d.name);
       if (!row) {
         if (d.default !== undefined) out.set(d.name, d.default);
