@@ -4,6 +4,7 @@ import { ApprovalsBusHandlers } from './approvals-bus.handlers';
 import { SERVICE_ENTITIES } from './entities';
 import { SERVICE_MIGRATIONS } from './migrations';
 import { PendingActionApplier } from './pending-actions/pending-action-applier.service';
+import { PendingActionBulk } from './pending-actions/pending-action-bulk.service';
 import { PendingActionsController } from './pending-actions/pending-actions.controller';
 import { PendingActionsService } from './pending-actions/pending-actions.service';
 import { ApprovalPoliciesController } from './policies/approval-policies.controller';
@@ -14,6 +15,6 @@ import { ApprovalPoliciesService } from './policies/approval-policies.service';
   imports: [ServiceDatabaseModule.forService({ service: 'approvals', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS })],
   // The policies controller first: its static path must win over `approvals/:id`.
   controllers: [ApprovalPoliciesController, PendingActionsController],
-  providers: [ApprovalPoliciesService, PendingActionsService, PendingActionApplier, ApprovalsBusHandlers],
+  providers: [ApprovalPoliciesService, PendingActionsService, PendingActionApplier, PendingActionBulk, ApprovalsBusHandlers],
 })
 export class ApprovalsModule {}

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ServiceDatabaseModule } from '@custodian/platform';
 import { ActionsController } from './actions/actions.controller';
 import { ActionsService } from './actions/actions.service';
+import { ApprovalBatchBusHandlers } from './approvals/approval-batch.handler';
 import { ApprovalGateService } from './approvals/approval-gate.service';
 import { BundleService } from './bundles/bundle.service';
 import { BundlesController } from './bundles/bundles.controller';
@@ -59,6 +60,7 @@ import { SharingRulesService } from './sharing/sharing-rules.service';
     GovernedRefusals,
     GovernedReadBusHandlers,
     ApprovalGateService,
+    ApprovalBatchBusHandlers,
     MetadataOperationsBusHandler,
     BundleService,
     ActionsService,

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { defineEvent, defineRequest } from './contract';
-import { RequesterSchema } from './objects.contracts';
+import { ApplyRecordOperation, RecordOperationResultSchema, RequesterSchema } from './objects.contracts';
 import { PermissionChangeSchema } from './permission-change.contracts';
 
 const Id = Type.String({ format: 'uuid' });
@@ -179,6 +179,58 @@ export const ReviewRecord = defineRequest({
     },
     { additionalProperties: false },
   ),
+});
+
+/**
+ * Bulk review (one reviewer, many targets): whether the reviewer can read each target now, decided
+ * exactly as ReviewRecord decides it (the reviewer's principal rebuilt by identity, the read row
+ * filter), but with one principal and one statement per object instead of one round trip per item.
+ * Answers in item order; no record values (a bulk decision shows none).
+ */
+export const ReviewRecords = defineRequest({
+  subject: 'objects.record.review-many',
+  service: 'objects',
+  request: Type.Object(
+    {
+      reviewer: Type.Object({ userId: Id, orgId: Id }, { additionalProperties: false }),
+      items: Type.Array(Type.Object({ object: ObjectName, recordId: Type.Optional(Id) }, { additionalProperties: false }), {
+        minItems: 1,
+        maxItems: 1000,
+      }),
+    },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    {
+      results: Type.Array(
+        Type.Object({ outcome: Type.Union([Type.Literal('ok'), Type.Literal('not_found')]) }, { additionalProperties: false }),
+        {
+          maxItems: 1000,
+        },
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  timeoutMs: 30_000,
+});
+
+/**
+ * Applies many approved record operations (a bulk approval's): each item exactly as
+ * ApplyRecordOperation would apply it on its own (the requester's permission re-checked now, the
+ * expected version, the idempotency receipt, its own audit event) and answered in item order.
+ * Objects rebuilds each distinct requester's principal once and writes the items of one requester
+ * in one transaction; a statement that fails there rolls that transaction back and the items are
+ * applied one by one instead.
+ */
+export const ApplyRecordOperations = defineRequest({
+  subject: 'objects.record.apply-many',
+  service: 'objects',
+  request: Type.Object(
+    { items: Type.Array(ApplyRecordOperation.request, { minItems: 1, maxItems: 500 }) },
+    { additionalProperties: false },
+  ),
+  response: Type.Object({ results: Type.Array(RecordOperationResultSchema, { maxItems: 500 }) }, { additionalProperties: false }),
+  timeoutMs: 60_000,
 });
 
 /** The approval policy that catches a human's change, if any (objects asks before writing). */

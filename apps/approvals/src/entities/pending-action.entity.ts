@@ -10,6 +10,8 @@ import { Check, Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDa
 @Index('pending_action_org_seq', ['orgId', 'seq'])
 @Index('pending_action_org_state_seq', ['orgId', 'state', 'seq'])
 @Index('pending_action_org_requester_seq', ['orgId', 'requesterUserId', 'seq'])
+// "Waiting for me": the newest pending actions of one approver capability (docs/approvals.md, Performance).
+@Index('pending_action_waiting', ['orgId', 'approverCapability', 'seq'], { where: `"state" = 'pending'` })
 @Index('pending_action_open_expiry', ['expiresAt'], { where: `"state" = 'pending'` })
 @Index('pending_action_to_apply', ['updatedAt'], { where: `"state" = 'approved'` })
 export class PendingActionEntity {

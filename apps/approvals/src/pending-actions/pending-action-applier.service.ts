@@ -3,9 +3,11 @@ import {
   ApplyIdentityPermissionChange,
   ApplyMetadataChange,
   ApplyRecordOperation,
+  ApplyRecordOperations,
   ApplySharingRuleChange,
   type PermissionChange,
   type RecordOperationResult,
+  type RequestOf,
 } from '@custodian/contracts';
 import { BUS, CONFIG, SERVICE_DATA_SOURCE, type Bus, type CustodianConfig } from '@custodian/platform';
 import type { Logger } from 'pino';
@@ -172,17 +174,87 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
         expectedVersion: row.expectedVersion ?? 1,
         idempotencyKey,
       });
-    return this.bus.request(ApplyRecordOperation, {
-      requester,
-      operation: RECORD_OPERATION[row.kind],
-      object: row.objectName,
-      ...(row.recordId ? { recordId: row.recordId } : {}),
-      ...(row.kind !== 'record.delete' ? { values: row.values } : {}),
-      ...(row.actionName ? { action: row.actionName } : {}),
-      ...(row.expectedVersion !== null ? { expectedVersion: row.expectedVersion } : {}),
-      idempotencyKey,
-    });
+    return this.bus.request(ApplyRecordOperation, recordOperationOf(row));
   }
+
+  /**
+   * Applies many approved record actions (a bulk approval's) with one request to objects
+   * (objects.record.apply-many), which applies each exactly as objects.record.apply would. As in
+   * `apply`, the rows stay locked while objects writes, so other appliers wait; an action no longer
+   * approved is answered as found; no answer (objects unreachable, timeout) leaves them approved
+   * for the sweep, whose retry then finds objects' receipts. Returns the rows as they end up.
+   */
+  async applyMany(ids: string[]): Promise<PendingActionEntity[]> {
+    if (ids.length === 0) return [];
+    const due: PendingActionEntity[] = [];
+    const rows = await this.ds.transaction(async (m) => {
+      const locked = await m
+        .createQueryBuilder(PendingActionEntity, 'a')
+        .setLock('pessimistic_write')
+        .where('a.id IN (:...ids)', { ids })
+        .orderBy('a.id')
+        .getMany();
+      due.push(...locked.filter((r) => r.state === 'approved'));
+      if (due.length === 0) return locked;
+      await m.query('UPDATE pending_action SET apply_attempts = apply_attempts + 1, updated_at = now() WHERE id = ANY($1::uuid[])', [
+        due.map((r) => r.id),
+      ]);
+      let results: RecordOperationResult[];
+      try {
+        ({ results } = await this.bus.request(ApplyRecordOperations, { items: due.map(recordOperationOf) }));
+        if (results.length !== due.length) throw new Error(`objects answered ${results.length} results for ${due.length} applies`);
+        if (STALL_AFTER_APPLY && results.some((r) => r.outcome === 'applied')) await this.stall(due[0].id);
+      } catch (error) {
+        this.logger.warn({ err: error, pendingActions: due.length }, 'bulk apply did not complete; it will be retried');
+        due.length = 0;
+        return locked;
+      }
+      await this.actions.transitionMany(
+        m,
+        due.map((row, i) => {
+          const result = results[i];
+          const outcome = {
+            ...(result.code ? { code: result.code } : {}),
+            ...(result.message ? { message: result.message } : {}),
+            ...(result.version !== undefined ? { version: result.version } : {}),
+          };
+          return {
+            row,
+            to: finalState(result),
+            details: { ...outcome, ...(result.recordId ? { recordId: result.recordId } : {}) },
+            outcome,
+          };
+        }),
+      );
+      return locked;
+    });
+    await Promise.all(due.map((row) => this.actions.notify(row)));
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.map((id) => byId.get(id)).filter((r): r is PendingActionEntity => r !== undefined);
+  }
+}
+
+/** Whether `applyMany` applies this kind (record updates; everything else is applied one by one). */
+export function appliesInBulk(row: PendingActionEntity): boolean {
+  return row.kind === 'record.update' && row.actionName === null && row.recordId !== null && row.expectedVersion !== null;
+}
+
+/** The approved record operation, exactly as approved, for objects (the requester re-checked there). */
+function recordOperationOf(row: PendingActionEntity): RequestOf<typeof ApplyRecordOperation> {
+  return {
+    requester: {
+      userId: row.requester.userId,
+      orgId: row.requester.orgId,
+      ...(row.requester.agent ? { agent: row.requester.agent } : {}),
+    },
+    operation: RECORD_OPERATION[row.kind],
+    object: row.objectName,
+    ...(row.recordId ? { recordId: row.recordId } : {}),
+    ...(row.kind !== 'record.delete' ? { values: row.values } : {}),
+    ...(row.actionName ? { action: row.actionName } : {}),
+    ...(row.expectedVersion !== null ? { expectedVersion: row.expectedVersion } : {}),
+    idempotencyKey: `pending-action:${row.id}`,
+  };
 }
 
 /** CUSTODIAN_FAULT_STALL_AFTER_APPLY=1 is for crash tests only; unset (the default) it does nothing. */

@@ -1,6 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import {
-  ERROR_HTTP_STATUS,
   ErrorCode,
   PENDING_ACTION_STATES,
   ProposalSchema,
@@ -11,8 +10,8 @@ import { API_PREFIX, CustodianException, RequirePolicy, assertValid, ApiContract
 import { Type } from '@sinclair/typebox';
 import type { Request, Response } from 'express';
 import { PendingActionApplier } from './pending-action-applier.service';
+import { PendingActionBulk, stateOf } from './pending-action-bulk.service';
 import { MAX_PAGE, PendingActionsService, type PendingActionDetail, type PendingActionSummary } from './pending-actions.service';
-import type { PendingActionEntity } from '../entities/pending-action.entity';
 import { BulkAnswer, DecisionAnswer, FiledActionAnswer, PendingActionDetailAnswer, PendingActionPage } from '../approvals.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
@@ -83,14 +82,6 @@ function revisionOf(header: string | undefined, body: number | undefined): numbe
   return revision;
 }
 
-const stateOf = (row: PendingActionEntity) => ({
-  id: row.id,
-  state: row.state,
-  revision: row.revision,
-  recordId: row.recordId,
-  outcome: row.outcome,
-});
-
 /**
  * The pending-action queue over REST (docs/approvals.md). Who may do what is decided per action
  * (its approval policy's approver capability, separation of duties, read access to the target),
@@ -101,6 +92,7 @@ export class PendingActionsController {
   constructor(
     @Inject(PendingActionsService) private readonly actions: PendingActionsService,
     @Inject(PendingActionApplier) private readonly applier: PendingActionApplier,
+    @Inject(PendingActionBulk) private readonly bulkDecisions: PendingActionBulk,
   ) {}
 
   @RequirePolicy({ reason: 'reviewers see the org queue, everyone else only their own proposals (decided in the service)' })
@@ -210,31 +202,13 @@ export class PendingActionsController {
     await this.actions.comment(req.principal, actionId(id), input.body);
   }
 
-  /** Decides many; each item is checked on its own and answers for itself. */
+  /** Decides many; each item is checked on its own and answers for itself (PendingActionBulk). */
   @RequirePolicy({ reason: 'each item is checked on its own, as its single-item route would be' })
   @ApiContract({ body: BulkSchema, responses: { 200: BulkAnswer } })
   @Post('bulk')
   @HttpCode(200)
   async bulk(@Req() req: AuthedRequest, @Body() body: unknown) {
     const input = assertValid(BulkSchema, body, { what: 'bulk decision' });
-    const results = [];
-    for (const item of input.items) {
-      try {
-        if (item.decision === 'reject' && !item.reason)
-          throw new CustodianException(ErrorCode.ValidationFailed, 'A rejection needs a reason', {
-            issues: [{ path: '/reason', message: 'required' }],
-          });
-        const row =
-          item.decision === 'approve'
-            ? await this.actions.approve(req.principal, item.id, item.revision)
-            : await this.actions.reject(req.principal, item.id, item.revision, item.reason!);
-        const final = row.state === 'approved' ? ((await this.applier.apply(row.id, { wait: true })) ?? row) : row;
-        results.push({ ...stateOf(final), status: 200 });
-      } catch (error) {
-        if (!(error instanceof CustodianException)) throw error;
-        results.push({ id: item.id, status: ERROR_HTTP_STATUS[error.code] ?? 400, code: error.code, message: error.message });
-      }
-    }
-    return { results };
+    return { results: await this.bulkDecisions.decide(req.principal, input.items) };
   }
 }

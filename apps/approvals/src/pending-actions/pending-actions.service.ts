@@ -100,6 +100,51 @@ const summary = (row: PendingActionEntity): PendingActionSummary => ({
   updatedAt: row.updatedAt.toISOString(),
 });
 
+/** The columns a list shows (not the values, diff or context: those are for one action's review). */
+const SUMMARY_COLUMNS = `a.id, a.seq, a.kind, a.state, a.revision, a.object_name, a.record_id, a.requester_user_id,
+  a.requester->'agent'->>'clientId' AS agent_client, a.requester->'agent'->>'name' AS agent_name, a.justification, a.policy_name,
+  a.required_approvals, a.approver_capability, a.expires_at, a.created_at, a.updated_at`;
+
+interface SummaryRow {
+  id: string;
+  seq: string;
+  kind: string;
+  state: PendingActionState;
+  revision: number;
+  object_name: string;
+  record_id: string | null;
+  requester_user_id: string;
+  agent_client: string | null;
+  agent_name: string | null;
+  justification: string;
+  policy_name: string | null;
+  required_approvals: number;
+  approver_capability: string;
+  expires_at: Date;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const summaryOfRow = (r: SummaryRow): PendingActionSummary => ({
+  id: r.id,
+  kind: r.kind,
+  state: r.state,
+  revision: r.revision,
+  object: r.object_name,
+  recordId: r.record_id,
+  requester: {
+    userId: r.requester_user_id,
+    ...(r.agent_client !== null ? { agent: { clientId: r.agent_client, name: r.agent_name ?? '' } } : {}),
+  },
+  justification: r.justification,
+  policy: r.policy_name,
+  requiredApprovals: r.required_approvals,
+  approverCapability: r.approver_capability,
+  expiresAt: r.expires_at.toISOString(),
+  createdAt: r.created_at.toISOString(),
+  updatedAt: r.updated_at.toISOString(),
+});
+
 /** The operation objects runs for a record kind (an action runs as an update). */
 export const RECORD_OPERATION = {
   'record.create': 'create',
@@ -317,7 +362,13 @@ export class PendingActionsService {
       .sort((a, b) => b.definition.minApprovals - a.definition.minApprovals)[0];
   }
 
-  /** The inbox: the actions a caller may review (by approver capability) and their own proposals. */
+  /**
+   * The inbox: the actions a caller may review (by approver capability) and their own proposals.
+   * Keyset paging on `seq` (newest first), no count. "Waiting for me" reads, per approver
+   * capability the caller holds, the newest pending actions from the partial index
+   * `pending_action_waiting` (org, capability, seq WHERE pending) and merges them, so its first
+   * page costs the same with 100,000 pending actions in the org, whichever capabilities they need.
+   */
   async list(principal: PrincipalSnapshot, q: ListQuery): Promise<{ items: PendingActionSummary[]; nextCursor: string | null }> {
     const where = ['a.org_id = $1'];
     const params: unknown[] = [principal.orgId];
@@ -325,10 +376,11 @@ export class PendingActionsService {
       params.push(value);
       where.push(sql.replaceAll('?', `$${params.length}`));
     };
+    const waiting = q.waitingForMe && !principal.agent && !q.mine;
     // A reviewer sees the actions whose approver capability they hold (approve_actions, manage_metadata, …) and
     // their own; an agent or anyone else only their own proposals.
     if (principal.agent || q.mine) add('a.requester_user_id = ?', principal.userId);
-    else {
+    else if (!waiting) {
       params.push(principal.userId, principal.capabilities);
       where.push(`(a.requester_user_id = $${params.length - 1} OR a.approver_capability = ANY($${params.length}::text[]))`);
     }
@@ -339,19 +391,24 @@ export class PendingActionsService {
     if (q.waitingForMe) {
       where.push(`a.state = 'pending'`);
       add('a.requester_user_id <> ?', principal.userId);
-      add('a.approver_capability = ANY(?::text[])', principal.capabilities);
+      // Waiting for me: one capability of the caller's per lateral scan (c.cap); otherwise any of them.
+      if (waiting) where.push('a.approver_capability = c.cap');
+      else add('a.approver_capability = ANY(?::text[])', principal.capabilities);
       add('NOT EXISTS (SELECT 1 FROM pending_action_decision d WHERE d.action_id = a.id AND d.approver_user_id = ?)', principal.userId);
     }
-    if (q.cursor) add('a.seq < ?', q.cursor);
+    if (q.cursor) add('a.seq < ?::bigint', q.cursor);
     params.push(q.limit + 1);
-    const rows = await this.ds
-      .createQueryBuilder(PendingActionEntity, 'a')
-      .where(where.join(' AND ').replace(/\$(\d+)/g, ':p$1'), Object.fromEntries(params.map((v, i) => [`p${i + 1}`, v])))
-      .orderBy('a.seq', 'DESC')
-      .limit(q.limit + 1)
-      .getMany();
-    const page = rows.slice(0, q.limit);
-    return { items: page.map(summary), nextCursor: rows.length > q.limit ? String(page[page.length - 1].seq) : null };
+    const limit = `$${params.length}`;
+    const page = `SELECT ${SUMMARY_COLUMNS} FROM pending_action a WHERE ${where.join(' AND ')} ORDER BY a.seq DESC LIMIT ${limit}`;
+    let sql = page;
+    if (waiting) {
+      params.push(principal.capabilities);
+      sql = `SELECT w.* FROM unnest(ARRAY(SELECT DISTINCT unnest($${params.length}::text[]))) AS c(cap)
+               CROSS JOIN LATERAL (${page}) w ORDER BY w.seq DESC LIMIT ${limit}`;
+    }
+    const rows = (await this.ds.query(sql, params)) as SummaryRow[];
+    const items = rows.slice(0, q.limit);
+    return { items: items.map(summaryOfRow), nextCursor: rows.length > q.limit ? String(items[items.length - 1].seq) : null };
   }
 
   /**
@@ -477,20 +534,25 @@ export class PendingActionsService {
       if (n >= row.requiredApprovals) {
         await this.transition(m, row, 'approved', { approvals: n }, principal);
       } else {
-        await this.outbox.append(m, {
-          orgId: row.orgId,
-          action: 'approvals.action.approved',
-          outcome: 'success',
-          actor: this.actorOf(PendingActionsService.proposerOf(principal)),
-          target: { type: 'pending_action', id },
-          details: { approvals: n, requiredApprovals: row.requiredApprovals, final: false },
-        });
+        await this.auditPartialApproval(m, principal, row, n);
       }
       return { expired: false as const, row };
     });
     await this.notify(outcome.row);
     if (outcome.expired) throw new CustodianException(ErrorCode.Conflict, 'The action has expired', { state: 'expired' });
     return outcome.row;
+  }
+
+  /** An approval that is not yet the last one needed: audited, the action stays pending. */
+  async auditPartialApproval(m: EntityManager, principal: PrincipalSnapshot, row: PendingActionEntity, approvals: number): Promise<void> {
+    await this.outbox.append(m, {
+      orgId: row.orgId,
+      action: 'approvals.action.approved',
+      outcome: 'success',
+      actor: this.actorOf(PendingActionsService.proposerOf(principal)),
+      target: { type: 'pending_action', id: row.id },
+      details: { approvals, requiredApprovals: row.requiredApprovals, final: false },
+    });
   }
 
   /** The requester (or an agent acting for them) withdraws a pending proposal. */
@@ -550,6 +612,55 @@ export class PendingActionsService {
     if (affected !== 1) throw new CustodianException(ErrorCode.Conflict, 'The action changed concurrently');
     row.state = to;
     if (outcome !== undefined) row.outcome = outcome;
+    await this.auditTransition(m, row, from, to, details, actor);
+  }
+
+  /**
+   * The same moves as `transition` for many locked rows in one UPDATE (bulk decisions and applies):
+   * each row still guarded by its own `state = <from>`, each with its own audit event.
+   */
+  async transitionMany(
+    m: EntityManager,
+    moves: Array<{
+      row: PendingActionEntity;
+      to: PendingActionState;
+      details: Record<string, unknown>;
+      outcome?: PendingActionEntity['outcome'];
+    }>,
+    actor?: PrincipalSnapshot,
+  ): Promise<void> {
+    if (moves.length === 0) return;
+    for (const { row, to } of moves)
+      if (!canTransition(row.state, to))
+        throw new CustodianException(ErrorCode.Conflict, `The action is already ${row.state}`, { state: row.state });
+    const [, affected] = (await m.query(
+      `UPDATE pending_action p SET state = x.to_state, outcome = COALESCE(x.outcome, p.outcome), updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) AS x(id, from_state, to_state, outcome)
+        WHERE p.id = x.id AND p.state = x.from_state`,
+      [
+        moves.map((mv) => mv.row.id),
+        moves.map((mv) => mv.row.state),
+        moves.map((mv) => mv.to),
+        moves.map((mv) => (mv.outcome === undefined ? null : JSON.stringify(mv.outcome))),
+      ],
+    )) as [unknown, number];
+    if (affected !== moves.length) throw new CustodianException(ErrorCode.Conflict, 'The action changed concurrently');
+    for (const { row, to, details, outcome } of moves) {
+      const from = row.state;
+      row.state = to;
+      if (outcome !== undefined) row.outcome = outcome;
+      await this.auditTransition(m, row, from, to, details, actor);
+    }
+  }
+
+  private async auditTransition(
+    m: EntityManager,
+    row: PendingActionEntity,
+    from: PendingActionState,
+    to: PendingActionState,
+    details: Record<string, unknown>,
+    actor?: PrincipalSnapshot,
+  ): Promise<void> {
     const failed = to === 'stale' || to === 'forbidden' || to === 'failed';
     await this.outbox.append(m, {
       orgId: row.orgId,
@@ -622,6 +733,27 @@ export class PendingActionsService {
       ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}),
       ...(p.agent ? { agent: { clientId: p.agent.clientId, name: p.agent.name } } : {}),
     };
+  }
+
+  /** Audits refused decisions (`authz.denied`, layer approval) in one transaction, as `deny` does one by one. */
+  async auditRefusals(
+    principal: PrincipalSnapshot,
+    refusals: Array<{ id: string; reason: string; details?: Record<string, unknown> }>,
+  ): Promise<void> {
+    if (refusals.length === 0) return;
+    await this.ds
+      .transaction(async (m) => {
+        for (const r of refusals)
+          await this.outbox.append(m, {
+            orgId: principal.orgId,
+            action: 'authz.denied',
+            outcome: 'denied',
+            actor: this.actorOf(PendingActionsService.proposerOf(principal)),
+            target: { type: 'pending_action', id: r.id },
+            details: { reason: r.reason, layer: 'approval', ...(r.details ?? {}) },
+          });
+      })
+      .catch(() => undefined);
   }
 
   /** Refuses and audits; `hideAs404` answers as if the action did not exist. */
