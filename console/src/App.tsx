@@ -1,16 +1,21 @@
 import { AppShell, Box, Button, Center, Group, Loader, NavLink, ScrollArea, Text, Title } from '@mantine/core';
-import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { Suspense, lazy, useCallback, useEffect, useState, type ReactNode } from 'react';
 import type { ApiClient } from './api/client';
-import { ProblemAlert } from './components/common';
+import { Loading, ProblemAlert } from './components/common';
 import type { ObjectMeta } from './lib/records';
 import { BASE, match, navigate, usePath } from './lib/router';
 import { ApprovalDetailPage, ApprovalsPage } from './pages/approvals';
-import { AdminPage } from './pages/admin';
 import { AuditEventPage, AuditPage } from './pages/audit';
 import { MePage } from './pages/me';
 import { RecordPage, RecordsPage } from './pages/records';
 import { SignInPage } from './pages/sign-in';
 import { SessionContext, can, useSession, type Me, type Session } from './session';
+
+// Administration and the agents page load on first use: the initial JavaScript stays small.
+const AdminPage = lazy(async () => ({ default: (await import('./pages/admin')).AdminPage }));
+const UserAdminPage = lazy(async () => ({ default: (await import('./pages/admin')).UserAdminPage }));
+const AgentsPage = lazy(async () => ({ default: (await import('./pages/agents')).AgentsPage }));
+const ConversationPage = lazy(async () => ({ default: (await import('./pages/agents')).ConversationPage }));
 
 export function App({ api }: { api: ApiClient }): ReactNode {
   const [session, setSession] = useState<Session | undefined>();
@@ -103,7 +108,10 @@ function Shell(): ReactNode {
   const { me, objects, signOut } = useSession();
   const path = usePath();
   const nav: Array<{ section: string; items: NavItem[] }> = [
-    { section: 'Work', items: [{ to: '/approvals', label: 'Approvals' }] },
+    {
+      section: 'Work',
+      items: [{ to: '/approvals', label: 'Approvals' }, ...(can(me, 'agent_access') ? [{ to: '/agents', label: 'Agents' }] : [])],
+    },
     { section: 'Records', items: objects.map((o) => ({ to: `/records/${o.name}`, label: plural(o.label ?? o.name) })) },
   ];
   if (can(me, 'view_audit')) nav.push({ section: 'Audit', items: [{ to: '/audit', label: 'Audit log' }] });
@@ -113,7 +121,11 @@ function Shell(): ReactNode {
   if (can(me, 'manage_users') || can(me, 'manage_roles')) admin.push({ to: '/admin/groups', label: 'Groups' });
   if (can(me, 'manage_permissions')) admin.push({ to: '/admin/permission-sets', label: 'Permission sets' });
   if (can(me, 'manage_sharing')) admin.push({ to: '/admin/sharing', label: 'Sharing rules' });
-  if (can(me, 'manage_api_keys')) admin.push({ to: '/admin/api-keys', label: 'API keys' });
+  if (can(me, 'manage_api_keys') || can(me, 'api_access')) admin.push({ to: '/admin/api-keys', label: 'API keys' });
+  if (can(me, 'manage_settings')) {
+    admin.push({ to: '/admin/agent-profiles', label: 'Agent profiles' });
+    admin.push({ to: '/admin/model-settings', label: 'Model settings' });
+  }
   if (admin.length) nav.push({ section: 'Administration', items: admin });
 
   return (
@@ -157,7 +169,9 @@ function Shell(): ReactNode {
         </ScrollArea>
       </AppShell.Navbar>
       <AppShell.Main>
-        <Page path={path} />
+        <Suspense fallback={<Loading />}>
+          <Page path={path} />
+        </Suspense>
       </AppShell.Main>
     </AppShell>
   );
@@ -193,7 +207,10 @@ function Page({ path }: { path: string }): ReactNode {
   }
   if (path === '/audit') return <AuditPage />;
   if ((m = match('/audit/:id', path))) return <AuditEventPage id={m.id} />;
+  if ((m = match('/admin/users/:id', path))) return <UserAdminPage key={m.id} id={m.id} />;
   if ((m = match('/admin/:section', path))) return <AdminPage key={m.section} section={m.section} />;
+  if (path === '/agents') return <AgentsPage />;
+  if ((m = match('/agents/:id', path))) return <ConversationPage key={m.id} id={m.id} />;
   return <NotFound what="page" />;
 }
 

@@ -1,4 +1,4 @@
-import { ApiClient } from './client';
+import { ApiClient, parseSse } from './client';
 import { ApiError } from './problem';
 
 interface Call {
@@ -146,5 +146,16 @@ describe('ApiClient', () => {
     expect(calls.map((c) => c.url)).toEqual(['/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/auth/logout']);
     expect(calls[2].headers.authorization).toBe('Bearer at2');
     expect(api.signedIn).toBe(false);
+  });
+
+  it('parses Server-Sent Events across chunk boundaries, skipping comments', () => {
+    const first = parseSse('event: delta\ndata: {"text":"Hel"}\n\n: ping\n\nevent: delta\ndata: {"te');
+    expect(first.events).toEqual([{ event: 'delta', data: { text: 'Hel' } }]);
+    const second = parseSse(`${first.rest}xt":"lo"}\n\nevent: done\ndata: {}\n\n`);
+    expect(second.events).toEqual([
+      { event: 'delta', data: { text: 'lo' } },
+      { event: 'done', data: {} },
+    ]);
+    expect(second.rest).toBe('');
   });
 });

@@ -98,6 +98,53 @@ export class ApiClient {
     }
   }
 
+  /**
+   * POSTs `body` asking for Server-Sent Events and hands each event to `onEvent` as it arrives (the
+   * agent's answer streaming). A refusal before the stream opens is an ApiError like any other.
+   */
+  async stream(path: string, body: unknown, onEvent: (event: string, data: unknown) => void): Promise<void> {
+    if (!this.tokens) throw new ApiError(401, 'not_signed_in', undefined, 'Sign in first', undefined);
+    if (this.tokens.expiresAt - this.now() < REFRESH_MARGIN_MS) await this.refresh();
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.base}${path}`, {
+        method: 'POST',
+        headers: {
+          accept: 'text/event-stream, application/problem+json',
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.tokens!.accessToken}`,
+          [CSRF_HEADER]: '1',
+        },
+        body: JSON.stringify(body),
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+    } catch {
+      throw toApiError(0, { detail: 'The server could not be reached' });
+    }
+    if (!res.ok || !res.body) {
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      throw toApiError(res.status, parsed, res.headers.get('x-request-id'));
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      const parsed = parseSse(buffer);
+      buffer = parsed.rest;
+      for (const e of parsed.events) onEvent(e.event, e.data);
+    }
+  }
+
   get<T>(path: string, opts?: RequestOptions): Promise<ApiResponse<T>> {
     return this.request<T>('GET', path, opts);
   }
@@ -181,4 +228,30 @@ export class ApiClient {
 interface TokenAnswer {
   accessToken: string;
   expiresIn?: number;
+}
+
+/** Complete Server-Sent Events in `buffer` (blocks ended by a blank line) and what is left over. */
+export function parseSse(buffer: string): { events: Array<{ event: string; data: unknown }>; rest: string } {
+  const events: Array<{ event: string; data: unknown }> = [];
+  const blocks = buffer.replace(/\r\n/g, '\n').split('\n\n');
+  const rest = blocks.pop() ?? '';
+  for (const block of blocks) {
+    let event = 'message';
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) continue;
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+    }
+    if (data.length === 0) continue;
+    const text = data.join('\n');
+    let value: unknown = text;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text;
+    }
+    events.push({ event, data: value });
+  }
+  return { events, rest };
 }
