@@ -3,6 +3,8 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { GetPrincipalSnapshot, PolicyVersionChanged, type PrincipalSnapshot } from '@custodian/contracts';
 import { BUS, CONFIG, LOGGER, type Bus, type CustodianConfig } from '@custodian/platform';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { GatewayAudit } from '../audit/gateway-audit.service';
 import { credentialKey } from '../tools/credential-key';
@@ -122,6 +124,19 @@ export class McpSessions implements OnApplicationBootstrap, OnModuleDestroy {
         throw error;
       });
     return session;
+  }
+
+  /**
+   * Stateless mode (CUSTODIAN_MCP_STATELESS): one POST served by a server and transport of its own,
+   * closed with the response. Nothing outlives the request, so any replica can answer the next one.
+   */
+  async serveStateless(principal: PrincipalSnapshot, req: Request & { auth?: AuthInfo }, res: Response, body: unknown): Promise<void> {
+    const session: HandlerSession = { id: randomUUID(), principal, recordsRead: new Map(), toolCalls: 0 };
+    const server = this.handlers.createServer(() => session);
+    const transport = new JsonHttpTransport(undefined);
+    await server.connect(transport);
+    res.on('close', () => void server.close().catch(() => undefined));
+    await transport.handlePost(req, res, body, req.auth);
   }
 
   /** Audits a refused session start (the cap). */

@@ -42,6 +42,10 @@ export class McpController {
     }
     const principal = await this.authenticate(req, res);
     if (!principal) return;
+    if (this.config.agentGateway.stateless) {
+      this.attach(req, principal);
+      return this.sessions.serveStateless(principal, req, res, req.body);
+    }
     const sessionId = sessionHeader(req);
     if (sessionId !== undefined) {
       const session = this.sessions.get(sessionId, principal);
@@ -90,6 +94,11 @@ export class McpController {
 
   private async withSession(req: McpRequest, res: Response): Promise<void> {
     if (!this.originAllowed(req)) return rpcError(res, 403, -32000, 'Origin not allowed');
+    if (this.config.agentGateway.stateless) {
+      // No sessions: no event stream to hold and nothing to end.
+      res.setHeader('Allow', 'POST');
+      return rpcError(res, 405, -32000, 'Method not allowed: this server is stateless (POST only)');
+    }
     const principal = await this.authenticate(req, res);
     if (!principal) return;
     const sessionId = sessionHeader(req);
@@ -117,14 +126,18 @@ export class McpController {
     return ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname);
   }
 
-  private async forward(session: McpSession, principal: PrincipalSnapshot, req: McpRequest, res: Response, body?: unknown): Promise<void> {
-    // The handlers see the principal of this request, never the bearer itself.
+  /** The handlers see the principal of this request, never the bearer itself. */
+  private attach(req: McpRequest, principal: PrincipalSnapshot): void {
     req.auth = {
       token: '',
       clientId: principal.agent?.clientId ?? 'api-key',
       scopes: [...(principal.agent?.scopes ?? [])],
       extra: { principal },
     };
+  }
+
+  private async forward(session: McpSession, principal: PrincipalSnapshot, req: McpRequest, res: Response, body?: unknown): Promise<void> {
+    this.attach(req, principal);
     if (req.method === 'POST') return session.transport.handlePost(req, res, body, req.auth);
     if (req.method === 'GET') return session.transport.handleGet(req, res);
     return session.transport.handleDelete(req, res);
