@@ -375,6 +375,67 @@ describe('agent runtime: conversations with your own model', () => {
       expect(purged.details).toMatchObject({ retentionDays: 1 });
     });
 
+    it('a profile may choose a named provider: its endpoint, key and model, never the org default’s; secrets stay write-only', async () => {
+      const other = await startFakeModelServer(() => ({ text: 'from the local provider' }));
+      try {
+        const key = 'sk-local-provider-7d1e';
+        await setting('provider.local.base_url', other.url);
+        await setting('provider.local.model', 'local-model');
+        const view = await setting('provider.local.api_key', { value: key });
+        expect(view).toMatchObject({ name: 'provider.local.api_key', secret: { set: true, source: 'encrypted' } });
+        const all = await ok(call('GET', '/agent/settings', tokens.admin));
+        expect(all.settings.map((x: Json) => x.name)).toEqual(
+          expect.arrayContaining(['provider.local.base_url', 'provider.local.api_key']),
+        );
+        expect(JSON.stringify(all)).not.toContain(key);
+        expect(JSON.stringify(await events('settings.changed'))).not.toContain(key);
+        const local = (
+          await ok(call('POST', '/agent/profiles', tokens.admin, { name: 'Local agent', provider: 'local', scopes: ['data:read'] }), 201)
+        ).id;
+        expect((await ok(call('GET', `/agent/profiles/${local}`, tokens.west))).provider).toBe('local');
+        reset({ text: 'from the org default' });
+        const before = fake.requests.length;
+        const id = await converse(tokens.west, local);
+        const answer = await say(id, 'who answers?');
+        expect(answer.state).toBe('idle');
+        expect(answer.messages.at(-1).content).toBe('from the local provider');
+        expect(fake.requests.length).toBe(before);
+        expect(other.requests).toHaveLength(1);
+        expect(other.requests[0]!.model).toBe('local-model');
+        expect(other.authorizations[0]).toBe(`Bearer ${key}`);
+        const egress = (await db.query('SELECT provider, model FROM agent_gateway.agent_egress WHERE conversation_id = $1', [id])).rows;
+        expect(egress).toEqual([{ provider: new URL(other.url).host, model: 'local-model' }]);
+        const requested = (await events('agent.model.requested')).find((e) => e.target.id === id);
+        expect(requested.details).toMatchObject({ providerName: 'local', provider: new URL(other.url).host });
+        // The org default still answers its own profiles, with its own key.
+        const defaultId = await converse();
+        expect((await say(defaultId, 'and you?')).messages.at(-1).content).toBe('from the org default');
+        expect(fake.authorizations.at(-1)).toBe(`Bearer ${API_KEY}`);
+        // A provider nobody configured: a clear notice, no connection anywhere.
+        const ghost = (
+          await ok(call('POST', '/agent/profiles', tokens.admin, { name: 'Ghost agent', provider: 'ghost', scopes: ['data:read'] }), 201)
+        ).id;
+        const sent = fake.requests.length + other.requests.length;
+        const stuck = await say(await converse(tokens.west, ghost), 'hello?');
+        expect(stuck.state).toBe('failed');
+        expect(stuck.messages.at(-1)).toMatchObject({ role: 'notice', meta: { code: 'model_not_configured' } });
+        expect(stuck.messages.at(-1).content).toContain('provider.ghost.base_url');
+        expect(fake.requests.length + other.requests.length).toBe(sent);
+        for (const [path, body] of [
+          ['/agent/profiles', { name: 'Bad', provider: 'Not A Name', scopes: [] }],
+          ['/agent/profiles', { name: 'Bad', provider: 7, scopes: [] }],
+        ] as const) {
+          const res = await call('POST', path, tokens.admin, body);
+          expect(res.status).toBe(400);
+          expect(res.body.details.issues[0].path).toBe('/provider');
+        }
+        expect((await call('PUT', '/agent/settings/provider.Bad-Name.base_url', tokens.admin, { value: other.url })).status).toBe(404);
+        expect((await call('PUT', '/agent/settings/provider.local.unknown', tokens.admin, { value: 'x' })).status).toBe(404);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('bad input is a 4xx problem, never a 5xx', async () => {
       const id = await converse();
       for (const [method, path, body] of [
