@@ -501,6 +501,17 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     expect(revoked.at(-1)).toMatchObject({ actor: { userId: westId }, target: { id: mine.id } });
   });
 
+  it("logout-all ends the OAuth grants of the user too (their sessions are the user's sessions)", async () => {
+    const { provider } = await connectWithOAuth('Logout test', { email: 'east@test.local', password: PASSWORD });
+    expect(await mcpStatus(provider.saved!.access_token)).toBe(200);
+    const east = await login(base, { email: 'east@test.local', password: PASSWORD });
+    expect((await call('POST', '/auth/logout-all', east.accessToken)).status).toBe(200);
+    await pollUntil(async () => (await mcpStatus(provider.saved!.access_token)) === 401, {
+      what: 'the access token refused after logout-all',
+    });
+    expect((await refresh(provider)).body.error).toBe('invalid_grant');
+  });
+
   it('stores no token in plaintext', async () => {
     const { provider } = await connectWithOAuth('Storage test', { email: 'west@test.local', password: PASSWORD });
     const dump = JSON.stringify((await db.query('SELECT * FROM identity.oauth_model')).rows);

@@ -1,6 +1,6 @@
 import { All, Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { ErrorCode } from '@custodian/contracts';
-import { CONFIG, CustodianException, Public, type CustodianConfig } from '@custodian/platform';
+import { AnyObject, ApiContract, CONFIG, CustodianException, Public, type CustodianConfig } from '@custodian/platform';
 import type { Request, Response } from 'express';
 import { OAUTH_MOUNT, OAuthServerService } from './oauth-server.service';
 import { OAuthInteractionService } from './oauth-interaction.service';
@@ -25,6 +25,10 @@ export class OAuthServerController {
    * at the origin root for clients of the 2025-03-26 MCP revision, which look there.
    */
   @Public()
+  @ApiContract({
+    summary: 'OAuth 2.0 authorization server metadata (RFC 8414) of the OAuth server for MCP clients',
+    responses: { 200: AnyObject },
+  })
   @Get(['.well-known/oauth-authorization-server/oauth', '.well-known/oauth-authorization-server'])
   async metadata(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.server.handle(req, res, '/.well-known/openid-configuration');
@@ -32,12 +36,21 @@ export class OAuthServerController {
 
   /** The sign-in and consent page of one authorization request. */
   @Public()
+  @ApiContract({
+    summary: 'The sign-in and consent page of an authorization request (HTML)',
+    responses: { 200: { contentType: 'text/html' } },
+  })
   @Get('oauth/interaction/:uid')
   async page(@Req() req: Request, @Res() res: Response, @Param('uid') uid: string): Promise<void> {
     await this.interactions.show(req, res, uid);
   }
 
   @Public()
+  @ApiContract({
+    summary: 'Answer the consent page: sign in with the password and allow, or deny (form post; redirects back to the client)',
+    bodyType: 'application/x-www-form-urlencoded',
+    responses: { 303: null },
+  })
   @Post('oauth/interaction/:uid')
   async answer(@Req() req: Request, @Res() res: Response, @Param('uid') uid: string): Promise<void> {
     // Defence in depth beside the SameSite=Lax interaction cookie: a browser's cross-site POST names its origin.
@@ -50,6 +63,12 @@ export class OAuthServerController {
 
   /** Everything else under /oauth is oidc-provider's: authorize, token, registration, revocation, JWKS. */
   @Public()
+  @ApiContract({
+    summary: 'OAuth 2.1 server (oidc-provider): /oauth/auth, /oauth/token, /oauth/reg, /oauth/token/revocation, /oauth/jwks',
+    description: 'OAuth endpoints answer RFC 6749 errors (`error`, `error_description`), not problem+json. See docs/sso.md.',
+    responses: { 200: { contentType: 'application/json' } },
+    errorContentType: 'application/json',
+  })
   @All(['oauth', 'oauth/*path'])
   async provider(@Req() req: Request, @Res() res: Response): Promise<void> {
     const path = req.path.slice(OAUTH_MOUNT.length) || '/';
