@@ -12,6 +12,7 @@ const LONG_RUNNING_PREFIXES = [
   '/api/v1/audit/verify', // walks a whole chain
   '/api/v1/audit/export',
   '/api/v1/bundles/', // applies a whole bundle in one transaction
+  '/api/v1/approvals/bulk', // decides and applies up to 1,000 actions; bounded by its item limit
 ];
 
 /**
