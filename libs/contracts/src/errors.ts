@@ -27,6 +27,21 @@ export const ErrorCode = {
   BusNoResponders: 'bus_no_responders',
   InvalidMessage: 'invalid_message',
   Internal: 'internal_error',
+  /** OIDC sign-in (docs/sso.md): each refusal of the flow has its own code. */
+  OidcStateInvalid: 'oidc_state_invalid',
+  OidcProviderError: 'oidc_provider_error',
+  OidcProviderUnavailable: 'oidc_provider_unavailable',
+  OidcNonceMismatch: 'oidc_nonce_mismatch',
+  OidcIssuerMismatch: 'oidc_issuer_mismatch',
+  OidcAudienceMismatch: 'oidc_audience_mismatch',
+  OidcSignatureInvalid: 'oidc_signature_invalid',
+  OidcTokenExpired: 'oidc_token_expired',
+  OidcTokenInvalid: 'oidc_token_invalid',
+  OidcEmailNotVerified: 'oidc_email_not_verified',
+  OidcEmailDomainNotAllowed: 'oidc_email_domain_not_allowed',
+  OidcLinkNotAllowed: 'oidc_link_not_allowed',
+  OidcUserNotProvisioned: 'oidc_user_not_provisioned',
+  PasswordLoginDisabled: 'password_login_disabled',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -51,6 +66,20 @@ export const ERROR_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   bus_no_responders: 503,
   invalid_message: 502,
   internal_error: 500,
+  oidc_state_invalid: 400,
+  oidc_provider_error: 401,
+  oidc_provider_unavailable: 502,
+  oidc_nonce_mismatch: 401,
+  oidc_issuer_mismatch: 401,
+  oidc_audience_mismatch: 401,
+  oidc_signature_invalid: 401,
+  oidc_token_expired: 401,
+  oidc_token_invalid: 401,
+  oidc_email_not_verified: 403,
+  oidc_email_domain_not_allowed: 403,
+  oidc_link_not_allowed: 403,
+  oidc_user_not_provisioned: 403,
+  password_login_disabled: 403,
 };
 
 export const ERROR_TITLES: Readonly<Record<ErrorCode, string>> = {
@@ -74,6 +103,20 @@ export const ERROR_TITLES: Readonly<Record<ErrorCode, string>> = {
   bus_no_responders: 'Upstream service unavailable',
   invalid_message: 'Invalid message from upstream service',
   internal_error: 'Internal error',
+  oidc_state_invalid: 'Sign-in state missing, expired or not matching',
+  oidc_provider_error: 'The identity provider refused the sign-in',
+  oidc_provider_unavailable: 'The identity provider could not be reached',
+  oidc_nonce_mismatch: 'ID token nonce does not match',
+  oidc_issuer_mismatch: 'ID token issuer does not match',
+  oidc_audience_mismatch: 'ID token audience does not match',
+  oidc_signature_invalid: 'ID token signature is invalid',
+  oidc_token_expired: 'ID token expired',
+  oidc_token_invalid: 'ID token is invalid',
+  oidc_email_not_verified: 'Email address not verified by the identity provider',
+  oidc_email_domain_not_allowed: 'Email domain not allowed',
+  oidc_link_not_allowed: 'Linking to the existing account is not allowed',
+  oidc_user_not_provisioned: 'No account for this identity',
+  password_login_disabled: 'Password sign-in is switched off for this organization',
 };
 
 export function isErrorCode(value: unknown): value is ErrorCode {

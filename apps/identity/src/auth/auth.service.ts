@@ -79,6 +79,26 @@ export class AuthService {
       // One answer for unknown user, wrong password, inactive user and foreign org (no oracle).
       throw new CustodianException(ErrorCode.InvalidCredentials, 'Invalid email or password');
     }
+    // An org that signs in only through its identity provider (docs/sso.md) refuses passwords. Checked
+    // after the password proved right, so the answer says nothing about accounts to a guesser.
+    const ssoOnly: unknown[] = await this.events.read((m) =>
+      m.query('SELECT 1 FROM oidc_connection WHERE org_id = $1 AND enabled AND NOT password_login', [membership.orgId]),
+    );
+    if (ssoOnly.length > 0) {
+      await this.events.transaction((m) =>
+        this.outbox.append(m, {
+          orgId: membership.orgId,
+          action: 'auth.login_failed',
+          outcome: 'failure',
+          actor: { userId: user.id },
+          target: { type: 'user', id: user.id },
+          details: { emailHash, reason: ErrorCode.PasswordLoginDisabled },
+        }),
+      );
+      throw new CustodianException(ErrorCode.PasswordLoginDisabled, 'This organization signs in through its identity provider', {
+        signInUrl: `${this.config.agentGateway.publicUrl}/api/v1/auth/oidc/${membership.orgId}/start`,
+      });
+    }
     const issued = await this.events.transaction(async (m) => {
       await this.throttle.recordSuccess(m, keys);
       const next = await this.sessions.issue(m, { userId: user.id, orgId: membership.orgId });

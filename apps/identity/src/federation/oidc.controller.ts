@@ -1,0 +1,155 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { ErrorCode } from '@custodian/contracts';
+import { API_PREFIX, CustodianException, Public, RequirePolicy, assertValid } from '@custodian/platform';
+import type { Request, Response } from 'express';
+import type { AuthedRequest } from '../directory/directory.http';
+import type { TokenResponse } from '../auth/auth.service';
+import { NoStore } from '../auth/no-store';
+import { BackchannelLogoutService } from './backchannel-logout.service';
+import { publicJwk, type PrivateKeyAlg } from './oidc-client';
+import { OidcConfigService, type OidcConnectionView } from './oidc-config.service';
+import { OidcConnectionInputSchema } from './oidc-config.schemas';
+import { OidcSignInService } from './oidc-sign-in.service';
+
+const MAX_FORM_BYTES = 64 * 1024;
+const MAX_QUERY_VALUE = 4096;
+const CALLBACK_PARAMS = new Set([
+  'code',
+  'state',
+  'iss',
+  'session_state',
+  'error',
+  'error_description',
+  'error_uri',
+  'scope',
+  'authuser',
+  'hd',
+  'prompt',
+]);
+
+function badQuery(path: string, message: string): CustodianException {
+  return new CustodianException(ErrorCode.ValidationFailed, 'Invalid query', { issues: [{ path, message }] });
+}
+
+/** Query values as strings only (express may parse `a[b]=c` into objects), bounded (R8). */
+function stringQuery(query: Record<string, unknown>, allowed: ReadonlySet<string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(query)) {
+    if (!allowed.has(key)) continue;
+    if (typeof value !== 'string' || value.length > MAX_QUERY_VALUE) throw badQuery(`/${key}`, 'one string value');
+    out[key] = value;
+  }
+  return out;
+}
+
+/** `/api/v1/auth/oidc/config`: the org's IdP connection (manage_users and manage_settings; secrets write-only). */
+@Controller(`${API_PREFIX}/auth/oidc/config`)
+export class OidcConfigController {
+  constructor(@Inject(OidcConfigService) private readonly configs: OidcConfigService) {}
+
+  @RequirePolicy({ capabilities: ['manage_users', 'manage_settings'] })
+  @Get()
+  get(@Req() req: AuthedRequest): Promise<OidcConnectionView> {
+    return this.configs.get(req.principal);
+  }
+
+  @RequirePolicy({ capabilities: ['manage_users', 'manage_settings'] })
+  @Put()
+  put(@Req() req: AuthedRequest, @Body() body: unknown): Promise<OidcConnectionView> {
+    return this.configs.put(req.principal, assertValid(OidcConnectionInputSchema, body, { what: 'OIDC connection' }));
+  }
+
+  @RequirePolicy({ capabilities: ['manage_users', 'manage_settings'] })
+  @Delete()
+  @HttpCode(204)
+  async remove(@Req() req: AuthedRequest): Promise<void> {
+    await this.configs.remove(req.principal);
+  }
+}
+
+/**
+ * The browser and IdP side of an org's OIDC sign-in: public routes (the IdP's signed tokens and the
+ * sealed login cookie are the credentials). `:org` is the org id.
+ */
+@Controller(`${API_PREFIX}/auth/oidc/:org`)
+export class OidcSignInController {
+  constructor(
+    @Inject(OidcSignInService) private readonly signIn: OidcSignInService,
+    @Inject(BackchannelLogoutService) private readonly backchannel: BackchannelLogoutService,
+    @Inject(OidcConfigService) private readonly configs: OidcConfigService,
+  ) {}
+
+  /** Redirects to the IdP (authorization code + PKCE S256, state, nonce); `login_hint` is passed on. */
+  @Public()
+  @Get('start')
+  async start(
+    @Param('org') org: string,
+    @Query() query: Record<string, unknown>,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const { login_hint: loginHint } = stringQuery(query, new Set(['login_hint']));
+    // eslint-disable-next-line no-control-regex -- refusing control characters is the point
+    if (loginHint !== undefined && (loginHint.length > 320 || /[\u0000-\u001f\u007f]/.test(loginHint)))
+      throw badQuery('/login_hint', 'at most 320 printable characters');
+    const { location, cookie } = await this.signIn.start(org, loginHint, this.secure(req));
+    res.setHeader('Cache-Control', 'no-store');
+    res.append('Set-Cookie', cookie);
+    res.redirect(302, location);
+  }
+
+  /** The IdP's redirect back: tokens of an ordinary Custodian session, or the refusal's code. */
+  @Public()
+  @Get('callback')
+  @NoStore()
+  async callback(
+    @Param('org') org: string,
+    @Query() query: Record<string, unknown>,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<TokenResponse> {
+    // The login state is spent whatever happens next.
+    res.append('Set-Cookie', this.signIn.clearCookie(org, this.secure(req)));
+    return this.signIn.callback(org, stringQuery(query, CALLBACK_PARAMS), req.get('cookie'));
+  }
+
+  /** OIDC Back-Channel Logout: a form post with `logout_token`; 200 when the sessions are ended, 400 otherwise. */
+  @Public()
+  @Post('backchannel-logout')
+  @HttpCode(200)
+  @NoStore()
+  async backchannelLogout(@Param('org') org: string, @Req() req: Request): Promise<void> {
+    const form = await readForm(req);
+    await this.backchannel.logout(org, form.get('logout_token') ?? undefined);
+  }
+
+  /** The public key of the private_key_jwt client credential, for IdPs that fetch a JWKS URL. */
+  @Public()
+  @Get('jwks')
+  async jwks(@Param('org') org: string): Promise<{ keys: unknown[] }> {
+    const conn = await this.signIn.connection(org);
+    if (conn.clientAuth !== 'private_key_jwt') throw CustodianException.notFound('This connection uses no private key');
+    const key = await this.configs.privateKeyOf(conn);
+    if (!key) throw CustodianException.notFound('This connection uses no private key');
+    return { keys: [publicJwk(key, (conn.privateKeyAlg ?? 'RS256') as PrivateKeyAlg)] };
+  }
+
+  private secure(req: Request): boolean {
+    return req.secure || this.configs.urls('x').redirectUri.startsWith('https:');
+  }
+}
+
+/** An application/x-www-form-urlencoded body, bounded (R8); anything else is a 4xx. */
+async function readForm(req: Request): Promise<URLSearchParams> {
+  if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new CustodianException(ErrorCode.UnsupportedMediaType, 'Expected a form post (application/x-www-form-urlencoded)');
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) throw new CustodianException(ErrorCode.PayloadTooLarge, 'Form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
