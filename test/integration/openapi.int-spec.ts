@@ -1,6 +1,9 @@
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { collectApiRoutes, openApiMethods, openApiPath, type OpenApiDocument } from '@custodian/platform';
+import { readFileSync } from 'node:fs';
+import { CLIENT_FILE, formatClient, renderClient, type OpenApiLike } from '../../scripts/generate-client';
+import { CustodianApiError, CustodianClient } from '../../packages/client/src';
 import { TEST_ADMIN, login, startTestHost, type TestHost } from '../support/host';
 
 /**
@@ -167,5 +170,32 @@ describe('OpenAPI document', () => {
     expect(html).not.toMatch(/<script/i);
     expect(html).not.toMatch(/(src|href)="(https?:)?\/\//i);
     expect(html).toContain('/api/v1/approvals/{id}/approve');
+  });
+
+  it('the generated client signs in, lists, creates and revokes typed, and throws the problem code with the request id', async () => {
+    const anonymous = new CustodianClient({ baseUrl: base });
+    const { accessToken, orgId } = await anonymous.authLogin({ body: TEST_ADMIN });
+    expect(orgId).toMatch(/^[0-9a-f-]{36}$/);
+    const api = anonymous.withToken(accessToken);
+    const me = await api.authMe();
+    expect(me.userId).toBeDefined();
+    const created = await api.apiKeysCreate({ body: { name: 'client test' } });
+    expect(api.lastStatus).toBe(201);
+    expect(created.key.length).toBeGreaterThan(20);
+    const listed = await api.apiKeysList({ query: { limit: '200' } });
+    expect(listed.items.map((k) => k.id)).toContain(created.id);
+    await api.apiKeysRevoke({ id: created.id });
+    expect(api.lastStatus).toBe(204);
+    const failure = await api.usersGet({ id: '00000000-0000-4000-8000-000000000000' }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(CustodianApiError);
+    expect(failure).toMatchObject({ status: 404, code: 'not_found', requestId: expect.any(String) });
+    const refused = await anonymous.usersList().catch((error: unknown) => error);
+    expect(refused).toMatchObject({ status: 401, code: 'unauthenticated' });
+  });
+
+  it('the checked-in client (packages/client) is what the generator makes of this document', async () => {
+    // Stale? Run: node scripts/run-ts.cjs scripts/generate-client.ts (docs/api.md).
+    const expected = formatClient(renderClient(doc as unknown as OpenApiLike), CLIENT_FILE);
+    expect(readFileSync(CLIENT_FILE, 'utf8') === expected).toBe(true);
   });
 });

@@ -111,7 +111,7 @@ function successResponse(spec: ApiResponseSpec): Json {
     const s = spec as { schema?: TSchema; contentType: string; description?: string };
     return {
       description: s.description ?? 'Success',
-      content: { [s.contentType]: { schema: s.schema ? plainSchema(s.schema) : { type: 'string' } } },
+      content: { [s.contentType]: { schema: s.schema ? plainSchema(s.schema) : /json/.test(s.contentType) ? {} : { type: 'string' } } },
     };
   }
   return { description: 'Success', content: { 'application/json': { schema: plainSchema(spec as TSchema) } } };
