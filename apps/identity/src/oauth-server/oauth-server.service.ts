@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { CONFIG, SERVICE_DATA_SOURCE, type CustodianConfig } from '@custodian/platform';
 import { AGENT_SCOPES } from '@custodian/policy';
@@ -80,7 +81,7 @@ export class OAuthServerService implements OnModuleInit {
     req.headers['x-forwarded-host'] = url.host;
     req.headers['x-forwarded-proto'] = url.protocol.slice(0, -1);
     const endpoint = path === '/token' ? 'token' : path === '/token/revocation' ? 'revocation' : 'other';
-    await oauthRequest.run({ endpoint }, () => this.current!.callback(req, res));
+    await oauthRequest.run({ endpoint }, () => this.current!.callback(unparsed(req), res));
   }
 
   private build(kid: string, publicKey: KeyObject): OidcProvider {
@@ -219,4 +220,28 @@ export class OAuthServerService implements OnModuleInit {
     provider.proxy = true;
     return provider;
   }
+}
+
+/**
+ * The host's JSON body parser has already read a JSON request (dynamic client registration); the
+ * provider reads bodies itself and would warn about (and fall back to) the parsed one. It gets the
+ * same JSON as a fresh stream instead — parsed and checked by the host's limits and forbidden-key
+ * rule first (R8, O6), with a content-length that matches.
+ */
+function unparsed(req: IncomingMessage & { body?: unknown }): IncomingMessage {
+  if (req.readable || req.body === undefined) return req;
+  const raw = Buffer.from(JSON.stringify(req.body));
+  const stream = Readable.from([raw]) as Readable & Record<string, unknown>;
+  return Object.assign(stream, {
+    headers: { ...req.headers, 'content-length': String(raw.length) },
+    rawHeaders: req.rawHeaders,
+    method: req.method,
+    url: req.url,
+    originalUrl: (req as { originalUrl?: string }).originalUrl,
+    httpVersion: req.httpVersion,
+    httpVersionMajor: req.httpVersionMajor,
+    httpVersionMinor: req.httpVersionMinor,
+    socket: req.socket,
+    connection: req.socket,
+  }) as unknown as IncomingMessage;
 }
