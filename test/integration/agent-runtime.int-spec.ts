@@ -7,6 +7,7 @@ import { apiClient, type Json } from '../support/api';
 import { startFakeModelServer, type ChatRequest, type FakeModelServer, type Step } from '../support/fake-model-server';
 import { createMember, login, startTestHost, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
+import { freePort } from '../support/free-port';
 
 const PASSWORD = 'a-long-enough-password';
 const API_KEY = 'sk-test-secret-4f2a9c';
@@ -291,6 +292,7 @@ describe('agent runtime: conversations with your own model', () => {
       ['rate limited (429)', { status: 429, error: 'slow down' } as Step, 'model_rate_limited', 'rate limiting'],
       ['server error (500)', { status: 500 } as Step, 'model_unavailable', 'failed (500)'],
       ['bad key (401)', { status: 401 } as Step, 'model_refused', 'model.api_key'],
+      ['wrong base URL or model (404)', { status: 404 } as Step, 'model_refused', 'check model.base_url'],
       ['never answers', { hang: true } as Step, 'model_timeout', 'did not answer within'],
       ['broken stream', { garbage: true } as Step, 'model_bad_response', 'could not be read'],
     ])('provider failure — %s — ends the turn with a clear notice, never a hang', async (_name, step, code, words) => {
@@ -306,6 +308,32 @@ describe('agent runtime: conversations with your own model', () => {
       // The next message works again.
       reset({ text: 'back' });
       expect((await say(id, 'again')).state).toBe('idle');
+    });
+
+    it('provider failure — nothing listens at the base URL — ends the turn with a clear notice, never a hang', async () => {
+      const port = await freePort();
+      await setting('model.base_url', `http://127.0.0.1:${port}/v1`);
+      try {
+        const id = await converse();
+        const answer = await say(id, 'anyone there?');
+        expect(answer.state).toBe('failed');
+        expect(answer.messages.at(-1)).toMatchObject({ role: 'notice', meta: { code: 'model_unavailable' } });
+        expect(answer.messages.at(-1).content).toContain(`127.0.0.1:${port} could not be reached`);
+      } finally {
+        await setting('model.base_url', fake.url);
+      }
+    });
+
+    it('a turn left running by a process that stopped mid-turn does not lock the conversation past its wall time', async () => {
+      reset({ text: 'back again' });
+      const id = await converse();
+      await db.query(`UPDATE agent_gateway.agent_conversation SET state = 'running' WHERE id = $1`, [id]);
+      // Within the profile's wall time it is a turn in progress: 409.
+      expect((await call('POST', `/agent/conversations/${id}/messages`, tokens.west, { content: 'x' })).status).toBe(409);
+      await db.query(`UPDATE agent_gateway.agent_conversation SET updated_at = now() - interval '3 hours' WHERE id = $1`, [id]);
+      const answer = await say(id, 'hello after the crash');
+      expect(answer.state).toBe('idle');
+      expect(answer.messages.at(-1).content).toBe('back again');
     });
 
     it('malformed arguments, wrong types and unknown tools get tool errors the model can read; nothing runs', async () => {
@@ -464,9 +492,10 @@ describe('agent runtime: conversations with your own model', () => {
     const before = (await db.query(`SELECT org_id, sealed FROM agent_gateway.setting WHERE name = 'model.api_key'`)).rows[0];
     await expect(runSettingsKeyRotation(wrong)).rejects.toThrow(/another master key/);
     expect((await db.query(`SELECT sealed FROM agent_gateway.setting WHERE name = 'model.api_key'`)).rows[0].sealed).toBe(before.sealed);
-    expect(await runSettingsKeyRotation(env)).toEqual({ resealed: 1, skipped: 0 });
+    // model.api_key and the named provider's provider.local.api_key.
+    expect(await runSettingsKeyRotation(env)).toEqual({ resealed: 2, skipped: 0 });
     const after = (await db.query(`SELECT sealed FROM agent_gateway.setting WHERE name = 'model.api_key'`)).rows[0].sealed;
     expect(new SettingsCipher(next).open(before.org_id, 'model.api_key', after)).toBe(API_KEY);
-    expect(await runSettingsKeyRotation(env)).toEqual({ resealed: 0, skipped: 1 });
+    expect(await runSettingsKeyRotation(env)).toEqual({ resealed: 0, skipped: 2 });
   });
 });

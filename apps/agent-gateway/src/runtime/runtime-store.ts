@@ -197,9 +197,11 @@ export const runtimeStore = {
     return Number(count) > 0;
   },
   /**
-   * Starts a user turn in one statement: the caller's own conversation moves to `running` (only from
-   * idle, waiting_approval or failed), takes the caller's current credential for later resumes, and
-   * gets the user's message. `missing` when it is not the caller's, `busy` while a turn runs.
+   * Starts a user turn in one statement: the caller's own conversation moves to `running` (from
+   * idle, waiting_approval or failed — or from a `running` left behind by a process that stopped
+   * mid-turn, once the profile's wall time and a minute have passed), takes the caller's current
+   * credential for later resumes, and gets the user's message. `missing` when it is not the
+   * caller's, `busy` while a turn runs.
    */
   async startTurn(
     db: Db,
@@ -209,7 +211,11 @@ export const runtimeStore = {
     const rows = await db.query(
       `WITH c AS (
          UPDATE agent_conversation SET state = 'running', last_error = NULL, session_id = $4, api_key_id = $5, updated_at = now()
-         WHERE id = $1 AND org_id = $2 AND user_id = $3 AND state IN ('idle', 'waiting_approval', 'failed') RETURNING *
+         WHERE id = $1 AND org_id = $2 AND user_id = $3 AND (state IN ('idle', 'waiting_approval', 'failed')
+           -- A turn cannot outlive its profile's wall time: one still 'running' a minute past it died with its process.
+           OR (state = 'running' AND updated_at < now() - make_interval(secs => 60 + COALESCE(
+             (SELECT (p.limits->>'wallTimeMs')::numeric / 1000 FROM agent_profile p WHERE p.id = agent_conversation.profile_id), 3600))))
+         RETURNING *
        ), m AS (
          INSERT INTO agent_message (id, conversation_id, org_id, seq, role, content)
          SELECT $6, c.id, c.org_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_message WHERE conversation_id = $1), 'user', $7 FROM c
