@@ -54,6 +54,12 @@ interface RunResult {
   errors: number;
 }
 
+/** The first few distinct error messages, printed at the end (errors fail the run). */
+const errorSamples = new Set<string>();
+function noteError(error: unknown): void {
+  if (errorSamples.size < 5) errorSamples.add(error instanceof Error ? error.message.slice(0, 300) : String(error).slice(0, 300));
+}
+
 /** Closed loop: `workers` (one per client) call back to back for SECONDS. */
 async function load(workers: Array<() => Promise<void>>): Promise<RunResult> {
   const latencies: number[] = [];
@@ -67,8 +73,9 @@ async function load(workers: Array<() => Promise<void>>): Promise<RunResult> {
         try {
           await work();
           latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-        } catch {
+        } catch (error) {
           errors++;
+          noteError(error);
         }
       }
     }),
@@ -373,9 +380,13 @@ async function main(): Promise<void> {
               try {
                 await client.listTools();
                 const r = (await client.callTool({ name: 'query_records', arguments: { object: 'deal', limit: 5 } })) as Json;
-                if (r.isError) sessionErrors++;
-              } catch {
+                if (r.isError) {
+                  sessionErrors++;
+                  noteError(JSON.stringify(r.structuredContent));
+                }
+              } catch (error) {
                 sessionErrors++;
+                noteError(error);
               }
             }),
           );
@@ -434,9 +445,13 @@ async function main(): Promise<void> {
             batch.slice(i, i + 20).map(async ({ client }) => {
               try {
                 const res = (await client.callTool({ name: 'query_records', arguments: { object: 'deal', limit: 5 } })) as Json;
-                if (res.isError) churnErrors++;
-              } catch {
+                if (res.isError) {
+                  churnErrors++;
+                  noteError(JSON.stringify(res.structuredContent));
+                }
+              } catch (error) {
                 churnErrors++;
+                noteError(error);
               }
             }),
           );
@@ -474,7 +489,7 @@ async function main(): Promise<void> {
     );
     const file = writeResults('agent-gateway', { ...results, targets });
     console.log(`results → ${file}`);
-    if (failures > 0) throw new Error('calls failed during the benchmark');
+    if (failures > 0) throw new Error(`calls failed during the benchmark: ${[...errorSamples].join(' | ')}`);
   } finally {
     await closeAll();
     await pool.end();
