@@ -194,7 +194,9 @@ export class PendingActionApplier implements OnApplicationBootstrap, OnModuleDes
         .where('a.id IN (:...ids)', { ids })
         .orderBy('a.id')
         .getMany();
-      due.push(...locked.filter((r) => r.state === 'approved'));
+      // Locked in id order (no deadlock with another bulk call), applied in the caller's order (the earlier item writes first).
+      const order = new Map(ids.map((id, i) => [id, i]));
+      due.push(...locked.filter((r) => r.state === 'approved').sort((a, b) => order.get(a.id)! - order.get(b.id)!));
       if (due.length === 0) return locked;
       await m.query('UPDATE pending_action SET apply_attempts = apply_attempts + 1, updated_at = now() WHERE id = ANY($1::uuid[])', [
         due.map((r) => r.id),

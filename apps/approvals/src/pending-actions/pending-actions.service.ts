@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
+  AuditEventRecorded,
   DryRunMetadataChange,
   DryRunPermissionChange,
   DryRunRecordOperation,
@@ -20,7 +21,16 @@ import {
   type RecordOperationResult,
   type ResponseOf,
 } from '@custodian/contracts';
-import { BUS, CONFIG, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, type Bus, type CustodianConfig } from '@custodian/platform';
+import {
+  BUS,
+  CONFIG,
+  CustodianException,
+  OutboxWriter,
+  SERVICE_DATA_SOURCE,
+  type AuditEventInput,
+  type Bus,
+  type CustodianConfig,
+} from '@custodian/platform';
 import type { Capability } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ApprovalPolicyEntity } from '../entities/approval-policy.entity';
@@ -645,12 +655,19 @@ export class PendingActionsService {
       ],
     )) as [unknown, number];
     if (affected !== moves.length) throw new CustodianException(ErrorCode.Conflict, 'The action changed concurrently');
-    for (const { row, to, details, outcome } of moves) {
+    const events = moves.map(({ row, to, details, outcome }) => {
       const from = row.state;
       row.state = to;
       if (outcome !== undefined) row.outcome = outcome;
-      await this.auditTransition(m, row, from, to, details, actor);
-    }
+      return this.outbox.prepare(this.transitionEvent(row, from, to, details, actor));
+    });
+    // The moves' audit events in one statement (each its own event, as `transition` writes it).
+    await m.query(`INSERT INTO outbox (id, subject, payload) SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[])`, [
+      events.map((e) => e.id),
+      events.map(() => AuditEventRecorded.subject),
+      events.map((e) => JSON.stringify(e)),
+    ]);
+    this.outbox.appended();
   }
 
   private async auditTransition(
@@ -661,15 +678,25 @@ export class PendingActionsService {
     details: Record<string, unknown>,
     actor?: PrincipalSnapshot,
   ): Promise<void> {
+    await this.outbox.append(m, this.transitionEvent(row, from, to, details, actor));
+  }
+
+  private transitionEvent(
+    row: PendingActionEntity,
+    from: PendingActionState,
+    to: PendingActionState,
+    details: Record<string, unknown>,
+    actor?: PrincipalSnapshot,
+  ): AuditEventInput {
     const failed = to === 'stale' || to === 'forbidden' || to === 'failed';
-    await this.outbox.append(m, {
+    return {
       orgId: row.orgId,
       action: auditActionFor(to),
       outcome: failed ? (to === 'forbidden' ? 'denied' : 'failure') : 'success',
       ...(actor ? { actor: this.actorOf(PendingActionsService.proposerOf(actor)) } : {}),
       target: { type: 'pending_action', id: row.id },
       details: { from, to, ...details, ...(failed ? { reason: to } : {}), ...(to === 'approved' ? { final: true } : {}) },
-    });
+    };
   }
 
   /** After commit: tell listeners (console, agent, webhooks). Best effort; the audit event is the record. */
