@@ -71,7 +71,9 @@ export function ApiKeysSection(): ReactNode {
         <Alert color="yellow" title={`API key “${secret.name}” — shown once`} data-testid="api-key-secret">
           <Stack gap="xs">
             <Text size="sm">Store it now: Custodian keeps only a keyed hash and cannot show it again.</Text>
-            <Code block>{secret.key}</Code>
+            <Code block tabIndex={0} aria-label="The new API key">
+              {secret.key}
+            </Code>
             <Group>
               <CopyButton value={secret.key}>
                 {({ copied, copy }) => (
@@ -316,7 +318,7 @@ function SettingRow({ setting: s, onChanged }: { setting: Setting; onChanged: ()
       </Table.Th>
       <Table.Td data-setting={s.name}>
         {s.type === 'secret' ? (
-          <Badge color={s.secret?.set ? 'green.9' : 'gray.8'} variant="filled">
+          <Badge color="dark" variant="outline">
             {s.secret?.set ? `set (${s.secret.source ?? 'stored'})` : 'not set'}
           </Badge>
         ) : (

@@ -212,14 +212,14 @@ function MessageView({ m }: { m: Message }): ReactNode {
           </Text>
           {m.pendingActionId ? (
             <>
-              <Badge color="yellow.9" variant="filled" data-testid="pending-state">
+              <Badge color="dark" variant="outline" data-testid="pending-state">
                 {m.pendingState ?? 'pending'}
               </Badge>
               <Link to={`/approvals/${m.pendingActionId}`}>Open the approval</Link>
             </>
           ) : null}
         </Group>
-        <Code block mt={4}>
+        <Code block mt={4} tabIndex={0} aria-label={`Result of ${m.toolName ?? 'tool'}`}>
           {m.content.length > 2000 ? `${m.content.slice(0, 2000)}…` : m.content}
         </Code>
       </Paper>
