@@ -58,6 +58,11 @@ describe('all services in one host', () => {
         'GET /.well-known/oauth-authorization-server/oauth',
         'GET /.well-known/oauth-protected-resource',
         'GET /.well-known/oauth-protected-resource/mcp',
+        // OIDC sign-in of an org (docs/sso.md): the sealed login cookie, the IdP's signed ID token and
+        // logout token are the credentials; jwks is the public half of the private_key_jwt key.
+        'GET /api/v1/auth/oidc/:org/callback',
+        'GET /api/v1/auth/oidc/:org/jwks',
+        'GET /api/v1/auth/oidc/:org/start',
         // The API's shape (OpenAPI 3.1) and its reference page: no data, each route's declared policy.
         'GET /api/v1/docs',
         'GET /api/v1/openapi.json',
@@ -70,6 +75,7 @@ describe('all services in one host', () => {
         'GET /metrics',
         'GET /oauth/interaction/:uid',
         'POST /api/v1/auth/login',
+        'POST /api/v1/auth/oidc/:org/backchannel-logout',
         'POST /api/v1/auth/refresh',
         'POST /api/v1/auth/token-exchange',
         // The MCP endpoint authenticates itself (its audience, its RFC 9728 challenge): McpController.

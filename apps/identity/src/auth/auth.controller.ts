@@ -43,7 +43,7 @@ export class AuthController {
     summary: 'Sign in with email and password',
     body: LoginRequestSchema,
     responses: { 200: TokenAnswer },
-    problems: ['invalid_credentials', 'rate_limited', 'forbidden'],
+    problems: ['invalid_credentials', 'rate_limited', 'forbidden', 'password_login_disabled'],
   })
   @Post('login')
   @HttpCode(200)

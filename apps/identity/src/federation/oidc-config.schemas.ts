@@ -51,3 +51,56 @@ export const OidcConnectionInputSchema = Type.Object(
   { additionalProperties: false },
 );
 export type OidcConnectionInput = Static<typeof OidcConnectionInputSchema>;
+
+const SecretState = Type.Object(
+  { set: Type.Boolean(), source: Type.Union([Type.Literal('encrypted'), Type.Literal('env'), Type.Literal('file'), Type.Null()]) },
+  { additionalProperties: false },
+);
+
+/** The connection as GET and PUT answer it: never a secret, only whether and where it is set. */
+export const OidcConnectionViewSchema = Type.Object(
+  {
+    issuer: Type.String(),
+    clientId: Type.String(),
+    clientAuth: Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Literal('private_key_jwt')]),
+    privateKeyAlg: Type.Union([Type.String(), Type.Null()]),
+    scopes: Type.Array(Type.String()),
+    enabled: Type.Boolean(),
+    jitProvisioning: Type.Boolean(),
+    linkExistingUsers: Type.Boolean(),
+    emailVerifiedClaim: Type.String(),
+    allowedEmailDomains: Type.Array(Type.String()),
+    mappings: Type.Array(ClaimMappingSchema),
+    passwordLogin: Type.Boolean(),
+    startUrl: Type.String(),
+    redirectUri: Type.String(),
+    backchannelLogoutUri: Type.String(),
+    jwksUri: Type.String(),
+    clientSecret: SecretState,
+    privateKey: SecretState,
+    version: Type.Integer(),
+    updatedAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);
+
+export const OidcStartQuerySchema = Type.Object(
+  { login_hint: Type.Optional(Type.String({ maxLength: 320, description: 'passed on to the identity provider' })) },
+  { additionalProperties: false },
+);
+
+export const OidcCallbackQuerySchema = Type.Object(
+  {
+    code: Type.Optional(Type.String()),
+    state: Type.Optional(Type.String()),
+    iss: Type.Optional(Type.String()),
+    error: Type.Optional(Type.String()),
+    error_description: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true },
+);
+
+export const OidcJwksSchema = Type.Object(
+  { keys: Type.Array(Type.Object({}, { additionalProperties: true })) },
+  { additionalProperties: false },
+);

@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ErrorCode } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, Public, RequirePolicy, assertValid } from '@custodian/platform';
+import { API_PREFIX, ApiContract, CustodianException, Public, RequirePolicy, assertValid } from '@custodian/platform';
 import type { Request, Response } from 'express';
 import type { AuthedRequest } from '../directory/directory.http';
 import type { TokenResponse } from '../auth/auth.service';
@@ -8,7 +8,14 @@ import { NoStore } from '../auth/no-store';
 import { BackchannelLogoutService } from './backchannel-logout.service';
 import { publicJwk, type PrivateKeyAlg } from './oidc-client';
 import { OidcConfigService, type OidcConnectionView } from './oidc-config.service';
-import { OidcConnectionInputSchema } from './oidc-config.schemas';
+import { TokenAnswer } from '../identity.api-schemas';
+import {
+  OidcCallbackQuerySchema,
+  OidcConnectionInputSchema,
+  OidcConnectionViewSchema,
+  OidcJwksSchema,
+  OidcStartQuerySchema,
+} from './oidc-config.schemas';
 import { OidcSignInService } from './oidc-sign-in.service';
 
 const MAX_FORM_BYTES = 64 * 1024;
@@ -48,18 +55,29 @@ export class OidcConfigController {
   constructor(@Inject(OidcConfigService) private readonly configs: OidcConfigService) {}
 
   @RequirePolicy({ capabilities: ['manage_users', 'manage_settings'] })
+  @ApiContract({
+    summary: "The org's OIDC identity provider connection (secrets write-only)",
+    responses: { 200: OidcConnectionViewSchema },
+  })
   @Get()
   get(@Req() req: AuthedRequest): Promise<OidcConnectionView> {
     return this.configs.get(req.principal);
   }
 
   @RequirePolicy({ capabilities: ['manage_users', 'manage_settings'] })
+  @ApiContract({
+    summary: "Set the org's OIDC connection (the whole of it; omitted secrets are kept)",
+    body: OidcConnectionInputSchema,
+    responses: { 200: OidcConnectionViewSchema },
+    problems: ['validation_failed', 'forbidden'],
+  })
   @Put()
   put(@Req() req: AuthedRequest, @Body() body: unknown): Promise<OidcConnectionView> {
     return this.configs.put(req.principal, assertValid(OidcConnectionInputSchema, body, { what: 'OIDC connection' }));
   }
 
   @RequirePolicy({ capabilities: ['manage_users', 'manage_settings'] })
+  @ApiContract({ summary: "Remove the org's OIDC connection and its secrets (password login is on again)", responses: { 204: null } })
   @Delete()
   @HttpCode(204)
   async remove(@Req() req: AuthedRequest): Promise<void> {
@@ -81,6 +99,12 @@ export class OidcSignInController {
 
   /** Redirects to the IdP (authorization code + PKCE S256, state, nonce); `login_hint` is passed on. */
   @Public()
+  @ApiContract({
+    summary: "Start an OIDC sign-in: redirects to the org's identity provider (code + PKCE S256, state, nonce)",
+    query: OidcStartQuerySchema,
+    responses: { 302: null },
+    problems: ['oidc_provider_unavailable', 'oidc_issuer_mismatch'],
+  })
   @Get('start')
   async start(
     @Param('org') org: string,
@@ -100,6 +124,27 @@ export class OidcSignInController {
 
   /** The IdP's redirect back: tokens of an ordinary Custodian session, or the refusal's code. */
   @Public()
+  @ApiContract({
+    summary: "The identity provider's redirect back: an ordinary session's tokens",
+    query: OidcCallbackQuerySchema,
+    responses: { 200: TokenAnswer },
+    problems: [
+      'oidc_state_invalid',
+      'oidc_provider_error',
+      'oidc_provider_unavailable',
+      'oidc_nonce_mismatch',
+      'oidc_issuer_mismatch',
+      'oidc_audience_mismatch',
+      'oidc_signature_invalid',
+      'oidc_token_expired',
+      'oidc_token_invalid',
+      'oidc_email_not_verified',
+      'oidc_email_domain_not_allowed',
+      'oidc_link_not_allowed',
+      'oidc_user_not_provisioned',
+      'forbidden',
+    ],
+  })
   @Get('callback')
   @NoStore()
   async callback(
@@ -115,6 +160,12 @@ export class OidcSignInController {
 
   /** OIDC Back-Channel Logout: a form post with `logout_token`; 200 when the sessions are ended, 400 otherwise. */
   @Public()
+  @ApiContract({
+    summary: 'OIDC Back-Channel Logout: the identity provider posts a logout token; the sessions it names end',
+    bodyType: 'application/x-www-form-urlencoded',
+    responses: { 200: null },
+    problems: ['bad_request', 'unsupported_media_type', 'payload_too_large', 'oidc_provider_unavailable'],
+  })
   @Post('backchannel-logout')
   @HttpCode(200)
   @NoStore()
@@ -125,6 +176,10 @@ export class OidcSignInController {
 
   /** The public key of the private_key_jwt client credential, for IdPs that fetch a JWKS URL. */
   @Public()
+  @ApiContract({
+    summary: "The public key of the connection's private_key_jwt client credential (JWKS)",
+    responses: { 200: OidcJwksSchema },
+  })
   @Get('jwks')
   async jwks(@Param('org') org: string): Promise<{ keys: unknown[] }> {
     const conn = await this.signIn.connection(org);
