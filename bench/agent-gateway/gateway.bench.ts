@@ -7,16 +7,21 @@
  *      rounds (each MCP run against the REST run of its round). Target: p50 and p99 ratio ≤ 1.3.
  *  (b) `tools/list` for a principal that may read, create and edit 200 objects: one client, raw
  *      JSON-RPC over the session (what the server spends) beside `ping` on the same session (the
- *      per-request floor), rotating order; also the SDK client's listTools and the first
- *      tools/list of fresh credentials (catalog cache miss). Target: p99 ≤ 5 ms (raw, warm).
+ *      per-request floor), rotating order, and tools/list minus ping per paired round (what listing
+ *      costs beyond any request); also the SDK client's listTools and the first tools/list of fresh
+ *      API keys (creating a key moves the policy version: a catalog miss). Target: p99 ≤ 5 ms (raw, warm).
  *  (c) 200 MCP sessions held open at once and used (each calls tools/list and query_records per
  *      cycle): heap (after a forced GC) and RSS sampled before opening, after every cycle, and after
  *      closing. "Flat" means: from the first to the last cycle the heap grows by ≤ 8 MiB and by ≤ 10 %,
  *      and after all sessions are closed the heap is within 16 MiB of before opening. The sample is of
  *      this whole process (server and the 200 clients), so it over-counts, never under-counts.
+ *  (d) 200 concurrent sessions opened (20 at a time), one query_records call in each, all closed
+ *      (DELETE) — repeated BENCH_CHURN_ROUNDS times; heap after a forced GC per round. Flat: the last
+ *      round's heap within +10 % of the first's.
  *   node --expose-gc scripts/run-ts.cjs bench/agent-gateway/gateway.bench.ts
- * Env: BENCH_RECORDS (20000), BENCH_RUNS (5), BENCH_SECONDS (2 per run and side), BENCH_OBJECTS (200),
- * BENCH_SESSIONS (200), BENCH_CYCLES (5). Results → bench/results/agent-gateway.json.
+ * Env: BENCH_PARTS (a,b,c,d), BENCH_RECORDS (20000), BENCH_RUNS (5), BENCH_SECONDS (2 per run and side),
+ * BENCH_OBJECTS (200), BENCH_SESSIONS (200), BENCH_CYCLES (5), BENCH_CHURN_ROUNDS (5).
+ * Results → bench/results/agent-gateway.json.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
