@@ -94,6 +94,8 @@ interface TurnWrites {
 }
 const MAX_TOOL_RESULT_BYTES = 64 * 1024;
 const MAX_SESSIONS = 2000;
+/** Conversation events waiting for NATS at most (fan-out to other replicas). */
+const MAX_FAN_OUT_QUEUE = 10_000;
 
 /** Told to every model before the profile's own prompt; the runtime's rules, not the record authors'. */
 export const RUNTIME_PREAMBLE = [
@@ -125,6 +127,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   private readonly origin = uuidv7();
   /** Fan-out publishes, one after the other so other replicas see them in order. */
   private fanOut: Promise<void> = Promise.resolve();
+  private fanOutQueued = 0;
   private closed = false;
   private sweeper?: NodeJS.Timeout;
 
@@ -216,11 +219,16 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   private emit(conversationId: string, event: RuntimeEvent): void {
     this.deliver(conversationId, event);
     if (this.bus.kind !== 'nats' || event.type === 'delta') return;
+    // At most once, like any live view: while NATS is stuck, events beyond the queue's bound are dropped
+    // (a watcher elsewhere sees the stored state on its next read), never held without limit.
+    if (this.fanOutQueued >= MAX_FAN_OUT_QUEUE) return;
+    this.fanOutQueued++;
     const { type, ...data } = event;
     const payload = { origin: this.origin, conversationId, type, data: data as Record<string, unknown> };
     this.fanOut = this.fanOut
       .then(() => this.bus.publish(ConversationEventBroadcast, payload, { messageId: uuidv7() }))
-      .catch((e: unknown) => this.logger.warn({ err: e, conversationId }, 'conversation event fan-out failed'));
+      .catch((e: unknown) => this.logger.warn({ err: e, conversationId }, 'conversation event fan-out failed'))
+      .finally(() => this.fanOutQueued--);
   }
 
   private deliver(conversationId: string, event: RuntimeEvent): void {
