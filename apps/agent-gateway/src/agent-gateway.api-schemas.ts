@@ -30,6 +30,9 @@ export const ProfileAnswer = Type.Object(
     id: Uuid,
     name: Type.String(),
     model: Nullable(Type.String()),
+    provider: Type.Optional(
+      Nullable(Type.String({ description: 'a named provider (provider.<name>.* settings); null = the org default' })),
+    ),
     systemPrompt: Type.String(),
     scopes: Type.Array(Type.String()),
     version: Type.Integer(),
