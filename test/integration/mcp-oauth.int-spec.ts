@@ -517,5 +517,17 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     const dump = JSON.stringify((await db.query('SELECT * FROM identity.oauth_model')).rows);
     expect(dump).not.toContain(provider.saved!.refresh_token!);
     expect(dump).not.toContain(provider.saved!.access_token);
+    // Anonymous registration is bounded: a client nobody consented to expires within a day; one with
+    // a consent lives as long as the consent.
+    const { clientId } = await registered('Never consented');
+    const clients = (
+      await db.query(
+        `SELECT payload->>'client_id' AS id, expires_at FROM identity.oauth_model WHERE model = 'Client' AND payload->>'client_id' = ANY($1)`,
+        [[clientId, provider.info!.client_id]],
+      )
+    ).rows as Array<{ id: string; expires_at: Date }>;
+    const expiry = (id: string): number => clients.find((c) => c.id === id)!.expires_at.getTime();
+    expect(expiry(clientId)).toBeLessThanOrEqual(Date.now() + 24 * 3600 * 1000 + 60_000);
+    expect(expiry(provider.info!.client_id)).toBeGreaterThan(Date.now() + 7 * 24 * 3600 * 1000);
   });
 });

@@ -242,8 +242,8 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     outcomes: ['success'],
     details: open({ clientId: Type.Optional(Str(128)) }),
   },
-  'oauth.refresh_reused': {
-    title: 'A used OAuth refresh token presented again: the grant and its session end',
+  'oauth.token_reused': {
+    title: 'A used OAuth refresh token or authorization code presented again: the grant and its session end',
     service: 'identity',
     target: 'oauth_consent',
     outcomes: ['denied'],

@@ -5,7 +5,8 @@ import { CustodianException, OutboxWriter } from '@custodian/platform';
 import type { EntityManager } from 'typeorm';
 import { IdentityEvents } from '../events/identity-events.service';
 import { OAuthConsentEntity } from './oauth.entities';
-import { oauthRequest } from './oauth-store';
+import { SessionService } from '../auth/session.service';
+import { artifactKey, oauthRequest } from './oauth-store';
 
 /** The delegation claims of an access token issued under a live consent (docs/sso.md). */
 export interface ConsentClaims {
@@ -46,6 +47,7 @@ export class OAuthConsentsService {
   constructor(
     @Inject(IdentityEvents) private readonly events: IdentityEvents,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+    @Inject(SessionService) private readonly sessions: SessionService,
   ) {}
 
   /** Records the consent (and audits it) in one transaction. */
@@ -62,6 +64,11 @@ export class OAuthConsentsService {
     await this.events.transaction(async (m) => {
       const id = randomUUID();
       await m.insert(OAuthConsentEntity, { id, ...input, revokedAt: null });
+      // A client someone consented to is kept as long as the consent lives (unconsented ones expire in a day).
+      await m.query(
+        `UPDATE oauth_model SET expires_at = GREATEST(expires_at, $2) WHERE model = 'Client' AND id_hash = $1 AND expires_at IS NOT NULL`,
+        [artifactKey((v) => this.sessions.keyedHash(v), 'Client', input.clientId), input.expiresAt],
+      );
       await this.outbox.append(m, {
         orgId: input.orgId,
         action: 'oauth.consent_granted',
@@ -118,15 +125,15 @@ export class OAuthConsentsService {
   /** oidc-provider ended the grant: the revocation endpoint, or a refresh token presented twice. */
   async grantEnded(grantId: string): Promise<void> {
     const endpoint = oauthRequest.getStore()?.endpoint;
-    const action = endpoint === 'revocation' ? 'oauth.token_revoked' : endpoint === 'token' ? 'oauth.refresh_reused' : 'oauth.grant_ended';
+    const action = endpoint === 'revocation' ? 'oauth.token_revoked' : endpoint === 'token' ? 'oauth.token_reused' : 'oauth.grant_ended';
     await this.events.transaction(async (m) => {
       const row = await m.findOne(OAuthConsentEntity, { where: { grantId }, lock: { mode: 'pessimistic_write' } });
       if (!row || row.revokedAt) return;
-      await this.end(m, row, action === 'oauth.refresh_reused' ? 'refresh_token_reused' : 'oauth_token_revoked');
+      await this.end(m, row, action === 'oauth.token_reused' ? 'oauth_token_reused' : 'oauth_token_revoked');
       await this.outbox.append(m, {
         orgId: row.orgId,
         action,
-        outcome: action === 'oauth.refresh_reused' ? 'denied' : 'success',
+        outcome: action === 'oauth.token_reused' ? 'denied' : 'success',
         actor: { userId: row.userId },
         target: { type: 'oauth_consent', id: row.id },
         details: { clientId: row.clientId },

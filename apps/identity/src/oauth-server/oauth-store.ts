@@ -21,6 +21,16 @@ interface Row {
 }
 
 const MAX_TTL_SECONDS = 400 * 24 * 3600;
+/**
+ * Registration is anonymous (RFC 7591, as MCP clients need it), so a registered client that no
+ * user ever consented to is dropped after a day; a consent keeps it as long as the consent lives.
+ */
+export const UNCONSENTED_CLIENT_TTL_SECONDS = 24 * 3600;
+
+/** The stored key of an artifact: a keyed hash of model and id. */
+export function artifactKey(hash: (value: string) => string, model: string, id: string): string {
+  return hash(`oauth:${model}:${id}`);
+}
 
 /**
  * oidc-provider's adapter on PostgreSQL (identity.oauth_model), one instance per model name. Ids
@@ -47,7 +57,12 @@ export class OAuthStore {
     if (this.model === 'Client' && typeof stored.client_secret === 'string') {
       stored.client_secret = { sealed: this.vault.seal(Buffer.from(stored.client_secret), `oauth-client:${id}`) };
     }
-    const ttl = typeof expiresIn === 'number' && expiresIn > 0 ? Math.min(expiresIn, MAX_TTL_SECONDS) : null;
+    const ttl =
+      typeof expiresIn === 'number' && expiresIn > 0
+        ? Math.min(expiresIn, MAX_TTL_SECONDS)
+        : this.model === 'Client'
+          ? UNCONSENTED_CLIENT_TTL_SECONDS
+          : null;
     const grantId = typeof payload.grantId === 'string' ? payload.grantId : null;
     const uid = typeof payload.uid === 'string' ? this.hash(`oauth-uid:${payload.uid}`) : null;
     const inserted: Array<{ inserted: boolean }> = await this.ds.query(
@@ -96,7 +111,7 @@ export class OAuthStore {
   }
 
   private key(id: string): string {
-    return this.hash(`oauth:${this.model}:${id}`);
+    return artifactKey(this.hash, this.model, id);
   }
 
   private async one(where: string, value: string): Promise<Row | undefined> {
