@@ -24,17 +24,21 @@ const common = {
   moduleFileExtensions: ['ts', 'js', 'json'],
 };
 
+// Integration and e2e need the real PostgreSQL and NATS (checked, never skipped) and the migrated
+// template database hosts are cloned from; unit tests need neither and run without them.
+const services = { globalSetup: '<rootDir>/test/support/global-setup.cjs' };
+
 module.exports = {
-  globalSetup: '<rootDir>/test/support/global-setup.cjs',
   // Integration and e2e tests start databases and processes; unit tests finish in milliseconds anyway.
   testTimeout: 60_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,all-in-one,test,console/src}/**/*.spec.ts'] },
     {
       ...common,
+      ...services,
       displayName: 'integration',
       testMatch: ['<rootDir>/{apps,libs,all-in-one,test}/**/*.int-spec.ts'],
     },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'] },
+    { ...common, ...services, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'] },
   ],
 };

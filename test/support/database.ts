@@ -12,11 +12,18 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, empty database for one suite; `drop()` removes it (and kicks out leftover sessions). */
-export async function createTestDatabase(prefix: string): Promise<TestDatabase> {
+/**
+ * A fresh database for one suite; `drop()` removes it (and kicks out leftover sessions). Empty by
+ * default; with `migrated`, a clone of the template every service's migrations were applied to
+ * (built once per set of migrations by the global setup, `test/support/build-template.ts`), so a
+ * host starts without running them. Without a template (a run outside jest), it is empty.
+ */
+export async function createTestDatabase(prefix: string, { migrated = false } = {}): Promise<TestDatabase> {
   const name = `ct_${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const template = migrated ? process.env.CUSTODIAN_TEST_TEMPLATE_DB : undefined;
+  if (template !== undefined && !/^ct_template_[0-9a-f]{16}$/.test(template)) throw new Error(`bad template name ${template}`);
   await withAdmin(async (c) => {
-    await c.query(`CREATE DATABASE "${name}"`);
+    await c.query(template ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
   });
   const url = new URL(adminUrl());
   url.pathname = `/${name}`;

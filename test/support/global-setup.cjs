@@ -1,5 +1,7 @@
 // Fails the whole run, loudly, when the real PostgreSQL or NATS the suite needs is missing.
+const { execFileSync } = require('node:child_process');
 const net = require('node:net');
+const path = require('node:path');
 
 function reachable(url, defaultPort) {
   const u = new URL(url);
@@ -26,5 +28,16 @@ module.exports = async () => {
   if (!(await reachable(process.env.NATS_URL, 4222))) missing.push(`NATS at ${process.env.NATS_URL}`);
   if (missing.length > 0) {
     throw new Error(`The test suite needs real services and will not skip them. Not reachable: ${missing.join('; ')}`);
+  }
+  // Every service's migrations applied once into a template database; hosts start on clones of it.
+  if (!process.env.CUSTODIAN_TEST_TEMPLATE_DB) {
+    const root = path.resolve(__dirname, '../..');
+    const out = execFileSync(process.execPath, [path.join(root, 'scripts/run-ts.cjs'), path.join(root, 'test/support/build-template.ts')], {
+      cwd: root,
+      env: process.env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    process.env.CUSTODIAN_TEST_TEMPLATE_DB = out.trim().split('\n').pop();
   }
 };

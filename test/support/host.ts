@@ -15,7 +15,7 @@ export interface TestHost {
 
 /** All five services in this process on a fresh database; in-process bus unless `natsUrl` is given. */
 export async function startTestHost(prefix: string, extraEnv: Record<string, string> = {}): Promise<TestHost> {
-  const db = await createTestDatabase(prefix);
+  const db = await createTestDatabase(prefix, { migrated: true });
   const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-test-'));
   const host = await startAllInOne({
     DATABASE_URL: db.url,
