@@ -3,6 +3,9 @@ import { useCallback, useState, type ReactNode } from 'react';
 import { useLoad, type Loaded } from '../lib/use-load';
 import { useSession } from '../session';
 import { Empty, Link, Loading, ProblemAlert } from './common';
+import type { PendingAction } from '../lib/pending';
+
+export { pendingOf, type PendingAction } from '../lib/pending';
 
 export type Item = Record<string, unknown>;
 
@@ -33,12 +36,6 @@ export function useSubmit(): Submit {
   return { busy, error, run, clear: () => setError(undefined) };
 }
 
-export interface PendingAction {
-  id: string;
-  state?: string;
-  kind?: string;
-}
-
 /**
  * A change that was not applied but filed for approval (`202` with `pendingAction`, or a proposal's
  * `201`): says so and links to the action in the approvals inbox.
@@ -62,14 +59,6 @@ export function Done({ children }: { children: ReactNode }): ReactNode {
       {children}
     </Alert>
   );
-}
-
-/** The pending action in an answer, if the change was caught by an approval policy. */
-export function pendingOf(status: number, body: unknown): PendingAction | undefined {
-  if (status !== 202 || !body || typeof body !== 'object') return undefined;
-  const b = body as { pendingAction?: PendingAction; id?: string; state?: string; kind?: string };
-  if (b.pendingAction?.id) return b.pendingAction;
-  return b.id && b.state ? { id: b.id, state: b.state, kind: b.kind } : undefined;
 }
 
 /** `GET /<path>?limit=200` items (directory lists are offset-paged, 200 at most). */

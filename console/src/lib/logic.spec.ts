@@ -1,5 +1,6 @@
 import { diffRows, formatValue } from './diff';
 import { startPolling } from './poll';
+import { pendingOf } from './pending';
 import { buildQuery, changedValues, isEditable, readableColumns, type ObjectMeta } from './records';
 
 const opportunity: ObjectMeta = {
@@ -107,5 +108,23 @@ describe('startPolling', () => {
     await fire();
     expect(timers).toEqual([]);
     expect(ticks).toBe(5);
+  });
+});
+
+describe('pendingOf', () => {
+  it('finds the pending action of a 202 (either shape) and nothing in a 200 or 201', () => {
+    expect(pendingOf(202, { pendingAction: { id: 'a1', state: 'pending', kind: 'permission.change' } })).toEqual({
+      id: 'a1',
+      state: 'pending',
+      kind: 'permission.change',
+    });
+    expect(pendingOf(202, { id: 'a2', state: 'pending', kind: 'record.update' })).toEqual({
+      id: 'a2',
+      state: 'pending',
+      kind: 'record.update',
+    });
+    expect(pendingOf(200, { pendingAction: { id: 'a3' } })).toBeUndefined();
+    expect(pendingOf(201, { id: 'a4', state: 'pending' })).toBeUndefined();
+    expect(pendingOf(202, undefined)).toBeUndefined();
   });
 });
