@@ -121,6 +121,8 @@ describe('console (browser)', () => {
   };
 
   const signIn = async (page: Page, creds: { email: string; password: string }): Promise<void> => {
+    // A fresh sign-in page: the previous user's refresh cookie would otherwise resume their session.
+    await context.clearCookies();
     await page.goto(`${base}/console/`);
     await page.getByLabel('Email').fill(creds.email);
     await page.locator('input[type="password"]').fill(creds.password);
@@ -128,7 +130,7 @@ describe('console (browser)', () => {
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
   };
 
-  /** In-app navigation (the token lives in memory, so a full page load would sign the user out). */
+  /** In-app navigation (a full page load would resume the session from the cookie, but costs a refresh). */
   const go = async (page: Page, linkName: string): Promise<void> => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: linkName, exact: true }).click();
   };
@@ -180,6 +182,9 @@ describe('console (browser)', () => {
       const body = Buffer.from(await (await fetch(`${base}${src}`)).arrayBuffer());
       jsGzip += gzipSync(body).length;
     }
+    // The size is deterministic (unlike timings): the 250 kB gzipped budget is asserted. Admin and
+    // agents pages are lazy chunks, not part of it.
+    expect(jsGzip).toBeLessThanOrEqual(250 * 1024);
     const page = await newPage();
     const interactive = async (): Promise<number> => {
       const started = Date.now();
@@ -201,7 +206,9 @@ describe('console (browser)', () => {
   it('the west rep: no margin column, no East accounts, tokens only in memory, her edit conflict shown', async () => {
     const page = await newPage();
     await signIn(page, demo.rep);
+    // The access token is in memory only; the refresh token is an httpOnly cookie script cannot read.
     expect(await page.evaluate('[localStorage.length, sessionStorage.length, document.cookie]')).toEqual([0, 0, '']);
+    expect((await context.cookies()).map((c) => [c.name, c.httpOnly])).toEqual([['custodian_refresh', true]]);
     await check(page, '02-approvals-inbox-rep');
 
     await go(page, 'Opportunities');
@@ -385,31 +392,6 @@ describe('console (browser)', () => {
     expect((await download).suggestedFilename()).toMatch(/^audit-export-.*\.ndjson$/);
     await page.getByText(/events exported/).waitFor();
     await check(page, '16-audit-verified-auditor');
-    await page.close();
-  });
-
-  it('the administrator sees users, the role tree, groups, the permission-set matrix, sharing rules and API keys', async () => {
-    const page = await newPage();
-    await signIn(page, ADMIN);
-    const pages: Array<[string, string]> = [
-      ['Users', '17-admin-users'],
-      ['Roles', '18-admin-roles'],
-      ['Groups', '19-admin-groups'],
-      ['Permission sets', '20-admin-permission-sets'],
-      ['Sharing rules', '21-admin-sharing'],
-      ['API keys', '22-admin-api-keys'],
-    ];
-    for (const [link, name] of pages) {
-      await go(page, link);
-      await page.getByRole('heading', { name: link, level: 1 }).waitFor();
-      await check(page, name);
-    }
-    await go(page, 'Roles');
-    const tree = page.getByRole('navigation', { name: 'Role hierarchy' });
-    await tree.waitFor();
-    expect(await tree.innerText()).toMatch(/vp_sales\s+rep_east\s+rep_west|vp_sales\s+rep_west\s+rep_east/);
-    await go(page, 'Permission sets');
-    await page.getByRole('table', { name: 'Sales Finance object access' }).waitFor();
     await page.close();
   });
 
