@@ -45,6 +45,20 @@ module.exports = {
       from: { path: '^libs/policy/' },
       to: { path: '^libs/(contracts|platform)/' },
     },
+    {
+      name: 'no-import-of-cli',
+      severity: 'error',
+      comment: 'The custodian CLI is a composition root like the host (it runs local service code): nothing imports it.',
+      from: { path: '^(apps|libs|all-in-one|packages)/' },
+      to: { path: '^cli/' },
+    },
+    {
+      name: 'client-stands-alone',
+      severity: 'error',
+      comment: 'The generated API client (packages/client) is used on its own: it imports nothing of the tree.',
+      from: { path: '^packages/client/' },
+      to: { path: '^(apps|libs|all-in-one|cli)/' },
+    },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
   ],
   options: {

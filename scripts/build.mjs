@@ -4,7 +4,7 @@
 import { transformFile } from '@swc/core';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,7 +12,7 @@ const require = createRequire(import.meta.url);
 const swcOptions = require('./swc-options.cjs');
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist');
-const sourceDirs = ['apps', 'libs', 'all-in-one'];
+const sourceDirs = ['apps', 'libs', 'all-in-one', 'cli', 'packages'];
 
 async function* walk(dir) {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -53,6 +53,9 @@ await Promise.all(jobs);
 for (const app of await readdir(path.join(root, 'apps'))) {
   await writeFile(path.join(out, 'apps', app, 'main.js'), `'use strict';\nrequire('./src/main.js');\n`).catch(() => undefined);
 }
+// The `custodian` command (package.json bin): an executable entry in front of the built cli/main.js.
+await writeFile(path.join(out, 'cli', 'custodian.js'), `#!/usr/bin/env node\n'use strict';\nrequire('./main.js');\n`);
+await chmod(path.join(out, 'cli', 'custodian.js'), 0o755);
 // Data files the code reads at run time (the demo CRM bundle of the all-in-one first start).
 await cp(path.join(root, 'apps', 'objects', 'bundles'), path.join(out, 'apps', 'objects', 'bundles'), { recursive: true });
 // The web console (console/, Vite): rebuilt only when its sources or the lockfile changed, since
