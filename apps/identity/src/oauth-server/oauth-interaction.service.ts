@@ -79,6 +79,15 @@ export class OAuthInteractionService {
         sendPage(res, 401, this.page(ctx, uid, email, 'Invalid email or password.'));
         return;
       }
+      if (error instanceof CustodianException && error.code === ErrorCode.PasswordLoginDisabled) {
+        // Signing in through the org's IdP from this page is not built yet (docs/sso.md).
+        sendPage(
+          res,
+          403,
+          this.page(ctx, uid, email, 'Your organization signs in through its identity provider; this page cannot do that yet.'),
+        );
+        return;
+      }
       if (error instanceof CustodianException && error.code === ErrorCode.RateLimited) {
         res.setHeader('retry-after', String((error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds ?? 60));
         sendPage(res, 429, this.page(ctx, uid, email, 'Too many failed sign-in attempts; try again later.'));
