@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode } from '@custodian/contracts';
 import { CustodianException, OutboxWriter } from '@custodian/platform';
 import { AuthService, type TokenResponse } from '../auth/auth.service';
+import { conflictOnDuplicate } from '../directory/directory.http';
 import { SessionService } from '../auth/session.service';
 import { IdentityEvents } from '../events/identity-events.service';
 import { OIDC_CLIENT_CACHE, OidcConfigService } from './oidc-config.service';
@@ -33,7 +34,8 @@ export class OidcSessionIssuer {
 
   /** Provisioning, the session row and its link to the IdP session commit together or not at all. */
   async signIn(conn: OidcConnectionEntity, claims: IdTokenClaims): Promise<TokenResponse> {
-    const { userId, sessionId, refreshToken } = await this.events.transaction(async (m) => {
+    // Two first sign-ins of one identity at once: the loser's insert collides and it may simply retry.
+    const work = this.events.transaction(async (m) => {
       const resolved = await this.provisioning.resolve(m, conn, claims);
       const issued = await this.sessions.issue(m, { userId: resolved.userId, orgId: conn.orgId });
       const idpSid = typeof claims.sid === 'string' && claims.sid.length <= 255 ? claims.sid : null;
@@ -53,8 +55,18 @@ export class OidcSessionIssuer {
         target: { type: 'session', id: issued.session.id },
         details: { method: 'oidc', issuer: conn.issuer, subject: claims.sub, account: resolved.how },
       });
+      // The user's links to sessions that are over are of no use to a logout any more.
+      await m.query(
+        `DELETE FROM oidc_session o WHERE o.org_id = $1 AND o.user_id = $2
+            AND NOT EXISTS (SELECT 1 FROM session s WHERE s.family_id = o.family_id AND s.revoked_at IS NULL AND s.expires_at > now())`,
+        [conn.orgId, resolved.userId],
+      );
       return { userId: resolved.userId, sessionId: issued.session.id, refreshToken: issued.refreshToken };
     });
+    const { userId, sessionId, refreshToken } = await conflictOnDuplicate(
+      work,
+      'A sign-in of this identity is already under way; try again',
+    );
     const accessToken = await this.auth.accessToken({ sub: userId, org: conn.orgId, sid: sessionId });
     return { tokenType: 'Bearer', accessToken, expiresIn: this.auth.accessTokenTtl(), refreshToken, orgId: conn.orgId };
   }
