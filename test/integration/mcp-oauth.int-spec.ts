@@ -480,6 +480,27 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     expect((await identityEvents('oauth.token_revoked')).length).toBeGreaterThan(0);
   });
 
+  it('revoking a JWT access token ends its grant; only the client it was issued to can', async () => {
+    const { provider } = await connectWithOAuth('Access revoke test', { email: 'west@test.local', password: PASSWORD });
+    const other = await registered('Someone else');
+    const revoke = (clientId: string): Promise<Response> =>
+      fetch(`${base}/oauth/token/revocation`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: provider.saved!.access_token, token_type_hint: 'access_token', client_id: clientId }),
+      });
+    // Another client: answered like any token it does not own (200), and nothing ends.
+    expect((await revoke(other.clientId)).status).toBe(200);
+    expect((await revoke('mcp_unknown')).status).toBe(401);
+    expect(await mcpStatus(provider.saved!.access_token)).toBe(200);
+    expect((await revoke(provider.info!.client_id)).status).toBe(200);
+    await pollUntil(async () => (await mcpStatus(provider.saved!.access_token)) === 401, {
+      what: 'the access token refused after its revocation',
+    });
+    expect((await refresh(provider)).body.error).toBe('invalid_grant');
+    expect((await identityEvents('oauth.token_revoked')).some((e) => e.details.tokenType === 'access_token')).toBe(true);
+  });
+
   it('the user lists and revokes a consent: its refresh token is refused and its access tokens stop at once', async () => {
     const { provider } = await connectWithOAuth('Consent test', { email: 'west@test.local', password: PASSWORD });
     const listed = await ok(call('GET', '/oauth/consents', westToken));

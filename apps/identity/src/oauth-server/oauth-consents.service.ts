@@ -122,6 +122,24 @@ export class OAuthConsentsService {
     });
   }
 
+  /** A client revoked one of its JWT access tokens (RFC 7009): the grant of that session and client ends. */
+  async endForSession(sessionId: string, clientId: string): Promise<void> {
+    await this.events.transaction(async (m) => {
+      const row = await m.findOne(OAuthConsentEntity, { where: { sessionId, clientId }, lock: { mode: 'pessimistic_write' } });
+      if (!row || row.revokedAt) return;
+      await this.end(m, row, 'oauth_token_revoked');
+      await m.query('DELETE FROM oauth_model WHERE grant_id = $1', [row.grantId]);
+      await this.outbox.append(m, {
+        orgId: row.orgId,
+        action: 'oauth.token_revoked',
+        outcome: 'success',
+        actor: { userId: row.userId },
+        target: { type: 'oauth_consent', id: row.id },
+        details: { clientId: row.clientId, tokenType: 'access_token' },
+      });
+    });
+  }
+
   /** oidc-provider ended the grant: the revocation endpoint, or a refresh token presented twice. */
   async grantEnded(grantId: string): Promise<void> {
     const endpoint = oauthRequest.getStore()?.endpoint;

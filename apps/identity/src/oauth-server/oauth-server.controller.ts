@@ -3,6 +3,7 @@ import { ErrorCode } from '@custodian/contracts';
 import { AnyObject, ApiContract, CONFIG, CustodianException, Public, type CustodianConfig } from '@custodian/platform';
 import type { Request, Response } from 'express';
 import { OAUTH_MOUNT, OAuthServerService } from './oauth-server.service';
+import { AccessTokenRevocationService } from './access-token-revocation.service';
 import { OAuthInteractionService } from './oauth-interaction.service';
 
 const MAX_FORM_BYTES = 16 * 1024;
@@ -17,6 +18,7 @@ export class OAuthServerController {
   constructor(
     @Inject(OAuthServerService) private readonly server: OAuthServerService,
     @Inject(OAuthInteractionService) private readonly interactions: OAuthInteractionService,
+    @Inject(AccessTokenRevocationService) private readonly revocation: AccessTokenRevocationService,
     @Inject(CONFIG) private readonly config: CustodianConfig,
   ) {}
 
@@ -58,7 +60,7 @@ export class OAuthServerController {
     if (origin !== undefined && origin !== new URL(this.config.agentGateway.publicUrl).origin) {
       throw CustodianException.forbidden('Cross-origin form post refused');
     }
-    await this.interactions.answer(req, res, uid, await readForm(req));
+    await this.interactions.answer(req, res, uid, new URLSearchParams((await readForm(req)).toString('utf8')));
   }
 
   /** Everything else under /oauth is oidc-provider's: authorize, token, registration, revocation, JWKS. */
@@ -72,13 +74,24 @@ export class OAuthServerController {
   @All(['oauth', 'oauth/*path'])
   async provider(@Req() req: Request, @Res() res: Response): Promise<void> {
     const path = req.path.slice(OAUTH_MOUNT.length) || '/';
+    if (path === '/token/revocation' && req.method === 'POST' && isForm(req)) {
+      // JWT access tokens are revoked here (oidc-provider cannot); anything else goes on, unchanged.
+      const body = await readForm(req);
+      if (await this.revocation.handle(new URLSearchParams(body.toString('utf8')), req.headers.authorization, res)) return;
+      await this.server.handle(req, res, path, body);
+      return;
+    }
     await this.server.handle(req, res, path);
   }
 }
 
+function isForm(req: Request): boolean {
+  return (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
+}
+
 /** An application/x-www-form-urlencoded body, bounded (R8); anything else is a 4xx. */
-async function readForm(req: Request): Promise<URLSearchParams> {
-  if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+async function readForm(req: Request): Promise<Buffer> {
+  if (!isForm(req)) {
     throw new CustodianException(ErrorCode.ValidationFailed, 'Expected a form post', {
       issues: [{ path: '/', message: 'content-type must be application/x-www-form-urlencoded' }],
     });
@@ -90,5 +103,5 @@ async function readForm(req: Request): Promise<URLSearchParams> {
     if (size > MAX_FORM_BYTES) throw new CustodianException(ErrorCode.PayloadTooLarge, 'Form too large');
     chunks.push(chunk);
   }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return Buffer.concat(chunks);
 }

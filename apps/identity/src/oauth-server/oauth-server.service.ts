@@ -72,7 +72,7 @@ export class OAuthServerService implements OnModuleInit {
    * Hands a request to oidc-provider. `path` is the path below the mount (e.g. `/token`); the
    * provider sees the installation's public URL as its origin whatever Host the request carried.
    */
-  async handle(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse, path: string): Promise<void> {
+  async handle(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse, path: string, body?: Buffer): Promise<void> {
     await this.provider();
     const url = new URL(this.config.agentGateway.publicUrl);
     const query = req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
@@ -81,7 +81,7 @@ export class OAuthServerService implements OnModuleInit {
     req.headers['x-forwarded-host'] = url.host;
     req.headers['x-forwarded-proto'] = url.protocol.slice(0, -1);
     const endpoint = path === '/token' ? 'token' : path === '/token/revocation' ? 'revocation' : 'other';
-    await oauthRequest.run({ endpoint }, () => this.current!.callback(unparsed(req), res));
+    await oauthRequest.run({ endpoint }, () => this.current!.callback(unparsed(req, body), res));
   }
 
   private build(kid: string, publicKey: KeyObject): OidcProvider {
@@ -226,11 +226,12 @@ export class OAuthServerService implements OnModuleInit {
  * The host's JSON body parser has already read a JSON request (dynamic client registration); the
  * provider reads bodies itself and would warn about (and fall back to) the parsed one. It gets the
  * same JSON as a fresh stream instead — parsed and checked by the host's limits and forbidden-key
- * rule first (R8, O6), with a content-length that matches.
+ * rule first (R8, O6), with a content-length that matches. `body`: a form this server already read
+ * (the revocation endpoint), passed on as it came.
  */
-function unparsed(req: IncomingMessage & { body?: unknown }): IncomingMessage {
-  if (req.readable || req.body === undefined) return req;
-  const raw = Buffer.from(JSON.stringify(req.body));
+function unparsed(req: IncomingMessage & { body?: unknown }, body?: Buffer): IncomingMessage {
+  if (body === undefined && (req.readable || req.body === undefined)) return req;
+  const raw = body ?? Buffer.from(JSON.stringify(req.body));
   const stream = Readable.from([raw]) as Readable & Record<string, unknown>;
   return Object.assign(stream, {
     headers: { ...req.headers, 'content-length': String(raw.length) },

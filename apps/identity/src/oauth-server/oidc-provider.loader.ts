@@ -22,6 +22,8 @@ export interface OidcKoaContext {
 
 export interface OidcClient {
   clientId: string;
+  clientAuthMethod?: string;
+  clientSecret?: string;
   clientName?: string;
   redirectUris: string[];
   grantTypeAllowed(type: string): boolean;
