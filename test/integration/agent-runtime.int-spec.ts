@@ -241,6 +241,22 @@ describe('agent runtime: conversations with your own model', () => {
       }
     });
 
+    it('egress.audit_content puts the request sent to the model into its audit event; off, the event holds none', async () => {
+      reset({ text: 'noted' }, { text: 'noted again' });
+      const off = await converse();
+      await say(off, 'the phrase is periwinkle-off');
+      await setting('egress.audit_content', true);
+      try {
+        const on = await converse();
+        await say(on, 'the phrase is periwinkle-on');
+        const requested = await events('agent.model.requested');
+        expect(requested.find((e) => e.target.id === on).details.content).toContain('periwinkle-on');
+        expect(JSON.stringify(requested.find((e) => e.target.id === off))).not.toContain('periwinkle');
+      } finally {
+        await setting('egress.audit_content', false);
+      }
+    });
+
     it('streams Server-Sent Events: deltas, messages, state and done', async () => {
       reset({ text: 'Streaming works fine.', chunks: 4 });
       const id = await converse();
