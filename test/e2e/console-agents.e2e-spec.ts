@@ -68,8 +68,10 @@ describe('console agents page (browser)', () => {
   it('the rep talks to the agent: streamed answer, the tool call and its pending action inline, approval shown live', async () => {
     const page = await cb.newPage();
     const streamed: string[] = [];
+    const live: string[] = [];
     page.on('request', (r: Request) => {
       if (r.url().includes('/messages') && r.method() === 'POST') streamed.push(r.headers().accept ?? '');
+      if (r.url().endsWith('/events') && r.method() === 'GET') live.push(r.headers().accept ?? '');
     });
     await cb.signIn(page, cb.demo.rep);
     await cb.go(page, 'Agents');
@@ -91,6 +93,8 @@ describe('console agents page (browser)', () => {
     expect(await page.getByTestId('tool-call').first().innerText()).toContain('update_record');
     await page.getByText('I proposed raising the amount to 13000; it waits for approval.').waitFor();
     expect(streamed).toEqual([expect.stringContaining('text/event-stream')]);
+    // The conversation page also follows the conversation's live events (SSE) while it is open.
+    expect(live).toContainEqual(expect.stringContaining('text/event-stream'));
     await pollUntil(async () => (await page.getByTestId('conversation-state').textContent()) === 'waiting_approval', {
       what: 'the conversation to wait for approval',
     });

@@ -158,4 +158,32 @@ describe('ApiClient', () => {
     ]);
     expect(second.rest).toBe('');
   });
+
+  it('streams Server-Sent Events from a POST (the turn) and a GET (live events), with the bearer and no body on GET', async () => {
+    const seen: Array<{ method: string; body: unknown; accept: string; auth: string }> = [];
+    const fetchImpl = async (url: string, init?: RequestInit): Promise<Response> => {
+      const headers = init?.headers as Record<string, string>;
+      seen.push({ method: init?.method ?? 'GET', body: init?.body, accept: headers.accept, auth: headers.authorization });
+      if (url.endsWith('/auth/login')) return new Response(JSON.stringify(tokens(1)), { status: 200 });
+      return new Response('event: delta\ndata: {"text":"Hi"}\n\nevent: done\ndata: {}\n\n', {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+      });
+    };
+    const api = new ApiClient(fetchImpl);
+    await api.login('a@b', 'pw');
+    const events: string[] = [];
+    await api.stream('/agent/conversations/c/messages', { content: 'hello' }, (e) => events.push(e));
+    await api.stream('/agent/conversations/c/events', undefined, (e) => events.push(e), { method: 'GET' });
+    expect(events).toEqual(['delta', 'done', 'delta', 'done']);
+    expect(seen.slice(1)).toEqual([
+      {
+        method: 'POST',
+        body: JSON.stringify({ content: 'hello' }),
+        accept: expect.stringContaining('text/event-stream'),
+        auth: 'Bearer at1',
+      },
+      { method: 'GET', body: undefined, accept: expect.stringContaining('text/event-stream'), auth: 'Bearer at1' },
+    ]);
+  });
 });

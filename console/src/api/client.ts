@@ -99,25 +99,33 @@ export class ApiClient {
   }
 
   /**
-   * POSTs `body` asking for Server-Sent Events and hands each event to `onEvent` as it arrives (the
-   * agent's answer streaming). A refusal before the stream opens is an ApiError like any other.
+   * POSTs `body` (or GETs) asking for Server-Sent Events and hands each event to `onEvent` as it
+   * arrives (the agent's answer streaming, a conversation's live events); `signal` ends it. A refusal
+   * before the stream opens is an ApiError like any other.
    */
-  async stream(path: string, body: unknown, onEvent: (event: string, data: unknown) => void): Promise<void> {
+  async stream(
+    path: string,
+    body: unknown,
+    onEvent: (event: string, data: unknown) => void,
+    opts: { method?: 'GET' | 'POST'; signal?: AbortSignal } = {},
+  ): Promise<void> {
     if (!this.tokens) throw new ApiError(401, 'not_signed_in', undefined, 'Sign in first', undefined);
     if (this.tokens.expiresAt - this.now() < REFRESH_MARGIN_MS) await this.refresh();
+    const method = opts.method ?? 'POST';
     let res: Response;
     try {
       res = await this.fetchImpl(`${this.base}${path}`, {
-        method: 'POST',
+        method,
         headers: {
           accept: 'text/event-stream, application/problem+json',
-          'content-type': 'application/json',
+          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
           authorization: `Bearer ${this.tokens!.accessToken}`,
           [CSRF_HEADER]: '1',
         },
-        body: JSON.stringify(body),
+        body: method === 'POST' ? JSON.stringify(body) : undefined,
         credentials: 'same-origin',
         cache: 'no-store',
+        signal: opts.signal,
       });
     } catch {
       throw toApiError(0, { detail: 'The server could not be reached' });

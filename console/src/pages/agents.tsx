@@ -95,7 +95,7 @@ export function AgentsPage(): ReactNode {
 /**
  * One conversation: its messages with every tool call and pending action inline (state and a link
  * to the approval); sending streams the turn over Server-Sent Events; while an action waits for
- * approval the page watches the conversation until the agent resumes.
+ * approval the page follows the conversation's live events (and re-reads it) until the agent resumes.
  */
 export function ConversationPage({ id }: { id: string }): ReactNode {
   const { api } = useSession();
@@ -119,12 +119,40 @@ export function ConversationPage({ id }: { id: string }): ReactNode {
       live.current = false;
     };
   }, []);
-  // While an action waits for approval (or a resumed turn runs elsewhere), re-read every 3 s.
+  // Besides the live events: while an action waits for approval (or a resumed turn runs), re-read
+  // every 3 s, so a dropped event stream (a proxy timeout) cannot leave the page stale.
   useEffect(() => {
     if (send.busy || (state !== 'waiting_approval' && state !== 'running')) return;
     const timer = setInterval(() => loaded.reload(), 3000);
     return () => clearInterval(timer);
   }, [state, send.busy]);
+
+  /** One event of the conversation (from the turn's own stream or the live events stream). */
+  const onEvent = (event: string, data: unknown): void => {
+    if (!live.current) return;
+    const d = data as Record<string, unknown>;
+    if (event === 'delta') setStreaming((s) => s + String(d.text ?? d.content ?? ''));
+    else if (event === 'message') {
+      const m = (d.message ?? d) as Message;
+      setMessages((all) => (all.some((x) => x.id === m.id) ? all.map((x) => (x.id === m.id ? m : x)) : [...all, m]));
+      if (m.role === 'assistant') setStreaming('');
+    } else if (event === 'pending') {
+      setMessages((all) => all.map((x) => (x.pendingActionId === d.pendingActionId ? { ...x, pendingState: String(d.state) } : x)));
+    } else if (event === 'state') setState(String(d.state));
+  };
+  // Live events (a pending action decided, a resumed turn) while the page is open; the text of a
+  // resumed turn arrives as its message, so deltas are taken from the turn's own stream only.
+  useEffect(() => {
+    const stop = new AbortController();
+    void api
+      .stream(`/agent/conversations/${id}/events`, undefined, (event, data) => event !== 'delta' && onEvent(event, data), {
+        method: 'GET',
+        signal: stop.signal,
+      })
+      .catch(() => undefined);
+    return () => stop.abort();
+    // onEvent only sets state: one subscription per conversation is intended.
+  }, [api, id]);
 
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
@@ -132,18 +160,7 @@ export function ConversationPage({ id }: { id: string }): ReactNode {
     if (!content) return;
     setStreaming('');
     await send.run(async () => {
-      await api.stream(`/agent/conversations/${id}/messages`, { content }, (event, data) => {
-        if (!live.current) return;
-        const d = data as Record<string, unknown>;
-        if (event === 'delta') setStreaming((s) => s + String(d.text ?? d.content ?? ''));
-        else if (event === 'message') {
-          const m = (d.message ?? d) as Message;
-          setMessages((all) => (all.some((x) => x.id === m.id) ? all.map((x) => (x.id === m.id ? m : x)) : [...all, m]));
-          if (m.role === 'assistant') setStreaming('');
-        } else if (event === 'pending') {
-          setMessages((all) => all.map((x) => (x.pendingActionId === d.pendingActionId ? { ...x, pendingState: String(d.state) } : x)));
-        } else if (event === 'state') setState(String(d.state));
-      });
+      await api.stream(`/agent/conversations/${id}/messages`, { content }, onEvent);
       setDraft('');
     });
     setStreaming('');
