@@ -221,6 +221,31 @@ describe('OIDC sign-in per org', () => {
     await pollUntil(async () => (await auditRows('identity.oidc.identity_linked', since)).some((r) => r.target_id === me.userId));
   });
 
+  it('a browser sign-in (session=cookie) lands on the console with the refresh cookie, never a token in the URL', async () => {
+    const browser = new TestBrowser();
+    const callback = await browser.followUntil(oidcPath('start?login_hint=alice-sub&session=cookie'), (u) =>
+      u.pathname.endsWith('/callback'),
+    );
+    const res = await browser.request(callback.toString());
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe(`${base}/console/`);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const refresh = browser.cookies(base).get('custodian_refresh');
+    expect(refresh).toMatch(/^crt_/);
+    expect(res.headers.getSetCookie().find((c) => c.startsWith('custodian_refresh='))).toMatch(/HttpOnly; SameSite=Strict/);
+    // The console resumes the session from the cookie, as after a reload.
+    const resumed = await browser.request(`${base}/api/v1/auth/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-custodian-csrf': '1', origin: base },
+      body: '{}',
+    });
+    expect(resumed.status).toBe(200);
+    const tokens = (await resumed.json()) as Json;
+    expect(tokens.refreshToken).toBeUndefined();
+    expect((await ok(call('GET', '/auth/me', tokens.accessToken))).email).toBe('alice@example.com');
+    expect((await fetch(oidcPath('start?session=other'), { redirect: 'manual' })).status).toBe(400);
+  });
+
   it('mappings follow the IdP at every sign-in: a group the claim no longer names is left', async () => {
     idp.accounts.get('alice-sub')!.groups = ['sales'];
     const res = await signIn('alice-sub');

@@ -85,7 +85,12 @@ export const OidcConnectionViewSchema = Type.Object(
 );
 
 export const OidcStartQuerySchema = Type.Object(
-  { login_hint: Type.Optional(Type.String({ maxLength: 320, description: 'passed on to the identity provider' })) },
+  {
+    login_hint: Type.Optional(Type.String({ maxLength: 320, description: 'passed on to the identity provider' })),
+    session: Type.Optional(
+      Type.Literal('cookie', { description: 'a browser: the callback sets the refresh cookie and redirects to /console/' }),
+    ),
+  },
   { additionalProperties: false },
 );
 

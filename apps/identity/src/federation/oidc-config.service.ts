@@ -82,6 +82,11 @@ export class OidcConfigService {
     };
   }
 
+  /** Where a browser sign-in (session=cookie) lands. */
+  consoleUrl(): string {
+    return `${this.config.agentGateway.publicUrl}/console/`;
+  }
+
   async get(actor: PrincipalSnapshot): Promise<OidcConnectionView> {
     return this.events.read(async (m) => {
       const row = await m.findOne(OidcConnectionEntity, { where: { orgId: actor.orgId } });

@@ -9,6 +9,8 @@ export interface LoginState {
   verifier: string;
   /** Expiry, epoch milliseconds. */
   exp: number;
+  /** `cookie`: a browser (the console) — the callback sets the refresh cookie and redirects to /console/. */
+  session?: 'cookie';
 }
 
 export const LOGIN_STATE_COOKIE = 'custodian_oidc';

@@ -106,7 +106,12 @@ export class OidcSignInService {
     }
   }
 
-  async start(orgIdRaw: string, loginHint: string | undefined, secure: boolean): Promise<{ location: string; cookie: string }> {
+  async start(
+    orgIdRaw: string,
+    opts: { loginHint?: string; session?: 'cookie' },
+    secure: boolean,
+  ): Promise<{ location: string; cookie: string }> {
+    const loginHint = opts.loginHint;
     const conn = await this.connection(orgIdRaw);
     const config = await this.clientFor(conn);
     const state = oidc.randomState();
@@ -122,7 +127,14 @@ export class OidcSignInService {
       nonce,
       ...(loginHint ? { login_hint: loginHint } : {}),
     });
-    const sealed = this.sealer.seal({ org: conn.orgId, state, nonce, verifier, exp: Date.now() + LOGIN_STATE_TTL_SECONDS * 1000 });
+    const sealed = this.sealer.seal({
+      org: conn.orgId,
+      state,
+      nonce,
+      verifier,
+      exp: Date.now() + LOGIN_STATE_TTL_SECONDS * 1000,
+      ...(opts.session ? { session: opts.session } : {}),
+    });
     // SameSite=Lax: the IdP's redirect back is a top-level cross-site GET, which Lax lets through (Strict would not).
     const cookie = `${LOGIN_STATE_COOKIE}=${sealed}; Path=${loginStateCookiePath(conn.orgId)}; HttpOnly; SameSite=Lax; Max-Age=${LOGIN_STATE_TTL_SECONDS}${secure ? '; Secure' : ''}`;
     return { location: url.href, cookie };
@@ -134,7 +146,11 @@ export class OidcSignInService {
     return `${LOGIN_STATE_COOKIE}=; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`;
   }
 
-  async callback(orgIdRaw: string, query: Record<string, string>, cookieHeader: string | undefined): Promise<TokenResponse> {
+  async callback(
+    orgIdRaw: string,
+    query: Record<string, string>,
+    cookieHeader: string | undefined,
+  ): Promise<{ tokens: TokenResponse; session?: 'cookie' }> {
     const conn = await this.connection(orgIdRaw);
     const sealed = readCookie(cookieHeader, LOGIN_STATE_COOKIE);
     const started = sealed ? this.sealer.open(conn.orgId, sealed) : undefined;
@@ -177,7 +193,7 @@ export class OidcSignInService {
       return this.refuse(conn, classifyOidcError(error));
     }
     try {
-      return await this.issuer.signIn(conn, claims);
+      return { tokens: await this.issuer.signIn(conn, claims), ...(started.session ? { session: started.session } : {}) };
     } catch (error) {
       if (error instanceof CustodianException && error.code !== ErrorCode.ServiceUnavailable) return this.refuse(conn, error, claims.sub);
       throw error;

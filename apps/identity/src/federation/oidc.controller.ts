@@ -1,10 +1,19 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ErrorCode } from '@custodian/contracts';
-import { API_PREFIX, ApiContract, CustodianException, Public, RequirePolicy, assertValid } from '@custodian/platform';
+import {
+  API_PREFIX,
+  ApiContract,
+  CONFIG,
+  CustodianException,
+  Public,
+  RequirePolicy,
+  assertValid,
+  type CustodianConfig,
+} from '@custodian/platform';
 import type { Request, Response } from 'express';
 import type { AuthedRequest } from '../directory/directory.http';
-import type { TokenResponse } from '../auth/auth.service';
 import { NoStore } from '../auth/no-store';
+import { setRefreshCookie } from '../auth/refresh-cookie';
 import { BackchannelLogoutService } from './backchannel-logout.service';
 import { publicJwk, type PrivateKeyAlg } from './oidc-client';
 import { OidcConfigService, type OidcConnectionView } from './oidc-config.service';
@@ -95,7 +104,12 @@ export class OidcSignInController {
     @Inject(OidcSignInService) private readonly signIn: OidcSignInService,
     @Inject(BackchannelLogoutService) private readonly backchannel: BackchannelLogoutService,
     @Inject(OidcConfigService) private readonly configs: OidcConfigService,
-  ) {}
+    @Inject(CONFIG) config: CustodianConfig,
+  ) {
+    this.refreshTtlSeconds = config.auth.refreshTokenTtlSeconds;
+  }
+
+  private readonly refreshTtlSeconds: number;
 
   /** Redirects to the IdP (authorization code + PKCE S256, state, nonce); `login_hint` is passed on. */
   @Public()
@@ -112,22 +126,26 @@ export class OidcSignInController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    const { login_hint: loginHint } = stringQuery(query, new Set(['login_hint']));
+    const { login_hint: loginHint, session } = stringQuery(query, new Set(['login_hint', 'session']));
+    if (session !== undefined && session !== 'cookie') throw badQuery('/session', 'cookie, or leave it out');
     // eslint-disable-next-line no-control-regex -- refusing control characters is the point
     if (loginHint !== undefined && (loginHint.length > 320 || /[\u0000-\u001f\u007f]/.test(loginHint)))
       throw badQuery('/login_hint', 'at most 320 printable characters');
-    const { location, cookie } = await this.signIn.start(org, loginHint, this.secure(req));
+    const { location, cookie } = await this.signIn.start(org, { loginHint, session }, this.secure(req));
     res.setHeader('Cache-Control', 'no-store');
     res.append('Set-Cookie', cookie);
     res.redirect(302, location);
   }
 
-  /** The IdP's redirect back: tokens of an ordinary Custodian session, or the refusal's code. */
+  /**
+   * The IdP's redirect back: tokens of an ordinary Custodian session (JSON), or for a sign-in started
+   * with `session=cookie` the refresh cookie and a 303 to the console; a refusal is its problem code.
+   */
   @Public()
   @ApiContract({
     summary: "The identity provider's redirect back: an ordinary session's tokens",
     query: OidcCallbackQuerySchema,
-    responses: { 200: TokenAnswer },
+    responses: { 200: TokenAnswer, 303: null },
     problems: [
       'oidc_state_invalid',
       'oidc_provider_error',
@@ -146,16 +164,25 @@ export class OidcSignInController {
     ],
   })
   @Get('callback')
-  @NoStore()
   async callback(
     @Param('org') org: string,
     @Query() query: Record<string, unknown>,
     @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<TokenResponse> {
-    // The login state is spent whatever happens next.
+    @Res() res: Response,
+  ): Promise<void> {
+    // The login state is spent whatever happens next; nothing of this answer may be cached.
     res.append('Set-Cookie', this.signIn.clearCookie(org, this.secure(req)));
-    return this.signIn.callback(org, stringQuery(query, CALLBACK_PARAMS), req.get('cookie'));
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    const { tokens, session } = await this.signIn.callback(org, stringQuery(query, CALLBACK_PARAMS), req.get('cookie'));
+    if (session === 'cookie') {
+      // A browser session (the console): the refresh token goes into its httpOnly cookie, never into
+      // the URL; the console resumes the session from it (POST auth/refresh) after this redirect.
+      setRefreshCookie(req, res, tokens.refreshToken, this.refreshTtlSeconds);
+      res.redirect(303, this.configs.consoleUrl());
+      return;
+    }
+    res.status(200).json(tokens);
   }
 
   /** OIDC Back-Channel Logout: a form post with `logout_token`; 200 when the sessions are ended, 400 otherwise. */
