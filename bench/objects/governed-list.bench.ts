@@ -13,11 +13,11 @@
  * (ratio ≥ 0.75, governed p99 ≤ 25 ms, edge cost ≤ 2 %) are judged at the first level, and every
  * level is reported.
  *
- * The edge (issue 19): the governed side runs with the general rate limiter charging every request
- * (loopback not exempt, limits too high to refuse), the request deadline and compression on, and
- * tracing off (no OTLP endpoint) — as installed. A second all-in-one on the same database, started
- * fresh at the same time, serves the same list with the rate limiter, deadline and compression
- * switched off; the paired ratio of the two is the edge's cost. Tracing off cannot be switched out of the code: its hooks are measured
+ * The edge (issue 19): the governed side runs as installed — the general rate limiter charging every
+ * request (loopback not exempt, limits too high to refuse), the request deadline, compression
+ * (the clients accept none), tracing off (no OTLP endpoint). A second all-in-one on the same
+ * database, started fresh beside it, serves the same list with the rate limiter switched off; the
+ * paired ratio of the two is the limiter's cost. Tracing off cannot be switched out of the code: its hooks are measured
  * apart (ns per call against a direct call) and set against the governed request's time.
  */
 import { randomBytes } from 'node:crypto';
@@ -53,6 +53,8 @@ interface RunResult {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU time of this process (servers and load client) per request, µs: less swayed by other load than req/s. */
+  cpuUs: number;
 }
 
 /** Closed loop: `clients` clients issue requests back to back for SECONDS. */
@@ -78,14 +80,22 @@ async function load(url: string, headers: Record<string, string>, clients: numbe
       });
     });
   const started = Date.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (Date.now() < end) await one();
     }),
   );
+  const cpu = process.cpuUsage(cpu0);
   agent.destroy();
   const elapsed = (Date.now() - started) / 1000;
-  return { rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  return {
+    rps: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+    cpuUs: (cpu.user + cpu.system) / Math.max(1, latencies.length),
+  };
 }
 
 async function main(): Promise<void> {
@@ -233,8 +243,6 @@ async function main(): Promise<void> {
           ...hostEnv,
           CUSTODIAN_DATA_DIR: dataDirOff,
           CUSTODIAN_RATE_LIMIT_ENABLED: 'false',
-          CUSTODIAN_HTTP_COMPRESSION: 'false',
-          CUSTODIAN_HTTP_HANDLER_TIMEOUT_MS: '0',
         });
       if (onFirst) {
         hostOn = await startOn();
@@ -277,6 +285,7 @@ async function main(): Promise<void> {
       p50: median(runs.map((r) => r.p50)),
       p99: median(runs.map((r) => r.p99)),
       errors: runs.reduce((n, r) => n + r.errors, 0),
+      cpuUs: median(runs.map((r) => r.cpuUs)),
     });
     const env = environment(['@nestjs/core', 'pg', '@casl/ability', 'typeorm']);
     console.log(env);
@@ -312,20 +321,36 @@ async function main(): Promise<void> {
       errors += g.errors + b.errors + f.errors + n.errors;
       console.log(`records ${RECORDS}, page 50, ${clients} clients, ${RUNS} runs × ${SECONDS}s per side (median)`);
       printTable([
-        { handler: 'governed REST list', 'req/s': fmt(g.rps), 'p50 ms': fmt(g.p50), 'p99 ms': fmt(g.p99), errors: g.errors },
         {
-          handler: 'governed, edge off (no rate limiter, deadline, compression)',
+          handler: 'governed REST list',
+          'req/s': fmt(g.rps),
+          'p50 ms': fmt(g.p50),
+          'p99 ms': fmt(g.p99),
+          'CPU µs/req': fmt(g.cpuUs, 0),
+          errors: g.errors,
+        },
+        {
+          handler: 'governed, rate limiter off',
           'req/s': fmt(n.rps),
           'p50 ms': fmt(n.p50),
           'p99 ms': fmt(n.p99),
+          'CPU µs/req': fmt(n.cpuUs, 0),
           errors: n.errors,
         },
-        { handler: 'bare handler, same SQL', 'req/s': fmt(b.rps), 'p50 ms': fmt(b.p50), 'p99 ms': fmt(b.p99), errors: b.errors },
+        {
+          handler: 'bare handler, same SQL',
+          'req/s': fmt(b.rps),
+          'p50 ms': fmt(b.p50),
+          'p99 ms': fmt(b.p99),
+          'CPU µs/req': fmt(b.cpuUs, 0),
+          errors: b.errors,
+        },
         {
           handler: 'floor: authenticated GET meta/objects/deal',
           'req/s': fmt(f.rps),
           'p50 ms': fmt(f.p50),
           'p99 ms': fmt(f.p99),
+          'CPU µs/req': fmt(f.cpuUs, 0),
           errors: f.errors,
         },
       ]);
@@ -340,11 +365,14 @@ async function main(): Promise<void> {
       phaseRatios.push(median(governed.slice(half).map((r, k) => r.rps / noEdge[half + k].rps)));
       const edgeRatio = Math.sqrt(phaseRatios[0] * phaseRatios[1]);
       const edgeCostPercent = (1 - edgeRatio) * 100;
+      // The same by CPU time per request (this process serves both sides and runs the clients), paired per round.
+      const edgeCpuPercent = (median(governed.map((r, k) => r.cpuUs / noEdge[k].cpuUs)) - 1) * 100;
       console.log(
         `throughput ratio governed/bare = ${fmt(ratio, 3)} (median of ${RUNS} paired rounds; governance overhead ${fmt((1 - ratio) * 100, 1)}%); ` +
           `ratio of the medians ${fmt(ratioOfMedians, 3)}\n` +
-          `edge cost (rate limiter + deadline + compression check, tracing off) = ${fmt(edgeCostPercent, 2)}% ` +
-          `(governed/edge-off ${fmt(edgeRatio, 3)}: edge-on host started first ${fmt(phaseRatios[0], 3)}, second ${fmt(phaseRatios[1], 3)})\n`,
+          `rate limiter cost (tracing off on both sides) = ${fmt(edgeCostPercent, 2)}% ` +
+          `(governed/limiter-off ${fmt(edgeRatio, 3)}: limiter-on host started first ${fmt(phaseRatios[0], 3)}, second ${fmt(phaseRatios[1], 3)}); ` +
+          `by CPU time per request ${fmt(edgeCpuPercent, 2)}% (median of ${RUNS} paired rounds)\n`,
       );
       levels.push({
         clients,
@@ -352,7 +380,18 @@ async function main(): Promise<void> {
         bare: bareRuns,
         floor,
         edgeOff: noEdge,
-        summary: { governed: g, bare: b, floor: f, edgeOff: n, ratio, ratioOfMedians, phaseRatios, edgeRatio, edgeCostPercent },
+        summary: {
+          governed: g,
+          bare: b,
+          floor: f,
+          edgeOff: n,
+          ratio,
+          ratioOfMedians,
+          phaseRatios,
+          edgeRatio,
+          edgeCostPercent,
+          edgeCpuPercent,
+        },
       });
     }
     const tracingOff = await tracingOffCost();

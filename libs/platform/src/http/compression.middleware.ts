@@ -1,5 +1,5 @@
 import compression from 'compression';
-import type { Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 /** Below this a compressed answer saves less than the work costs. */
 export const COMPRESSION_THRESHOLD_BYTES = 1024;
@@ -12,8 +12,20 @@ export const COMPRESSION_THRESHOLD_BYTES = 1024;
  * let size reveal it (BREACH).
  */
 export function compressionMiddleware(): RequestHandler {
-  return compression({ threshold: COMPRESSION_THRESHOLD_BYTES, filter: shouldCompress }) as RequestHandler;
+  const compress = compression({ threshold: COMPRESSION_THRESHOLD_BYTES, filter: shouldCompress }) as RequestHandler;
+  // A client that accepts no compression (most API clients) costs one header look-up, not the
+  // compressor's per-response hooks; caches still learn that the answer varies by the header.
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (ACCEPTS_COMPRESSION.test(String(req.headers['accept-encoding'] ?? ''))) {
+      void compress(req, res, next);
+      return;
+    }
+    res.vary('Accept-Encoding');
+    next();
+  };
 }
+
+const ACCEPTS_COMPRESSION = /\b(gzip|deflate|br)\b|\*/i;
 
 function shouldCompress(req: Request, res: Response): boolean {
   const path = req.path;
