@@ -5,6 +5,12 @@ import type { DataSource } from 'typeorm';
 
 /** Most events in one INSERT. */
 const MAX_BATCH = 100;
+/**
+ * The relay is woken at most this often for gateway events: it then publishes what accumulated in
+ * one pass (one claim, one audit-chain transaction) instead of one pass per tool call. The rows are
+ * committed before the caller goes on either way; this only delays their way into the audit store.
+ */
+export const RELAY_WAKE_MS = 100;
 
 /** The actor of a gateway event: the user, the credential, and the agent when a delegated token acts. */
 export function actorOf(principal: PrincipalSnapshot): AuditEvent['actor'] {
@@ -31,13 +37,14 @@ interface Waiting {
  * Group commit: `record` resolves once its event's row is committed — a caller never goes on
  * (a read never hands out its data) before that — but concurrent calls share statements. The
  * first event is written at once; events that arrive while a write is in flight go together in
- * the next multi-row INSERT (one statement, atomic by itself), and the relay is woken once per
- * statement. A failed batch is retried event by event, so one event's failure never fails another.
+ * the next multi-row INSERT (one statement, atomic by itself). A failed batch is retried event by event, so one event's failure never fails another.
+ * The relay is woken at most every RELAY_WAKE_MS for these events, so it publishes them in batches.
  */
 @Injectable()
 export class GatewayAudit {
   private readonly queue: Waiting[] = [];
   private flushing = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
@@ -86,6 +93,16 @@ export class GatewayAudit {
       return `($${3 * i + 1}, $${3 * i + 2}, $${3 * i + 3}::jsonb)`;
     });
     await this.ds.query(`INSERT INTO outbox (id, subject, payload) VALUES ${rows.join(', ')}`, params);
-    this.outbox.appended();
+    this.wakeRelay();
+  }
+
+  private wakeRelay(): void {
+    if (this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.outbox.appended();
+    }, RELAY_WAKE_MS);
+    // A pending wake never holds the process open; the relay also polls on its own.
+    this.wakeTimer.unref();
   }
 }

@@ -22,6 +22,7 @@ export class McpAuthError extends Error {
  */
 export class McpAuthenticator {
   private readonly resolver: PrincipalResolver;
+  private readonly inflight = new Map<string, Promise<PrincipalSnapshot>>();
 
   constructor(
     bus: Bus,
@@ -45,13 +46,27 @@ export class McpAuthenticator {
     return this.resolver.start();
   }
 
+  /**
+   * Concurrent requests with the same bearer share one resolution: when the cached principal
+   * expires under load, 20 sessions of one key ask identity once, not 20 times (a herd that made
+   * identity miss its bus deadline in the 200-session benchmark). Nothing is kept after it settles.
+   */
+  private resolveOnce(token: string): Promise<PrincipalSnapshot> {
+    let pending = this.inflight.get(token);
+    if (!pending) {
+      pending = this.resolver.resolveBearer(token).finally(() => this.inflight.delete(token));
+      this.inflight.set(token, pending);
+    }
+    return pending;
+  }
+
   /** The principal behind an `Authorization` header, or an McpAuthError saying why not. */
   async authenticate(header: string | undefined): Promise<PrincipalSnapshot> {
     const token = bearerToken(header);
     if (!token) throw new McpAuthError('no_bearer');
     let principal: PrincipalSnapshot;
     try {
-      principal = await this.resolver.resolveBearer(token);
+      principal = await this.resolveOnce(token);
     } catch (error) {
       if (error instanceof CustodianException && error.code === ErrorCode.Unauthenticated) throw new McpAuthError('invalid_token');
       throw error;
