@@ -533,6 +533,26 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     expect((await refresh(provider)).body.error).toBe('invalid_grant');
   });
 
+  it('a user who lost agent_access gets no new token: refresh is refused', async () => {
+    const temp = await ok(
+      call('POST', '/permission-sets', adminToken, {
+        name: 'Temporary agents',
+        objects: { account: { allowRead: true } },
+        integrationCapabilities: ['agent_access', 'mcp_access'],
+      }),
+      201,
+    );
+    await createMember(base, adminToken, 'later', [temp.id], PASSWORD);
+    const { provider } = await connectWithOAuth('Later test', { email: 'later@test.local', password: PASSWORD });
+    const rotated = await refresh(provider);
+    expect(rotated.status).toBe(200);
+    provider.saveTokens({ ...provider.saved!, ...rotated.body });
+    await ok(
+      call('PUT', `/permission-sets/${temp.id}`, adminToken, { name: 'Temporary agents', objects: { account: { allowRead: true } } }),
+    );
+    expect((await refresh(provider)).body.error).toBe('invalid_grant');
+  });
+
   it('stores no token in plaintext', async () => {
     const { provider } = await connectWithOAuth('Storage test', { email: 'west@test.local', password: PASSWORD });
     const dump = JSON.stringify((await db.query('SELECT * FROM identity.oauth_model')).rows);

@@ -5,6 +5,7 @@ import { CustodianException, OutboxWriter } from '@custodian/platform';
 import type { EntityManager } from 'typeorm';
 import { IdentityEvents } from '../events/identity-events.service';
 import { OAuthConsentEntity } from './oauth.entities';
+import { PrincipalSnapshotService } from '../auth/principal-snapshot.service';
 import { SessionService } from '../auth/session.service';
 import { artifactKey, oauthRequest } from './oauth-store';
 
@@ -48,6 +49,7 @@ export class OAuthConsentsService {
     @Inject(IdentityEvents) private readonly events: IdentityEvents,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(SessionService) private readonly sessions: SessionService,
+    @Inject(PrincipalSnapshotService) private readonly snapshots: PrincipalSnapshotService,
   ) {}
 
   /** Records the consent (and audits it) in one transaction. */
@@ -103,6 +105,11 @@ export class OAuthConsentsService {
    * issue is audited before the token leaves (A1: no audit, no token). Undefined when the grant ended.
    */
   async claimsFor(grantId: string, grantType: string, scope: string): Promise<ConsentClaims | undefined> {
+    const found = await this.events.read((m) => this.live(m, grantId));
+    if (!found) return undefined;
+    // Every token is a new credential: the user must still be allowed to delegate to agents (R7).
+    const principal = await this.snapshots.build({ userId: found.user_id, orgId: found.org_id, sessionId: found.session_id });
+    if (!principal.capabilities.includes('agent_access')) return undefined;
     return this.events.transaction(async (m) => {
       const consent = await this.live(m, grantId);
       if (!consent) return undefined;
