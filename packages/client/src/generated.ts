@@ -105,6 +105,7 @@ export type AgentProfilesListResponse = {
     id: string;
     name: string;
     model: string | null;
+    provider?: string | null;
     systemPrompt: string;
     scopes: Array<string>;
     version: number;
@@ -121,6 +122,7 @@ export type AgentProfilesCreateResponse = {
   id: string;
   name: string;
   model: string | null;
+  provider?: string | null;
   systemPrompt: string;
   scopes: Array<string>;
   version: number;
@@ -139,6 +141,7 @@ export type AgentProfilesGetResponse = {
   id: string;
   name: string;
   model: string | null;
+  provider?: string | null;
   systemPrompt: string;
   scopes: Array<string>;
   version: number;
@@ -157,6 +160,7 @@ export type AgentProfilesReplaceResponse = {
   id: string;
   name: string;
   model: string | null;
+  provider?: string | null;
   systemPrompt: string;
   scopes: Array<string>;
   version: number;
@@ -755,35 +759,163 @@ export type AuthMeResponse = {
   credentialExpiresAt?: string;
 };
 
-export type OidcSignInBackchannelLogoutResponse = unknown;
-
 export interface OidcSignInBackchannelLogoutArgs {
   org: string;
 }
 
-export type OidcSignInCallbackResponse = unknown;
+export interface OidcSignInCallbackQuery {
+  code?: string;
+  state?: string;
+  iss?: string;
+  error?: string;
+  error_description?: string;
+}
+
+export type OidcSignInCallbackResponse = {
+  tokenType: 'Bearer';
+  accessToken: string;
+  expiresIn: number;
+  /** absent when session is "cookie" */
+  refreshToken?: string;
+  orgId: string;
+  [key: string]: unknown;
+};
 
 export interface OidcSignInCallbackArgs {
   org: string;
+  query?: OidcSignInCallbackQuery;
 }
 
-export type OidcSignInJwksResponse = unknown;
+export type OidcSignInJwksResponse = {
+  keys: Array<{
+    [key: string]: unknown;
+  }>;
+};
 
 export interface OidcSignInJwksArgs {
   org: string;
 }
 
-export type OidcSignInStartResponse = unknown;
+export interface OidcSignInStartQuery {
+  /** passed on to the identity provider */
+  login_hint?: string;
+  /** a browser: the callback sets the refresh cookie and redirects to /console/ */
+  session?: 'cookie';
+}
 
 export interface OidcSignInStartArgs {
   org: string;
+  query?: OidcSignInStartQuery;
 }
 
-export type OidcConfigRemoveResponse = unknown;
+export type OidcConfigGetResponse = {
+  issuer: string;
+  clientId: string;
+  clientAuth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  privateKeyAlg: string | null;
+  scopes: Array<string>;
+  enabled: boolean;
+  jitProvisioning: boolean;
+  linkExistingUsers: boolean;
+  emailVerifiedClaim: string;
+  allowedEmailDomains: Array<string>;
+  mappings: Array<{
+    claim: string;
+    value: string;
+    roleId?: string;
+    groupIds?: Array<string>;
+    permissionSetIds?: Array<string>;
+  }>;
+  passwordLogin: boolean;
+  startUrl: string;
+  redirectUri: string;
+  backchannelLogoutUri: string;
+  jwksUri: string;
+  clientSecret: {
+    set: boolean;
+    source: 'encrypted' | 'env' | 'file' | null;
+  };
+  privateKey: {
+    set: boolean;
+    source: 'encrypted' | 'env' | 'file' | null;
+  };
+  version: number;
+  updatedAt: string;
+};
 
-export type OidcConfigGetResponse = unknown;
+export type OidcConfigPutBody = {
+  issuer: string;
+  clientId: string;
+  clientAuth?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  clientSecret?:
+    | {
+        value: string;
+      }
+    | {
+        reference: string;
+      };
+  privateKey?:
+    | {
+        value: string;
+      }
+    | {
+        reference: string;
+      };
+  privateKeyAlg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+  scopes?: Array<string>;
+  enabled?: boolean;
+  jitProvisioning?: boolean;
+  linkExistingUsers?: boolean;
+  emailVerifiedClaim?: string;
+  allowedEmailDomains?: Array<string>;
+  mappings?: Array<{
+    claim: string;
+    value: string;
+    roleId?: string;
+    groupIds?: Array<string>;
+    permissionSetIds?: Array<string>;
+  }>;
+  passwordLogin?: boolean;
+};
 
-export type OidcConfigPutResponse = unknown;
+export type OidcConfigPutResponse = {
+  issuer: string;
+  clientId: string;
+  clientAuth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  privateKeyAlg: string | null;
+  scopes: Array<string>;
+  enabled: boolean;
+  jitProvisioning: boolean;
+  linkExistingUsers: boolean;
+  emailVerifiedClaim: string;
+  allowedEmailDomains: Array<string>;
+  mappings: Array<{
+    claim: string;
+    value: string;
+    roleId?: string;
+    groupIds?: Array<string>;
+    permissionSetIds?: Array<string>;
+  }>;
+  passwordLogin: boolean;
+  startUrl: string;
+  redirectUri: string;
+  backchannelLogoutUri: string;
+  jwksUri: string;
+  clientSecret: {
+    set: boolean;
+    source: 'encrypted' | 'env' | 'file' | null;
+  };
+  privateKey: {
+    set: boolean;
+    source: 'encrypted' | 'env' | 'file' | null;
+  };
+  version: number;
+  updatedAt: string;
+};
+
+export interface OidcConfigPutArgs {
+  body: OidcConfigPutBody;
+}
 
 export type AuthChangePasswordBody = {
   currentPassword: string;
@@ -2316,7 +2448,7 @@ export const OPERATIONS = {
   oidcSignInStart: { method: 'GET', path: '/api/v1/auth/oidc/{org}/start', pathParams: ['org'] },
   oidcConfigRemove: { method: 'DELETE', path: '/api/v1/auth/oidc/config', pathParams: [] },
   oidcConfigGet: { method: 'GET', path: '/api/v1/auth/oidc/config', pathParams: [] },
-  oidcConfigPut: { method: 'PUT', path: '/api/v1/auth/oidc/config', pathParams: [] },
+  oidcConfigPut: { method: 'PUT', path: '/api/v1/auth/oidc/config', pathParams: [], bodyType: 'application/json' },
   authChangePassword: { method: 'POST', path: '/api/v1/auth/password', pathParams: [], bodyType: 'application/json' },
   authRefresh: { method: 'POST', path: '/api/v1/auth/refresh', pathParams: [], bodyType: 'application/json' },
   authTokenExchange: { method: 'POST', path: '/api/v1/auth/token-exchange', pathParams: [], bodyType: 'application/json' },
@@ -2682,39 +2814,39 @@ export class GeneratedClient extends ClientRuntime {
     return this.call('authMe', undefined, options) as Promise<AuthMeResponse>;
   }
 
-  /** `POST /api/v1/auth/oidc/{org}/backchannel-logout` (public) */
-  oidcSignInBackchannelLogout(args: OidcSignInBackchannelLogoutArgs, options?: CallOptions): Promise<OidcSignInBackchannelLogoutResponse> {
-    return this.call('oidcSignInBackchannelLogout', args, options) as Promise<OidcSignInBackchannelLogoutResponse>;
+  /** OIDC Back-Channel Logout: the identity provider posts a logout token; the sessions it names end — `POST /api/v1/auth/oidc/{org}/backchannel-logout` (public) */
+  oidcSignInBackchannelLogout(args: OidcSignInBackchannelLogoutArgs, options?: CallOptions): Promise<void> {
+    return this.call('oidcSignInBackchannelLogout', args, options) as Promise<void>;
   }
 
-  /** `GET /api/v1/auth/oidc/{org}/callback` (public) */
+  /** The identity provider's redirect back: an ordinary session's tokens — `GET /api/v1/auth/oidc/{org}/callback` (public) */
   oidcSignInCallback(args: OidcSignInCallbackArgs, options?: CallOptions): Promise<OidcSignInCallbackResponse> {
     return this.call('oidcSignInCallback', args, options) as Promise<OidcSignInCallbackResponse>;
   }
 
-  /** `GET /api/v1/auth/oidc/{org}/jwks` (public) */
+  /** The public key of the connection's private_key_jwt client credential (JWKS) — `GET /api/v1/auth/oidc/{org}/jwks` (public) */
   oidcSignInJwks(args: OidcSignInJwksArgs, options?: CallOptions): Promise<OidcSignInJwksResponse> {
     return this.call('oidcSignInJwks', args, options) as Promise<OidcSignInJwksResponse>;
   }
 
-  /** `GET /api/v1/auth/oidc/{org}/start` (public) */
-  oidcSignInStart(args: OidcSignInStartArgs, options?: CallOptions): Promise<OidcSignInStartResponse> {
-    return this.call('oidcSignInStart', args, options) as Promise<OidcSignInStartResponse>;
+  /** Start an OIDC sign-in: redirects to the org's identity provider (code + PKCE S256, state, nonce) — `GET /api/v1/auth/oidc/{org}/start` (public) */
+  oidcSignInStart(args: OidcSignInStartArgs, options?: CallOptions): Promise<void> {
+    return this.call('oidcSignInStart', args, options) as Promise<void>;
   }
 
-  /** `DELETE /api/v1/auth/oidc/config` (needs manage_users, manage_settings) */
-  oidcConfigRemove(options?: CallOptions): Promise<OidcConfigRemoveResponse> {
-    return this.call('oidcConfigRemove', undefined, options) as Promise<OidcConfigRemoveResponse>;
+  /** Remove the org's OIDC connection and its secrets (password login is on again) — `DELETE /api/v1/auth/oidc/config` (needs manage_users, manage_settings) */
+  oidcConfigRemove(options?: CallOptions): Promise<void> {
+    return this.call('oidcConfigRemove', undefined, options) as Promise<void>;
   }
 
-  /** `GET /api/v1/auth/oidc/config` (needs manage_users, manage_settings) */
+  /** The org's OIDC identity provider connection (secrets write-only) — `GET /api/v1/auth/oidc/config` (needs manage_users, manage_settings) */
   oidcConfigGet(options?: CallOptions): Promise<OidcConfigGetResponse> {
     return this.call('oidcConfigGet', undefined, options) as Promise<OidcConfigGetResponse>;
   }
 
-  /** `PUT /api/v1/auth/oidc/config` (needs manage_users, manage_settings) */
-  oidcConfigPut(options?: CallOptions): Promise<OidcConfigPutResponse> {
-    return this.call('oidcConfigPut', undefined, options) as Promise<OidcConfigPutResponse>;
+  /** Set the org's OIDC connection (the whole of it; omitted secrets are kept) — `PUT /api/v1/auth/oidc/config` (needs manage_users, manage_settings) */
+  oidcConfigPut(args: OidcConfigPutArgs, options?: CallOptions): Promise<OidcConfigPutResponse> {
+    return this.call('oidcConfigPut', args, options) as Promise<OidcConfigPutResponse>;
   }
 
   /** `POST /api/v1/auth/password` */
