@@ -3,13 +3,14 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Client } from 'pg';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-// Commands that are inherently local run the services' own code (never over the API).
-import { runSettingsKeyRotation } from '../apps/agent-gateway/src/runtime/rotate-settings-key';
-import { runVerify } from '../apps/audit/src/cli/verify-command';
-import { reconcile } from '../apps/audit/src/reconcile/reconcile';
+// Commands that are inherently local run the services' own code (never over the API); loaded only
+// by those commands, so the API commands start without the server's modules.
+import type * as RotateSettingsKey from '../apps/agent-gateway/src/runtime/rotate-settings-key';
+import type * as VerifyCommand from '../apps/audit/src/cli/verify-command';
+import type * as Reconcile from '../apps/audit/src/reconcile/reconcile';
+import type * as Doctor from './doctor';
 import { CustodianApiError, CustodianClient } from '../packages/client/src';
 import { loadCredentials, removeCredentials, saveCredentials, type StoredCredentials } from './credentials';
-import { runDoctor } from './doctor';
 import { exportBundle } from './bundle-export';
 import { printJson, readSecret, UsageError, type CliIo } from './io';
 import { LineProgress } from './progress';
@@ -281,6 +282,8 @@ async function audit(io: CliIo, args: string[]): Promise<number> {
   if (verb === 'verify') {
     if (rest.includes('--offline')) {
       // Local: straight from the database against signed checkpoints (the existing offline verifier).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { runVerify } = require('../apps/audit/src/cli/verify-command') as typeof VerifyCommand;
       return runVerify(
         rest.filter((a) => a !== '--offline'),
         io.stdout as NodeJS.WriteStream,
@@ -325,6 +328,8 @@ async function audit(io: CliIo, args: string[]): Promise<number> {
       usage,
     );
     const url = required(values, 'database-url', usage);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { reconcile } = require('../apps/audit/src/reconcile/reconcile') as typeof Reconcile;
     const client = new Client({ connectionString: url, application_name: 'custodian-cli-reconcile' });
     await client.connect();
     try {
@@ -344,21 +349,32 @@ async function audit(io: CliIo, args: string[]): Promise<number> {
 
 async function settings(io: CliIo, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
-  const usage = 'Usage: custodian settings list | set <name> (value from stdin) | clear <name> | rotate-key';
+  const usage =
+    'Usage: custodian settings list | set <name> [--reference env:NAME|file:/path] (value from stdin) | clear <name> | rotate-key';
   if (verb === 'list') {
     const { values } = parse(rest, {}, usage);
     printJson(io, await (await connect(io, values.url)).runtimeSettingsList());
     return 0;
   }
   if (verb === 'set') {
-    const { values, positionals } = parse(rest, {}, `${usage}\nThe value is read from stdin (a secret never goes on the command line).`, 1);
+    const setUsage = `${usage}\nThe value is read from stdin (a secret never goes on the command line); a secret may instead name --reference env:NAME | file:/path.`;
+    const { values, positionals } = parse(rest, { reference: { type: 'string' } }, setUsage, 1);
     const name = positionals[0];
     const api = await connect(io, values.url);
     const known = (await api.runtimeSettingsList()).settings.find((s) => s.name === name);
     if (!known) throw new CustodianApiError(404, 'not_found', undefined, `unknown setting ${name}`);
-    const text = await readSecret(io, `Value of ${name}: `);
+    if (values.reference && known.type !== 'secret') throw new UsageError('--reference is for secret settings', setUsage);
+    const text = values.reference ? '' : await readSecret(io, `Value of ${name}: `);
     const value =
-      known.type === 'number' || known.type === 'integer' ? Number(text) : known.type === 'boolean' ? text.trim() === 'true' : text;
+      known.type === 'secret'
+        ? values.reference
+          ? { reference: values.reference as string }
+          : { value: text }
+        : known.type === 'integer'
+          ? Number(text)
+          : known.type === 'boolean'
+            ? text.trim() === 'true'
+            : text;
     const saved = await api.runtimeSettingsPut({ name, body: { value } });
     // The answer of a secret never holds its value; print it as the server gives it.
     printJson(io, saved);
@@ -376,6 +392,8 @@ async function settings(io: CliIo, args: string[]): Promise<number> {
       {},
       `${usage}\nrotate-key runs locally: DATABASE_URL, CUSTODIAN_MASTER_KEY_PREVIOUS and CUSTODIAN_MASTER_KEY from the environment.`,
     );
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runSettingsKeyRotation } = require('../apps/agent-gateway/src/runtime/rotate-settings-key') as typeof RotateSettingsKey;
     const r = await runSettingsKeyRotation(io.env as NodeJS.ProcessEnv);
     io.stdout.write(`settings re-sealed: ${r.resealed}, already under the new key: ${r.skipped}\n`);
     return 0;
@@ -463,6 +481,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       case 'doctor': {
         const { values } = parse(rest, {}, 'Usage: custodian doctor [--url URL]');
         const stored = await loadCredentials(io.env);
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { runDoctor } = require('./doctor') as typeof Doctor;
         return await runDoctor(io, (values.url as string | undefined) || io.env.CUSTODIAN_URL || stored?.url || 'http://127.0.0.1:3000');
       }
       default:

@@ -1,0 +1,115 @@
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { parse, run } from '../../cli/run';
+import { UsageError, type CliIo } from '../../cli/io';
+
+/** The custodian CLI in-process: argument parsing, usage and exit codes (docs/api.md). */
+function fakeIo(env: Record<string, string | undefined> = {}, input = ''): CliIo & { out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const stdin = new PassThrough();
+  stdin.end(input);
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  return { stdin, stdout, stderr, env, out: () => out, err: () => err };
+}
+
+describe('custodian argument parsing', () => {
+  let home: string;
+  beforeAll(() => {
+    home = mkdtempSync(path.join(tmpdir(), 'custodian-cli-'));
+  });
+  afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+  it('parse() returns options and positionals, and turns unknown options and wrong arity into usage errors', () => {
+    expect(
+      parse(['--name', 'x', '--scope', 'a', '--scope', 'b'], { name: { type: 'string' }, scope: { type: 'string', multiple: true } }, 'u'),
+    ).toEqual({
+      values: { name: 'x', scope: ['a', 'b'] },
+      positionals: [],
+    });
+    expect(parse(['id-1', '--url', 'http://h'], {}, 'u', 1).positionals).toEqual(['id-1']);
+    expect(() => parse(['--nope'], {}, 'u')).toThrow(UsageError);
+    expect(() => parse([], {}, 'u', 1)).toThrow('expected 1 argument(s)');
+    expect(() => parse(['extra'], {}, 'u')).toThrow('unexpected argument extra');
+    expect(() => parse(['--name'], { name: { type: 'string' } }, 'u')).toThrow(UsageError);
+  });
+
+  it.each([
+    [[], 'Usage: custodian <command>'],
+    [['frobnicate'], 'unknown command frobnicate'],
+    [['users', 'lsit'], 'unknown users command lsit'],
+    [['users', 'list', '--bogus'], "Unknown option '--bogus'"],
+    [['roles', 'create'], '--name is required'],
+    [['api-keys', 'revoke'], 'expected 1 argument(s)'],
+    [['approvals', 'reject', 'some-id'], '--reason is required'],
+    [['audit', 'archive'], '--before is required'],
+    [['settings', 'set'], 'expected 1 argument(s)'],
+    [['bundle', 'apply'], 'expected 1 argument(s)'],
+    [['login', '--password', 'x'], "Unknown option '--password'"],
+  ])('%j is a usage error: exit 2 and the usage on stderr', async (argv, message) => {
+    const io = fakeIo({ HOME: home });
+    expect(await run(argv, io)).toBe(2);
+    expect(io.err()).toContain(message);
+    expect(io.err()).toMatch(/Usage: custodian/);
+    expect(io.out()).toBe('');
+  });
+
+  it('--help prints the usage and exits 0; --version prints the version', async () => {
+    const help = fakeIo({ HOME: home });
+    expect(await run(['--help'], help)).toBe(0);
+    expect(help.out()).toContain('login [--email E]');
+    const sub = fakeIo({ HOME: home });
+    expect(await run(['api-keys', 'create', '--help'], sub)).toBe(0);
+    expect(sub.err()).toContain('Usage: custodian api-keys');
+    const version = fakeIo({ HOME: home });
+    expect(await run(['--version'], version)).toBe(0);
+    expect(version.out()).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('without a stored login or CUSTODIAN_TOKEN an API command says how to sign in (exit 1)', async () => {
+    const io = fakeIo({ HOME: home });
+    expect(await run(['users', 'list', '--url', 'http://127.0.0.1:9'], io)).toBe(1);
+    expect(io.err()).toContain('unauthenticated');
+    expect(io.err()).toContain('custodian login --url http://127.0.0.1:9');
+  });
+
+  describe('against a server that answers a problem', () => {
+    let server: Server;
+    let url: string;
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        res.writeHead(403, { 'content-type': 'application/problem+json', 'x-request-id': 'req-123' });
+        res.end(
+          JSON.stringify({
+            type: 'x',
+            title: 'Forbidden',
+            status: 403,
+            code: 'forbidden',
+            detail: 'Missing capability',
+            requestId: 'req-123',
+            details: { missing: ['manage_users'] },
+          }),
+        );
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    it('prints the problem code, its details and the request id, and exits 1', async () => {
+      const io = fakeIo({ HOME: home, CUSTODIAN_TOKEN: 'a-token' });
+      expect(await run(['users', 'list', '--url', url], io)).toBe(1);
+      expect(io.err()).toContain('error: forbidden (HTTP 403): Missing capability');
+      expect(io.err()).toContain('"missing":["manage_users"]');
+      expect(io.err()).toContain('request id: req-123');
+      expect(io.out()).toBe('');
+    });
+  });
+});
