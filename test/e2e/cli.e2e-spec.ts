@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TEST_ADMIN, startTestHost, type TestHost } from '../support/host';
@@ -107,6 +107,38 @@ describe('custodian CLI (built, spawned)', () => {
     const bad = await cli(['settings', 'set', 'model.timeout_ms'], { input: 'soon\n' });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('validation_failed');
+  });
+
+  it('bundle apply creates, diff shows no change afterwards, export gives a document that diffs clean', async () => {
+    const file = path.join(home, 'bundle.yaml');
+    writeFileSync(
+      file,
+      [
+        'apiVersion: custodian.dev/v1',
+        'kind: Bundle',
+        'name: cli-test',
+        'roles: [{ name: cli_parent }, { name: cli_child, parent: cli_parent }]',
+        'groups: [{ name: cli_group, description: made by the CLI test }]',
+        '',
+      ].join('\n'),
+    );
+    const applied = await cli(['bundle', 'apply', file]);
+    expect({ code: applied.code, stderr: applied.stderr }).toEqual({ code: 0, stderr: '' });
+    expect((JSON.parse(applied.stdout) as { changes: Array<{ change: string }> }).changes.map((c) => c.change)).toEqual([
+      'create',
+      'create',
+      'create',
+    ]);
+    const diff = await cli(['bundle', 'diff', file]);
+    expect(diff.code).toBe(0);
+    expect(diff.stderr).toContain('0 change(s), 3 unchanged');
+    const exported = await cli(['bundle', 'export', '--output', path.join(home, 'export.yaml')]);
+    expect({ code: exported.code }).toEqual({ code: 0 });
+    const again = await cli(['bundle', 'diff', path.join(home, 'export.yaml')]);
+    expect({ code: again.code, stderr: again.stderr }).toMatchObject({
+      code: 0,
+      stderr: expect.stringMatching(/^0 change\(s\), \d+ unchanged/),
+    });
   });
 
   it('bad arguments print the usage and exit 2', async () => {
