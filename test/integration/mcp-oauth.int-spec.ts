@@ -3,7 +3,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { Client as Pg } from 'pg';
 import { apiClient, type Json } from '../support/api';
 import { freePort } from '../support/free-port';
@@ -571,4 +571,15 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     expect(expiry(clientId)).toBeLessThanOrEqual(Date.now() + 24 * 3600 * 1000 + 60_000);
     expect(expiry(provider.info!.client_id)).toBeGreaterThan(Date.now() + 7 * 24 * 3600 * 1000);
   });
+  it('after a signing-key rotation the tokens are signed with the new key, and /mcp accepts them', async () => {
+    const { provider } = await connectWithOAuth('Rotation test', { email: 'west@test.local', password: PASSWORD });
+    const before = decodeProtectedHeader(provider.saved!.access_token).kid;
+    const rotated = await ok(call('POST', '/signing-keys/rotate', adminToken, { activateAfterSeconds: 0 }), 201);
+    expect(rotated.kid).not.toBe(before);
+    const next = await refresh(provider);
+    expect(next.status).toBe(200);
+    expect(decodeProtectedHeader(next.body.access_token).kid).toBe(rotated.kid);
+    // The gateway picks the new kid up with one JWKS refetch (its cooldown may have to pass first).
+    await pollUntil(async () => (await mcpStatus(next.body.access_token)) === 200, { timeoutMs: 45_000, what: 'the new key accepted' });
+  }, 90_000);
 });
