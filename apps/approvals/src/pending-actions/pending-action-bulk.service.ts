@@ -135,13 +135,25 @@ export class PendingActionBulk {
     const records = readCheck.filter(({ row }) => row.kind !== 'metadata.change' && row.kind !== 'permission.change');
     const readable = new Set<string>(readCheck.filter((c) => !records.includes(c)).map((c) => c.row.id));
     if (records.length > 0) {
-      const { results: answers } = await this.bus.request(ReviewRecords, {
-        reviewer: { userId: principal.userId, orgId: principal.orgId },
-        items: records.map(({ row }) => ({
-          object: row.objectName,
-          ...(row.kind !== 'record.create' && row.recordId ? { recordId: row.recordId } : {}),
-        })),
-      });
+      let answers: Array<{ outcome: 'ok' | 'not_found' }>;
+      try {
+        ({ results: answers } = await this.bus.request(ReviewRecords, {
+          reviewer: { userId: principal.userId, orgId: principal.orgId },
+          items: records.map(({ row }) => ({
+            object: row.objectName,
+            ...(row.kind !== 'record.create' && row.recordId ? { recordId: row.recordId } : {}),
+          })),
+        }));
+      } catch {
+        // Objects did not answer the batch: the refusals found so far stand, the rest go one by one (each answers for itself).
+        await this.actions.auditRefusals(
+          principal,
+          refusals.map((r) => ({ id: r.item.id, reason: r.reason, ...(r.details ? { details: r.details } : {}) })),
+        );
+        for (const r of refusals) results[r.item.index] = errorResult(r.item.id, r.error);
+        for (const { item } of readCheck) results[item.index] = await this.one(principal, item);
+        return;
+      }
       records.forEach(({ row }, i) => {
         if (answers[i]?.outcome === 'ok') readable.add(row.id);
       });
