@@ -16,7 +16,8 @@
  * Rounds rotate the order of the sides of (a) and (b); (c) runs after them.
  *   node scripts/run-ts.cjs bench/approvals/approvals.bench.ts
  * Env: BENCH_ROUNDS (5), BENCH_FILE_OPS (300 per side and round), BENCH_INBOX_REQUESTS (1000 per
- * side and round), BENCH_PENDING (100000), BENCH_BULK (1000).
+ * side and round), BENCH_PENDING (100000), BENCH_BULK (1000), BENCH_LOG_LEVEL (silent; e.g. error to see why a
+ * request failed). Statements per bulk call: node -r ./bench/approvals/statement-count.cjs … (same command).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
     CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
     CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
     CUSTODIAN_APPROVALS_SWEEP_MS: '0',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
   });
   const pool = new Pool({ connectionString: db.url, max: 4 });
   try {
