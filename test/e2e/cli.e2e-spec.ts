@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CustodianClient } from '../../packages/client/src';
 import { TEST_ADMIN, startTestHost, type TestHost } from '../support/host';
 
 const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'custodian.js');
@@ -54,6 +55,9 @@ describe('custodian CLI (built, spawned)', () => {
     const stored = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     expect(stored).toMatchObject({ url: t.host.url, email: TEST_ADMIN.email, accessToken: expect.any(String) });
     expect(JSON.stringify(stored)).not.toContain(TEST_ADMIN.password);
+    // The stored token is a working credential for the typed client too.
+    const me = await new CustodianClient({ baseUrl: t.host.url, token: String(stored.accessToken) }).authMe();
+    expect(me.orgId).toBe(stored.orgId);
   });
 
   it('a wrong password is the problem code with the request id, exit 1', async () => {
