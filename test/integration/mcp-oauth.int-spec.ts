@@ -582,4 +582,42 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     // The gateway picks the new kid up with one JWKS refetch (its cooldown may have to pass first).
     await pollUntil(async () => (await mcpStatus(next.body.access_token)) === 200, { timeoutMs: 45_000, what: 'the new key accepted' });
   }, 90_000);
+  it('a confidential client: its secret is stored sealed and authenticates at the token endpoint', async () => {
+    const reg = await fetch(`${base}/oauth/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...new MemoryProvider('Confidential').clientMetadata, token_endpoint_auth_method: 'client_secret_basic' }),
+    });
+    expect(reg.status).toBe(201);
+    const client = (await reg.json()) as { client_id: string; client_secret: string };
+    expect(client.client_secret).toBeTruthy();
+    const dump = JSON.stringify((await db.query(`SELECT payload FROM identity.oauth_model WHERE model = 'Client'`)).rows);
+    expect(dump).not.toContain(client.client_secret);
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const back = await authorize(
+      new Browser(),
+      authorizationUrl({ client_id: client.client_id, code_challenge: challenge, code_challenge_method: 'S256', resource: `${base}/mcp` }),
+      { email: 'west@test.local', password: PASSWORD },
+    );
+    const exchange = (secret: string): Promise<Response> =>
+      fetch(`${base}/oauth/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${client.client_id}:${secret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code: back.searchParams.get('code')!,
+          redirect_uri: REDIRECT,
+          code_verifier: verifier,
+          resource: `${base}/mcp`,
+        }),
+      });
+    expect((await exchange('wrong-secret')).status).toBe(401);
+    const ok200 = await exchange(client.client_secret);
+    expect(ok200.status).toBe(200);
+    expect(await mcpStatus(((await ok200.json()) as { access_token: string }).access_token)).toBe(200);
+  });
 });
