@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     // 50 turns at once on a shared 2-vCPU machine can keep a bus answer past the 3 s default; what is
     // measured here is the runtime, not that timeout.
     CUSTODIAN_BUS_TIMEOUT_MS: '15000',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
   });
   const pool = new Pool({ connectionString: db.url, max: 2 });
   try {
@@ -210,7 +210,7 @@ async function main(): Promise<void> {
       await Promise.all(
         conversations.map(async (id) => {
           const answer = await call('POST', `/agent/conversations/${id}/messages`, rep, { content: `k=1 id=${record}` });
-          if (answer.state !== 'idle') throw new Error(`concurrent turn ended ${answer.state}`);
+          if (answer.state !== 'idle') throw new Error(`concurrent turn ended ${answer.state}: ${JSON.stringify(answer.messages.at(-1))}`);
         }),
       );
       waveMs.push(performance.now() - t0);

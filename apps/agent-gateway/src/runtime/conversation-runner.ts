@@ -94,6 +94,8 @@ interface TurnWrites {
 }
 const MAX_TOOL_RESULT_BYTES = 64 * 1024;
 const MAX_SESSIONS = 2000;
+/** The relay is woken at most this often for the runtime's audit events (see wakeRelay). */
+const RELAY_WAKE_MS = 100;
 /** Conversation events waiting for NATS at most (fan-out to other replicas). */
 const MAX_FAN_OUT_QUEUE = 10_000;
 
@@ -128,6 +130,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   /** Fan-out publishes, one after the other so other replicas see them in order. */
   private fanOut: Promise<void> = Promise.resolve();
   private fanOutQueued = 0;
+  private relayTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private sweeper?: NodeJS.Timeout;
 
@@ -167,6 +170,11 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
     await Promise.allSettled([...this.running]);
+    if (this.relayTimer) {
+      clearTimeout(this.relayTimer);
+      this.relayTimer = undefined;
+      this.outbox.appended();
+    }
     await this.fanOut;
   }
 
@@ -392,6 +400,21 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     this.emit(conversation.id, { type: 'done' });
   }
 
+  /**
+   * Wakes the outbox relay at most every RELAY_WAKE_MS for the runtime's events, so a turn's steps
+   * reach the audit store in one relay pass instead of one pass per step competing with the turn.
+   * The rows are committed before the turn goes on either way; this only batches their publication.
+   */
+  private wakeRelay(): void {
+    if (this.relayTimer) return;
+    this.relayTimer = setTimeout(() => {
+      this.relayTimer = undefined;
+      this.outbox.appended();
+    }, RELAY_WAKE_MS);
+    // A pending wake never holds the process open; the relay also polls on its own.
+    this.relayTimer.unref();
+  }
+
   /** Queues a step's commit after the turn's earlier ones; the promise settles once it ran (never rejects). */
   private later(conversation: Conversation, writes: TurnWrites, step: StepBatch): Promise<void> {
     const batch = step.take();
@@ -436,7 +459,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       if ((e as { code?: string }).code === '23505') return write();
       throw e;
     });
-    if (step.outbox.length > 0) this.outbox.appended();
+    if (step.outbox.length > 0) this.wakeRelay();
     for (const message of done.messages) this.emit(conversation.id, { type: 'message', message });
     return done.state;
   }
