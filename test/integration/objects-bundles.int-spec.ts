@@ -102,7 +102,7 @@ describe('objects: bundles and the demo CRM', () => {
     const roles = new Map<string, Json>((await ok(call('GET', '/roles', admin))).items.map((r: Json) => [r.name, r]));
     expect(roles.get('rep_west').parentId).toBe(roles.get('vp_sales').id);
     // The answer names the id of everything it created, so a script can go on without listing.
-    const idOf = (kind: string, name: string): string => applied.changes.find((c: Json) => c.kind === kind && c.name === name).id;
+    const idOf = (kind: string, name: string): string => (applied.changes as Json[]).find((c) => c.kind === kind && c.name === name).id;
     expect(idOf('role', 'rep_west')).toBe(roles.get('rep_west').id);
     const sets = (await ok(call('GET', '/permission-sets', admin))).items as Json[];
     expect(idOf('permission_set', 'Sales Rep')).toBe(sets.find((x) => x.name === 'Sales Rep').id);
