@@ -468,6 +468,62 @@ describe('agent gateway: the governed MCP server', () => {
     });
   });
 
+  describe('transport', () => {
+    it('bad requests at /mcp are 4xx with a JSON-RPC error, never 5xx; batches answer in order; one event stream per session', async () => {
+      const token = await exchange(tokens.west, 'data:read', mcpResource);
+      const send = (headers: Record<string, string>, body?: string, method = 'POST', signal?: AbortSignal): Promise<Response> =>
+        fetch(`${t.host.url}/mcp`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body, signal });
+      const json = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+      const initialize = JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      });
+      const opened = await send(json, initialize);
+      expect(opened.status).toBe(200);
+      expect(opened.headers.get('content-type')).toContain('application/json');
+      const sessionId = opened.headers.get('mcp-session-id')!;
+      expect(((await opened.json()) as Json).result.serverInfo.name).toBe('custodian');
+      const base = { ...json, 'mcp-session-id': sessionId };
+      const list = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list', params: {} });
+      const cases: Array<[string, Record<string, string>, string, number]> = [
+        ['Accept without text/event-stream', { ...base, accept: 'application/json' }, list, 406],
+        ['not JSON', { ...base, 'content-type': 'text/plain' }, list, 415],
+        ['unsupported protocol version', { ...base, 'mcp-protocol-version': '1999-01-01' }, list, 400],
+        ['not JSON-RPC', base, JSON.stringify({ hello: 'world' }), 400],
+        ['a batch over 100', base, JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' }))), 400],
+        ['a second initialize', base, initialize, 400],
+      ];
+      for (const [what, headers, body, status] of cases) {
+        const res = await send(headers, body);
+        expect({ what, status: res.status }).toEqual({ what, status });
+        expect(((await res.json()) as Json).error.code).toEqual(expect.any(Number));
+      }
+      // A batch is answered as one JSON array, in order.
+      const batch = await send(
+        base,
+        JSON.stringify([
+          { jsonrpc: '2.0', id: 'a', method: 'ping' },
+          { jsonrpc: '2.0', id: 'b', method: 'tools/list' },
+        ]),
+      );
+      expect(batch.status).toBe(200);
+      const answers = (await batch.json()) as Json;
+      expect(answers.map((a: Json) => a.id)).toEqual(['a', 'b']);
+      expect(answers[1].result.tools.map((x: Json) => x.name).sort()).toEqual(READ_TOOLS);
+      // One event stream per session: while the first is open, a second is refused.
+      const stream = new AbortController();
+      const first = await send({ accept: 'text/event-stream', 'mcp-session-id': sessionId }, undefined, 'GET', stream.signal);
+      expect(first.status).toBe(200);
+      expect(first.headers.get('content-type')).toContain('text/event-stream');
+      expect((await send({ accept: 'text/event-stream', 'mcp-session-id': sessionId }, undefined, 'GET')).status).toBe(409);
+      stream.abort();
+      expect((await send({ 'mcp-session-id': sessionId }, undefined, 'DELETE')).status).toBe(200);
+      expect((await send(base, list)).status).toBe(404);
+    });
+  });
+
   describe('limits', () => {
     it('a credential over its tool-call rate gets a tool error with a retry-after, not a hung call', async () => {
       const key = await ok(call('POST', '/api-keys', tokens.east, { name: 'busy' }), 201);
