@@ -17,6 +17,7 @@ export * from './config/master-key-check';
 export * from './context/request-context';
 export * from './database/embedded-postgres';
 export * from './database/pg-binary-array';
+export * from './database/pg-errors';
 export * from './database/service-data-source';
 export * from './database/service-schema';
 export * from './errors/custodian.exception';

@@ -9,6 +9,7 @@ import {
   uuidv7,
   ApiContract,
   SETTING_NAME_SEGMENT,
+  isUniqueViolation,
 } from '@custodian/platform';
 import { AGENT_SCOPES } from '@custodian/policy';
 import type { Request } from 'express';
@@ -155,8 +156,7 @@ export class AgentProfilesController {
         return saved;
       });
     } catch (error) {
-      if ((error as { code?: string }).code === '23505')
-        throw new CustodianException(ErrorCode.Conflict, 'An agent profile with this name exists');
+      if (isUniqueViolation(error)) throw new CustodianException(ErrorCode.Conflict, 'An agent profile with this name exists');
       throw error;
     }
   }

@@ -1,5 +1,5 @@
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException } from '@custodian/platform';
+import { CustodianException, isUniqueViolation } from '@custodian/platform';
 import type { Request } from 'express';
 import { QueryFailedError } from 'typeorm';
 
@@ -62,7 +62,7 @@ export async function conflictOnDuplicate<T>(work: Promise<T>, message: string):
   try {
     return await work;
   } catch (error) {
-    if (error instanceof QueryFailedError && (error.driverError as { code?: string } | undefined)?.code === '23505') {
+    if (error instanceof QueryFailedError && isUniqueViolation(error)) {
       throw new CustodianException(ErrorCode.Conflict, message);
     }
     throw error;

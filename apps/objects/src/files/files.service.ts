@@ -3,7 +3,16 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CONFIG, CustodianException, LOGGER, OutboxWriter, SERVICE_DATA_SOURCE, uuidv7, type CustodianConfig } from '@custodian/platform';
+import {
+  CONFIG,
+  CustodianException,
+  LOGGER,
+  OutboxWriter,
+  SERVICE_DATA_SOURCE,
+  isRetryableTransactionError,
+  uuidv7,
+  type CustodianConfig,
+} from '@custodian/platform';
 import { PolicyError, quoteIdent, type Decision } from '@custodian/policy';
 import type { Logger } from 'pino';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -73,12 +82,6 @@ function fileValueOf(raw: unknown): FileValue | undefined {
   const v = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Partial<FileValue>;
   if (typeof v !== 'object' || v === null || typeof v.id !== 'string' || !UUID.test(v.id)) return undefined;
   return v as FileValue;
-}
-
-function retryable(error: unknown): boolean {
-  const code =
-    (error as { code?: string; driverError?: { code?: string } }).code ?? (error as { driverError?: { code?: string } }).driverError?.code;
-  return code === '40001' || code === '40P01';
 }
 
 /**
@@ -267,7 +270,7 @@ export class FilesService {
           return { record: decision.projectReadable(def.name, after), ...(previous ? { previous } : {}) };
         });
       } catch (error) {
-        if (!retryable(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
+        if (!isRetryableTransactionError(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
       }
     }
   }

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson } from '@custodian/platform';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, isUniqueViolation, sortedJson } from '@custodian/platform';
 import { isSystemField, quoteIdent } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ObjectDefinitionEntity } from '../entities/object-definition.entity';
@@ -256,8 +256,7 @@ export class ObjectMetadataService {
       try {
         return await fn(m);
       } catch (error) {
-        if ((error as { code?: string }).code === '23505')
-          throw new CustodianException(ErrorCode.Conflict, 'Existing records violate the unique constraint');
+        if (isUniqueViolation(error)) throw new CustodianException(ErrorCode.Conflict, 'Existing records violate the unique constraint');
         throw error;
       }
     });

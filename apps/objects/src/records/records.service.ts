@@ -1,7 +1,19 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ErrorCode, GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
-import { BUS, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson, uuidv7, type Bus } from '@custodian/platform';
+import {
+  BUS,
+  CustodianException,
+  OutboxWriter,
+  PgCode,
+  SERVICE_DATA_SOURCE,
+  isRetryableTransactionError,
+  isUndefinedTableOrColumn,
+  isUniqueViolation,
+  sortedJson,
+  uuidv7,
+  type Bus,
+} from '@custodian/platform';
 import { PolicyError, isSystemField, quoteIdent, type Decision } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
@@ -65,24 +77,11 @@ function notFound(): CustodianException {
   return CustodianException.notFound('Record not found');
 }
 
-/** Transient transaction failures that are safe to retry (F6). */
-function retryable(error: unknown): boolean {
-  const code =
-    (error as { code?: string; driverError?: { code?: string } }).code ?? (error as { driverError?: { code?: string } }).driverError?.code;
-  return code === '40001' || code === '40P01';
-}
-
 /** An object the caller's apps or agent scopes hide does not exist for them (R6, R7). */
 function visibleDef(ctx: GovernedContext, object: string): StoredObjectDefinition {
   const def = ctx.catalog.definitions.get(object);
   if (!def || !ctx.decision.objectVisible(object)) throw new PolicyError('object_not_found', { object });
   return def;
-}
-
-/** The table or a column the cached metadata names is gone (another replica changed the object). */
-function staleSchema(error: unknown): boolean {
-  const code = (error as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (error as { code?: string }).code;
-  return code === '42P01' || code === '42703';
 }
 
 export function recordId(id: string): string {
@@ -172,8 +171,9 @@ export class RecordsService {
         built = this.statements.get(unverified.decision, def, principal.orgId, spec, { guard: true });
         rows = await this.ds.query(built.text, built.params);
       } catch (error) {
-        // A refusal on possibly stale metadata is re-decided on verified metadata below.
-        if (!(error instanceof PolicyError || staleSchema(error))) throw error;
+        // A refusal on possibly stale metadata is re-decided on verified metadata below; so is a
+        // table or column the cached metadata names that is gone (another replica changed the object).
+        if (!(error instanceof PolicyError || isUndefinedTableOrColumn(error))) throw error;
       }
       const proof = rows?.[0];
       if (
@@ -367,7 +367,7 @@ export class RecordsService {
           idempotencyKey &&
           (error as { constraint?: string; driverError?: { constraint?: string } }).driverError?.constraint?.startsWith('PK_')
         ) {
-          throw Object.assign(new Error('idempotency race'), { code: '40001' });
+          throw Object.assign(new Error('idempotency race'), { code: PgCode.SerializationFailure });
         }
         throw error;
       }
@@ -616,9 +616,8 @@ export class RecordsService {
       try {
         return await fn();
       } catch (error) {
-        if ((error as { code?: string }).code === '23505' || (error as { driverError?: { code?: string } }).driverError?.code === '23505')
-          throw new CustodianException(ErrorCode.Conflict, 'A unique field already has this value');
-        if (!retryable(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
+        if (isUniqueViolation(error)) throw new CustodianException(ErrorCode.Conflict, 'A unique field already has this value');
+        if (!isRetryableTransactionError(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
       }
     }
   }
