@@ -135,6 +135,8 @@ interface Profile {
   id: string;
   name: string;
   model: string | null;
+  /** A named provider (`provider.<name>.*` settings) instead of the org default. */
+  provider?: string | null;
   systemPrompt: string;
   scopes: string[];
   limits?: Record<string, number>;
@@ -145,13 +147,19 @@ export function ProfilesSection(): ReactNode {
   const { api } = useSession();
   const profiles = useLoad(async () => (await api.get<{ profiles: Profile[] }>('/agent/profiles')).body.profiles, [api]);
   const action = useSubmit();
-  const empty = { id: '', name: '', model: '', systemPrompt: '', scopes: ['data:read'] };
+  const empty = { id: '', name: '', model: '', provider: '', systemPrompt: '', scopes: ['data:read'] };
   const [form, setForm] = useState(empty);
   const [done, setDone] = useState<string>();
   const save = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     setDone(undefined);
-    const body = { name: form.name, model: form.model || null, systemPrompt: form.systemPrompt, scopes: form.scopes };
+    const body = {
+      name: form.name,
+      model: form.model || null,
+      provider: form.provider || null,
+      systemPrompt: form.systemPrompt,
+      scopes: form.scopes,
+    };
     await action.run(async () => {
       if (form.id) await api.request('PUT', `/agent/profiles/${form.id}`, { body });
       else await api.post('/agent/profiles', body);
@@ -173,6 +181,7 @@ export function ProfilesSection(): ReactNode {
           columns={[
             { id: 'name', header: 'Name' },
             { id: 'model', header: 'Model', render: (r) => String(r.model ?? 'org default') },
+            { id: 'provider', header: 'Provider', render: (r) => String(r.provider ?? 'org default') },
             { id: 'scopes', header: 'Scopes', render: (r) => ((r.scopes as string[]) ?? []).join(', ') },
             {
               id: 'edit',
@@ -188,6 +197,7 @@ export function ProfilesSection(): ReactNode {
                         id: String(r.id),
                         name: String(r.name),
                         model: String(r.model ?? ''),
+                        provider: String(r.provider ?? ''),
                         systemPrompt: String(r.systemPrompt ?? ''),
                         scopes: (r.scopes as string[]) ?? [],
                       })
@@ -225,6 +235,11 @@ export function ProfilesSection(): ReactNode {
             label="Model (empty: the org default)"
             value={form.model}
             onChange={(e) => setForm({ ...form, model: e.currentTarget.value })}
+          />
+          <TextInput
+            label="Provider (empty: the org default; a name set up as provider.<name>.* in model settings)"
+            value={form.provider}
+            onChange={(e) => setForm({ ...form, provider: e.currentTarget.value })}
           />
           <Textarea
             label="System prompt"
