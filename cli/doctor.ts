@@ -32,7 +32,7 @@ export async function runDoctor(io: CliIo, url: string): Promise<number> {
     const client = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000, application_name: 'custodian-doctor' });
     try {
       await client.connect();
-      const { rows } = await client.query<{ v: string }>('SHOW server_version');
+      const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
       report('database', 'ok', `PostgreSQL ${rows[0].v} reachable`);
     } catch (error) {
       report('database', 'fail', `unreachable: ${(error as Error).message}`);
