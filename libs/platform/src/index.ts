@@ -3,6 +3,7 @@ export * from './app/core.module';
 export * from './app/service-database.module';
 export * from './app/service-host';
 export * from './auth/auth.guard';
+export * from './backoff';
 export * from './auth/capabilities';
 export * from './auth/denial-auditor';
 export * from './auth/principal-resolver';

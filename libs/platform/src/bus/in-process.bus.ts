@@ -1,5 +1,6 @@
 import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, type RequestOf, type ResponseOf } from '@custodian/contracts';
 import type { Logger } from 'pino';
+import { backoffDelayMs, sleep } from '../backoff';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 import { clientSpan } from '../tracing/tracing';
@@ -292,7 +293,7 @@ export class InProcessBus implements Bus {
   }
 
   private backoff(attempt: number): Promise<void> {
-    return new Promise((r) => setTimeout(r, Math.min(2000, (this.opts.retryBaseMs ?? 50) * 2 ** (attempt - 1))));
+    return sleep(backoffDelayMs({ baseMs: this.opts.retryBaseMs ?? 50, capMs: 2000 }, attempt - 1));
   }
 
   /** Hands an event to the consumer's dead-letter hook; true once it is kept. */

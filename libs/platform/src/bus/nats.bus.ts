@@ -16,6 +16,7 @@ import {
 import { ErrorCode, type EventContract, type PayloadOf, type RequestContract, type RequestOf, type ResponseOf } from '@custodian/contracts';
 import { isPolicyError } from '@custodian/policy';
 import type { Logger } from 'pino';
+import { backoffDelayMs } from '../backoff';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 import { clientSpan } from '../tracing/tracing';
@@ -43,7 +44,7 @@ export interface NatsBusOptions {
   ackWaitMs?: number;
   /** How long drain() waits for in-flight handlers before closing anyway. */
   drainTimeoutMs?: number;
-  /** Redelivery delay after a failed handler: base * 2^deliveries, capped at 5 s (default 100 ms). */
+  /** Redelivery delay after a failed handler: full jitter up to base * 2^deliveries, capped at 5 s (default 100 ms). */
   nakBaseMs?: number;
 }
 
@@ -292,7 +293,8 @@ export class NatsBus implements Bus {
               deliveryCount: m.info.redeliveryCount,
               detail,
             });
-          const nakDelay = (): number => Math.min(5000, (this.opts.nakBaseMs ?? 100) * 2 ** Math.min(6, m.info.redeliveryCount));
+          const nakDelay = (): number =>
+            backoffDelayMs({ baseMs: this.opts.nakBaseMs ?? 100, capMs: 5000, maxExponent: 6 }, m.info.redeliveryCount);
           if (!check.ok) {
             this.logger.error({ subject: m.subject, seq: m.seq, issues: check.issues }, 'poison event: does not match its contract');
             // Kept by the consumer's dead-letter hook before it is terminated; retried if the hook fails.

@@ -1,6 +1,7 @@
 import { AuditEventRecorded, ErrorCode, type AuditEvent } from '@custodian/contracts';
 import type { Logger } from 'pino';
 import type { DataSource, EntityManager } from 'typeorm';
+import { backoffDelayMs } from '../backoff';
 import type { Bus } from '../bus/bus';
 import { InProcessBus } from '../bus/in-process.bus';
 import { NatsBus } from '../bus/nats.bus';
@@ -14,7 +15,7 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** In-process bus only: how long to wait for the consumers to acknowledge a batch before retrying it later. */
   ackTimeoutMs?: number;
-  /** Backoff after a failed pass: base * 2^failures, capped. */
+  /** Backoff after a failed pass: full jitter up to base * 2^failures, capped. */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   /**
@@ -206,7 +207,10 @@ export class OutboxRelay {
       else if (sent > 0 || this.wakeRequested) next = 0;
     } catch (error) {
       this.failures++;
-      next = Math.min(this.opts.backoffMaxMs ?? 10_000, (this.opts.backoffBaseMs ?? 200) * 2 ** Math.min(10, this.failures));
+      next = backoffDelayMs(
+        { baseMs: this.opts.backoffBaseMs ?? 200, capMs: this.opts.backoffMaxMs ?? 10_000, maxExponent: 10 },
+        this.failures,
+      );
       this.logger.warn({ err: error, retryInMs: next }, 'outbox relay pass failed');
     }
     this.schedule(next);

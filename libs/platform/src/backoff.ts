@@ -1,0 +1,34 @@
+/**
+ * Exponential backoff with full jitter: the n-th retry waits a uniformly random whole number of
+ * milliseconds in [0, min(cap, base * 2^n)]. The jitter spreads retries of many clients that failed
+ * together (a database restart, a NATS outage) instead of having them come back in lockstep.
+ * `random` is injectable so tests are deterministic.
+ */
+export interface BackoffPolicy {
+  /** The ceiling of the first retry (exponent 0). */
+  baseMs: number;
+  /** No delay exceeds this. */
+  capMs: number;
+  /** The exponent stops growing here (keeps 2^n finite for long outages). */
+  maxExponent?: number;
+  /** Uniform in [0, 1); Math.random by default. */
+  random?: () => number;
+}
+
+/** The largest delay of retry number `exponent` (0-based): min(cap, base * 2^min(exponent, maxExponent)). */
+export function backoffCeilingMs(policy: BackoffPolicy, exponent: number): number {
+  const n = Math.max(0, Math.min(policy.maxExponent ?? 30, Math.floor(exponent)));
+  return Math.max(0, Math.min(policy.capMs, policy.baseMs * 2 ** n));
+}
+
+/** The delay of retry number `exponent`: a whole number of milliseconds in [0, ceiling], full jitter. */
+export function backoffDelayMs(policy: BackoffPolicy, exponent: number): number {
+  const ceiling = backoffCeilingMs(policy, exponent);
+  const r = (policy.random ?? Math.random)();
+  return Math.min(ceiling, Math.floor(r * (ceiling + 1)));
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
