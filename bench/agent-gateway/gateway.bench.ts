@@ -207,12 +207,12 @@ async function main(): Promise<void> {
         displayName: name,
         password: 'a-long-enough-password',
       });
-      await call('POST', `/permission-sets/${set}/assignments`, admin, { userId: u.userId });
+      await call('POST', `/permission-sets/${set}/assignments`, admin, { userId: u.id });
       const { accessToken } = await call('POST', '/auth/login', undefined, {
         email: `${name}@bench.local`,
         password: 'a-long-enough-password',
       });
-      return { id: u.userId, token: accessToken };
+      return { id: u.id, token: accessToken };
     };
     const rep = await user('rep', reps.id);
     const broad = await user('broad', wide.id);

@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       integrationCapabilities: ['api_access', 'agent_access'],
     });
     const user = await call('POST', '/users', admin, { email: 'rep@agent.local', displayName: 'rep', password: 'a-long-enough-password' });
-    await call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: user.userId ?? user.id });
+    await call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: user.id });
     const rep = (await call('POST', '/auth/login', undefined, { email: 'rep@agent.local', password: 'a-long-enough-password' }))
       .accessToken as string;
     const record = (await call('POST', '/data/account', rep, { name: 'Acme', amount: 1 })).id as string;

@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     });
     const user = async (name: string, set: string): Promise<{ userId: string; token: string }> => {
       const u = await ok('POST', '/users', admin, { email: `${name}@bench.local`, displayName: name, password: PASSWORD });
-      const userId = (u.userId ?? u.id) as string;
+      const userId = u.id as string;
       await ok('POST', `/permission-sets/${set}/assignments`, admin, { userId });
       return { userId, token: (await login(`${name}@bench.local`, PASSWORD)).accessToken };
     };

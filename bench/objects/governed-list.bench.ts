@@ -157,8 +157,8 @@ async function main(): Promise<void> {
       password: 'a-long-enough-password',
       roleId: repRole.id,
     });
-    await call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: rep.userId });
-    await call('POST', `/groups/${group.id}/members`, admin, { userId: rep.userId });
+    await call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: rep.id });
+    await call('POST', `/groups/${group.id}/members`, admin, { userId: rep.id });
     const def = await call('POST', '/meta/objects', admin, {
       name: 'deal',
       label: 'Deal',
@@ -185,12 +185,12 @@ async function main(): Promise<void> {
               'deal ' || i, (ARRAY['west','east','north','south'])[1 + i % 4], (i * 37) % 10000, CASE WHEN i % 3 = 0 THEN 'won' ELSE 'open' END,
               '2026-01-01', 0.1
          FROM generate_series(1, $4) i`,
-      [orgId, rep.userId, rep.userId, RECORDS],
+      [orgId, rep.id, rep.id, RECORDS],
     );
     await pool.query(
       `INSERT INTO objects.record_shares (id, org_id, object_name, record_id, grantee_type, grantee_id, access_level, created_by)
        SELECT gen_random_uuid(), $1, 'deal', id, 'user', $2, 'read', $2 FROM ${table} WHERE owner_id <> $2 AND amount < 200`,
-      [orgId, rep.userId],
+      [orgId, rep.id],
     );
     await pool.query(`ANALYZE ${table}`);
     const repToken = (await login('rep@bench.local', 'a-long-enough-password')).accessToken;

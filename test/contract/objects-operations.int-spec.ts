@@ -51,9 +51,9 @@ describe.each([
     setId = set.body.id;
     for (const name of ['rep', 'other']) {
       const u = await call('POST', '/users', admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD });
-      await call('POST', `/permission-sets/${setId}/assignments`, admin, { userId: u.body.userId });
-      if (name === 'rep') rep = u.body.userId;
-      else other = u.body.userId;
+      await call('POST', `/permission-sets/${setId}/assignments`, admin, { userId: u.body.id });
+      if (name === 'rep') rep = u.body.id;
+      else other = u.body.id;
     }
     repToken = (await login(base, { email: 'rep@test.local', password: PASSWORD })).accessToken;
     const created = await call('POST', '/meta/objects', admin, {

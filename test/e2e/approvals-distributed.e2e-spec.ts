@@ -108,7 +108,7 @@ describe('approvals across separate processes over NATS', () => {
         identity.call('POST', '/users', tokens.admin, { email: `${name}@dist.test`, displayName: name, password: PASSWORD }),
         201,
       );
-      users[name] = u.userId ?? u.id;
+      users[name] = u.id;
       const a = await identity.ok(identity.call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: users[name] }), 201);
       if (name === 'rep') repAssignment = a.id;
       tokens[name] = await login(`${name}@dist.test`, PASSWORD);

@@ -148,7 +148,7 @@ describe('console administration (browser)', () => {
     const sets = (await cb.api('GET', '/permission-sets?limit=200', admin)).body.items as Json[];
     const editors = sets.find((s) => s.name === 'Ticket editors');
     const assigned = (await cb.api('GET', `/permission-sets/${editors.id}/assignments`, admin)).body.items as Json[];
-    expect(assigned.map((a) => a.userId)).toContain(newbie.userId);
+    expect(assigned.map((a) => a.userId)).toContain(newbie.id);
 
     // Permission sets: the matrix, edited; proposing files a pending permission.change, linked.
     await cb.go(page, 'Permission sets');

@@ -361,9 +361,9 @@ describe('console (browser)', () => {
     });
     expect(created.status).toBe(201);
     const me = await api('GET', '/auth/me', admin);
-    expect(
-      (await api('PATCH', `/orgs/${me.body.orgId}/members/${created.body.userId}`, admin, { capabilities: ['view_audit'] })).status,
-    ).toBe(200);
+    expect((await api('PATCH', `/orgs/${me.body.orgId}/members/${created.body.id}`, admin, { capabilities: ['view_audit'] })).status).toBe(
+      200,
+    );
 
     const page = await newPage();
     await signIn(page, auditor);

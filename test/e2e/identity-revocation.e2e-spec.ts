@@ -91,7 +91,7 @@ describe('revocation reaches another process at once', () => {
 
     const second = await signIn('worker@revoke.test', 'worker-long-password');
     expect((await call(objects, 'GET', '/meta/objects', second)).status).toBe(200);
-    expect((await call(identity, 'PATCH', `/users/${user.body.userId as string}`, admin, { active: false })).status).toBe(200);
+    expect((await call(identity, 'PATCH', `/users/${user.body.id as string}`, admin, { active: false })).status).toBe(200);
     expect((await call(objects, 'GET', '/meta/objects', second)).status).toBe(401);
   });
 });

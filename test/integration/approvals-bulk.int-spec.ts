@@ -92,7 +92,7 @@ describe('approvals: bulk decisions in batches', () => {
     for (const name of ['rep', 'rep2', 'vp']) {
       const setId = sets[name];
       const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@bulk.test`, displayName: name, password: PASSWORD }), 201);
-      users[name] = u.userId ?? u.id;
+      users[name] = u.id;
       assignments[name] = (await ok(call('POST', `/permission-sets/${setId}/assignments`, tokens.admin, { userId: users[name] }), 201)).id;
       tokens[name] = (await login(t.host.url, { email: `${name}@bulk.test`, password: PASSWORD })).accessToken;
     }

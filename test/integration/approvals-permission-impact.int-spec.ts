@@ -85,13 +85,13 @@ async function populate(t: TestHost): Promise<Org> {
   ];
   for (const [user, sets, role] of plan) {
     const u = await ok(call('POST', '/users', admin, { email: `${user}@test.local`, displayName: user, password: PASSWORD }), 201);
-    org.users[user] = u.userId ?? u.id;
+    org.users[user] = u.id;
     if (role) await ok(call('PATCH', `/users/${org.users[user]}`, admin, { roleId: org.roles[role] }));
     for (const s of sets) await ok(call('POST', `/permission-sets/${org.sets[s]}/assignments`, admin, { userId: org.users[user] }), 201);
     org.tokens[user] = (await login(t.host.url, { email: `${user}@test.local`, password: PASSWORD })).accessToken;
   }
   org.groups.margin = (await ok(call('POST', '/groups', admin, { name: 'Margin team' }), 201)).id;
-  for (const u of ['rep1', 'rep2']) await ok(call('POST', `/groups/${org.groups.margin}/members`, admin, { userId: org.users[u] }), 204);
+  for (const u of ['rep1', 'rep2']) await ok(call('POST', `/groups/${org.groups.margin}/members`, admin, { userId: org.users[u] }), 201);
   await ok(call('POST', `/permission-sets/${org.sets['Margin readers']}/assignments`, admin, { groupId: org.groups.margin }), 201);
   const deals: Array<[string, number]> = [
     ['rep1', 2],

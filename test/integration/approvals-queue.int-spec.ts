@@ -107,7 +107,7 @@ describe('approvals: the pending-action queue', () => {
     ];
     for (const [name, sets] of plan) {
       const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
-      users[name] = u.userId ?? u.id;
+      users[name] = u.id;
       for (const set of sets) {
         const a = await ok(call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: users[name] }), 201);
         if (name === 'rep') repSetAssignment = a.id;

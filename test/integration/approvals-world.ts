@@ -97,7 +97,7 @@ export async function buildApprovalsWorld(url: string, call: Call, ok: Ok, revie
   const newUser = async (name: string, setIds: string[]): Promise<{ userId: string; token: string }> => {
     const email = `${name}@test.local`;
     const u = await ok(call('POST', '/users', admin, { email, displayName: name, password: PASSWORD }), 201);
-    const userId = (u.userId ?? u.id) as string;
+    const userId = u.id as string;
     for (const id of setIds) await ok(call('POST', `/permission-sets/${id}/assignments`, admin, { userId }), 201);
     const token = (await login(url, { email, password: PASSWORD })).accessToken;
     return { userId, token };

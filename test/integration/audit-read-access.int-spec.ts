@@ -90,8 +90,8 @@ describe.each([
     );
     const user = async (name: string, setId: string): Promise<{ id: string; token: string }> => {
       const u = await ok(call('POST', '/users', admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
-      await ok(call('POST', `/permission-sets/${setId}/assignments`, admin, { userId: u.userId }), 201);
-      return { id: u.userId, token: (await login(base, { email: `${name}@test.local`, password: PASSWORD })).accessToken };
+      await ok(call('POST', `/permission-sets/${setId}/assignments`, admin, { userId: u.id }), 201);
+      return { id: u.id, token: (await login(base, { email: `${name}@test.local`, password: PASSWORD })).accessToken };
     };
     olga = await user('olga', sales.id);
     aud = await user('aud', auditor.id);

@@ -28,8 +28,8 @@ describe('credentials never mint stronger credentials', () => {
   const createUser = async (email: string, caps: string[]): Promise<string> => {
     const res = await api.call('POST', '/users', admin, { email, displayName: email.split('@')[0], password: PASSWORD });
     expect(res.status).toBe(201);
-    await api.ok(api.call('PATCH', `/orgs/${orgId}/members/${res.body.userId}`, admin, { capabilities: caps }));
-    return res.body.userId as string;
+    await api.ok(api.call('PATCH', `/orgs/${orgId}/members/${res.body.id}`, admin, { capabilities: caps }));
+    return res.body.id as string;
   };
   const signIn = async (email: string): Promise<{ accessToken: string; refreshToken: string }> =>
     api.ok(api.call('POST', '/auth/login', undefined, { email, password: PASSWORD }));

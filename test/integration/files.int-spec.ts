@@ -227,8 +227,8 @@ describe.each([
       ['aud', auditor.id],
     ] as const) {
       const u = await ok(call('POST', '/users', admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD }), 201);
-      await ok(call('POST', `/permission-sets/${set}/assignments`, admin, { userId: u.userId }), 201);
-      ids[name] = u.userId;
+      await ok(call('POST', `/permission-sets/${set}/assignments`, admin, { userId: u.id }), 201);
+      ids[name] = u.id;
       tokens[name] = (await login(base, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
     }
     ids.shared = (await ok(call('POST', '/data/contract', tokens.olga, { title: 'shared with rita' }), 201)).id;

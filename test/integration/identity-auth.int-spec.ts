@@ -45,12 +45,12 @@ describe('identity auth flows', () => {
     const password = 'a-long-enough-password';
     const res = await call('POST', '/users', admin, { email, displayName: email.split('@')[0], password });
     expect(res.status).toBe(201);
-    if (caps.length > 0) expect((await call('PATCH', `/users/${res.body.userId}`, admin, { roleId: null })).status).toBe(200);
+    if (caps.length > 0) expect((await call('PATCH', `/users/${res.body.id}`, admin, { roleId: null })).status).toBe(200);
     if (caps.length > 0) {
       const orgId = (await call('GET', '/auth/me', admin)).body.orgId;
-      expect((await call('PATCH', `/orgs/${orgId}/members/${res.body.userId}`, admin, { capabilities: caps })).status).toBe(200);
+      expect((await call('PATCH', `/orgs/${orgId}/members/${res.body.id}`, admin, { capabilities: caps })).status).toBe(200);
     }
-    return { userId: res.body.userId, password };
+    return { userId: res.body.id, password };
   };
   const signIn = async (email: string, password = 'a-long-enough-password'): Promise<Json> => {
     const res = await call('POST', '/auth/login', undefined, { email, password });

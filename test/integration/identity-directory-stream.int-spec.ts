@@ -126,12 +126,12 @@ describe('identity directory stream over JetStream', () => {
       );
     const g1 = await call('POST', '/groups', { name: 'G1' });
     const g2 = await call('POST', '/groups', { name: 'G2' });
-    for (const u of users) await call('POST', `/groups/${g1.id}/members`, { userId: u.userId });
-    await call('POST', `/groups/${g2.id}/members`, { userId: users[0].userId });
+    for (const u of users) await call('POST', `/groups/${g1.id}/members`, { userId: u.id });
+    await call('POST', `/groups/${g2.id}/members`, { userId: users[0].id });
     await call('PATCH', `/roles/${mid.id}`, { parentId: side.id });
-    await call('PATCH', `/users/${users[1].userId}`, { roleId: top.id });
-    await call('DELETE', `/groups/${g1.id}/members/${users[2].userId}`);
-    await call('DELETE', `/users/${users[2].userId}`);
+    await call('PATCH', `/users/${users[1].id}`, { roleId: top.id });
+    await call('DELETE', `/groups/${g1.id}/members/${users[2].id}`);
+    await call('DELETE', `/users/${users[2].id}`);
     await call('DELETE', `/groups/${g2.id}`);
     const temp = await call('POST', '/roles', { name: 'Temp' });
     await call('DELETE', `/roles/${temp.id}`);

@@ -62,12 +62,14 @@ describe('identity directory', () => {
   it('creates users; the audit row has before/after and never the password or its hash', async () => {
     const v0 = await policyVersion();
     const user = await createUser('alice@test.local');
-    expect(user).toMatchObject({ email: 'alice@test.local', active: true, roleId: null, capabilities: [] });
+    // keyed `id` like every resource (ADR 0018)
+    expect(user).toMatchObject({ id: expect.any(String), email: 'alice@test.local', active: true, roleId: null, capabilities: [] });
+    expect(user).not.toHaveProperty('userId');
     expect(await policyVersion()).toBe(v0 + 1);
     const dup = await call('POST', '/users', admin, { email: 'ALICE@test.local', displayName: 'A', password: 'a-long-enough-password' });
     expect(dup.status).toBe(409);
     expect(dup.body.code).toBe('conflict');
-    const row = await auditRow('identity.user.created', user.userId);
+    const row = await auditRow('identity.user.created', user.id);
     const text = JSON.stringify(row);
     expect(text).not.toContain('a-long-enough-password');
     expect(text).not.toContain('$argon2');
@@ -118,7 +120,7 @@ describe('identity directory', () => {
     const bob = await createUser('bob@test.local', { roleId: rep.id });
     const bobLogin = await login(base, { email: 'bob@test.local', password: 'a-long-enough-password' });
     const me = await call('GET', '/auth/me', bobLogin.accessToken);
-    expect(me.body).toMatchObject({ userId: bob.userId, roleId: rep.id, ancestorRoleIds: [vp.id, other.id] });
+    expect(me.body).toMatchObject({ userId: bob.id, roleId: rep.id, ancestorRoleIds: [vp.id, other.id] });
     const updated = await auditRow('identity.role.updated', vp.id);
     expect(updated.event.details.before.parentId).toBe(ceo.id);
     expect(updated.event.details.after.parentId).toBe(other.id);
@@ -136,9 +138,26 @@ describe('identity directory', () => {
     const invalid = await call('POST', '/permission-sets', admin, { name: 'Bad', objects: { account: { allowEverything: true } } });
     expect(invalid.status).toBe(400);
     const group = (await call('POST', '/groups', admin, { name: 'Auditors' })).body;
-    expect((await call('POST', `/groups/${group.id}/members`, admin, { userId: carol.userId })).status).toBe(204);
-    expect((await call('POST', `/permission-sets/${direct.body.id}/assignments`, admin, { userId: carol.userId })).status).toBe(201);
-    expect((await call('POST', `/permission-sets/${direct.body.id}/assignments`, admin, { userId: carol.userId })).status).toBe(409);
+    // Adding a group member and adding an assignment answer alike (ADR 0018): 201 with the link
+    // naming both ends, 409 `conflict` when it exists already.
+    const joined = await call('POST', `/groups/${group.id}/members`, admin, { userId: carol.id });
+    expect([joined.status, joined.body]).toEqual([
+      201,
+      { groupId: group.id, userId: carol.id, email: 'carol@test.local', displayName: 'carol', addedAt: expect.any(String) },
+    ]);
+    const assigned = await call('POST', `/permission-sets/${direct.body.id}/assignments`, admin, { userId: carol.id });
+    expect([assigned.status, assigned.body]).toEqual([
+      201,
+      { id: expect.any(String), permissionSetId: direct.body.id, userId: carol.id, groupId: null, createdAt: expect.any(String) },
+    ]);
+    const again = [
+      await call('POST', `/groups/${group.id}/members`, admin, { userId: carol.id }),
+      await call('POST', `/permission-sets/${direct.body.id}/assignments`, admin, { userId: carol.id }),
+    ];
+    expect(again.map((r) => [r.status, r.body.code])).toEqual([
+      [409, 'conflict'],
+      [409, 'conflict'],
+    ]);
     const v = await policyVersion();
     expect((await call('POST', `/permission-sets/${viaGroup.body.id}/assignments`, admin, { groupId: group.id })).status).toBe(201);
     expect(await policyVersion()).toBe(v + 1);
@@ -163,7 +182,7 @@ describe('identity directory', () => {
     }
     await pollUntil(
       async () =>
-        (await pg.query(`SELECT 1 FROM audit.audit_event WHERE action = 'authz.denied' AND actor_user_id = $1`, [carol.userId])).rowCount,
+        (await pg.query(`SELECT 1 FROM audit.audit_event WHERE action = 'authz.denied' AND actor_user_id = $1`, [carol.id])).rowCount,
       { what: 'denial audited' },
     );
   });
@@ -187,7 +206,7 @@ describe('identity directory', () => {
       `/roles/${foreignRole.id}`,
       `/groups/${foreignGroup.id}`,
       `/permission-sets/${foreignSet.id}`,
-      `/users/${foreignUser.userId}`,
+      `/users/${foreignUser.id}`,
       `/orgs/${other.id}`,
       `/orgs/${other.id}/members`,
       '/roles/not-a-uuid',
@@ -195,10 +214,10 @@ describe('identity directory', () => {
       const res = await call('GET', path, admin);
       expect(res.status).toBe(404);
     }
-    expect((await call('PATCH', `/users/${foreignUser.userId}`, admin, { active: false })).status).toBe(404);
+    expect((await call('PATCH', `/users/${foreignUser.id}`, admin, { active: false })).status).toBe(404);
     expect((await call('DELETE', `/groups/${foreignGroup.id}`, admin)).status).toBe(404);
     const localGroup = (await call('POST', '/groups', admin, { name: 'Local' })).body;
-    expect((await call('POST', `/groups/${localGroup.id}/members`, admin, { userId: foreignUser.userId })).status).toBe(404);
+    expect((await call('POST', `/groups/${localGroup.id}/members`, admin, { userId: foreignUser.id })).status).toBe(404);
     expect((await call('POST', `/permission-sets/${foreignSet.id}/assignments`, admin, { groupId: localGroup.id })).status).toBe(404);
     const mine = await call('GET', '/orgs', admin);
     expect(mine.body.items.map((o: Json) => o.id).sort()).toEqual([orgId, other.id].sort());
@@ -208,23 +227,21 @@ describe('identity directory', () => {
     const erin = await createUser('erin@test.local');
     const session = await login(base, { email: 'erin@test.local', password: 'a-long-enough-password' });
     expect((await call('GET', '/auth/me', session.accessToken)).status).toBe(200);
-    expect((await call('PATCH', `/users/${erin.userId}`, admin, { active: false })).status).toBe(200);
+    expect((await call('PATCH', `/users/${erin.id}`, admin, { active: false })).status).toBe(200);
     expect((await call('GET', '/auth/me', session.accessToken)).status).toBe(401);
     expect((await call('GET', '/meta/objects', session.accessToken)).status).toBe(401);
     const refresh = await call('POST', '/auth/refresh', undefined, { refreshToken: session.refreshToken });
     expect(refresh.status).toBe(401);
-    const revoked = await pg.query('SELECT count(*)::int AS n FROM identity.session WHERE user_id = $1 AND revoked_at IS NULL', [
-      erin.userId,
-    ]);
+    const revoked = await pg.query('SELECT count(*)::int AS n FROM identity.session WHERE user_id = $1 AND revoked_at IS NULL', [erin.id]);
     expect(revoked.rows[0].n).toBe(0);
   });
 
   it('removes a member from the org with their group memberships; the last user manager stays', async () => {
     const frank = await createUser('frank@test.local');
     const group = (await call('POST', '/groups', admin, { name: 'Temp' })).body;
-    await call('POST', `/groups/${group.id}/members`, admin, { userId: frank.userId });
-    expect((await call('DELETE', `/users/${frank.userId}`, admin)).status).toBe(204);
-    expect((await call('GET', `/users/${frank.userId}`, admin)).status).toBe(404);
+    await call('POST', `/groups/${group.id}/members`, admin, { userId: frank.id });
+    expect((await call('DELETE', `/users/${frank.id}`, admin)).status).toBe(204);
+    expect((await call('GET', `/users/${frank.id}`, admin)).status).toBe(404);
     expect((await call('GET', `/groups/${group.id}/members`, admin)).body.items).toEqual([]);
     const me = (await call('GET', '/auth/me', admin)).body;
     expect((await call('DELETE', `/orgs/${orgId}/members/${me.userId}`, admin)).status).toBe(409);
@@ -232,7 +249,7 @@ describe('identity directory', () => {
 
   it('granting direct capabilities needs manage_permissions and never exceeds the granter', async () => {
     const gina = await createUser('gina@test.local');
-    const ok = await call('PATCH', `/orgs/${orgId}/members/${gina.userId}`, admin, { capabilities: ['manage_users'] });
+    const ok = await call('PATCH', `/orgs/${orgId}/members/${gina.id}`, admin, { capabilities: ['manage_users'] });
     expect(ok.status).toBe(200);
     const session = await login(base, { email: 'gina@test.local', password: 'a-long-enough-password' });
     const hank = (
@@ -242,13 +259,13 @@ describe('identity directory', () => {
         password: 'a-long-enough-password',
       })
     ).body;
-    const escalate = await call('PATCH', `/orgs/${orgId}/members/${hank.userId}`, session.accessToken, { capabilities: ['manage_users'] });
+    const escalate = await call('PATCH', `/orgs/${orgId}/members/${hank.id}`, session.accessToken, { capabilities: ['manage_users'] });
     expect(escalate.status).toBe(403);
     await pollUntil(
       async () =>
         (
           await pg.query(`SELECT 1 FROM audit.audit_event WHERE action = 'identity.capability_grant_denied' AND actor_user_id = $1`, [
-            gina.userId,
+            gina.id,
           ])
         ).rowCount,
       { what: 'escalation attempt audited' },

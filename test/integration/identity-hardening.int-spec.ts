@@ -41,7 +41,7 @@ describe('identity hardening', () => {
   const createUser = async (email: string): Promise<string> => {
     const res = await call('POST', '/users', { token: admin, body: { email, displayName: email.split('@')[0], password: PASSWORD } });
     expect(res.status).toBe(201);
-    return res.body.userId;
+    return res.body.id;
   };
   const signIn = async (email: string, ip?: string): Promise<Json> => {
     const res = await call('POST', '/auth/login', { body: { email, password: PASSWORD }, ip });

@@ -280,7 +280,7 @@ describe('objects: bundles and the demo CRM', () => {
       call('POST', '/users', admin, { email: 'meta@demo.local', displayName: 'Meta only', password: PASSWORD, roleId: null }),
       201,
     );
-    await ok(call('PATCH', `/orgs/${orgId}/members/${u.userId}`, admin, { capabilities: ['manage_metadata'] }));
+    await ok(call('PATCH', `/orgs/${orgId}/members/${u.id}`, admin, { capabilities: ['manage_metadata'] }));
     const token = (await login(base, { email: 'meta@demo.local', password: PASSWORD })).accessToken;
     const before = await counts();
     const doc = { apiVersion: 'custodian.dev/v1', kind: 'Bundle', name: 'x', roles: [{ name: 'sneaky' }], groups: [{ name: 'sneaky' }] };
@@ -294,7 +294,7 @@ describe('objects: bundles and the demo CRM', () => {
     expect(res.body.detail).toContain('manage_roles');
     const denied = await pg.query(
       `SELECT payload->'details' AS d FROM objects.outbox WHERE payload->>'action' = 'authz.denied' AND payload->'actor'->>'userId' = $1`,
-      [u.userId],
+      [u.id],
     );
     expect(denied.rows.map((r) => r.d.missingCapabilities)).toEqual([['manage_roles', 'manage_users']]);
     // objects and actions alone are enough with manage_metadata
@@ -321,10 +321,10 @@ describe('objects: bundles and the demo CRM', () => {
         call('POST', '/users', admin, { email: `${name}@demo.local`, displayName: name, password: PASSWORD, roleId: roles.get(role) }),
         201,
       );
-      for (const s of setNames) await ok(call('POST', `/permission-sets/${sets.get(s)}/assignments`, admin, { userId: u.userId }), 201);
-      users[name] = { id: u.userId, token: '' };
+      for (const s of setNames) await ok(call('POST', `/permission-sets/${sets.get(s)}/assignments`, admin, { userId: u.id }), 201);
+      users[name] = { id: u.id, token: '' };
     }
-    await ok(call('POST', `/groups/${westTeam}/members`, admin, { userId: users.eric.id }), 204);
+    await ok(call('POST', `/groups/${westTeam}/members`, admin, { userId: users.eric.id }), 201);
     for (const name of Object.keys(users))
       users[name].token = (await login(base, { email: `${name}@demo.local`, password: PASSWORD })).accessToken;
 
@@ -382,14 +382,14 @@ describe('objects: bundles and the demo CRM', () => {
     const u = await ok(call('POST', '/users', admin, { email: 'flag@demo.local', displayName: 'Flag', password: PASSWORD }), 201);
     const roles = new Map<string, string>((await ok(call('GET', '/roles', admin))).items.map((r: Json) => [r.name, r.id]));
     // capabilities only: a member.updated bump without a directory event …
-    await ok(call('PATCH', `/orgs/${orgId}/members/${u.userId}`, admin, { capabilities: ['view_audit'] }));
+    await ok(call('PATCH', `/orgs/${orgId}/members/${u.id}`, admin, { capabilities: ['view_audit'] }));
     const token = (await login(base, { email: 'flag@demo.local', password: PASSWORD })).accessToken;
     // … which the objects replica does not wait for: answered at once, never 503
     const started = Date.now();
     expect((await call('GET', '/meta/objects', token)).status).toBe(200);
     expect(Date.now() - started).toBeLessThan(900);
     // role change: a member.updated bump with its user_role event
-    await ok(call('PATCH', `/orgs/${orgId}/members/${u.userId}`, admin, { roleId: roles.get('rep_east') }));
+    await ok(call('PATCH', `/orgs/${orgId}/members/${u.id}`, admin, { roleId: roles.get('rep_east') }));
     await ok(call('PATCH', `/roles/${roles.get('rep_east')}`, admin, { name: 'rep_east' }));
     const events = await pg.query(`SELECT subject, payload FROM identity.identity_event WHERE payload->>'orgId' = $1 ORDER BY seq`, [
       orgId,

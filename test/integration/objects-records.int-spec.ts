@@ -84,9 +84,9 @@ describe('objects: metadata, directory replica, governed records', () => {
         call('POST', '/users', admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD, roleId: roleOf[name] }),
         201,
       );
-      await ok(call('POST', `/permission-sets/${sales.id}/assignments`, admin, { userId: u.userId }), 201);
-      if (name === 'victor') await ok(call('POST', `/permission-sets/${ssnReader.id}/assignments`, admin, { userId: u.userId }), 201);
-      users[name] = { id: u.userId, token: '' };
+      await ok(call('POST', `/permission-sets/${sales.id}/assignments`, admin, { userId: u.id }), 201);
+      if (name === 'victor') await ok(call('POST', `/permission-sets/${ssnReader.id}/assignments`, admin, { userId: u.id }), 201);
+      users[name] = { id: u.id, token: '' };
     }
     for (const name of Object.keys(users))
       users[name].token = (await login(base, { email: `${name}@test.local`, password: PASSWORD })).accessToken;

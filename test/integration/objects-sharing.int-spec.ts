@@ -65,13 +65,13 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
         call('POST', '/users', admin, { email: `${name}@test.local`, displayName: name, password: PASSWORD, roleId: role }),
         201,
       );
-      await ok(call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: user.userId }), 201);
-      if (name === 'lena') await ok(call('POST', `/permission-sets/${analyst.id}/assignments`, admin, { userId: user.userId }), 201);
-      u[name] = { id: user.userId, token: '' };
+      await ok(call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: user.id }), 201);
+      if (name === 'lena') await ok(call('POST', `/permission-sets/${analyst.id}/assignments`, admin, { userId: user.id }), 201);
+      u[name] = { id: user.id, token: '' };
     }
     const group = await ok(call('POST', '/groups', admin, { name: 'west_team' }), 201);
     westTeam = group.id;
-    await ok(call('POST', `/groups/${westTeam}/members`, admin, { userId: u.rob.id }), 204);
+    await ok(call('POST', `/groups/${westTeam}/members`, admin, { userId: u.rob.id }), 201);
     for (const name of Object.keys(u)) u[name].token = (await login(base, { email: `${name}@test.local`, password: PASSWORD })).accessToken;
 
     await ok(
@@ -212,7 +212,7 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
     const farGroup = await ok(call('POST', '/groups', inOther, { name: 'far_group' }), 201);
     const farRole = await ok(call('POST', '/roles', inOther, { name: 'far_role' }), 201);
     const cases: Array<[string, string]> = [
-      ['user', farUser.userId],
+      ['user', farUser.id],
       ['user', randomUUID()],
       ['group', farGroup.id],
       ['group', randomUUID()],
@@ -241,7 +241,7 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
     const fresh = await ok(call('POST', '/users', admin, { email: 'fresh@test.local', displayName: 'fresh', password: PASSWORD }), 201);
     const emptyGroup = await ok(call('POST', '/groups', admin, { name: 'empty_team' }), 201);
     for (const [granteeType, granteeId] of [
-      ['user', fresh.userId],
+      ['user', fresh.id],
       ['group', emptyGroup.id],
     ]) {
       const share = await ok(
@@ -383,10 +383,10 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
       201,
     );
     const dora = await ok(call('POST', '/users', admin, { email: 'dora@test.local', displayName: 'dora', password: PASSWORD }), 201);
-    await ok(call('POST', `/permission-sets/${writer.id}/assignments`, admin, { userId: dora.userId }), 201);
+    await ok(call('POST', `/permission-sets/${writer.id}/assignments`, admin, { userId: dora.id }), 201);
     const token = (await login(base, { email: 'dora@test.local', password: PASSWORD })).accessToken;
     const owned = await ok(call('POST', '/data/account', u.rita.token, { name: 'Delta', region: 'east' }), 201);
-    await pg.query(`UPDATE objects."r_${orgId.replace(/-/g, '')}_account" SET owner_id = $2 WHERE id = $1`, [owned.id, dora.userId]);
+    await pg.query(`UPDATE objects."r_${orgId.replace(/-/g, '')}_account" SET owner_id = $2 WHERE id = $1`, [owned.id, dora.id]);
     expect((await call('GET', `/data/account/${owned.id}`, token)).status).toBe(404);
     expect((await call('PATCH', `/data/account/${owned.id}`, token, { amount: 1 }, { 'if-match': '"1"' })).status).toBe(404);
     expect((await call('POST', `/data/account/${owned.id}/transfer`, token, { ownerId: u.rita.id })).status).toBe(404);
@@ -397,10 +397,10 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
         decidedBy: 'object_permission',
       });
       expect(
-        await ok(call('POST', '/access/explain', admin, { userId: dora.userId, action, object: 'account', recordId: owned.id })),
-      ).toMatchObject({ allowed: false, decidedBy: 'object_permission', userId: dora.userId });
+        await ok(call('POST', '/access/explain', admin, { userId: dora.id, action, object: 'account', recordId: owned.id })),
+      ).toMatchObject({ allowed: false, decidedBy: 'object_permission', userId: dora.id });
     }
     expect((await call('POST', '/access/explain', token, { action: 'delete', object: 'account', recordId: owned.id })).status).toBe(404);
-    expect((await ok(call('GET', `/data/account/${owned.id}`, admin))).owner_id).toBe(dora.userId);
+    expect((await ok(call('GET', `/data/account/${owned.id}`, admin))).owner_id).toBe(dora.id);
   });
 });

@@ -321,9 +321,9 @@ describe('OIDC sign-in per org', () => {
     await configure({ linkExistingUsers: true });
     const linked = await signIn('bob-sub');
     expect(linked.status).toBe(200);
-    expect((await ok(call('GET', '/auth/me', linked.body.accessToken))).userId).toBe(bob.userId);
+    expect((await ok(call('GET', '/auth/me', linked.body.accessToken))).userId).toBe(bob.id);
     // The IdP's name for the account does not overwrite the org's.
-    expect((await ok(call('GET', `/users/${bob.userId}`, admin))).displayName).toBe('Bob');
+    expect((await ok(call('GET', `/users/${bob.id}`, admin))).displayName).toBe('Bob');
 
     // An unverified email never links, even when linking is on.
     await ok(call('POST', '/users', admin, { email: 'unverified@example.com', displayName: 'U', password: 'a-long-enough-password' }), 201);

@@ -56,15 +56,15 @@ describe('tenant walls: home org, invitations', () => {
     adminA = a.accessToken;
     orgA = a.orgId;
     const created = await ok(call('POST', '/users', adminA, { email: 'vic@a.test', displayName: 'Vic', password: PASSWORD }), 201);
-    await ok(call('PATCH', `/orgs/${orgA}/members/${created.userId}`, adminA, { capabilities: ['api_access'] }));
-    vic = { id: created.userId, token: (await login(base, { email: 'vic@a.test', password: PASSWORD })).accessToken };
+    await ok(call('PATCH', `/orgs/${orgA}/members/${created.id}`, adminA, { capabilities: ['api_access'] }));
+    vic = { id: created.id, token: (await login(base, { email: 'vic@a.test', password: PASSWORD })).accessToken };
 
     // Org B, with a user manager of its own who is not a member of A.
     orgB = (await ok(call('POST', '/orgs', adminA, { name: 'Org B' }), 201)).id;
     adminInB = (await login(base, { email: 'admin@test.local', password: 'correct-horse-battery-staple', orgId: orgB } as never))
       .accessToken;
     const m = await ok(call('POST', '/users', adminInB, { email: 'mallory@b.test', displayName: 'Mallory', password: PASSWORD }), 201);
-    await ok(call('PATCH', `/orgs/${orgB}/members/${m.userId}`, adminInB, { capabilities: ['manage_users', 'manage_permissions'] }));
+    await ok(call('PATCH', `/orgs/${orgB}/members/${m.id}`, adminInB, { capabilities: ['manage_users', 'manage_permissions'] }));
     mallory = (await login(base, { email: 'mallory@b.test', password: PASSWORD })).accessToken;
   }, 60_000);
 

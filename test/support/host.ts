@@ -72,7 +72,7 @@ export async function createMember(
   };
   const email = `${name}@test.local`;
   const user = await send('/users', { email, displayName: name, password }, 201);
-  const userId = String(user.userId ?? user.id);
+  const userId = String(user.id);
   for (const set of setIds) await send(`/permission-sets/${set}/assignments`, { userId }, 201);
   return { userId, accessToken: (await login(baseUrl, { email, password })).accessToken };
 }

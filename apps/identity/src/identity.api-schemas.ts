@@ -27,7 +27,7 @@ export const TokenExchangeAnswer = Type.Object(
 );
 export const Member = Type.Object(
   {
-    userId: Uuid,
+    id: Uuid,
     email: Type.String(),
     displayName: Type.String(),
     active: Type.Boolean(),
@@ -71,7 +71,7 @@ export const Group = Type.Object(
   { additionalProperties: true },
 );
 export const GroupMember = Type.Object(
-  { userId: Uuid, email: Type.String(), displayName: Type.String(), addedAt: DateTime },
+  { groupId: Uuid, userId: Uuid, email: Type.String(), displayName: Type.String(), addedAt: DateTime },
   { additionalProperties: true },
 );
 export const PermissionSetAnswer = Type.Object(

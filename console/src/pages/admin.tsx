@@ -140,9 +140,9 @@ function UsersSection(): ReactNode {
         <DataTable
           caption="Users"
           rows={users.data}
-          rowKey={(r) => String(r.userId)}
+          rowKey={(r) => String(r.id)}
           columns={[
-            { id: 'email', header: 'Email', render: (r) => <Link to={`/admin/users/${String(r.userId)}`}>{String(r.email)}</Link> },
+            { id: 'email', header: 'Email', render: (r) => <Link to={`/admin/users/${String(r.id)}`}>{String(r.email)}</Link> },
             { id: 'displayName', header: 'Name' },
             { id: 'roleId', header: 'Role', render: (r) => roleName(r.roleId) },
             { id: 'active', header: 'Active', render: (r) => (r.active ? 'yes' : 'no') },
@@ -157,7 +157,7 @@ function UsersSection(): ReactNode {
                   aria-label={`${r.active ? 'Deactivate' : 'Reactivate'} ${String(r.email)}`}
                   onClick={() =>
                     void rowAction.run(async () => {
-                      await api.request('PATCH', `/users/${String(r.userId)}`, { body: { active: !r.active } });
+                      await api.request('PATCH', `/users/${String(r.id)}`, { body: { active: !r.active } });
                       users.reload();
                     })
                   }
@@ -525,7 +525,7 @@ function GroupsSection(): ReactNode {
             <Select
               label="Add member"
               searchable
-              data={(users.data ?? []).map((u) => ({ value: String(u.userId), label: String(u.email) }))}
+              data={(users.data ?? []).map((u) => ({ value: String(u.id), label: String(u.email) }))}
               value={userId}
               onChange={setUserId}
             />

@@ -1259,6 +1259,7 @@ export interface GroupsMembersQuery {
 
 export type GroupsMembersResponse = {
   items: Array<{
+    groupId: string;
     userId: string;
     email: string;
     displayName: string;
@@ -1277,6 +1278,15 @@ export interface GroupsMembersArgs {
 
 export type GroupsAddMemberBody = {
   userId: string;
+};
+
+export type GroupsAddMemberResponse = {
+  groupId: string;
+  userId: string;
+  email: string;
+  displayName: string;
+  addedAt: string;
+  [key: string]: unknown;
 };
 
 export interface GroupsAddMemberArgs {
@@ -1665,7 +1675,7 @@ export interface OrgsListMembersQuery {
 
 export type OrgsListMembersResponse = {
   items: Array<{
-    userId: string;
+    id: string;
     email: string;
     displayName: string;
     active: boolean;
@@ -1729,7 +1739,7 @@ export interface OrgsRemoveMemberArgs {
 }
 
 export type OrgsGetMemberResponse = {
-  userId: string;
+  id: string;
   email: string;
   displayName: string;
   active: boolean;
@@ -1766,7 +1776,7 @@ export type OrgsUpdateMemberBody = {
 };
 
 export type OrgsUpdateMemberResponse = {
-  userId: string;
+  id: string;
   email: string;
   displayName: string;
   active: boolean;
@@ -2142,7 +2152,7 @@ export interface UsersListQuery {
 
 export type UsersListResponse = {
   items: Array<{
-    userId: string;
+    id: string;
     email: string;
     displayName: string;
     active: boolean;
@@ -2169,7 +2179,7 @@ export type UsersCreateBody = {
 
 export type UsersCreateResponse =
   | {
-      userId: string;
+      id: string;
       email: string;
       displayName: string;
       active: boolean;
@@ -2199,7 +2209,7 @@ export interface UsersRemoveArgs {
 }
 
 export type UsersGetResponse = {
-  userId: string;
+  id: string;
   email: string;
   displayName: string;
   active: boolean;
@@ -2221,7 +2231,7 @@ export type UsersUpdateBody = {
 };
 
 export type UsersUpdateResponse = {
-  userId: string;
+  id: string;
   email: string;
   displayName: string;
   active: boolean;
@@ -2970,8 +2980,8 @@ export class GeneratedClient extends ClientRuntime {
   }
 
   /** `POST /api/v1/groups/{id}/members` (needs manage_users) */
-  groupsAddMember(args: GroupsAddMemberArgs, options?: CallOptions): Promise<void> {
-    return this.call('groupsAddMember', args, options) as Promise<void>;
+  groupsAddMember(args: GroupsAddMemberArgs, options?: CallOptions): Promise<GroupsAddMemberResponse> {
+    return this.call('groupsAddMember', args, options) as Promise<GroupsAddMemberResponse>;
   }
 
   /** `DELETE /api/v1/groups/{id}/members/{userId}` (needs manage_users) */

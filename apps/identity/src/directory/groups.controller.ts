@@ -56,10 +56,9 @@ export class GroupsController {
   }
 
   @RequirePolicy(MANAGE_USERS)
-  @ApiContract({ body: AddGroupMemberSchema, responses: { 204: null } })
+  @ApiContract({ body: AddGroupMemberSchema, responses: { 201: GroupMember }, problems: ['conflict'] })
   @Post(':id/members')
-  @HttpCode(204)
-  addMember(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<void> {
+  addMember(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<GroupMemberView> {
     const input = assertValid(AddGroupMemberSchema, body, { what: 'group member' });
     return this.groups.addMember(req.principal, idParam(id, 'Group'), input.userId);
   }

@@ -27,12 +27,28 @@ const view = (g: GroupEntity): GroupView => ({
   updatedAt: g.updatedAt.toISOString(),
 });
 
+/** A user in a group: the link names both ends, like a permission-set assignment (ADR 0018). */
 export interface GroupMemberView {
+  groupId: string;
   userId: string;
   email: string;
   displayName: string;
   addedAt: string;
 }
+
+interface GroupMemberRow {
+  user_id: string;
+  email: string;
+  display_name: string;
+  created_at: Date;
+}
+const groupMemberView = (groupId: string, r: GroupMemberRow): GroupMemberView => ({
+  groupId,
+  userId: r.user_id,
+  email: r.email,
+  displayName: r.display_name,
+  addedAt: r.created_at.toISOString(),
+});
 
 /** Groups of an org and their members (grantees of permission sets and sharing). */
 @Injectable()
@@ -126,20 +142,21 @@ export class GroupsService {
   async members(orgId: string, id: string, page: Page): Promise<PageOf<GroupMemberView>> {
     return this.events.read(async (m) => {
       await this.find(m, orgId, id);
-      const rows: Array<{ user_id: string; email: string; display_name: string; created_at: Date }> = await m.query(
+      const rows: GroupMemberRow[] = await m.query(
         `SELECT gm.user_id, u.email, u.display_name, gm.created_at FROM group_member gm JOIN user_account u ON u.id = gm.user_id
           WHERE gm.group_id = $1 AND gm.org_id = $2 ORDER BY u.email, gm.user_id LIMIT $3 OFFSET $4`,
         [id, orgId, page.limit + 1, page.offset],
       );
       return pageResult(
-        rows.map((r) => ({ userId: r.user_id, email: r.email, displayName: r.display_name, addedAt: r.created_at.toISOString() })),
+        rows.map((r) => groupMemberView(id, r)),
         page,
       );
     });
   }
 
-  async addMember(actor: PrincipalSnapshot, id: string, userId: string): Promise<void> {
-    await this.events.transaction(async (m) => {
+  /** 201 with the new member, like an assignment (ADR 0018); 409 when the user is already in the group. */
+  async addMember(actor: PrincipalSnapshot, id: string, userId: string): Promise<GroupMemberView> {
+    return this.events.transaction(async (m) => {
       await this.find(m, actor.orgId, id, true);
       const member = await m.findOne(MembershipEntity, { where: { orgId: actor.orgId, userId } });
       if (!member) throw CustodianException.notFound('User not found');
@@ -155,6 +172,12 @@ export class GroupsService {
         target: { type: 'group', id },
         details: { after: { userId }, policyVersion: version },
       });
+      const rows: GroupMemberRow[] = await m.query(
+        `SELECT gm.user_id, u.email, u.display_name, gm.created_at FROM group_member gm JOIN user_account u ON u.id = gm.user_id
+          WHERE gm.group_id = $1 AND gm.user_id = $2`,
+        [id, userId],
+      );
+      return groupMemberView(id, rows[0]);
     });
   }
 

@@ -13,7 +13,8 @@ import { conflict, pageResult, type Page, type PageOf } from './directory.http';
 import type { UpdateMemberSchema } from './directory.schemas';
 
 export interface MemberView {
-  userId: string;
+  /** The user's id (ADR 0018: every resource is keyed `id`). */
+  id: string;
   email: string;
   displayName: string;
   active: boolean;
@@ -46,7 +47,7 @@ interface MemberRow {
   created_at: Date;
 }
 const memberView = (r: MemberRow): MemberView => ({
-  userId: r.user_id,
+  id: r.user_id,
   email: r.email,
   displayName: r.display_name,
   active: r.active,

@@ -191,8 +191,8 @@ export class ScimUsersService {
     );
     // Only a concurrent creation of the same address gets here: the directory invited it instead.
     if (result.status !== 201) throw uniqueness('A user with this email exists');
-    if (!state.active) await this.users.update(actor, result.body.userId, { active: false });
-    return this.get(actor, result.body.userId, location);
+    if (!state.active) await this.users.update(actor, result.body.id, { active: false });
+    return this.get(actor, result.body.id, location);
   }
 
   /** PUT: the resource as sent replaces what is kept (attributes left out are cleared where they may be). */
