@@ -36,6 +36,7 @@ export * from './outbox/uuidv7';
 export * from './settings/secret-reference';
 export * from './settings/settings-cipher';
 export * from './settings/settings-store';
+export * from './validation/canonical-json';
 export * from './validation/encode-control-chars';
 export * from './validation/forbidden-keys';
 export * from './validation/schema-validator';

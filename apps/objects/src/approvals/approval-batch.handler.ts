@@ -9,7 +9,7 @@ import {
   type Requester,
   type ResponseOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, SERVICE_DATA_SOURCE, requestContext, sortedJson, type Bus } from '@custodian/platform';
+import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, requestContext, sortedJson, type Bus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { OUTCOME_BY_CODE, REQUESTER_INACTIVE, asRequester } from '../decision/as-requester';
@@ -45,7 +45,7 @@ class BatchAborted extends Error {
 /** The same request hash objects.record.apply stores with its receipt, so either path recognises the other's receipt. */
 function requestHash(item: Operation): string {
   return createHash('sha256')
-    .update(sortedJson({ ...item, idempotencyKey: undefined }))
+    .update(canonicalJson({ ...item, idempotencyKey: undefined }))
     .digest('hex');
 }
 

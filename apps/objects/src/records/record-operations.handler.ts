@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { ApplyRecordOperation, DryRunRecordOperation, type RecordOperationResult, type RequestOf } from '@custodian/contracts';
-import { BUS, CustodianException, SERVICE_DATA_SOURCE, sortedJson, type Bus } from '@custodian/platform';
+import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, sortedJson, type Bus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ActionsService } from '../actions/actions.service';
@@ -109,7 +109,7 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
     const key = req.idempotencyKey;
     if (dryRun || req.operation === 'create' || key === undefined) return this.executeOnce(req, principal, dryRun, {});
     const requestHash = createHash('sha256')
-      .update(sortedJson({ ...req, idempotencyKey: undefined }))
+      .update(canonicalJson({ ...req, idempotencyKey: undefined }))
       .digest('hex');
     const prior = (await this.ds.query(
       'SELECT request_hash, status, response FROM idempotency_key WHERE org_id = $1 AND user_id = $2 AND key = $3',

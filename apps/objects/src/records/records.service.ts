@@ -10,7 +10,7 @@ import {
   isRetryableTransactionError,
   isUndefinedTableOrColumn,
   isUniqueViolation,
-  sortedJson,
+  canonicalJson,
   uuidv7,
   type Bus,
 } from '@custodian/platform';
@@ -310,7 +310,7 @@ export class RecordsService {
     const values = this.values(def, input, 'create');
     // Canonical JSON: a retry that serialises the same body with its keys in another order is the same request.
     const requestHash = createHash('sha256')
-      .update(`POST ${object}\n${sortedJson(body)}`)
+      .update(`POST ${object}\n${canonicalJson(body)}`)
       .digest('hex');
     return this.withRetry(async () => {
       try {

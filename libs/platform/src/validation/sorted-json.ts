@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 /**
  * JSON with object keys sorted at every level and undefined members left out: two values that
  * differ only in key order (jsonb does not keep it) compare equal. For change detection and
- * digests (bundle apply); the audit chain has its own canonical encoding.
+ * digests (bundle apply). On JSON data it is byte for byte `canonicalJson` (RFC 8785, property
+ * test in canonical-json.spec.ts); it differs only on non-JSON input (NaN and Infinity become
+ * `null` here, refused there). Hashes that are stored use `canonicalJson`.
  */
 export function sortedJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(sortedJson).join(',')}]`;

@@ -1,0 +1,132 @@
+import fc from 'fast-check';
+import { canonicalJson } from './canonical-json';
+import { sortedJson } from './sorted-json';
+
+/** The audit chain's encoder before it moved here (apps/audit/src/chain/canonical-json.ts), verbatim: the oracle. */
+function auditEncoderBefore(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError('canonical JSON has no encoding for a non-finite number');
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : auditEncoderBefore(v))).join(',')}]`;
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj)
+        .filter((k) => obj[k] !== undefined)
+        .sort();
+      return `{${keys.map((k) => `${JSON.stringify(k)}:${auditEncoderBefore(obj[k])}`).join(',')}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON has no encoding for ${typeof value}`);
+  }
+}
+
+/** JSON values with full Unicode strings (astral code points included), edge numbers and deep nesting. */
+const edgeNumbers = fc.constantFrom(
+  1e21,
+  1e-7,
+  -0,
+  0,
+  5e-324,
+  Number.MAX_SAFE_INTEGER,
+  Number.MAX_VALUE,
+  -1e-27,
+  333333333.3333333,
+  0.1 + 0.2,
+);
+const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { maxDepth: 5, depthSize: 'small' },
+    fc.constant(null),
+    fc.boolean(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.integer(),
+    edgeNumbers,
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: 'grapheme' }),
+    fc.array(tie('value'), { maxLength: 5 }),
+    fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), tie('value'), { maxKeys: 6 }),
+  ),
+})).value;
+
+describe('canonical JSON (RFC 8785)', () => {
+  it('writes the RFC 8785 example (appendix/§3.2.4) byte for byte', () => {
+    const input = JSON.parse(
+      '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/", "literals": [null, true, false]}',
+    );
+    expect(canonicalJson(input)).toBe(
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    );
+  });
+
+  it('sorts keys by UTF-16 code units (RFC 8785 §3.2.3 example)', () => {
+    const input = {
+      '\u20ac': 'Euro Sign',
+      '\r': 'Carriage Return',
+      '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji: Grinning Face',
+      '\u0080': 'Control',
+      '\u00f6': 'Latin Small Letter O With Diaeresis',
+    };
+    // JSON.parse would put the integer-like key first: read the written order.
+    const written = [...canonicalJson(input).matchAll(/"((?:[^"\\]|\\.)*)":"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
+    expect(written).toEqual(['\r', '1', '\u0080', '\u00f6', '\u20ac', '\ud83d\ude00', '\ufb33']);
+  });
+
+  it('writes the numbers RFC 8785 names as ECMAScript does', () => {
+    expect([1e21, 1e-7, -0, 0.000001, 1e30, 4.5, 2e-3, 1e-27].map(canonicalJson)).toEqual([
+      '1e+21',
+      '1e-7',
+      '0',
+      '0.000001',
+      '1e+30',
+      '4.5',
+      '0.002',
+      '1e-27',
+    ]);
+  });
+
+  it('refuses what JSON cannot carry', () => {
+    for (const v of [NaN, Infinity, -Infinity, 1n, () => 1, Symbol('s'), undefined]) expect(() => canonicalJson(v)).toThrow(TypeError);
+  });
+
+  it('drops undefined members and writes undefined array items as null', () => {
+    expect(canonicalJson({ b: 1, a: undefined, c: [undefined, 2] })).toBe('{"b":1,"c":[null,2]}');
+  });
+
+  it('is byte for byte the audit chain encoder it replaced, so stored row hashes still verify (property, fixed seed)', () => {
+    fc.assert(
+      fc.property(json, (v) => canonicalJson(v) === auditEncoderBefore(v)),
+      { seed: 8785, numRuns: 2000 },
+    );
+  });
+
+  it('is byte for byte sortedJson on JSON data, so stored idempotency request hashes still match (property, fixed seed)', () => {
+    fc.assert(
+      fc.property(json, (v) => canonicalJson(v) === sortedJson(v)),
+      { seed: 8785, numRuns: 2000 },
+    );
+    // Parsed request bodies are what those hashes cover: the same again through JSON.parse.
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const parsed = JSON.parse(JSON.stringify(v)) as unknown;
+        return canonicalJson(parsed) === sortedJson(parsed);
+      }),
+      { seed: 8785, numRuns: 1000 },
+    );
+  });
+
+  it('round-trips: parsing the encoding gives the value back (modulo -0)', () => {
+    fc.assert(
+      fc.property(json, (v) => {
+        expect(JSON.parse(canonicalJson(v))).toEqual(JSON.parse(JSON.stringify(v)));
+      }),
+      { seed: 8785, numRuns: 500 },
+    );
+  });
+});
