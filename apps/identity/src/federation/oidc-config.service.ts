@@ -83,6 +83,10 @@ export class OidcConfigService {
   }
 
   /** Where a browser sign-in (session=cookie) lands. */
+  publicUrl(): string {
+    return this.config.agentGateway.publicUrl.replace(/\/+$/, '');
+  }
+
   consoleUrl(): string {
     return `${this.config.agentGateway.publicUrl}/console/`;
   }

@@ -8,7 +8,17 @@ import { SessionService } from '../auth/session.service';
 import { IdentityEvents } from '../events/identity-events.service';
 import { OIDC_CLIENT_CACHE, OidcConfigService } from './oidc-config.service';
 import { classifyOidcError, oidc, type OidcClientCache, type OidcConfiguration } from './oidc-client';
-import { LOGIN_STATE_COOKIE, LOGIN_STATE_TTL_SECONDS, LoginStateSealer, loginStateCookiePath, readCookie } from './oidc-login-state';
+import {
+  HANDOFF_COOKIE,
+  HANDOFF_TTL_SECONDS,
+  LOGIN_STATE_COOKIE,
+  LOGIN_STATE_TTL_SECONDS,
+  LoginStateSealer,
+  handoffCookiePath,
+  loginStateCookiePath,
+  readCookie,
+  type InteractionHandoff,
+} from './oidc-login-state';
 import { OidcProvisioningService, type IdTokenClaims } from './oidc-provisioning.service';
 import { OidcSessionEntity, type OidcConnectionEntity } from './oidc.entities';
 
@@ -108,7 +118,7 @@ export class OidcSignInService {
 
   async start(
     orgIdRaw: string,
-    opts: { loginHint?: string; session?: 'cookie' },
+    opts: { loginHint?: string; session?: 'cookie'; interaction?: string },
     secure: boolean,
   ): Promise<{ location: string; cookie: string }> {
     const loginHint = opts.loginHint;
@@ -134,10 +144,30 @@ export class OidcSignInService {
       verifier,
       exp: Date.now() + LOGIN_STATE_TTL_SECONDS * 1000,
       ...(opts.session ? { session: opts.session } : {}),
+      ...(opts.interaction ? { interaction: opts.interaction } : {}),
     });
     // SameSite=Lax: the IdP's redirect back is a top-level cross-site GET, which Lax lets through (Strict would not).
     const cookie = `${LOGIN_STATE_COOKIE}=${sealed}; Path=${loginStateCookiePath(conn.orgId)}; HttpOnly; SameSite=Lax; Max-Age=${LOGIN_STATE_TTL_SECONDS}${secure ? '; Secure' : ''}`;
     return { location: url.href, cookie };
+  }
+
+  /**
+   * The cookie that hands an OIDC sign-in's session to the OAuth interaction `uid` (the consent page
+   * that started it): sealed, bound to that uid, httpOnly, 5 minutes, on that page's path only.
+   */
+  handoffCookie(h: Omit<InteractionHandoff, 'exp'>, secure: boolean): string {
+    const sealed = this.sealer.sealHandoff({ ...h, exp: Date.now() + HANDOFF_TTL_SECONDS * 1000 });
+    return `${HANDOFF_COOKIE}=${sealed}; Path=${handoffCookiePath(h.uid)}; HttpOnly; SameSite=Lax; Max-Age=${HANDOFF_TTL_SECONDS}${secure ? '; Secure' : ''}`;
+  }
+
+  /** The handoff this browser holds for interaction `uid`, if any (valid, unexpired, sealed for that uid). */
+  handoff(uid: string, cookieHeader: string | undefined): InteractionHandoff | undefined {
+    const sealed = readCookie(cookieHeader, HANDOFF_COOKIE);
+    return sealed ? this.sealer.openHandoff(uid, sealed) : undefined;
+  }
+
+  clearHandoffCookie(uid: string, secure: boolean): string {
+    return `${HANDOFF_COOKIE}=; Path=${handoffCookiePath(uid)}; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`;
   }
 
   /** The cookie that ends the sign-in's state (set on every callback answer: a state is used once). */
@@ -150,7 +180,7 @@ export class OidcSignInService {
     orgIdRaw: string,
     query: Record<string, string>,
     cookieHeader: string | undefined,
-  ): Promise<{ tokens: TokenResponse; session?: 'cookie' }> {
+  ): Promise<{ tokens: TokenResponse; session?: 'cookie'; interaction?: string }> {
     const conn = await this.connection(orgIdRaw);
     const sealed = readCookie(cookieHeader, LOGIN_STATE_COOKIE);
     const started = sealed ? this.sealer.open(conn.orgId, sealed) : undefined;
@@ -193,7 +223,11 @@ export class OidcSignInService {
       return this.refuse(conn, classifyOidcError(error));
     }
     try {
-      return { tokens: await this.issuer.signIn(conn, claims), ...(started.session ? { session: started.session } : {}) };
+      return {
+        tokens: await this.issuer.signIn(conn, claims),
+        ...(started.session ? { session: started.session } : {}),
+        ...(started.interaction ? { interaction: started.interaction } : {}),
+      };
     } catch (error) {
       if (error instanceof CustodianException && error.code !== ErrorCode.ServiceUnavailable) return this.refuse(conn, error, claims.sub);
       throw error;

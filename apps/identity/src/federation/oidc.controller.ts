@@ -11,6 +11,7 @@ import {
   type CustodianConfig,
 } from '@custodian/platform';
 import type { Request, Response } from 'express';
+import { decodeJwt } from 'jose';
 import type { AuthedRequest } from '../directory/directory.http';
 import { NoStore } from '../auth/no-store';
 import { setRefreshCookie } from '../auth/refresh-cookie';
@@ -174,7 +175,19 @@ export class OidcSignInController {
     res.append('Set-Cookie', this.signIn.clearCookie(org, this.secure(req)));
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
-    const { tokens, session } = await this.signIn.callback(org, stringQuery(query, CALLBACK_PARAMS), req.get('cookie'));
+    const { tokens, session, interaction } = await this.signIn.callback(org, stringQuery(query, CALLBACK_PARAMS), req.get('cookie'));
+    if (interaction !== undefined) {
+      // Started from the OAuth consent page: the session goes back to that interaction only (its uid,
+      // never a URL from the request), in a sealed cookie on that page's path; the page then asks for
+      // consent. The tokens themselves never leave: the grant is bound to the session by id.
+      const claims = decodeJwt(tokens.accessToken) as { sub: string; sid: string };
+      res.append(
+        'Set-Cookie',
+        this.signIn.handoffCookie({ uid: interaction, org: tokens.orgId, userId: claims.sub, sessionId: claims.sid }, this.secure(req)),
+      );
+      res.redirect(303, `${this.configs.publicUrl()}/oauth/interaction/${encodeURIComponent(interaction)}`);
+      return;
+    }
     if (session === 'cookie') {
       // A browser session (the console): the refresh token goes into its httpOnly cookie, never into
       // the URL; the console resumes the session from it (POST auth/refresh) after this redirect.

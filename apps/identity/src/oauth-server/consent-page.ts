@@ -18,6 +18,8 @@ export interface ConsentPageModel {
   scopes: string[];
   email?: string;
   error?: string;
+  /** Signed in already through the org's identity provider (OIDC): the page only asks for consent. */
+  federated?: boolean;
 }
 
 export function escapeHtml(value: string): string {
@@ -71,12 +73,26 @@ endpoint <code>${escapeHtml(model.resource)}</code> as you. It will see and do o
 ${scopes}
 <p>After you answer, your browser returns to <code>${escapeHtml(model.redirectHost)}</code>.</p>
 ${model.error ? `<p class="error" role="alert">${escapeHtml(model.error)}</p>` : ''}
-<label for="email">Email</label><input id="email" type="email" name="email" autocomplete="username" required value="${escapeHtml(model.email ?? '')}">
+${
+  model.federated
+    ? `<p>You are signed in through your organization's identity provider.</p>
+<div class="buttons"><button type="submit" name="decision" value="allow">Allow</button>`
+    : `<label for="email">Email</label><input id="email" type="email" name="email" autocomplete="username" required value="${escapeHtml(model.email ?? '')}">
 <label for="password">Password</label><input id="password" type="password" name="password" autocomplete="current-password">
 <label for="orgId">Organization id (optional: the one to act in)</label><input id="orgId" type="text" name="orgId" autocomplete="off">
-<div class="buttons"><button type="submit" name="decision" value="allow">Sign in and allow</button>
+<div class="buttons"><button type="submit" name="decision" value="allow">Sign in and allow</button>`
+}
 <button type="submit" name="decision" value="deny" formnovalidate>Deny</button></div>
-</form></div>
+</form>${
+    model.federated
+      ? ''
+      : `
+<form method="get" action="${escapeHtml(model.action)}/idp">
+<label for="org">Or sign in through your organization's identity provider — organization id</label><input id="org" type="text" name="org" autocomplete="off" required>
+<label for="login_hint">Email (optional, passed to the identity provider)</label><input id="login_hint" type="email" name="login_hint" autocomplete="username">
+<div class="buttons"><button type="submit">Sign in with your identity provider</button></div>
+</form>`
+  }</div>
 <p><small>You can withdraw this later: <code>DELETE /api/v1/oauth/consents/&lt;id&gt;</code>, or end the session it created.</small></p>`;
   return { html: layout(nonce, `Allow ${model.clientName}`, body), nonce };
 }

@@ -47,6 +47,20 @@ export class OAuthServerController {
     await this.interactions.show(req, res, uid);
   }
 
+  /**
+   * "Sign in with your identity provider" from the consent page: starts the org's OIDC sign-in for
+   * this interaction (this browser's only); the callback comes back to this interaction's page.
+   */
+  @Public()
+  @ApiContract({
+    summary: "Start the org's OIDC sign-in from the consent page (redirects to the identity provider; back to this interaction)",
+    responses: { 302: null, 404: { contentType: 'text/html' } },
+  })
+  @Get('oauth/interaction/:uid/idp')
+  async federated(@Req() req: Request, @Res() res: Response, @Param('uid') uid: string): Promise<void> {
+    await this.interactions.startFederated(req, res, uid, req.query.org, req.query.login_hint);
+  }
+
   @Public()
   @ApiContract({
     summary: 'Answer the consent page: sign in with the password and allow, or deny (form post; redirects back to the client)',
