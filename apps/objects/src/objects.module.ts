@@ -29,6 +29,8 @@ import { RecordsService } from './records/records.service';
 import { AccessExplainController } from './sharing/access-explain.controller';
 import { RecordSharesController } from './sharing/record-shares.controller';
 import { RecordSharesService } from './sharing/record-shares.service';
+import { RecordTransferService } from './sharing/record-transfer.service';
+import { AccessExplainService } from './sharing/access-explain.service';
 import { SharingRulesController } from './sharing/sharing-rules.controller';
 import { SharingRulesService } from './sharing/sharing-rules.service';
 
@@ -54,6 +56,8 @@ import { SharingRulesService } from './sharing/sharing-rules.service';
     FilesService,
     FILE_STORAGE_PROVIDER,
     RecordSharesService,
+    RecordTransferService,
+    AccessExplainService,
     RecordOperationsBusHandlers,
     AuditVisibilityBusHandler,
     RecordReviewBusHandler,

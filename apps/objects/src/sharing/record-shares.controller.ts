@@ -1,22 +1,11 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseFilters } from '@nestjs/common';
-import { GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
-import {
-  API_PREFIX,
-  BUS,
-  CustodianException,
-  OutboxWriter,
-  RequirePolicy,
-  SERVICE_DATA_SOURCE,
-  assertValid,
-  type Bus,
-  ApiContract,
-} from '@custodian/platform';
+import type { PrincipalSnapshot } from '@custodian/contracts';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import type { Request, Response } from 'express';
-import type { DataSource } from 'typeorm';
-import { recordTable } from '../metadata/org-tables';
 import { assertNotAgent, objectParam } from '../records/records.controller';
 import { RecordsService, recordId } from '../records/records.service';
 import { RecordSharesService, type ShareGrant, type ShareView } from './record-shares.service';
+import { RecordTransferService } from './record-transfer.service';
 import { ShareBodySchema, TransferBodySchema } from './sharing.schemas';
 import { DenialAuditFilter } from '../records/denial-audit.filter';
 import { AnyObject, Shares } from '../objects.api-schemas';
@@ -32,11 +21,9 @@ const GOVERNED = { reason: 'managing a record’s shares needs full access or ma
 @Controller(`${API_PREFIX}/data/:object/:id`)
 export class RecordSharesController {
   constructor(
-    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(RecordsService) private readonly records: RecordsService,
-    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
-    @Inject(BUS) private readonly bus: Bus,
     @Inject(RecordSharesService) private readonly shares: RecordSharesService,
+    @Inject(RecordTransferService) private readonly transfers: RecordTransferService,
   ) {}
 
   @RequirePolicy(GOVERNED)
@@ -109,27 +96,6 @@ export class RecordSharesController {
     assertNotAgent(req.principal);
     const { decision } = await this.records.context(req.principal, objectParam(object));
     recordId(id);
-    const orgId = req.principal.orgId;
-    // The new owner must be an active member of this org; identity is the one that knows.
-    await this.bus.request(GetPrincipalSnapshot, { userId: input.ownerId, orgId }).catch(() => {
-      throw new CustodianException('validation_failed', 'The new owner is not a member of this organization', {
-        issues: [{ path: '/ownerId', message: 'not a member' }],
-      });
-    });
-    return this.ds.transaction(async (m) => {
-      const before = await this.records.lockForWrite(m, decision, orgId, object, id, 'transfer');
-      const [rows] = (await m.query(
-        `UPDATE ${recordTable(orgId, object)} SET owner_id = $3, version = version + 1, updated_at = now(), updated_by = $4 WHERE id = $1 AND org_id = $2 RETURNING version`,
-        [id, orgId, input.ownerId, req.principal.userId],
-      )) as [Array<{ version: number }>, number];
-      await this.outbox.append(m, {
-        orgId,
-        action: 'objects.record.transferred',
-        outcome: 'success',
-        target: { type: object, id },
-        details: { ...(before.owner_id ? { fromOwner: before.owner_id } : {}), toOwner: input.ownerId },
-      });
-      return { id, owner_id: input.ownerId, version: Number(rows[0].version) };
-    });
+    return this.transfers.transfer(req.principal, decision, object, id, input.ownerId);
   }
 }
