@@ -33,90 +33,31 @@ export class PrincipalSnapshotService {
 
   build(req: RequestOf<typeof GetPrincipalSnapshot>): Promise<PrincipalSnapshot> {
     return this.events.read(async (m) => {
-      const [user, membership, org] = await Promise.all([
-        m.findOne(UserEntity, { where: { id: req.userId } }),
-        m.findOne(MembershipEntity, { where: { userId: req.userId, orgId: req.orgId } }),
-        m.findOne(OrganizationEntity, { where: { id: req.orgId } }),
-      ]);
-      if (!user || !user.active || !membership || !org) throw CustodianException.unauthenticated('Unknown or inactive principal');
-      let expiresAt: Date | undefined;
-      if (req.sessionId) {
-        const session = await m.findOne(SessionEntity, { where: { id: req.sessionId } });
-        if (
-          !session ||
-          session.userId !== user.id ||
-          session.orgId !== org.id ||
-          session.revokedAt !== null ||
-          session.expiresAt.getTime() <= Date.now()
-        ) {
-          throw CustodianException.unauthenticated('Session is no longer valid');
-        }
-        expiresAt = session.expiresAt;
-      }
+      const { user, membership, org } = await loadActivePrincipal(m, req);
+      let expiresAt = req.sessionId ? await checkSession(m, req.sessionId, user.id, org.id) : undefined;
       let keyScopes: string[] | undefined;
       if (req.apiKeyId) {
-        const key = await m.findOne(ApiKeyEntity, { where: { id: req.apiKeyId } });
-        if (
-          !key ||
-          key.userId !== user.id ||
-          key.orgId !== org.id ||
-          key.revokedAt !== null ||
-          (key.expiresAt && key.expiresAt.getTime() <= Date.now())
-        ) {
-          throw CustodianException.unauthenticated('API key is no longer valid');
-        }
+        const key = await checkApiKey(m, req.apiKeyId, user.id, org.id);
         keyScopes = key.scopes;
         if (key.expiresAt && (!expiresAt || key.expiresAt < expiresAt)) expiresAt = key.expiresAt;
       }
-      const ancestors: Array<{ ancestor_id: string }> = membership.roleId
-        ? await m.query('SELECT ancestor_id FROM role_closure WHERE descendant_id = $1 AND org_id = $2 AND depth > 0 ORDER BY depth', [
-            membership.roleId,
-            org.id,
-          ])
-        : [];
-      const groups: Array<{ group_id: string }> = await m.query(
-        'SELECT group_id FROM group_member WHERE org_id = $1 AND user_id = $2 ORDER BY group_id LIMIT 10000',
-        [org.id, user.id],
+      const ancestorRoleIds = await loadAncestorRoleIds(m, org.id, membership.roleId);
+      const groupIds = await loadGroupIds(m, org.id, user.id);
+      const permissionSets = narrowForCredential(
+        withMembershipSet(await loadPermissionSets(m, org.id, user.id), membership.capabilities),
+        keyScopes,
+        req.delegation?.scopes,
       );
-      const sets: Array<{ body: PermissionSet }> = await m.query(
-        `SELECT ps.body FROM permission_set ps
-          WHERE ps.org_id = $1 AND EXISTS (
-            SELECT 1 FROM permission_set_assignment a
-             WHERE a.permission_set_id = ps.id AND a.org_id = $1
-               AND (a.user_id = $2 OR a.group_id IN (SELECT g.group_id FROM group_member g WHERE g.org_id = $1 AND g.user_id = $2)))
-          ORDER BY ps.name LIMIT 999`,
-        [org.id, user.id],
-      );
-      let permissionSets: PermissionSet[] = sets.map((s) => s.body);
-      if (membership.capabilities.length > 0) {
-        permissionSets.push({
-          name: MEMBERSHIP_SET_NAME,
-          systemCapabilities: membership.capabilities.filter((c) => SYSTEM.has(c)) as PermissionSet['systemCapabilities'],
-          integrationCapabilities: membership.capabilities.filter((c) => INTEGRATION.has(c)) as PermissionSet['integrationCapabilities'],
-        });
-      }
-      // An API key carries exactly its stored scopes (an empty list carries none; keys are created with
-      // their capabilities written out), and an agent acting for the user only integration capabilities.
-      // Both narrowings apply together: an agent acting through a key gets their intersection.
-      if (keyScopes) permissionSets = permissionSets.map((s) => narrow(s, new Set(keyScopes)));
-      if (req.delegation) {
-        // An agent keeps only what its scopes carry (the policy library's table): never an administrative capability.
-        const scopes = req.delegation.scopes;
-        permissionSets = permissionSets.map((s) => narrowBy(s, (c) => agentKeepsCapability(c, scopes)));
-      }
-      const capabilities = [
-        ...new Set(permissionSets.flatMap((s) => [...(s.systemCapabilities ?? []), ...(s.integrationCapabilities ?? [])])),
-      ].sort();
       return {
         userId: user.id,
         orgId: org.id,
         email: user.email,
         ...(req.sessionId ? { sessionId: req.sessionId } : {}),
         ...(req.apiKeyId ? { apiKeyId: req.apiKeyId } : {}),
-        capabilities,
+        capabilities: capabilitiesOf(permissionSets),
         roleId: membership.roleId,
-        ancestorRoleIds: ancestors.map((a) => a.ancestor_id),
-        groupIds: groups.map((g) => g.group_id),
+        ancestorRoleIds,
+        groupIds,
         policyVersion: org.policyVersion,
         permissionSets,
         ...(req.delegation
@@ -133,6 +74,116 @@ export class PrincipalSnapshotService {
       };
     });
   }
+}
+
+type SnapshotRequest = RequestOf<typeof GetPrincipalSnapshot>;
+
+/** The user (active), their membership of the org and the org itself; 401 when any is missing. */
+async function loadActivePrincipal(
+  m: EntityManager,
+  req: SnapshotRequest,
+): Promise<{ user: UserEntity; membership: MembershipEntity; org: OrganizationEntity }> {
+  const [user, membership, org] = await Promise.all([
+    m.findOne(UserEntity, { where: { id: req.userId } }),
+    m.findOne(MembershipEntity, { where: { userId: req.userId, orgId: req.orgId } }),
+    m.findOne(OrganizationEntity, { where: { id: req.orgId } }),
+  ]);
+  if (!user || !user.active || !membership || !org) throw CustodianException.unauthenticated('Unknown or inactive principal');
+  return { user, membership, org };
+}
+
+/** The session is this user's in this org, not revoked and not expired; answers when it expires. */
+async function checkSession(m: EntityManager, sessionId: string, userId: string, orgId: string): Promise<Date> {
+  const session = await m.findOne(SessionEntity, { where: { id: sessionId } });
+  if (
+    !session ||
+    session.userId !== userId ||
+    session.orgId !== orgId ||
+    session.revokedAt !== null ||
+    session.expiresAt.getTime() <= Date.now()
+  ) {
+    throw CustodianException.unauthenticated('Session is no longer valid');
+  }
+  return session.expiresAt;
+}
+
+/** The API key is this user's in this org, not revoked and not expired. */
+async function checkApiKey(m: EntityManager, apiKeyId: string, userId: string, orgId: string): Promise<ApiKeyEntity> {
+  const key = await m.findOne(ApiKeyEntity, { where: { id: apiKeyId } });
+  if (
+    !key ||
+    key.userId !== userId ||
+    key.orgId !== orgId ||
+    key.revokedAt !== null ||
+    (key.expiresAt && key.expiresAt.getTime() <= Date.now())
+  ) {
+    throw CustodianException.unauthenticated('API key is no longer valid');
+  }
+  return key;
+}
+
+/** The role's ancestors, nearest first (none without a role). */
+async function loadAncestorRoleIds(m: EntityManager, orgId: string, roleId: string | null): Promise<string[]> {
+  if (!roleId) return [];
+  const rows: Array<{ ancestor_id: string }> = await m.query(
+    'SELECT ancestor_id FROM role_closure WHERE descendant_id = $1 AND org_id = $2 AND depth > 0 ORDER BY depth',
+    [roleId, orgId],
+  );
+  return rows.map((a) => a.ancestor_id);
+}
+
+/** The groups the user is a member of in the org. */
+async function loadGroupIds(m: EntityManager, orgId: string, userId: string): Promise<string[]> {
+  const rows: Array<{ group_id: string }> = await m.query(
+    'SELECT group_id FROM group_member WHERE org_id = $1 AND user_id = $2 ORDER BY group_id LIMIT 10000',
+    [orgId, userId],
+  );
+  return rows.map((g) => g.group_id);
+}
+
+/** The permission sets assigned to the user, directly or through a group, by name. */
+async function loadPermissionSets(m: EntityManager, orgId: string, userId: string): Promise<PermissionSet[]> {
+  const sets: Array<{ body: PermissionSet }> = await m.query(
+    `SELECT ps.body FROM permission_set ps
+      WHERE ps.org_id = $1 AND EXISTS (
+        SELECT 1 FROM permission_set_assignment a
+         WHERE a.permission_set_id = ps.id AND a.org_id = $1
+           AND (a.user_id = $2 OR a.group_id IN (SELECT g.group_id FROM group_member g WHERE g.org_id = $1 AND g.user_id = $2)))
+      ORDER BY ps.name LIMIT 999`,
+    [orgId, userId],
+  );
+  return sets.map((s) => s.body);
+}
+
+/** The membership's direct capabilities, carried as one synthetic set after the assigned ones. */
+function withMembershipSet(sets: PermissionSet[], capabilities: string[]): PermissionSet[] {
+  if (capabilities.length === 0) return sets;
+  return [
+    ...sets,
+    {
+      name: MEMBERSHIP_SET_NAME,
+      systemCapabilities: capabilities.filter((c) => SYSTEM.has(c)) as PermissionSet['systemCapabilities'],
+      integrationCapabilities: capabilities.filter((c) => INTEGRATION.has(c)) as PermissionSet['integrationCapabilities'],
+    },
+  ];
+}
+
+/**
+ * An API key carries exactly its stored scopes (an empty list carries none; keys are created with
+ * their capabilities written out), and an agent acting for the user only integration capabilities.
+ * Both narrowings apply together: an agent acting through a key gets their intersection.
+ */
+function narrowForCredential(sets: PermissionSet[], keyScopes: string[] | undefined, agentScopes: string[] | undefined): PermissionSet[] {
+  let out = sets;
+  if (keyScopes) out = out.map((s) => narrow(s, new Set(keyScopes)));
+  // An agent keeps only what its scopes carry (the policy library's table): never an administrative capability.
+  if (agentScopes) out = out.map((s) => narrowBy(s, (c) => agentKeepsCapability(c, agentScopes)));
+  return out;
+}
+
+/** Every capability the sets carry, once each, sorted. */
+function capabilitiesOf(sets: PermissionSet[]): string[] {
+  return [...new Set(sets.flatMap((s) => [...(s.systemCapabilities ?? []), ...(s.integrationCapabilities ?? [])]))].sort();
 }
 
 /**
