@@ -17,14 +17,14 @@ function strip(value: unknown): unknown {
   return value;
 }
 
-async function allPages<T>(fetchPage: (offset: string) => Promise<{ items: T[]; nextOffset?: number }>): Promise<T[]> {
+async function allPages<T>(fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>): Promise<T[]> {
   const out: T[] = [];
-  let offset = '0';
+  let cursor: string | undefined;
   for (;;) {
-    const page = await fetchPage(offset);
+    const page = await fetchPage(cursor);
     out.push(...page.items);
-    if (page.nextOffset === undefined) return out;
-    offset = String(page.nextOffset);
+    if (!page.nextCursor) return out;
+    cursor = page.nextCursor;
   }
 }
 
@@ -45,7 +45,7 @@ export async function exportBundle(api: CustodianClient, name: string, log: Writ
       ...((await api.actionsList({ name: objectName })).items as unknown[]).map((a) => strip({ object: objectName, ...(a as Json) })),
     );
   }
-  const q = (offset: string) => ({ query: { limit: '200', offset } });
+  const q = (cursor: string | undefined) => ({ query: { limit: '200', ...(cursor ? { cursor } : {}) } });
   const roles = await allPages((o) => api.rolesList(q(o)));
   const nameOf = new Map(roles.map((r) => [r.id, r.name]));
   const groups = await allPages((o) => api.groupsList(q(o)));

@@ -97,9 +97,10 @@ async function freshToken(io: CliIo, api: CustodianClient, stored: StoredCredent
   return t.accessToken;
 }
 
-const LIST: Options = { limit: { type: 'string' }, offset: { type: 'string' } };
+const LIST: Options = { limit: { type: 'string' }, cursor: { type: 'string' } };
+/** `--cursor` is the `nextCursor` of the previous page (ADR 0018). */
 const page = (v: Record<string, unknown>) => ({
-  query: { ...(typeof v.limit === 'string' ? { limit: v.limit } : {}), ...(typeof v.offset === 'string' ? { offset: v.offset } : {}) },
+  query: { ...(typeof v.limit === 'string' ? { limit: v.limit } : {}), ...(typeof v.cursor === 'string' ? { cursor: v.cursor } : {}) },
 });
 
 async function login(io: CliIo, args: string[]): Promise<number> {
@@ -126,7 +127,7 @@ async function login(io: CliIo, args: string[]): Promise<number> {
 
 async function directory(io: CliIo, noun: string, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
-  const usage = `Usage: custodian ${noun} list [--limit N] [--offset N] | create ...`;
+  const usage = `Usage: custodian ${noun} list [--limit N] [--cursor C] | create ...`;
   if (verb === 'list') {
     const { values } = parse(rest, LIST, usage);
     const api = await connect(io, values.url);

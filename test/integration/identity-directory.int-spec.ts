@@ -88,14 +88,22 @@ describe('identity directory', () => {
   });
 
   it('bounds list endpoints', async () => {
-    for (const q of ['limit=201', 'limit=0', 'offset=10001', 'limit=abc', 'sort=email']) {
+    const deep = Buffer.from('offset:10001').toString('base64url');
+    for (const q of ['limit=201', 'limit=0', 'offset=1', `cursor=${deep}`, 'cursor=nonsense', 'limit=abc', 'sort=email']) {
       const res = await call('GET', `/users?${q}`, admin);
-      expect(res.status).toBe(400);
+      expect([q, res.status, res.body.code]).toEqual([q, 400, 'validation_failed']);
     }
+    // One list shape everywhere (ADR 0018): {items, nextCursor}, nextCursor null on the last page.
     const page = await call('GET', '/users?limit=1', admin);
     expect(page.status).toBe(200);
+    expect(Object.keys(page.body).sort()).toEqual(['items', 'nextCursor']);
     expect(page.body.items).toHaveLength(1);
-    expect(page.body.nextOffset).toBe(1);
+    expect(page.body.nextCursor).toEqual(expect.any(String));
+    const next = await call('GET', `/users?limit=1&cursor=${page.body.nextCursor}`, admin);
+    expect(next.status).toBe(200);
+    expect(next.body.items[0].id).not.toBe(page.body.items[0].id);
+    const all = await call('GET', '/users?limit=200', admin);
+    expect(all.body.nextCursor).toBeNull();
   });
 
   it('keeps the role tree in a closure table; cycles are refused; the snapshot lists ancestors nearest first', async () => {

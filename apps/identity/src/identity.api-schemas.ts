@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { AnyObject, DateTime, Nullable, OffsetPage, Uuid } from '@custodian/platform';
+import { AnyObject, DateTime, Nullable, CursorPage, Uuid } from '@custodian/platform';
 
 /**
  * The answers of identity's routes, for the OpenAPI document (`@ApiContract`, docs/api.md). Open
@@ -115,4 +115,4 @@ export const SigningKey = Type.Object(
 );
 export const Items = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
   Type.Object({ items: Type.Array(item) }, { additionalProperties: true });
-export { OffsetPage };
+export { CursorPage };

@@ -241,8 +241,8 @@ export interface AgentToolsToolsArgs {
 export interface ApiKeysListQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type ApiKeysListResponse = {
@@ -258,9 +258,7 @@ export type ApiKeysListResponse = {
     createdAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface ApiKeysListArgs {
@@ -1174,8 +1172,8 @@ export interface RecordSharesTransferArgs {
 export interface GroupsListQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type GroupsListResponse = {
@@ -1187,9 +1185,7 @@ export type GroupsListResponse = {
     updatedAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface GroupsListArgs {
@@ -1253,8 +1249,8 @@ export interface GroupsUpdateArgs {
 export interface GroupsMembersQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type GroupsMembersResponse = {
@@ -1266,9 +1262,7 @@ export type GroupsMembersResponse = {
     addedAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface GroupsMembersArgs {
@@ -1635,8 +1629,8 @@ export interface OrgsRenameArgs {
 export interface OrgsListInvitationsQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type OrgsListInvitationsResponse = {
@@ -1651,9 +1645,7 @@ export type OrgsListInvitationsResponse = {
     expiresAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface OrgsListInvitationsArgs {
@@ -1669,8 +1661,8 @@ export interface OrgsRevokeInvitationArgs {
 export interface OrgsListMembersQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type OrgsListMembersResponse = {
@@ -1684,9 +1676,7 @@ export type OrgsListMembersResponse = {
     joinedAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface OrgsListMembersArgs {
@@ -1795,8 +1785,8 @@ export interface OrgsUpdateMemberArgs {
 export interface PermissionSetsListQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type PermissionSetsListResponse = {
@@ -1810,9 +1800,7 @@ export type PermissionSetsListResponse = {
     updatedAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface PermissionSetsListArgs {
@@ -1924,8 +1912,8 @@ export interface PermissionSetsReplaceArgs {
 export interface PermissionSetsAssignmentsQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type PermissionSetsAssignmentsResponse = {
@@ -1937,9 +1925,7 @@ export type PermissionSetsAssignmentsResponse = {
     createdAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface PermissionSetsAssignmentsArgs {
@@ -2003,8 +1989,8 @@ export interface RecordsQueryArgs {
 export interface RolesListQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type RolesListResponse = {
@@ -2016,9 +2002,7 @@ export type RolesListResponse = {
     updatedAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface RolesListArgs {
@@ -2146,8 +2130,8 @@ export interface SigningKeysRotateArgs {
 export interface UsersListQuery {
   /** 1..200, default 50 */
   limit?: string;
-  /** 0..10000, default 0 */
-  offset?: string;
+  /** a previous answer's nextCursor */
+  cursor?: string;
 }
 
 export type UsersListResponse = {
@@ -2161,9 +2145,7 @@ export type UsersListResponse = {
     joinedAt: string;
     [key: string]: unknown;
   }>;
-  limit: number;
-  offset: number;
-  nextOffset?: number;
+  nextCursor: string | null;
 };
 
 export interface UsersListArgs {

@@ -1,10 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
-import { API_PREFIX, RequirePolicy, assertValid, ApiContract, OffsetPageQuery } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract, CursorPageQuery } from '@custodian/platform';
 import { Type } from '@sinclair/typebox';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from '../directory/directory.http';
 import { NoStore } from '../auth/no-store';
 import { ApiKeysService, type ApiKeyView } from './api-keys.service';
-import { ApiKey, ApiKeyCreated, OffsetPage } from '../identity.api-schemas';
+import { ApiKey, ApiKeyCreated, CursorPage } from '../identity.api-schemas';
 
 const CreateApiKeySchema = Type.Object(
   {
@@ -33,7 +33,7 @@ export class ApiKeysController {
   }
 
   @RequirePolicy({ reason: 'anyone signed in may list their own keys; manage_api_keys shows the whole org' })
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(ApiKey) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(ApiKey) } })
   @Get()
   list(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<PageOf<ApiKeyView>> {
     return this.keys.list(req.principal, pageOf(q));

@@ -20,41 +20,54 @@ export interface Page {
   offset: number;
 }
 
-/** Bounded offset paging for directory lists (R8): limit 1..200 (default 50), offset 0..10,000. */
+const CURSOR = /^offset:(\d{1,6})$/;
+const invalid = (name: string, message: string): CustodianException =>
+  new CustodianException(ErrorCode.ValidationFailed, `Invalid ${name}`, { issues: [{ path: `/${name}`, message }] });
+
+/** The opaque cursor of a directory list's next page (it carries the offset; clients only pass it back). */
+export const encodeCursor = (offset: number): string => Buffer.from(`offset:${offset}`).toString('base64url');
+
+/**
+ * Bounded paging for directory lists (R8): `limit` 1..200 (default 50) and the `cursor` of the
+ * previous answer (at most 10,000 rows deep). One list shape everywhere (ADR 0018).
+ */
 export function pageOf(query: Record<string, unknown>): Page {
-  const read = (name: string, def: number, max: number, min: number): number => {
-    const raw = query[name];
-    if (raw === undefined) return def;
-    if (typeof raw !== 'string' || !/^\d{1,6}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-      throw new CustodianException(ErrorCode.ValidationFailed, `Invalid ${name}`, {
-        issues: [{ path: `/${name}`, message: `must be an integer between ${min} and ${max}` }],
-      });
-    }
-    return Number(raw);
-  };
   for (const key of Object.keys(query)) {
-    if (key !== 'limit' && key !== 'offset') {
+    if (key !== 'limit' && key !== 'cursor') {
       throw new CustodianException(ErrorCode.ValidationFailed, 'Unknown query parameter', {
         issues: [{ path: `/${key.slice(0, 64)}`, message: 'unknown' }],
       });
     }
   }
-  return { limit: read('limit', 50, MAX_LIMIT, 1), offset: read('offset', 0, MAX_OFFSET, 0) };
+  const rawLimit = query.limit;
+  let limit = 50;
+  if (rawLimit !== undefined) {
+    if (typeof rawLimit !== 'string' || !/^\d{1,6}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_LIMIT)
+      throw invalid('limit', `must be an integer between 1 and ${MAX_LIMIT}`);
+    limit = Number(rawLimit);
+  }
+  const rawCursor = query.cursor;
+  let offset = 0;
+  if (rawCursor !== undefined) {
+    const match =
+      typeof rawCursor === 'string' && rawCursor.length <= 64 ? CURSOR.exec(Buffer.from(rawCursor, 'base64url').toString()) : null;
+    if (!match || Number(match[1]) > MAX_OFFSET) throw invalid('cursor', 'must be the nextCursor of a previous page');
+    offset = Number(match[1]);
+  }
+  return { limit, offset };
 }
 
+/** A list answer: `{items, nextCursor}`, `nextCursor` null on the last page (ADR 0018). */
 export interface PageOf<T> {
   items: T[];
-  limit: number;
-  offset: number;
-  /** Offset of the next page, absent on the last one. */
-  nextOffset?: number;
+  nextCursor: string | null;
 }
 
 export function pageResult<T>(rows: T[], page: Page): PageOf<T> {
   const more = rows.length > page.limit;
   const items = more ? rows.slice(0, page.limit) : rows;
   const next = page.offset + page.limit;
-  return { items, limit: page.limit, offset: page.offset, ...(more && next <= MAX_OFFSET ? { nextOffset: next } : {}) };
+  return { items, nextCursor: more && next <= MAX_OFFSET ? encodeCursor(next) : null };
 }
 
 /** Unique-key violations become a 409 naming what collided; anything else is rethrown. */

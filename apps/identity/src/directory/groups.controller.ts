@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
-import { API_PREFIX, RequirePolicy, assertValid, ApiContract, OffsetPageQuery } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract, CursorPageQuery } from '@custodian/platform';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
 import { AddGroupMemberSchema, CreateGroupSchema, UpdateGroupSchema } from './directory.schemas';
 import { GroupsService, type GroupMemberView, type GroupView } from './groups.service';
-import { Group, GroupMember, OffsetPage } from '../identity.api-schemas';
+import { Group, GroupMember, CursorPage } from '../identity.api-schemas';
 
 const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
 
@@ -13,7 +13,7 @@ export class GroupsController {
   constructor(@Inject(GroupsService) private readonly groups: GroupsService) {}
 
   @RequirePolicy(MANAGE_USERS)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(Group) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(Group) } })
   @Get()
   list(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<PageOf<GroupView>> {
     return this.groups.list(req.principal.orgId, pageOf(q));
@@ -49,7 +49,7 @@ export class GroupsController {
   }
 
   @RequirePolicy(MANAGE_USERS)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(GroupMember) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(GroupMember) } })
   @Get(':id/members')
   members(@Req() req: AuthedRequest, @Param('id') id: string, @Query() q: Record<string, unknown>): Promise<PageOf<GroupMemberView>> {
     return this.groups.members(req.principal.orgId, idParam(id, 'Group'), pageOf(q));

@@ -1,10 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
-import { API_PREFIX, RequirePolicy, assertValid, ApiContract, OffsetPageQuery } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract, CursorPageQuery } from '@custodian/platform';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
 import { AddMemberSchema, CreateOrgSchema, UpdateMemberSchema, UpdateOrgSchema } from './directory.schemas';
 import { InvitationsService, type InvitationView } from './invitations.service';
 import { MembersService, type MemberView, type OrgView } from './members.service';
-import { Invitation, Items, Member, OffsetPage, Org } from '../identity.api-schemas';
+import { Invitation, Items, Member, CursorPage, Org } from '../identity.api-schemas';
 
 const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
 
@@ -46,7 +46,7 @@ export class OrgsController {
   }
 
   @RequirePolicy(MANAGE_USERS)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(Member) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(Member) } })
   @Get(':id/members')
   listMembers(@Req() req: AuthedRequest, @Param('id') id: string, @Query() q: Record<string, unknown>): Promise<PageOf<MemberView>> {
     return this.members.list(req.principal, idParam(id, 'Organization'), pageOf(q));
@@ -65,7 +65,7 @@ export class OrgsController {
   }
 
   @RequirePolicy(MANAGE_USERS)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(Invitation) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(Invitation) } })
   @Get(':id/invitations')
   listInvitations(
     @Req() req: AuthedRequest,

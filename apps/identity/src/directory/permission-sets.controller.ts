@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req } from '@nestjs/common';
-import { API_PREFIX, RequirePolicy, assertValid, ApiContract, OffsetPageQuery } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract, CursorPageQuery } from '@custodian/platform';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
 import { CreateAssignmentSchema, PermissionSetBodySchema } from './directory.schemas';
 import { PermissionSetsService, type AssignmentView, type PermissionSetView } from './permission-sets.service';
-import { Assignment, OffsetPage, PermissionSetAnswer } from '../identity.api-schemas';
+import { Assignment, CursorPage, PermissionSetAnswer } from '../identity.api-schemas';
 
 const MANAGE_PERMISSIONS = { capabilities: ['manage_permissions'] } as const;
 
@@ -13,7 +13,7 @@ export class PermissionSetsController {
   constructor(@Inject(PermissionSetsService) private readonly sets: PermissionSetsService) {}
 
   @RequirePolicy(MANAGE_PERMISSIONS)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(PermissionSetAnswer) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(PermissionSetAnswer) } })
   @Get()
   list(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<PageOf<PermissionSetView>> {
     return this.sets.list(req.principal.orgId, pageOf(q));
@@ -51,7 +51,7 @@ export class PermissionSetsController {
   }
 
   @RequirePolicy(MANAGE_PERMISSIONS)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(Assignment) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(Assignment) } })
   @Get(':id/assignments')
   assignments(@Req() req: AuthedRequest, @Param('id') id: string, @Query() q: Record<string, unknown>): Promise<PageOf<AssignmentView>> {
     return this.sets.assignments(req.principal.orgId, idParam(id, 'Permission set'), pageOf(q));

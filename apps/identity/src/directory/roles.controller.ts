@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
-import { API_PREFIX, RequirePolicy, assertValid, ApiContract, OffsetPageQuery } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract, CursorPageQuery } from '@custodian/platform';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
 import { CreateRoleSchema, UpdateRoleSchema } from './directory.schemas';
 import { RolesService, type RoleView } from './roles.service';
-import { OffsetPage, Role } from '../identity.api-schemas';
+import { CursorPage, Role } from '../identity.api-schemas';
 
 const MANAGE_ROLES = { capabilities: ['manage_roles'] } as const;
 
@@ -13,7 +13,7 @@ export class RolesController {
   constructor(@Inject(RolesService) private readonly roles: RolesService) {}
 
   @RequirePolicy(MANAGE_ROLES)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(Role) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(Role) } })
   @Get()
   list(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<PageOf<RoleView>> {
     return this.roles.list(req.principal.orgId, pageOf(q));

@@ -1,12 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
-import { API_PREFIX, RequirePolicy, assertValid, ApiContract, OffsetPageQuery } from '@custodian/platform';
+import { API_PREFIX, RequirePolicy, assertValid, ApiContract, CursorPageQuery } from '@custodian/platform';
 import type { Response } from 'express';
 import { idParam, pageOf, type AuthedRequest, type PageOf } from './directory.http';
 import { CreateUserSchema, UpdateUserSchema } from './directory.schemas';
 import type { MemberView } from './members.service';
 import type { InvitationView } from './invitations.service';
 import { UsersService } from './users.service';
-import { Invitation, Member, OffsetPage } from '../identity.api-schemas';
+import { Invitation, Member, CursorPage } from '../identity.api-schemas';
 
 const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
 
@@ -16,7 +16,7 @@ export class UsersController {
   constructor(@Inject(UsersService) private readonly users: UsersService) {}
 
   @RequirePolicy(MANAGE_USERS)
-  @ApiContract({ query: OffsetPageQuery, responses: { 200: OffsetPage(Member) } })
+  @ApiContract({ query: CursorPageQuery, responses: { 200: CursorPage(Member) } })
   @Get()
   list(@Req() req: AuthedRequest, @Query() q: Record<string, unknown>): Promise<PageOf<MemberView>> {
     return this.users.list(req.principal, pageOf(q));

@@ -9,27 +9,15 @@ export const Uuid = Type.String({ format: 'uuid' });
 export const DateTime = Type.String({ format: 'date-time' });
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-/** The offset page of the directory lists: `{items, limit, offset, nextOffset?}`. */
-export const OffsetPage = <T extends TSchema>(item: T) =>
-  Type.Object(
-    {
-      items: Type.Array(item),
-      limit: Type.Integer(),
-      offset: Type.Integer(),
-      nextOffset: Type.Optional(Type.Integer()),
-    },
-    { additionalProperties: false },
-  );
-
-/** The cursor page of the queue and audit lists: `{items, nextCursor}`. */
+/** The one list answer (ADR 0018): `{items, nextCursor}`, `nextCursor` null on the last page. */
 export const CursorPage = <T extends TSchema>(item: T) =>
   Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) }, { additionalProperties: false });
 
-/** `limit` / `offset` query parameters of the offset-paged lists. */
-export const OffsetPageQuery = Type.Object(
+/** `limit` / `cursor` query parameters of the directory lists (the cursor is a previous answer's `nextCursor`). */
+export const CursorPageQuery = Type.Object(
   {
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$', description: '1..200, default 50' })),
-    offset: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$', description: '0..10000, default 0' })),
+    cursor: Type.Optional(Type.String({ maxLength: 64, description: "a previous answer's nextCursor" })),
   },
   { additionalProperties: false },
 );
