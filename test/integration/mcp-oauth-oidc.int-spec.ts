@@ -234,4 +234,27 @@ describe('MCP OAuth: signing in on the consent page through the org identity pro
     });
     expect(posted.status).toBe(400);
   });
+
+  it('discover (public) says whether an org or an email domain signs in through an IdP, and nothing else', async () => {
+    const ask = async (q: string): Promise<{ status: number; body: Json }> => {
+      const res = await fetch(`${base}/api/v1/auth/oidc/discover?${q}`);
+      return { status: res.status, body: (await res.json()) as Json };
+    };
+    const start = `${base}/api/v1/auth/oidc/${orgId}/start`;
+    expect(await ask(`org=${orgId}`)).toEqual({ status: 200, body: { oidc: true, startUrl: start } });
+    expect(await ask('email=Someone%40Example.COM')).toEqual({ status: 200, body: { oidc: true, startUrl: start } });
+    expect(await ask('email=someone%40other.test')).toEqual({ status: 200, body: { oidc: false } });
+    expect(await ask('org=00000000-0000-4000-8000-000000000000')).toEqual({ status: 200, body: { oidc: false } });
+    expect(await ask('org=not-an-id')).toEqual({ status: 200, body: { oidc: false } });
+    const none = await ask('');
+    expect([none.status, none.body.code]).toEqual([400, 'validation_failed']);
+    const nested = await ask('email[a]=b');
+    expect(nested.status).toBe(400);
+    // The console's button leads to start?session=cookie: the IdP, then the refresh cookie and /console/.
+    const browser = new TestBrowser();
+    const callback = await browser.followUntil(`${start}?session=cookie&login_hint=alice-sub`, (u) => u.pathname.endsWith('/callback'));
+    const done = await browser.request(callback.toString());
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe(`${base}/console/`);
+  });
 });

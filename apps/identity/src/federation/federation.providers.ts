@@ -6,10 +6,10 @@ import { OIDC_CLIENT_CACHE, OIDC_SETTINGS, OIDC_SETTINGS_STORE, OidcConfigServic
 import { LoginStateSealer } from './oidc-login-state';
 import { OidcProvisioningService } from './oidc-provisioning.service';
 import { LOGIN_STATE_SEALER, OidcSessionIssuer, OidcSignInService } from './oidc-sign-in.service';
-import { OidcConfigController, OidcSignInController } from './oidc.controller';
+import { OidcConfigController, OidcDiscoveryController, OidcSignInController } from './oidc.controller';
 
 /** OIDC sign-in per org (docs/sso.md), added to the identity module. */
-export const FEDERATION_CONTROLLERS = [OidcConfigController, OidcSignInController];
+export const FEDERATION_CONTROLLERS = [OidcConfigController, OidcDiscoveryController, OidcSignInController];
 
 export const FEDERATION_PROVIDERS: Provider[] = [
   {

@@ -109,3 +109,21 @@ export const OidcJwksSchema = Type.Object(
   { keys: Type.Array(Type.Object({}, { additionalProperties: true })) },
   { additionalProperties: false },
 );
+
+export const OidcDiscoverQuerySchema = Type.Object(
+  {
+    org: Type.Optional(Type.String({ maxLength: 64, description: 'an org id' })),
+    email: Type.Optional(
+      Type.String({ maxLength: 320, description: "an email address: its domain is looked up in the connections' allowed email domains" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const OidcDiscoverAnswerSchema = Type.Object(
+  {
+    oidc: Type.Boolean(),
+    startUrl: Type.Optional(Type.String({ description: 'the sign-in start URL (append ?session=cookie for a browser)' })),
+  },
+  { additionalProperties: false },
+);

@@ -107,6 +107,37 @@ export class OidcSignInService {
     return conn;
   }
 
+  /**
+   * Public: whether an org signs in through an IdP, by org id or by an email's domain (one enabled
+   * connection listing that domain in allowedEmailDomains; none or several → no). Says nothing else:
+   * only the start URL, which the sign-in page needs.
+   */
+  async discover(q: { org?: string; email?: string }): Promise<{ oidc: boolean; startUrl?: string }> {
+    let orgId: string | undefined;
+    if (q.org !== undefined) {
+      const org = q.org.trim().toLowerCase();
+      if (UUID.test(org)) orgId = (await this.events.read((m) => this.configs.enabled(m, org)))?.orgId;
+    } else if (q.email !== undefined) {
+      const at = q.email.lastIndexOf('@');
+      const domain =
+        at > 0
+          ? q.email
+              .slice(at + 1)
+              .trim()
+              .toLowerCase()
+          : '';
+      if (/^[a-z0-9.-]{1,253}$/.test(domain)) {
+        const rows: Array<{ org_id: string }> = await this.events.read((m) =>
+          m.query(`SELECT org_id FROM oidc_connection WHERE enabled AND allowed_email_domains @> $1::jsonb LIMIT 2`, [
+            JSON.stringify([domain]),
+          ]),
+        );
+        if (rows.length === 1) orgId = rows[0]!.org_id;
+      }
+    }
+    return orgId ? { oidc: true, startUrl: this.configs.urls(orgId).startUrl } : { oidc: false };
+  }
+
   async clientFor(conn: OidcConnectionEntity): Promise<OidcConfiguration> {
     const secret = await this.events.read((m) => this.configs.credential(m, conn));
     try {

@@ -23,6 +23,8 @@ import {
   OidcCallbackQuerySchema,
   OidcConnectionInputSchema,
   OidcConnectionViewSchema,
+  OidcDiscoverAnswerSchema,
+  OidcDiscoverQuerySchema,
   OidcJwksSchema,
   OidcStartQuerySchema,
 } from './oidc-config.schemas';
@@ -92,6 +94,27 @@ export class OidcConfigController {
   @HttpCode(204)
   async remove(@Req() req: AuthedRequest): Promise<void> {
     await this.configs.remove(req.principal);
+  }
+}
+
+/** `/api/v1/auth/oidc/discover`: public — does this org (id, or an email's domain) sign in through an IdP? */
+@Controller(`${API_PREFIX}/auth/oidc/discover`)
+export class OidcDiscoveryController {
+  constructor(@Inject(OidcSignInService) private readonly signIn: OidcSignInService) {}
+
+  @Public()
+  @NoStore()
+  @ApiContract({
+    summary: 'Whether an org (by id, or by an email address domain) signs in through an identity provider, and its start URL',
+    query: OidcDiscoverQuerySchema,
+    responses: { 200: OidcDiscoverAnswerSchema },
+    problems: ['validation_failed'],
+  })
+  @Get()
+  discover(@Query() query: Record<string, unknown>): Promise<{ oidc: boolean; startUrl?: string }> {
+    const { org, email } = stringQuery(query, new Set(['org', 'email']));
+    if (org === undefined && email === undefined) throw badQuery('/', 'org or email');
+    return this.signIn.discover(org !== undefined ? { org } : { email: email! });
   }
 }
 
