@@ -915,6 +915,23 @@ export interface OidcConfigPutArgs {
   body: OidcConfigPutBody;
 }
 
+export interface OidcDiscoveryDiscoverQuery {
+  /** an org id */
+  org?: string;
+  /** an email address: its domain is looked up in the connections' allowed email domains */
+  email?: string;
+}
+
+export type OidcDiscoveryDiscoverResponse = {
+  oidc: boolean;
+  /** the sign-in start URL (append ?session=cookie for a browser) */
+  startUrl?: string;
+};
+
+export interface OidcDiscoveryDiscoverArgs {
+  query?: OidcDiscoveryDiscoverQuery;
+}
+
 export type AuthChangePasswordBody = {
   currentPassword: string;
   newPassword: string;
@@ -2276,6 +2293,10 @@ export interface OAuthServerAnswerArgs {
   uid: string;
 }
 
+export interface OAuthServerFederatedArgs {
+  uid: string;
+}
+
 export type ScimListGroupsResponse = {
   [key: string]: unknown;
 };
@@ -2441,6 +2462,7 @@ export const OPERATIONS = {
   oidcConfigRemove: { method: 'DELETE', path: '/api/v1/auth/oidc/config', pathParams: [] },
   oidcConfigGet: { method: 'GET', path: '/api/v1/auth/oidc/config', pathParams: [] },
   oidcConfigPut: { method: 'PUT', path: '/api/v1/auth/oidc/config', pathParams: [], bodyType: 'application/json' },
+  oidcDiscoveryDiscover: { method: 'GET', path: '/api/v1/auth/oidc/discover', pathParams: [] },
   authChangePassword: { method: 'POST', path: '/api/v1/auth/password', pathParams: [], bodyType: 'application/json' },
   authRefresh: { method: 'POST', path: '/api/v1/auth/refresh', pathParams: [], bodyType: 'application/json' },
   authTokenExchange: { method: 'POST', path: '/api/v1/auth/token-exchange', pathParams: [], bodyType: 'application/json' },
@@ -2566,6 +2588,7 @@ export const OPERATIONS = {
   oAuthServerProvider4: { method: 'POST', path: '/oauth/{path}', pathParams: ['path'] },
   oAuthServerPage: { method: 'GET', path: '/oauth/interaction/{uid}', pathParams: ['uid'], raw: true },
   oAuthServerAnswer: { method: 'POST', path: '/oauth/interaction/{uid}', pathParams: ['uid'] },
+  oAuthServerFederated: { method: 'GET', path: '/oauth/interaction/{uid}/idp', pathParams: ['uid'] },
   scimListGroups: { method: 'GET', path: '/scim/v2/Groups', pathParams: [] },
   scimCreateGroup: { method: 'POST', path: '/scim/v2/Groups', pathParams: [], bodyType: 'application/scim+json' },
   scimDeleteGroup: { method: 'DELETE', path: '/scim/v2/Groups/{id}', pathParams: ['id'] },
@@ -2839,6 +2862,11 @@ export class GeneratedClient extends ClientRuntime {
   /** Set the org's OIDC connection (the whole of it; omitted secrets are kept) — `PUT /api/v1/auth/oidc/config` (needs manage_users, manage_settings) */
   oidcConfigPut(args: OidcConfigPutArgs, options?: CallOptions): Promise<OidcConfigPutResponse> {
     return this.call('oidcConfigPut', args, options) as Promise<OidcConfigPutResponse>;
+  }
+
+  /** Whether an org (by id, or by an email address domain) signs in through an identity provider, and its start URL — `GET /api/v1/auth/oidc/discover` (public) */
+  oidcDiscoveryDiscover(args?: OidcDiscoveryDiscoverArgs, options?: CallOptions): Promise<OidcDiscoveryDiscoverResponse> {
+    return this.call('oidcDiscoveryDiscover', args, options) as Promise<OidcDiscoveryDiscoverResponse>;
   }
 
   /** `POST /api/v1/auth/password` */
@@ -3294,6 +3322,11 @@ export class GeneratedClient extends ClientRuntime {
   /** Answer the consent page: sign in with the password and allow, or deny (form post; redirects back to the client) — `POST /oauth/interaction/{uid}` (public) */
   oAuthServerAnswer(args: OAuthServerAnswerArgs, options?: CallOptions): Promise<void> {
     return this.call('oAuthServerAnswer', args, options) as Promise<void>;
+  }
+
+  /** Start the org's OIDC sign-in from the consent page (redirects to the identity provider; back to this interaction) — `GET /oauth/interaction/{uid}/idp` (public) */
+  oAuthServerFederated(args: OAuthServerFederatedArgs, options?: CallOptions): Promise<void> {
+    return this.call('oAuthServerFederated', args, options) as Promise<void>;
   }
 
   /** SCIM 2.0 (RFC 7644): list groups — `GET /scim/v2/Groups` (needs manage_users) */
