@@ -35,6 +35,29 @@ describe('the consent page', () => {
     expect(a.html).toContain(`nonce="${a.nonce}"`);
   });
 
+  it('offers the identity-provider sign-in (a GET to this interaction only) beside the password', () => {
+    const html = page('Claude');
+    expect(html).toContain('name="password"');
+    expect(html).toContain('<form method="get" action="/oauth/interaction/abc/idp">');
+    expect(html).toContain('name="org"');
+  });
+
+  it('after an identity-provider sign-in asks for consent only: no password, no second sign-in form', () => {
+    const html = renderConsentPage({
+      action: '/oauth/interaction/abc',
+      clientName: 'Claude',
+      clientId: 'mcp_x',
+      redirectHost: 'h',
+      resource: 'r',
+      scopes: ['data:read'],
+      federated: true,
+    }).html;
+    expect(html).not.toContain('name="password"');
+    expect(html).not.toContain('/idp');
+    expect(html).toContain('value="allow">Allow</button>');
+    expect(html).toContain('value="deny"');
+  });
+
   it('escapes the five HTML metacharacters', () => {
     expect(escapeHtml(`<>&"'`)).toBe('&lt;&gt;&amp;&quot;&#39;');
   });
