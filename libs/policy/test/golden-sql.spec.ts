@@ -11,11 +11,11 @@ import { loadWorlds } from './support/scenario-world';
 const GOLDEN_DIR = join(__dirname, 'golden');
 const ACTIONS: RecordAction[] = ['read', 'edit', 'delete'];
 
-function render(text: string, params: unknown[]): string {
+function render(text: string, params: readonly unknown[]): string {
   return `${text}\n-- params: ${JSON.stringify(params)}`;
 }
 
-function attempt(fn: () => { text: string; params: unknown[] }): string {
+function attempt(fn: () => { text: string; params: readonly unknown[] }): string {
   try {
     const f = fn();
     return render(f.text, f.params);

@@ -1,6 +1,7 @@
 import { columnRef, compileWhereSql } from '../objectql/where.sql-compiler';
 import { SqlParams, quoteIdent, qualifiedName } from '../sql/sql-params';
 import type { PolicySqlSchema } from '../sql/sql-schema.config';
+import { ALWAYS, NEVER, anyOf, conditional, planOfSql, sqlOfPlan, type SqlPlan } from '../sql/sql-plan';
 import type { LevelRank } from './access-level';
 import type { PrincipalGrants } from './principal-grants';
 import { MAX_PARENT_DEPTH } from './record-access.evaluator';
@@ -17,13 +18,6 @@ function col(ctx: FilterContext, object: string, alias: string, field: string): 
 
 function dirTable(ctx: FilterContext, table: string): string {
   return qualifiedName(ctx.schema.schema, table);
-}
-
-function or(parts: string[]): string {
-  if (parts.includes('TRUE')) return 'TRUE';
-  const useful = parts.filter((p) => p !== 'FALSE');
-  if (useful.length === 0) return 'FALSE';
-  return useful.length === 1 ? useful[0] : `(${useful.join(' OR ')})`;
 }
 
 /**
@@ -73,11 +67,11 @@ function ownerRoleBelow(ctx: FilterContext, object: string, alias: string, roleP
  * duplicate rows, never id lists that grow with data.
  * May be NULL only where the in-memory check is false (positive context: AND/OR/WHERE treat it so).
  */
-function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, need: LevelRank, depth: number): string {
+function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, need: LevelRank, depth: number): SqlPlan {
   const grant = ctx.grants.objects.get(objectName);
-  if (!grant || depth > MAX_PARENT_DEPTH) return 'FALSE';
-  if (grant.sources.modifyAll.length > 0) return 'TRUE';
-  if (need <= 1 && grant.sources.viewAll.length > 0) return 'TRUE';
+  if (!grant || depth > MAX_PARENT_DEPTH) return NEVER;
+  if (grant.sources.modifyAll.length > 0) return ALWAYS;
+  if (need <= 1 && grant.sources.viewAll.length > 0) return ALWAYS;
   const object = grant.object;
   const p = ctx.params;
 
@@ -85,23 +79,25 @@ function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, nee
     const parent = object.parent;
     const pa = `p${depth + 1}`;
     const inner = levelAtLeast(ctx, parent.object, pa, need, depth + 1);
-    if (inner === 'FALSE') return 'FALSE';
+    if (inner.kind === 'never') return NEVER;
     const from = `${ctx.schema.recordTable(parent.object)} ${quoteIdent(pa)}`;
-    const condition = inner === 'TRUE' ? 'TRUE' : inner;
-    return semiJoin(
-      ctx,
-      objectName,
-      alias,
-      parent.field,
-      from,
-      col(ctx, parent.object, pa, 'id'),
-      col(ctx, parent.object, pa, 'org_id'),
-      condition,
+    const condition = sqlOfPlan(inner);
+    return conditional(
+      semiJoin(
+        ctx,
+        objectName,
+        alias,
+        parent.field,
+        from,
+        col(ctx, parent.object, pa, 'id'),
+        col(ctx, parent.object, pa, 'org_id'),
+        condition,
+      ),
     );
   }
 
   const owd = object.sharingModel === 'public_read_write' ? 2 : object.sharingModel === 'public_read' ? 1 : 0;
-  if (owd >= need) return 'TRUE';
+  if (owd >= need) return ALWAYS;
   // A criteria rule that matches everything (e.g. `$nin: []`) makes the whole clause TRUE; decide
   // that before any parameter is bound, so no placeholder is left unreferenced.
   if (
@@ -109,7 +105,7 @@ function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, nee
       ({ rule, level }) => level >= need && rule.type === 'criteria' && rule.criteriaNode?.kind === 'const' && rule.criteriaNode.value,
     )
   ) {
-    return 'TRUE';
+    return ALWAYS;
   }
 
   const parts: string[] = [`${col(ctx, objectName, alias, 'owner_id')} = ${p.shared(ctx.grants.userId)}`];
@@ -148,7 +144,8 @@ function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, nee
     }
   }
   if (need <= 2) parts.push(sharesClause(ctx, objectName, alias, need, depth));
-  return or(parts);
+  // Criteria rules compile to TRUE / FALSE when constant; every other part is a condition.
+  return anyOf(parts.map(planOfSql));
 }
 
 function sharesClause(ctx: FilterContext, objectName: string, alias: string, need: LevelRank, depth: number): string {
@@ -181,7 +178,7 @@ function sharesClause(ctx: FilterContext, objectName: string, alias: string, nee
  * criteria rule that matches everything).
  */
 export function everyRowAtLeast(grants: PrincipalGrants, schema: PolicySqlSchema, object: string, need: LevelRank): boolean {
-  return levelAtLeast({ grants, schema, params: new SqlParams(0) }, object, 't', need, 0) === 'TRUE';
+  return levelAtLeast({ grants, schema, params: new SqlParams(0) }, object, 't', need, 0).kind === 'always';
 }
 
 /** `alias.org_id = $org AND <level ≥ need>` — the tenant wall is always the first conjunct. */
@@ -197,6 +194,6 @@ export function compileRowFilter(
   const tenant = `${col(ctx, object, alias, 'org_id')} = ${params.shared(grants.orgId)}`;
   const access = levelAtLeast(ctx, object, alias, need, 0);
   // Never FALSE in practice (ownership is always a disjunct), but keep the tenant wall regardless.
-  if (access === 'FALSE') return `(${tenant} AND FALSE)`;
-  return access === 'TRUE' ? `(${tenant})` : `(${tenant} AND ${access})`;
+  if (access.kind === 'never') return `(${tenant} AND FALSE)`;
+  return access.kind === 'always' ? `(${tenant})` : `(${tenant} AND ${access.sql})`;
 }
