@@ -113,6 +113,7 @@ export const SigningKey = Type.Object(
   },
   { additionalProperties: true },
 );
+/** An unpaged list in the one list envelope (ADR 0018): `nextCursor` is always null. */
 export const Items = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
-  Type.Object({ items: Type.Array(item) }, { additionalProperties: true });
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Null() }, { additionalProperties: true });
 export { CursorPage };

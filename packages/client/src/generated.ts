@@ -1320,6 +1320,7 @@ export type InvitationsListResponse = {
     expiresAt: string;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -1576,6 +1577,7 @@ export type OAuthConsentsListResponse = {
     expiresAt: string;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -1595,6 +1597,7 @@ export type OrgsListResponse = {
     createdAt: string;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -2089,6 +2092,7 @@ export type SessionsListResponse = {
     current: boolean;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -2107,6 +2111,7 @@ export type SigningKeysListResponse = {
     retiredAt: string | null;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 

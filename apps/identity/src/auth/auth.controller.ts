@@ -164,8 +164,8 @@ export class SessionsController {
   @RequirePolicy({ reason: 'anyone signed in may list their own sessions' })
   @ApiContract({ responses: { 200: Items(Session) } })
   @Get()
-  async list(@Req() req: AuthedRequest): Promise<{ items: SessionView[] }> {
-    return { items: await this.sessions.list(req.principal) };
+  async list(@Req() req: AuthedRequest): Promise<{ items: SessionView[]; nextCursor: null }> {
+    return { items: await this.sessions.list(req.principal), nextCursor: null };
   }
 
   @RequirePolicy({

@@ -14,7 +14,7 @@ export class InvitationsController {
   @RequirePolicy(OWN)
   @ApiContract({ responses: { 200: Items(MyInvitation) } })
   @Get()
-  list(@Req() req: AuthedRequest): Promise<{ items: MyInvitationView[] }> {
+  list(@Req() req: AuthedRequest): Promise<{ items: MyInvitationView[]; nextCursor: null }> {
     return this.invitations.listMine(req.principal);
   }
 

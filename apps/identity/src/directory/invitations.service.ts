@@ -160,7 +160,7 @@ export class InvitationsService {
   }
 
   /** The open invitations addressed to the caller's email. */
-  async listMine(actor: PrincipalSnapshot): Promise<{ items: MyInvitationView[] }> {
+  async listMine(actor: PrincipalSnapshot): Promise<{ items: MyInvitationView[]; nextCursor: null }> {
     this.assertPerson(actor);
     const rows: Array<{ id: string; org_id: string; name: string; capabilities: string[]; created_at: Date; expires_at: Date }> =
       await this.events.read((m) =>
@@ -180,6 +180,7 @@ export class InvitationsService {
         createdAt: r.created_at.toISOString(),
         expiresAt: r.expires_at.toISOString(),
       })),
+      nextCursor: null,
     };
   }
 

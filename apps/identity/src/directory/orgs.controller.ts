@@ -19,8 +19,8 @@ export class OrgsController {
   @RequirePolicy({ reason: 'anyone signed in may list the organizations they belong to' })
   @ApiContract({ responses: { 200: Items(Org) } })
   @Get()
-  async list(@Req() req: AuthedRequest): Promise<{ items: OrgView[] }> {
-    return { items: await this.members.myOrgs(req.principal) };
+  async list(@Req() req: AuthedRequest): Promise<{ items: OrgView[]; nextCursor: null }> {
+    return { items: await this.members.myOrgs(req.principal), nextCursor: null };
   }
 
   @RequirePolicy(MANAGE_USERS)

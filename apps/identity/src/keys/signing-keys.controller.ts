@@ -23,8 +23,8 @@ export class SigningKeysController {
   @RequirePolicy({ capabilities: ['manage_settings'] })
   @ApiContract({ responses: { 200: Items(SigningKey) } })
   @Get()
-  async list(): Promise<{ items: SigningKeyView[] }> {
-    return { items: await this.keys.list() };
+  async list(): Promise<{ items: SigningKeyView[]; nextCursor: null }> {
+    return { items: await this.keys.list(), nextCursor: null };
   }
 
   @RequirePolicy({ capabilities: ['manage_settings'] })

@@ -25,11 +25,11 @@ export class OAuthConsentsController {
   @RequirePolicy({ reason: 'anyone signed in may list the consents they gave', credentialAdmin: true })
   @ApiContract({
     summary: 'The consents to MCP clients the caller gave (live, in this org)',
-    responses: { 200: Type.Object({ items: Type.Array(ConsentSchema) }) },
+    responses: { 200: Type.Object({ items: Type.Array(ConsentSchema), nextCursor: Type.Null() }) },
   })
   @Get()
-  async list(@Req() req: AuthedRequest): Promise<{ items: ConsentView[] }> {
-    return { items: await this.consents.list(req.principal) };
+  async list(@Req() req: AuthedRequest): Promise<{ items: ConsentView[]; nextCursor: null }> {
+    return { items: await this.consents.list(req.principal), nextCursor: null };
   }
 
   @RequirePolicy({
