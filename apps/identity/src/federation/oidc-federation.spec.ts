@@ -36,6 +36,25 @@ describe('LoginStateSealer (the sign-in cookie)', () => {
   });
 });
 
+describe('the consent-page handoff (an OIDC sign-in handed to one OAuth interaction)', () => {
+  const sealer = new LoginStateSealer(randomBytes(32));
+  const h = { uid: 'uid-1', org: 'org-1', userId: 'u-1', sessionId: 's-1', exp: Date.now() + 60_000 };
+
+  it('opens for its own interaction only, before it expires, and only under this installation key', () => {
+    const sealed = sealer.sealHandoff(h);
+    expect(sealer.openHandoff('uid-1', sealed)).toEqual(h);
+    expect(sealer.openHandoff('uid-2', sealed)).toBeUndefined();
+    expect(sealer.openHandoff('uid-1', sealed, h.exp + 1)).toBeUndefined();
+    expect(new LoginStateSealer(randomBytes(32)).openHandoff('uid-1', sealed)).toBeUndefined();
+  });
+
+  it('is not a login state and a login state is not a handoff (separate associated data)', () => {
+    const login = sealer.seal({ org: 'uid-1', state: 's', nonce: 'n', verifier: 'v', exp: Date.now() + 60_000 });
+    expect(sealer.openHandoff('uid-1', login)).toBeUndefined();
+    expect(sealer.open('uid-1', sealer.sealHandoff(h))).toBeUndefined();
+  });
+});
+
 describe('issuer URLs', () => {
   it.each([
     ['https://login.example.com', true],
