@@ -58,6 +58,17 @@ describe('ProblemFilter', () => {
     expect(body.code).toBe('service_unavailable');
   });
 
+  it.each([
+    ['too many connections (53300)', Object.assign(new Error('sorry, too many clients already'), { code: '53300' })],
+    ['a full pool (pg: no connection within connectionTimeoutMillis)', new Error('timeout exceeded when trying to connect')],
+    ['a dropped connection', new Error('Connection terminated unexpectedly')],
+    ['a refused connection', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
+  ])('answers 503, never 500, for an overloaded or unreachable database: %s', (_what, error) => {
+    const { status, body } = run(error);
+    expect(status).toBe(503);
+    expect(body.code).toBe('service_unavailable');
+  });
+
   it('asks clients to retry a typed 503 or 429 later', () => {
     const { ErrorCode } = jest.requireActual<typeof import('@custodian/contracts')>('@custodian/contracts');
     for (const code of [ErrorCode.ServiceUnavailable, ErrorCode.RateLimited, ErrorCode.BusNoResponders]) {

@@ -130,7 +130,8 @@ function isTransientDatabaseError(e: unknown): boolean {
   if (typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)) return true;
   return (
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT'].includes(String(code)) ||
-    /Connection terminated|connection timeout/i.test(String((e as Error).message))
+    // pg's pool answers "timeout exceeded when trying to connect" when no connection frees up in time.
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(String((e as Error).message))
   );
 }
 
