@@ -111,8 +111,8 @@ export async function seedDemo(base: string, admin: { email: string; password: s
       password,
       ...(user.role ? { roleId: roles.get(user.role) } : {}),
     });
-    for (const g of user.groups) await call('POST', `/groups/${groups.get(g)}/members`, adminToken, { userId: created.userId });
-    for (const s of user.sets) await call('POST', `/permission-sets/${sets.get(s)}/assignments`, adminToken, { userId: created.userId });
+    for (const g of user.groups) await call('POST', `/groups/${groups.get(g)}/members`, adminToken, { userId: created.id });
+    for (const s of user.sets) await call('POST', `/permission-sets/${sets.get(s)}/assignments`, adminToken, { userId: created.id });
     passwords.set(user.email, password);
     tokens.set(user.key, await login(user.email, password));
   }
