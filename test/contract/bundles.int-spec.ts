@@ -47,7 +47,7 @@ describe.each([
       call('POST', '/users', session.accessToken, { email: 'plain@test.local', displayName: 'Plain', password: PASSWORD }),
       201,
     );
-    plain = { userId: u.userId };
+    plain = { userId: u.id };
   }, 60_000);
 
   afterAll(async () => {

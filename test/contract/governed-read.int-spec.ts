@@ -80,7 +80,7 @@ describe.each([
       201,
     );
     const u = await ok(call('POST', '/users', admin, { email: 'rep@test.local', displayName: 'Rep', password: PASSWORD }), 201);
-    await ok(call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: u.userId }), 201);
+    await ok(call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: u.id }), 201);
     const objects = [
       {
         name: 'deal',
@@ -143,8 +143,8 @@ describe.each([
     });
     expect(exchanged.status).toBe(200);
     agentToken = ((await exchanged.json()) as { access_token: string }).access_token;
-    rep = await bus().request(GetPrincipalSnapshot, { userId: u.userId, orgId });
-    agent = await bus().request(GetPrincipalSnapshot, { userId: u.userId, orgId, delegation: AGENT });
+    rep = await bus().request(GetPrincipalSnapshot, { userId: u.id, orgId });
+    agent = await bus().request(GetPrincipalSnapshot, { userId: u.id, orgId, delegation: AGENT });
     expect(agent.agent?.scopes).toEqual(['data:read']);
     const org2 = await ok(call('POST', '/orgs', admin, { name: 'Globex' }), 201);
     outsider = await bus().request(GetPrincipalSnapshot, { userId: subjectOf(admin), orgId: org2.id });

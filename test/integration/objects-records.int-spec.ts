@@ -180,7 +180,7 @@ describe('objects: metadata, directory replica, governed records', () => {
         201,
       );
       const rita = await ok(call('POST', '/users', admin, { email: 'rita@test.local', displayName: 'rita', password: PASSWORD }), 201);
-      await ok(call('POST', `/permission-sets/${reader.id}/assignments`, admin, { userId: rita.userId }), 201);
+      await ok(call('POST', `/permission-sets/${reader.id}/assignments`, admin, { userId: rita.id }), 201);
       const ritaToken = (await login(base, { email: 'rita@test.local', password: PASSWORD })).accessToken;
       const ritaView = access(await ok(call('GET', '/meta/objects/account', ritaToken)));
       expect(Object.keys(ritaView).length).toBeGreaterThan(0);
