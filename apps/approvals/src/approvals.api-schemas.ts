@@ -55,5 +55,6 @@ export const BulkAnswer = Type.Object(
   },
   { additionalProperties: true },
 );
-export const PolicyList = Type.Object({ items: Type.Array(AnyObject) }, { additionalProperties: true });
+/** The org's approval policies (unpaged, bounded) in the one list envelope (ADR 0018). */
+export const PolicyList = Type.Object({ items: Type.Array(AnyObject), nextCursor: Type.Null() }, { additionalProperties: true });
 export const FiledActionAnswer = FiledActionSchema;

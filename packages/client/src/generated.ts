@@ -594,6 +594,7 @@ export type ApprovalPoliciesListResponse = {
   items: Array<{
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 

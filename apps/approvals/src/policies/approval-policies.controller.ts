@@ -16,11 +16,11 @@ export class ApprovalPoliciesController {
   @RequirePolicy({ reason: 'either approve_actions or manage_metadata: the route policy holds AND only, so the handler checks the OR' })
   @ApiContract({ responses: { 200: PolicyList } })
   @Get()
-  async list(@Req() req: AuthedRequest): Promise<{ items: ApprovalPolicyView[] }> {
+  async list(@Req() req: AuthedRequest): Promise<{ items: ApprovalPolicyView[]; nextCursor: null }> {
     if (!holdsAny(req.principal, READERS)) {
       await this.policies.denied(req.principal, `GET ${req.route?.path ?? req.path}`, READERS);
       throw CustodianException.forbidden('Missing capability', { missing: [...READERS], anyOf: true });
     }
-    return { items: await this.policies.list(req.principal.orgId) };
+    return { items: await this.policies.list(req.principal.orgId), nextCursor: null };
   }
 }
