@@ -73,35 +73,35 @@ describe('audit API', () => {
   });
 
   it('lists the org events newest first, filtered, and keyset pages concatenate to the full list', async () => {
-    const all = (await (await get('events?limit=500', admin.accessToken)).json()) as { events: EventView[]; nextCursor: string | null };
-    expect(all.events.length).toBeGreaterThanOrEqual(4);
-    expect(all.events.every((e) => e.event.orgId === admin.orgId)).toBe(true);
-    const seqs = all.events.map((e) => e.seq);
+    const all = (await (await get('events?limit=500', admin.accessToken)).json()) as { items: EventView[]; nextCursor: string | null };
+    expect(all.items.length).toBeGreaterThanOrEqual(4);
+    expect(all.items.every((e) => e.event.orgId === admin.orgId)).toBe(true);
+    const seqs = all.items.map((e) => e.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
 
     const paged: number[] = [];
     let cursor: string | null = null;
     do {
       const res = await get(`events?limit=2${cursor ? `&cursor=${cursor}` : ''}`, admin.accessToken);
-      const page = (await res.json()) as { events: EventView[]; nextCursor: string | null };
-      paged.push(...page.events.map((e) => e.seq));
+      const page = (await res.json()) as { items: EventView[]; nextCursor: string | null };
+      paged.push(...page.items.map((e) => e.seq));
       cursor = page.nextCursor;
     } while (cursor);
     expect(paged).toEqual(seqs.filter((s) => s <= paged[0]));
 
-    const logins = (await (await get('events?action=auth.login', admin.accessToken)).json()) as { events: EventView[] };
-    expect(logins.events.length).toBeGreaterThanOrEqual(4);
-    expect(logins.events.every((e) => e.event.action === 'auth.login')).toBe(true);
-    const mine = logins.events[logins.events.length - 1].event.actor.userId!;
-    const byActor = (await (await get(`events?actor=${mine}&outcome=success`, admin.accessToken)).json()) as { events: EventView[] };
-    expect(byActor.events.length).toBeGreaterThan(0);
-    expect(byActor.events.every((e) => e.event.actor.userId === mine)).toBe(true);
+    const logins = (await (await get('events?action=auth.login', admin.accessToken)).json()) as { items: EventView[] };
+    expect(logins.items.length).toBeGreaterThanOrEqual(4);
+    expect(logins.items.every((e) => e.event.action === 'auth.login')).toBe(true);
+    const mine = logins.items[logins.items.length - 1].event.actor.userId!;
+    const byActor = (await (await get(`events?actor=${mine}&outcome=success`, admin.accessToken)).json()) as { items: EventView[] };
+    expect(byActor.items.length).toBeGreaterThan(0);
+    expect(byActor.items.every((e) => e.event.actor.userId === mine)).toBe(true);
     const future = (await (
       await get(`events?from=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`, admin.accessToken)
     ).json()) as {
-      events: EventView[];
+      items: EventView[];
     };
-    expect(future.events).toEqual([]);
+    expect(future.items).toEqual([]);
   });
 
   it.each([['limit=1000'], ['limit=0'], ['cursor=abc'], ['outcome=maybe'], ['actor=not-a-uuid'], ['sql=1'], ['from=yesterday']])(
@@ -113,7 +113,7 @@ describe('audit API', () => {
   );
 
   it('reads one event; another org, an unknown id and a malformed id all answer 404', async () => {
-    const { events } = (await (await get('events?limit=1', admin.accessToken)).json()) as { events: EventView[] };
+    const { items: events } = (await (await get('events?limit=1', admin.accessToken)).json()) as { items: EventView[] };
     const id = events[0].event.id;
     const own = await get(`events/${id}`, tokens.viewer);
     expect(own.status).toBe(200);
@@ -137,8 +137,8 @@ describe('audit API', () => {
       expect((await post(path, tokens.nobody, { before: new Date().toISOString() })).status).toBe(403);
       expect((await post(path, tokens.viewer, { before: new Date().toISOString() })).status).toBe(403);
     }
-    const theirs = (await (await get('events?limit=500', tokens.stranger)).json()) as { events: EventView[] };
-    expect(theirs.events.every((e) => e.event.orgId !== admin.orgId)).toBe(true);
+    const theirs = (await (await get('events?limit=500', tokens.stranger)).json()) as { items: EventView[] };
+    expect(theirs.items.every((e) => e.event.orgId !== admin.orgId)).toBe(true);
     const exported = await (await get('export', tokens.stranger)).text();
     expect(exported).not.toContain(admin.orgId);
   });
@@ -203,22 +203,22 @@ describe('audit API', () => {
   it('archives once: rows move, verification and export still cover them, and the move is audited', async () => {
     expect((await post('archive', admin.accessToken, { before: 'yesterday' })).status).toBe(400);
     expect((await post('archive', admin.accessToken, { before: new Date(Date.now() + 86_400_000).toISOString() })).status).toBe(400);
-    const before = (await (await get('events?limit=500', admin.accessToken)).json()) as { events: EventView[] };
+    const before = (await (await get('events?limit=500', admin.accessToken)).json()) as { items: EventView[] };
     const res = await post('archive', admin.accessToken, { before: new Date().toISOString() });
     expect(res.status).toBe(200);
     const { archived } = (await res.json()) as { archived: number };
-    expect(archived).toBeGreaterThanOrEqual(before.events.length);
+    expect(archived).toBeGreaterThanOrEqual(before.items.length);
     const again = (await (await post('archive', admin.accessToken, { before: new Date(Date.now() - 1000).toISOString() })).json()) as {
       archived: number;
     };
     expect(again.archived).toBe(0);
 
-    const one = (await (await get(`events/${before.events[0].event.id}`, admin.accessToken)).json()) as EventView;
+    const one = (await (await get(`events/${before.items[0].event.id}`, admin.accessToken)).json()) as EventView;
     expect(one.archived).toBe(true);
     await pollUntil(
       async () => {
-        const r = (await (await get('events?action=audit.archived', admin.accessToken)).json()) as { events: EventView[] };
-        return r.events.length > 0;
+        const r = (await (await get('events?action=audit.archived', admin.accessToken)).json()) as { items: EventView[] };
+        return r.items.length > 0;
       },
       { what: 'audit.archived event' },
     );
@@ -313,9 +313,9 @@ describe('audit API paging past sequence 1,000', () => {
           headers: { authorization: `Bearer ${token}` },
         });
         expect(res.status).toBe(200);
-        const page = (await res.json()) as { events: EventView[]; nextCursor: string | null };
-        expect(page.events.length).toBeLessThanOrEqual(size);
-        seen.push(...page.events.map((e) => e.seq));
+        const page = (await res.json()) as { items: EventView[]; nextCursor: string | null };
+        expect(page.items.length).toBeLessThanOrEqual(size);
+        seen.push(...page.items.map((e) => e.seq));
         cursor = page.nextCursor;
       } while (cursor && seen.length <= TOTAL);
       expect(seen).toEqual(expected);

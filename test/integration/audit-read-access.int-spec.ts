@@ -39,7 +39,7 @@ describe.each([
   const { call, ok } = apiClient(() => base);
 
   const events = async (token: string, qs: string): Promise<EventView[]> =>
-    ((await ok(call('GET', `/audit/events?${qs}`, token))) as { events: EventView[] }).events;
+    ((await ok(call('GET', `/audit/events?${qs}`, token))) as { items: EventView[] }).items;
   const exportOf = async (token: string): Promise<{ status: number; lines: Json[]; text: string; view: string | null }> => {
     const res = await fetch(`${base}/api/v1/audit/export`, { headers: { authorization: `Bearer ${token}` } });
     const text = await res.text();
@@ -170,10 +170,10 @@ describe.each([
     let pages = 0;
     do {
       const page = (await ok(call('GET', `/audit/events?objectType=deal&limit=1${cursor ? `&cursor=${cursor}` : ''}`, aud.token))) as {
-        events: EventView[];
+        items: EventView[];
         nextCursor: string | null;
       };
-      paged.push(...page.events.map((e) => e.seq));
+      paged.push(...page.items.map((e) => e.seq));
       cursor = page.nextCursor;
       pages++;
     } while (cursor && pages < 100);

@@ -361,7 +361,7 @@ describe.each([
   it('an audit reader sees file events of a field it cannot read as changed but hidden, never the metadata', async () => {
     type View = { event: Json; redacted?: boolean };
     const events = async (token: string): Promise<View[]> =>
-      ((await ok(call('GET', `/audit/events?recordId=${ids.shared}&limit=100`, token))) as { events: View[] }).events;
+      ((await ok(call('GET', `/audit/events?recordId=${ids.shared}&limit=100`, token))) as { items: View[] }).items;
     const secretUpload = (e: View): boolean => e.event.action === 'objects.record.file.uploaded' && e.event.details?.changes?.secret_doc;
     const seen = await pollUntil(
       async () => {

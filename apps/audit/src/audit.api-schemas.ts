@@ -2,10 +2,8 @@ import { Type } from '@sinclair/typebox';
 import { AnyObject, Nullable } from '@custodian/platform';
 
 /** The answers of audit's routes, for the OpenAPI document (`@ApiContract`, docs/api.md). */
-export const EventPage = Type.Object(
-  { events: Type.Array(AnyObject), nextCursor: Nullable(Type.String()) },
-  { additionalProperties: true },
-);
+/** The one list envelope (ADR 0018). */
+export const EventPage = Type.Object({ items: Type.Array(AnyObject), nextCursor: Nullable(Type.String()) }, { additionalProperties: true });
 export const VerifyAnswer = Type.Object(
   {
     ok: Type.Boolean(),

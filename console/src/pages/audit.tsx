@@ -47,7 +47,7 @@ export function AuditPage(): ReactNode {
   const page = useLoad(
     () =>
       api
-        .get<{ events: AuditRow[]; nextCursor: string | null }>(
+        .get<{ items: AuditRow[]; nextCursor: string | null }>(
           `/audit/events?limit=50${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
         )
         .then((r) => r.body),
@@ -151,14 +151,14 @@ export function AuditPage(): ReactNode {
       </form>
       <ProblemAlert error={page.error} title="The audit log could not be read" />
       {page.loading ? <Loading /> : null}
-      {page.data && page.data.events.length === 0 ? (
+      {page.data && page.data.items.length === 0 ? (
         <Empty>No events on this page{page.data.nextCursor ? ' (some were withheld; try the next page)' : ''}.</Empty>
       ) : null}
-      {page.data && page.data.events.length > 0 ? (
+      {page.data && page.data.items.length > 0 ? (
         <DataTable
           caption="Audit events"
           rowKey={(r) => String((r as unknown as AuditRow).event.id)}
-          rows={page.data.events as unknown as Array<Record<string, unknown>>}
+          rows={page.data.items as unknown as Array<Record<string, unknown>>}
           columns={[
             { id: 'seq', header: 'Seq' },
             { id: 'when', header: 'When', render: (r) => new Date((r as unknown as AuditRow).event.occurredAt).toLocaleString() },

@@ -649,7 +649,7 @@ export interface AuditListQuery {
 }
 
 export type AuditListResponse = {
-  events: Array<{
+  items: Array<{
     [key: string]: unknown;
   }>;
   nextCursor: string | null;

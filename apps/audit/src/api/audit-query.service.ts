@@ -65,7 +65,7 @@ export class AuditQueryService {
   async list(
     principal: PrincipalSnapshot,
     q: Static<typeof ListEventsQuerySchema>,
-  ): Promise<{ events: StoredEventView[]; nextCursor: string | null }> {
+  ): Promise<{ items: StoredEventView[]; nextCursor: string | null }> {
     const orgId = principal.orgId;
     const limit = Math.min(MAX_PAGE, Number(q.limit ?? DEFAULT_PAGE));
     const where = ['chain_id = $1'];
@@ -94,7 +94,7 @@ export class AuditQueryService {
       page.map((r) => r.event),
     );
     return {
-      events: page.map((r) => viewOf(filter, r)).filter((v): v is StoredEventView => v !== undefined),
+      items: page.map((r) => viewOf(filter, r)).filter((v): v is StoredEventView => v !== undefined),
       nextCursor: rows.length > limit ? page[page.length - 1].seq : null,
     };
   }
