@@ -1,11 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
-import {
-  ErrorCode,
-  PENDING_ACTION_STATES,
-  ProposalSchema,
-  type FiledAction,
-  type PrincipalSnapshot,
-} from '@custodian/contracts';
+import { ErrorCode, PENDING_ACTION_STATES, ProposalSchema, type FiledAction, type PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, CustodianException, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import { Type } from '@sinclair/typebox';
 import type { Request, Response } from 'express';
