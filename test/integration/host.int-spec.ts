@@ -63,6 +63,8 @@ describe('all services in one host', () => {
         'GET /api/v1/auth/oidc/:org/callback',
         'GET /api/v1/auth/oidc/:org/jwks',
         'GET /api/v1/auth/oidc/:org/start',
+        // Does an org (by id or email domain) sign in with OIDC: a yes/no and the start URL, nothing else.
+        'GET /api/v1/auth/oidc/discover',
         // The API's shape (OpenAPI 3.1) and its reference page: no data, each route's declared policy.
         'GET /api/v1/docs',
         'GET /api/v1/openapi.json',
@@ -74,6 +76,8 @@ describe('all services in one host', () => {
         'GET /mcp',
         'GET /metrics',
         'GET /oauth/interaction/:uid',
+        // Sign in with the org's IdP from that page: starts only for the interaction this browser is in.
+        'GET /oauth/interaction/:uid/idp',
         'POST /api/v1/auth/login',
         'POST /api/v1/auth/oidc/:org/backchannel-logout',
         'POST /api/v1/auth/refresh',
