@@ -12,7 +12,7 @@ import {
 import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, requestContext, sortedJson, type Bus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
-import { OUTCOME_BY_CODE, REQUESTER_INACTIVE, asRequester } from '../decision/as-requester';
+import { REQUESTER_INACTIVE, asRequester, refusalOutcome } from '../decision/as-requester';
 import { recordTable } from '../metadata/org-tables';
 import { RecordOperationsBusHandlers } from '../records/record-operations.handler';
 import { RecordsService, type WriteResult } from '../records/records.service';
@@ -21,19 +21,6 @@ type Operation = RequestOf<typeof ApplyRecordOperations>['items'][number];
 type ReviewAnswer = ResponseOf<typeof ReviewRecords>['results'][number];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** A refusal as the contract's outcome (as objects.record.apply maps it); anything else stays an error. */
-function refusal(error: unknown): RecordOperationResult | undefined {
-  if (isPolicyError(error)) {
-    const outcome = error.status === 404 ? 'not_found' : error.status === 403 ? 'forbidden' : error.status === 409 ? 'stale' : 'invalid';
-    return { outcome, code: error.code, message: `refused by the access policy (${error.code})` };
-  }
-  if (error instanceof CustodianException) {
-    const outcome = OUTCOME_BY_CODE[error.code];
-    if (outcome) return { outcome, code: error.code, message: error.message.slice(0, 2000) };
-  }
-  return undefined;
-}
 
 /** Thrown to roll a batch back: one of its statements failed, so its transaction is no longer usable. */
 class BatchAborted extends Error {
@@ -224,7 +211,7 @@ export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
         beforeCommit: receipt,
       });
     } catch (error) {
-      const answer = refusal(error);
+      const answer = refusalOutcome(error);
       // A conflict can come from a failed statement (a unique value): the transaction may be unusable.
       if (!answer || answer.outcome === 'conflict') throw new BatchAborted(error);
       return answer;

@@ -1,5 +1,6 @@
-import { GetPrincipalSnapshot, type PrincipalSnapshot, type Requester } from '@custodian/contracts';
+import { GetPrincipalSnapshot, type PrincipalSnapshot, type RecordOperationResult, type Requester } from '@custodian/contracts';
 import { CustodianException, requestContext, type Bus } from '@custodian/platform';
+import { isPolicyError } from '@custodian/policy';
 
 /** The answer when the requester is no longer an active member: no permission is left (P1). */
 export const REQUESTER_INACTIVE = {
@@ -18,6 +19,19 @@ export const OUTCOME_BY_CODE: Readonly<Record<string, 'not_found' | 'forbidden' 
   bad_request: 'invalid',
   precondition_failed: 'stale',
 };
+
+/** A refusal as the contract's outcome of a dry-run / apply; anything else stays an error (transport envelope). */
+export function refusalOutcome(error: unknown): RecordOperationResult | undefined {
+  if (isPolicyError(error)) {
+    const outcome = error.status === 404 ? 'not_found' : error.status === 403 ? 'forbidden' : error.status === 409 ? 'stale' : 'invalid';
+    return { outcome, code: error.code, message: `refused by the access policy (${error.code})` };
+  }
+  if (error instanceof CustodianException) {
+    const outcome = OUTCOME_BY_CODE[error.code];
+    if (outcome) return { outcome, code: error.code, message: error.message.slice(0, 2000) };
+  }
+  return undefined;
+}
 
 /**
  * Runs an operation for approvals as its requester: the principal is rebuilt by identity now (the

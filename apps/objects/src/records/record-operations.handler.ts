@@ -2,26 +2,12 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { ApplyRecordOperation, DryRunRecordOperation, type RecordOperationResult, type RequestOf } from '@custodian/contracts';
 import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, sortedJson, type Bus } from '@custodian/platform';
-import { isPolicyError } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ActionsService } from '../actions/actions.service';
-import { OUTCOME_BY_CODE, asRequester } from '../decision/as-requester';
+import { asRequester, refusalOutcome } from '../decision/as-requester';
 import { RecordsService, type WriteOptions, type WriteResult } from './records.service';
 
 type OperationRequest = RequestOf<typeof ApplyRecordOperation>;
-
-/** Maps a refusal to the contract's outcome; anything else stays an error (transport envelope). */
-function refusal(error: unknown): RecordOperationResult | undefined {
-  if (isPolicyError(error)) {
-    const outcome = error.status === 404 ? 'not_found' : error.status === 403 ? 'forbidden' : error.status === 409 ? 'stale' : 'invalid';
-    return { outcome, code: error.code, message: `refused by the access policy (${error.code})` };
-  }
-  if (error instanceof CustodianException) {
-    const outcome = OUTCOME_BY_CODE[error.code];
-    if (outcome) return { outcome, code: error.code, message: error.message.slice(0, 2000) };
-  }
-  return undefined;
-}
 
 /**
  * Dry-run and apply-with-version over the bus (DESIGN §5.3, for approvals). Both re-read the
@@ -71,7 +57,7 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
         delegation,
       );
     } catch (error) {
-      const answer = refusal(error);
+      const answer = refusalOutcome(error);
       if (answer) return answer;
       throw error;
     }
