@@ -2,27 +2,36 @@
  * Governance overhead of the list endpoint: `GET /api/v1/data/deal?limit=50` as a sales rep under the
  * full policy (JWT check, principal snapshot from identity over the bus or the principal cache, replica freshness, Decision,
  * row filter with ownership + role hierarchy + a criteria sharing rule + explicit shares, field
- * projection) vs a bare HTTP handler in the same process running the SAME SQL text and parameters on
- * the same database. Both served on 127.0.0.1, taking turns in rotating order; the ratio is the
- * median of the paired rounds (each governed run against the bare run of its round), p50/p99 the
- * medians of the runs.
+ * projection) vs a bare HTTP handler running the SAME SQL text and parameters on the same database.
  *   node scripts/run-ts.cjs bench/objects/governed-list.bench.ts
  * Env: BENCH_RECORDS (default 20000), BENCH_RUNS (7), BENCH_SECONDS (3 per run and side),
  * BENCH_CONCURRENCY (comma list of closed-loop client counts, default "2,8": 2 = one client per core,
  * where throughput already saturates; 8 = the same throughput with queueing on top). The targets
  * (ratio ≥ 0.75, governed p99 ≤ 25 ms, edge cost ≤ 2 %) are judged at the first level, and every
- * level is reported.
+ * level is reported. BENCH_CPU_PROF=<dir>: the servers run under `node --cpu-prof` into <dir>.
+ *
+ * Like with like: every server is a process of its own (governed-list.host.ts, forked the same way
+ * through scripts/run-ts.cjs; the load client stays in this process), so no side shares an event
+ * loop, a heap and its garbage collector, background timers (outbox relays, sweeps) or V8's
+ * feedback with another side, and each side's CPU time per request is its own process's. (Two
+ * all-in-ones in ONE process measured apart by ~20 % with the same configuration — and that gap
+ * read as the limiter's cost, 18.5 %, while the limiter alone costs 1.5 µs.) The sides take turns
+ * in a rotating order; the ratio is the median of the paired rounds (each governed run against the
+ * bare run of its round), p50/p99 the medians of the runs.
  *
  * The edge (issue 19): the governed side runs as installed — the general rate limiter charging every
  * request (loopback not exempt, limits too high to refuse), the request deadline, compression
- * (the clients accept none), tracing off (no OTLP endpoint). A second all-in-one on the same
- * database, started fresh beside it, serves the same list with the rate limiter switched off; the
- * paired ratio of the two is the limiter's cost. Tracing off cannot be switched out of the code: its hooks are measured
- * apart (ns per call against a direct call) and set against the governed request's time.
+ * (the clients accept none), tracing off (no OTLP endpoint). A second all-in-one process, started
+ * the same way on the same database with the SAME environment except CUSTODIAN_RATE_LIMIT_ENABLED=false,
+ * serves the same list without the limiter; the paired ratio of the two (by throughput and by the
+ * servers' CPU time per request) is the limiter's cost side by side. Both are fresh processes with
+ * fresh data directories; neither built the world (a third, in-process host did, and is stopped).
+ * Tracing off cannot be switched out of the code: its hooks are measured apart (ns per call against
+ * a direct call) and set against the governed request's time, as is the limiter alone.
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -34,7 +43,7 @@ import { httpTracingMiddleware } from '../../libs/platform/src/http/http-tracing
 import { loadConfig } from '../../libs/platform/src/config/config';
 import { requestContext } from '../../libs/platform/src/context/request-context';
 import { RateLimiter } from '../../libs/platform/src/rate-limit/rate-limit.middleware';
-import { startAllInOne, type AllInOne } from '../../all-in-one/all-in-one';
+import { startAllInOne } from '../../all-in-one/all-in-one';
 import { toObjectSecurity } from '../../apps/objects/src/metadata/object-catalog.service';
 import type { StoredObjectDefinition } from '../../apps/objects/src/metadata/object-definition.schema';
 import { recordTableName, sqlSchemaFor } from '../../apps/objects/src/metadata/org-tables';
@@ -47,6 +56,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const LEVELS = (process.env.BENCH_CONCURRENCY ?? '2,8').split(',').map(Number);
 const CONCURRENCY = Math.max(...LEVELS);
+const CPU_PROF = process.env.BENCH_CPU_PROF;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked where used
 type Json = any;
 const ADMIN = { email: 'bench@objects.local', password: 'objects-bench-password' };
@@ -56,16 +66,58 @@ interface RunResult {
   p50: number;
   p99: number;
   errors: number;
-  /** CPU time of this process (servers and load client) per request, µs: less swayed by other load than req/s. */
-  cpuUs: number;
+  /** CPU time of the serving process per request, µs: its own work only, less swayed by other load than req/s. */
+  serverCpuUs: number;
+  /** CPU time of this process (the load client) per request, µs. */
+  clientCpuUs: number;
 }
 
-/** Closed loop: `clients` clients issue requests back to back for SECONDS. */
-async function load(url: string, headers: Record<string, string>, clients: number): Promise<RunResult> {
+/** A server of the bench in its own process (governed-list.host.ts). */
+interface Server {
+  url: string;
+  cpuUs(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function startServer(env: Record<string, string>, name: string): Promise<Server> {
+  const child: ChildProcess = fork(path.join(__dirname, '../../scripts/run-ts.cjs'), [path.join(__dirname, 'governed-list.host.ts')], {
+    env: { ...process.env, ...env },
+    execArgv: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = (): Promise<Json> =>
+    new Promise((resolve, reject) => {
+      const onExit = (code: number | null): void => reject(new Error(`the ${name} server exited (${code})`));
+      child.once('exit', onExit);
+      child.once('message', (m) => {
+        child.off('exit', onExit);
+        resolve(m);
+      });
+    });
+  const ready = (await next()) as { url: string };
+  return {
+    url: ready.url,
+    async cpuUs() {
+      const answer = next();
+      child.send('cpu');
+      const { cpu } = (await answer) as { cpu: NodeJS.CpuUsage };
+      return cpu.user + cpu.system;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.send('stop');
+      }),
+  };
+}
+
+/** Closed loop: `clients` clients issue requests back to back for SECONDS against `server`. */
+async function load(server: Server, p: string, headers: Record<string, string>, clients: number): Promise<RunResult> {
+  const url = `${server.url}${p}`;
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const latencies: number[] = [];
   let errors = 0;
-  const end = Date.now() + SECONDS * 1000;
   const one = (): Promise<void> =>
     new Promise((resolve) => {
       const started = process.hrtime.bigint();
@@ -82,7 +134,9 @@ async function load(url: string, headers: Record<string, string>, clients: numbe
         resolve();
       });
     });
+  const server0 = await server.cpuUs();
   const started = Date.now();
+  const end = started + SECONDS * 1000;
   const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: clients }, async () => {
@@ -90,21 +144,24 @@ async function load(url: string, headers: Record<string, string>, clients: numbe
     }),
   );
   const cpu = process.cpuUsage(cpu0);
-  agent.destroy();
   const elapsed = (Date.now() - started) / 1000;
+  const serverCpu = (await server.cpuUs()) - server0;
+  agent.destroy();
+  const n = Math.max(1, latencies.length);
   return {
     rps: latencies.length / elapsed,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     errors,
-    cpuUs: (cpu.user + cpu.system) / Math.max(1, latencies.length),
+    serverCpuUs: serverCpu / n,
+    clientCpuUs: (cpu.user + cpu.system) / n,
   };
 }
 
 async function main(): Promise<void> {
   process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
   const db = await createTestDatabase('bench_objects');
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
+  const dataDirs = [0, 1, 2].map(() => mkdtempSync(path.join(tmpdir(), 'custodian-bench-')));
   const hostEnv = {
     DATABASE_URL: db.url,
     PORT: '0',
@@ -113,15 +170,17 @@ async function main(): Promise<void> {
     CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
     CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
     LOG_LEVEL: 'silent',
+    // Loopback is not exempt and the limits never refuse: every request pays the limiter.
+    CUSTODIAN_RATE_LIMIT_EXEMPT: '',
+    CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND: '1000000',
+    CUSTODIAN_RATE_LIMIT_ADDRESS_BURST: '10000000',
+    CUSTODIAN_RATE_LIMIT_BEARER_PER_SECOND: '1000000',
+    CUSTODIAN_RATE_LIMIT_BEARER_BURST: '10000000',
   };
-  // Builds the world; then two fresh all-in-ones on the same database serve it side by side.
-  const host = await startAllInOne({ ...hostEnv, CUSTODIAN_DATA_DIR: dataDir });
-  const dataDirOff = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
-  let hostOn: AllInOne | undefined;
-  let hostOff: AllInOne | undefined;
-  // The objects service's search path, so the bare handler runs the identical statement text.
-  const pool = new Pool({ connectionString: db.url, max: CONCURRENCY, options: '-c search_path=objects' });
-  let bare: http.Server | undefined;
+  // Builds the world (in this process), then is stopped; fresh server processes serve it.
+  const host = await startAllInOne({ ...hostEnv, CUSTODIAN_DATA_DIR: dataDirs[0] });
+  const servers: Server[] = [];
+  const pool = new Pool({ connectionString: db.url, max: 2 });
   try {
     const base = host.url;
     const call = async (method: string, p: string, token: string | undefined, body?: unknown): Promise<Json> => {
@@ -140,7 +199,6 @@ async function main(): Promise<void> {
     const login = async (email: string, password: string): Promise<{ accessToken: string; orgId: string }> =>
       call('POST', '/auth/login', undefined, { email, password });
     const { accessToken: admin, orgId } = await login(ADMIN.email, ADMIN.password);
-
     // World: role tree vp > rep_a, rep_b; the rep owns ~1/20 of the deals; a criteria rule and shares.
     const vp = await call('POST', '/roles', admin, { name: 'vp' });
     const repRole = await call('POST', '/roles', admin, { name: 'rep_a', parentId: vp.id });
@@ -194,7 +252,8 @@ async function main(): Promise<void> {
     );
     await pool.query(`ANALYZE ${table}`);
     const repToken = (await login('rep@bench.local', 'a-long-enough-password')).accessToken;
-    let url = `${base}/api/v1/data/deal?limit=50`;
+    const auth = { authorization: `Bearer ${repToken}` };
+    const LIST = '/api/v1/data/deal?limit=50';
     const governedFirst = await call('GET', '/data/deal?limit=50', repToken);
 
     // The bare handler: the same SQL the governed endpoint runs for this principal.
@@ -207,88 +266,57 @@ async function main(): Promise<void> {
     const spec = { object: 'deal', orderBy: [], limit: 50, offset: 0 };
     // The governed hot path selects its proof of freshness (metadata stamp, replica state) with the rows.
     const built = buildListSql(decision, stored, orgId, spec, { guard: true });
-    bare = http.createServer((req, res) => {
-      pool.query(built.text, built.params).then(
-        (r) => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ records: r.rows.slice(0, 50) }));
-        },
-        () => {
-          res.writeHead(500);
-          res.end();
-        },
-      );
-    });
-    await new Promise<void>((resolve) => bare!.listen(0, '127.0.0.1', resolve));
-    const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/`;
-    const bareFirst = (await (await fetch(bareUrl)).json()) as { records: Array<{ id: string }> };
-    // Edge on, as installed — every request pays the limiter (loopback is not exempt; the limits never
-    // refuse in this run) — and the same installation with the edge off: two all-in-ones on the same
-    // database. Of two hosts in one process the one started first measures slower (~20 % with the
-    // same configuration on both), so each level runs twice, the edge-on host started first and then
-    // second, and the edge's cost is the geometric mean of the two phases' paired ratios.
     await host.stop();
-    const startPair = async (onFirst: boolean): Promise<void> => {
-      await hostOn?.stop();
-      await hostOff?.stop();
-      const startOn = async (): Promise<AllInOne> =>
-        startAllInOne({
-          ...hostEnv,
-          CUSTODIAN_DATA_DIR: dataDir,
-          CUSTODIAN_RATE_LIMIT_EXEMPT: '',
-          CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND: '1000000',
-          CUSTODIAN_RATE_LIMIT_ADDRESS_BURST: '10000000',
-          CUSTODIAN_RATE_LIMIT_BEARER_PER_SECOND: '1000000',
-          CUSTODIAN_RATE_LIMIT_BEARER_BURST: '10000000',
-        });
-      const startOff = async (): Promise<AllInOne> =>
-        startAllInOne({
-          ...hostEnv,
-          CUSTODIAN_DATA_DIR: dataDirOff,
-          CUSTODIAN_RATE_LIMIT_ENABLED: 'false',
-        });
-      if (onFirst) {
-        hostOn = await startOn();
-        hostOff = await startOff();
-      } else {
-        hostOff = await startOff();
-        hostOn = await startOn();
-      }
-      url = `${hostOn.url}/api/v1/data/deal?limit=50`;
-      offUrl = `${hostOff.url}/api/v1/data/deal?limit=50`;
-      floorUrl = `${hostOn.url}/api/v1/meta/objects/deal`;
-      const probe = async (u: string): Promise<{ ids: string; limited: boolean }> => {
-        const res = await fetch(u, { headers: { authorization: `Bearer ${repToken}` } });
-        const body = (await res.json()) as { records: Array<{ id: string }> };
-        return { ids: JSON.stringify(body.records.map((r) => r.id)), limited: res.headers.has('ratelimit') };
-      };
-      const [edgeOn, edgeOff] = [await probe(url), await probe(offUrl)];
-      if (
-        !edgeOn.limited ||
-        edgeOff.limited ||
-        edgeOn.ids !== JSON.stringify(bareFirst.records.map((r) => r.id)) ||
-        edgeOn.ids !== edgeOff.ids
-      )
-        throw new Error('the edge-on side must carry RateLimit headers, the edge-off side none, and both the bare rows');
-      await load(url, { authorization: `Bearer ${repToken}` }, CONCURRENCY); // warm-up
-      await load(offUrl, { authorization: `Bearer ${repToken}` }, CONCURRENCY);
+
+    // The servers, each a fresh process started the same way: the edge on (as installed), the same
+    // environment with the rate limiter off, and the bare handler.
+    const hostOn = await startServer({ ...hostEnv, CUSTODIAN_DATA_DIR: dataDirs[1], BENCH_HOST: 'governed' }, 'governed');
+    servers.push(hostOn);
+    const hostOff = await startServer(
+      { ...hostEnv, CUSTODIAN_DATA_DIR: dataDirs[2], CUSTODIAN_RATE_LIMIT_ENABLED: 'false', BENCH_HOST: 'governed' },
+      'governed-limiter-off',
+    );
+    servers.push(hostOff);
+    const bare = await startServer(
+      {
+        DATABASE_URL: db.url,
+        BENCH_HOST: 'bare',
+        BENCH_BARE_POOL: String(CONCURRENCY),
+        BENCH_BARE_SQL: built.text,
+        BENCH_BARE_PARAMS: JSON.stringify(built.params),
+      },
+      'bare',
+    );
+    servers.push(bare);
+    const probe = async (server: Server): Promise<{ ids: string; limited: boolean }> => {
+      const res = await fetch(`${server.url}${LIST}`, { headers: auth });
+      const body = (await res.json()) as { records: Array<{ id: string }> };
+      return { ids: JSON.stringify(body.records.map((r) => r.id)), limited: res.headers.has('ratelimit') };
     };
-    let offUrl = '';
+    // Gate: every side answers the same rows; the edge-on side carries RateLimit headers, the other none.
+    const [edgeOn, edgeOff, bareFirst] = [await probe(hostOn), await probe(hostOff), await probe(bare)];
+    const governedIds = JSON.stringify(governedFirst.records.map((r: { id: string }) => r.id));
+    if (governedFirst.records.length !== 50 || bareFirst.ids !== governedIds || edgeOn.ids !== governedIds || edgeOff.ids !== governedIds)
+      throw new Error('the governed and the bare handlers disagree on the first page');
+    if (!edgeOn.limited || edgeOff.limited) throw new Error('the edge-on side must carry RateLimit headers, the edge-off side none');
     // Reference: an authenticated objects route without the list (token check, principal from the
     // cache, the freshness/metadata round trip, one metadata read) — the per-request floor.
-    let floorUrl = '';
-    // Gate: both sides answer the same rows.
-    const same =
-      JSON.stringify(bareFirst.records.map((r) => r.id)) === JSON.stringify(governedFirst.records.map((r: { id: string }) => r.id));
-    if (!same || governedFirst.records.length !== 50) throw new Error('governed and bare handlers disagree on the first page');
+    const FLOOR = '/api/v1/meta/objects/deal';
+    for (const [server, p, h] of [
+      [hostOn, LIST, auth],
+      [hostOff, LIST, auth],
+      [bare, '/', {}],
+      [hostOn, FLOOR, auth],
+    ] as const)
+      await load(server, p, h, CONCURRENCY); // warm-up
 
-    await load(bareUrl, {}, CONCURRENCY); // warm-up
     const summary = (runs: RunResult[]) => ({
       rps: median(runs.map((r) => r.rps)),
       p50: median(runs.map((r) => r.p50)),
       p99: median(runs.map((r) => r.p99)),
       errors: runs.reduce((n, r) => n + r.errors, 0),
-      cpuUs: median(runs.map((r) => r.cpuUs)),
+      serverCpuUs: median(runs.map((r) => r.serverCpuUs)),
+      clientCpuUs: median(runs.map((r) => r.clientCpuUs)),
     });
     const env = environment(['@nestjs/core', 'pg', '@casl/ability', 'typeorm']);
     console.log(env);
@@ -299,21 +327,14 @@ async function main(): Promise<void> {
       const bareRuns: RunResult[] = [];
       const floor: RunResult[] = [];
       const noEdge: RunResult[] = [];
-      const phaseRatios: number[] = [];
       for (let i = 0; i < RUNS; i++) {
-        // Two phases: the first half of the rounds with the edge-on host started first, the rest second.
-        const phaseStart = i === 0 || i === Math.ceil(RUNS / 2);
-        if (phaseStart) {
-          if (i > 0) phaseRatios.push(median(governed.map((r, k) => r.rps / noEdge[k].rps)));
-          await startPair(i === 0);
-        }
-        // The sides take turns in a rotating order, so none is always measured first (right
-        // after another side's garbage) and a slow spell of this shared machine lands on each alike.
+        // The sides take turns in a rotating order, so none is always measured first and a slow
+        // spell of this shared machine lands on each alike.
         const sides = [
-          async () => governed.push(await load(url, { authorization: `Bearer ${repToken}` }, clients)),
-          async () => bareRuns.push(await load(bareUrl, {}, clients)),
-          async () => floor.push(await load(floorUrl, { authorization: `Bearer ${repToken}` }, clients)),
-          async () => noEdge.push(await load(offUrl, { authorization: `Bearer ${repToken}` }, clients)),
+          async () => governed.push(await load(hostOn, LIST, auth, clients)),
+          async () => bareRuns.push(await load(bare, '/', {}, clients)),
+          async () => floor.push(await load(hostOn, FLOOR, auth, clients)),
+          async () => noEdge.push(await load(hostOff, LIST, auth, clients)),
         ];
         for (let k = 0; k < sides.length; k++) await sides[(i + k) % sides.length]();
       }
@@ -323,59 +344,36 @@ async function main(): Promise<void> {
       const n = summary(noEdge);
       errors += g.errors + b.errors + f.errors + n.errors;
       console.log(`records ${RECORDS}, page 50, ${clients} clients, ${RUNS} runs × ${SECONDS}s per side (median)`);
+      const row = (handler: string, r: ReturnType<typeof summary>) => ({
+        handler,
+        'req/s': fmt(r.rps),
+        'p50 ms': fmt(r.p50),
+        'p99 ms': fmt(r.p99),
+        'server CPU µs/req': fmt(r.serverCpuUs, 0),
+        'client CPU µs/req': fmt(r.clientCpuUs, 0),
+        errors: r.errors,
+      });
       printTable([
-        {
-          handler: 'governed REST list',
-          'req/s': fmt(g.rps),
-          'p50 ms': fmt(g.p50),
-          'p99 ms': fmt(g.p99),
-          'CPU µs/req': fmt(g.cpuUs, 0),
-          errors: g.errors,
-        },
-        {
-          handler: 'governed, rate limiter off',
-          'req/s': fmt(n.rps),
-          'p50 ms': fmt(n.p50),
-          'p99 ms': fmt(n.p99),
-          'CPU µs/req': fmt(n.cpuUs, 0),
-          errors: n.errors,
-        },
-        {
-          handler: 'bare handler, same SQL',
-          'req/s': fmt(b.rps),
-          'p50 ms': fmt(b.p50),
-          'p99 ms': fmt(b.p99),
-          'CPU µs/req': fmt(b.cpuUs, 0),
-          errors: b.errors,
-        },
-        {
-          handler: 'floor: authenticated GET meta/objects/deal',
-          'req/s': fmt(f.rps),
-          'p50 ms': fmt(f.p50),
-          'p99 ms': fmt(f.p99),
-          'CPU µs/req': fmt(f.cpuUs, 0),
-          errors: f.errors,
-        },
+        row('governed REST list', g),
+        row('governed, rate limiter off', n),
+        row('bare handler, same SQL', b),
+        row('floor: authenticated GET meta/objects/deal', f),
       ]);
       // The verdict: the median of the paired ratios — each governed run against the bare run of the
       // same round, seconds apart — so a slow spell of the machine during one round moves one pair,
       // not the verdict. The ratio of the medians is reported beside it.
-      const ratio = median(governed.map((r, i) => r.rps / bareRuns[i].rps));
+      const ratio = median(governed.map((r, k) => r.rps / bareRuns[k].rps));
       const ratioOfMedians = g.rps / b.rps;
-      // The edge's cost: each governed run against the edge-off run of the same round; the median per
-      // phase, then the geometric mean of the two phases (which cancels the start-order bias).
-      const half = Math.ceil(RUNS / 2);
-      phaseRatios.push(median(governed.slice(half).map((r, k) => r.rps / noEdge[half + k].rps)));
-      const edgeRatio = Math.sqrt(phaseRatios[0] * phaseRatios[1]);
+      const cpuRatio = median(governed.map((r, k) => bareRuns[k].serverCpuUs / r.serverCpuUs));
+      // The limiter's cost side by side: each governed run against the limiter-off run of its round.
+      const edgeRatio = median(governed.map((r, k) => r.rps / noEdge[k].rps));
       const edgeCostPercent = (1 - edgeRatio) * 100;
-      // The same by CPU time per request (this process serves both sides and runs the clients), paired per round.
-      const edgeCpuPercent = (median(governed.map((r, k) => r.cpuUs / noEdge[k].cpuUs)) - 1) * 100;
+      const edgeCpuPercent = (median(governed.map((r, k) => r.serverCpuUs / noEdge[k].serverCpuUs)) - 1) * 100;
       console.log(
         `throughput ratio governed/bare = ${fmt(ratio, 3)} (median of ${RUNS} paired rounds; governance overhead ${fmt((1 - ratio) * 100, 1)}%); ` +
-          `ratio of the medians ${fmt(ratioOfMedians, 3)}\n` +
-          `rate limiter cost (tracing off on both sides) = ${fmt(edgeCostPercent, 2)}% ` +
-          `(governed/limiter-off ${fmt(edgeRatio, 3)}: limiter-on host started first ${fmt(phaseRatios[0], 3)}, second ${fmt(phaseRatios[1], 3)}); ` +
-          `by CPU time per request ${fmt(edgeCpuPercent, 2)}% (median of ${RUNS} paired rounds)\n`,
+          `ratio of the medians ${fmt(ratioOfMedians, 3)}; server CPU per request bare/governed ${fmt(cpuRatio, 3)}\n` +
+          `rate limiter cost side by side (tracing off on both sides) = ${fmt(edgeCostPercent, 2)}% of throughput ` +
+          `(governed/limiter-off ${fmt(edgeRatio, 3)}), ${fmt(edgeCpuPercent, 2)}% by server CPU time per request (medians of ${RUNS} paired rounds)\n`,
       );
       levels.push({
         clients,
@@ -390,7 +388,7 @@ async function main(): Promise<void> {
           edgeOff: n,
           ratio,
           ratioOfMedians,
-          phaseRatios,
+          cpuRatio,
           edgeRatio,
           edgeCostPercent,
           edgeCpuPercent,
@@ -399,26 +397,32 @@ async function main(): Promise<void> {
     }
     const tracingOff = await tracingOffCost();
     const limiterNs = await limiterCost(repToken);
-    const limiterPercentOfCpu = (limiterNs / 1000 / (levels[0].summary as { governed: { cpuUs: number } }).governed.cpuUs) * 100;
+    const first = levels[0].summary as {
+      governed: { p99: number; p50: number; serverCpuUs: number };
+      ratio: number;
+      edgeCostPercent: number;
+      edgeCpuPercent: number;
+    };
+    const limiterPercentOfCpu = (limiterNs / 1000 / first.governed.serverCpuUs) * 100;
     console.log(
       `rate limiter alone: ${fmt(limiterNs, 0)} ns per request (both buckets, the token's hash, two headers; median of 7 × 100,000 calls) = ` +
-        `${fmt(limiterPercentOfCpu, 3)}% of the governed request's CPU time`,
+        `${fmt(limiterPercentOfCpu, 3)}% of the governed request's server CPU time`,
     );
-    const first = levels[0].summary as { governed: { p99: number; p50: number; cpuUs: number }; ratio: number; edgeCostPercent: number };
     // The hooks a governed list passes with tracing off: one HTTP middleware, and per bus request a
     // client and a server span wrapper plus the header injection (a principal lookup at most).
     const tracingOffNsPerRequest = tracingOff.httpNs + 2 * (tracingOff.clientNs + tracingOff.serverNs + tracingOff.headersNs);
-    const tracingOffPercent = (tracingOffNsPerRequest / (first.governed.cpuUs * 1000)) * 100;
+    const tracingOffPercent = (tracingOffNsPerRequest / (first.governed.serverCpuUs * 1000)) * 100;
     console.log(
       `tracing off: ${fmt(tracingOff.httpNs, 1)} ns (HTTP hook), ${fmt(tracingOff.clientNs, 1)} + ${fmt(tracingOff.serverNs, 1)} + ` +
         `${fmt(tracingOff.headersNs, 1)} ns (bus hooks) per call over a direct call; ≤ ${fmt(tracingOffNsPerRequest, 0)} ns per request = ` +
-        `${fmt(tracingOffPercent, 4)}% of the governed request's CPU time`,
+        `${fmt(tracingOffPercent, 4)}% of the governed request's server CPU time`,
     );
     const met = first.ratio >= 0.75 && first.governed.p99 <= 25 && limiterPercentOfCpu + tracingOffPercent <= 2;
     console.log(
       `targets at ${LEVELS[0]} clients (ratio ≥ 0.75, governed p99 ≤ 25 ms, rate limiter + tracing off ≤ 2% of a governed request): ` +
         `${met ? 'met' : 'NOT met'} (ratio ${fmt(first.ratio, 3)}, p99 ${fmt(first.governed.p99)} ms, limiter ${fmt(limiterPercentOfCpu, 3)}% + ` +
-        `tracing off ${fmt(tracingOffPercent, 4)}%; side by side the limiter measured ${fmt(first.edgeCostPercent, 2)}% of throughput)`,
+        `tracing off ${fmt(tracingOffPercent, 4)}%; side by side the limiter measured ${fmt(first.edgeCostPercent, 2)}% of throughput, ` +
+        `${fmt(first.edgeCpuPercent, 2)}% of server CPU)`,
     );
     const file = writeResults('objects-governed-list', {
       environment: env,
@@ -434,14 +438,11 @@ async function main(): Promise<void> {
     console.log(`results → ${file}`);
     if (errors > 0) throw new Error('requests failed during the benchmark');
   } finally {
-    await new Promise<void>((resolve) => (bare ? bare.close(() => resolve()) : resolve()));
+    for (const server of servers.reverse()) await server.stop();
     await pool.end();
-    await hostOff?.stop();
-    await hostOn?.stop();
     await host.stop();
     await db.drop();
-    rmSync(dataDir, { recursive: true, force: true });
-    rmSync(dataDirOff, { recursive: true, force: true });
+    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
   }
 }
 
