@@ -25,7 +25,8 @@ import { AuditVisibilityBusHandler } from './records/audit-visibility.handler';
 import { RecordOperationsBusHandlers } from './records/record-operations.handler';
 import { RecordReviewBusHandler } from './records/record-review.handler';
 import { RecordsController } from './records/records.controller';
-import { RecordsService } from './records/records.service';
+import { RecordQueryService } from './records/record-query.service';
+import { RecordWriteService } from './records/record-write.service';
 import { AccessExplainController } from './sharing/access-explain.controller';
 import { RecordSharesController } from './sharing/record-shares.controller';
 import { RecordSharesService } from './sharing/record-shares.service';
@@ -52,7 +53,8 @@ import { SharingRulesService } from './sharing/sharing-rules.service';
     ObjectCatalogService,
     RequestDecisionService,
     ObjectMetadataService,
-    RecordsService,
+    RecordQueryService,
+    RecordWriteService,
     FilesService,
     FILE_STORAGE_PROVIDER,
     RecordSharesService,

@@ -7,7 +7,7 @@ const Id = Type.String({ format: 'uuid' });
 
 /**
  * Governed reads over the bus, for the agent gateway's tools: objects answers exactly as its REST
- * routes would for this principal (the same RecordsService path: row filter, field security,
+ * routes would for this principal (the same RecordQueryService path: row filter, field security,
  * apps, agent scopes, freshness). The principal is the snapshot the caller resolved from the
  * bearer credential (identity built it); objects decides on it and never widens it. Refusals
  * travel as the bus error envelope with the REST error code (e.g. `object_not_found`,

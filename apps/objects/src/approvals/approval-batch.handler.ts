@@ -15,7 +15,8 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { REQUESTER_INACTIVE, asRequester, refusalOutcome } from '../decision/as-requester';
 import { recordTable } from '../metadata/org-tables';
 import { RecordOperationsBusHandlers } from '../records/record-operations.handler';
-import { RecordsService, type WriteResult } from '../records/records.service';
+import { RecordQueryService } from '../records/record-query.service';
+import { RecordWriteService, type WriteResult } from '../records/record-write.service';
 
 type Operation = RequestOf<typeof ApplyRecordOperations>['items'][number];
 type ReviewAnswer = ResponseOf<typeof ReviewRecords>['results'][number];
@@ -45,7 +46,7 @@ function requestHash(item: Operation): string {
  *  - `objects.record.apply-many`: approved operations, each applied as objects.record.apply would
  *    apply it on its own: the requester's principal rebuilt by identity now (P1), the expected
  *    version (P2), the receipt keyed by the action (P3), the stored values (P5), its own audit
- *    event — through RecordsService.update itself. What is batched: the requester's principal is
+ *    event — through RecordWriteService.update itself. What is batched: the requester's principal is
  *    built once per distinct requester, the receipts are looked up in one statement, and the
  *    updates of one requester share one transaction. A failed statement rolls that transaction
  *    back and its items are applied one by one through objects.record.apply's own code instead.
@@ -55,7 +56,8 @@ function requestHash(item: Operation): string {
 export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
   constructor(
     @Inject(BUS) private readonly bus: Bus,
-    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(RecordQueryService) private readonly queries: RecordQueryService,
+    @Inject(RecordWriteService) private readonly records: RecordWriteService,
     @Inject(RecordOperationsBusHandlers) private readonly single: RecordOperationsBusHandlers,
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
   ) {}
@@ -81,7 +83,7 @@ export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
       for (const [object, indexes] of byObject) {
         let decision;
         try {
-          ({ decision } = await this.records.context(principal, object));
+          ({ decision } = await this.queries.context(principal, object));
         } catch (error) {
           if (isPolicyError(error) || (error instanceof CustodianException && (error.code === 'not_found' || error.code === 'forbidden')))
             continue;
@@ -189,7 +191,7 @@ export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
   /** One update in the batch's transaction, with its receipt; a refusal that leaves the transaction unusable aborts the batch. */
   private async updateOne(
     m: EntityManager,
-    principal: Parameters<RecordsService['update']>[0],
+    principal: Parameters<RecordWriteService['update']>[0],
     item: Operation,
     hash: string,
   ): Promise<RecordOperationResult> {

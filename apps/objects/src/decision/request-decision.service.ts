@@ -38,7 +38,7 @@ export class RequestDecisionService {
    * The context from this process's last-read metadata, without any round trip — NOT yet proven
    * fresh. Only for statements that read the metadata stamp and the replica state themselves, in
    * the same snapshot as the rows, and start over with `forPrincipal` when either does not match
-   * (RecordsService.list). Undefined when nothing is cached for the org.
+   * (RecordQueryService.list). Undefined when nothing is cached for the org.
    */
   unverified(principal: PrincipalSnapshot): GovernedContext | undefined {
     const catalog = this.catalogs.peek(principal.orgId);

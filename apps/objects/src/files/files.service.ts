@@ -20,7 +20,8 @@ import { ApprovalGateService } from '../approvals/approval-gate.service';
 import { FIELD_NAME_PATTERN, type FieldDefinition, type StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
 import { toApiRecord } from '../records/record-query';
-import { RecordsService, parseIfMatch, recordId } from '../records/records.service';
+import { RecordQueryService } from '../records/record-query.service';
+import { lockForWrite, parseIfMatch, readRow, recordId } from '../records/record-rows';
 import { FILE_STORAGE, storageKey, type FileStorage } from './file-storage';
 import { contentTypeOf, fileNameOf } from './file-headers';
 
@@ -95,7 +96,7 @@ export class FilesService {
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
-    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(RecordQueryService) private readonly records: RecordQueryService,
     @Inject(ApprovalGateService) private readonly gate: ApprovalGateService,
     @Inject(FILE_STORAGE) private readonly storage: FileStorage,
     @Inject(CONFIG) private readonly config: CustodianConfig,
@@ -140,9 +141,9 @@ export class FilesService {
     if (size > limits.maxBytes) throw tooLarge(limits.maxBytes);
 
     // Refuse before any byte is stored when the record is not there or not editable for the caller.
-    const current = await this.records.readRow(this.ds.manager, decision, principal.orgId, object, id, 'read', false);
+    const current = await readRow(this.ds.manager, decision, principal.orgId, object, id, 'read', false);
     if (!current) throw CustodianException.notFound('Record not found');
-    if (!(await this.records.readRow(this.ds.manager, decision, principal.orgId, object, id, 'edit', false)))
+    if (!(await readRow(this.ds.manager, decision, principal.orgId, object, id, 'edit', false)))
       throw new PolicyError('action_not_allowed', { action: 'edit', object });
     checkVersion(current, expected);
 
@@ -204,7 +205,7 @@ export class FilesService {
     const { decision, def } = await this.records.context(principal, object);
     recordId(id);
     const name = fieldName(field);
-    const row = await this.records.readRow(this.ds.manager, decision, principal.orgId, object, id, 'read', false);
+    const row = await readRow(this.ds.manager, decision, principal.orgId, object, id, 'read', false);
     if (!row) throw CustodianException.notFound('Record not found');
     // A field below read answers as REST does when such a field is selected: 403 field_not_readable.
     decision.assertReadable(object, [name]);
@@ -250,7 +251,7 @@ export class FilesService {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.ds.transaction(async (m: EntityManager) => {
-          const before = await this.records.lockForWrite(m, decision, principal.orgId, def.name, id, 'edit');
+          const before = await lockForWrite(m, decision, principal.orgId, def.name, id, 'edit');
           checkVersion(before, expected);
           const previous = fileValueOf(before[field]);
           if (value === null && !previous) return { record: {} };

@@ -17,7 +17,7 @@ import { RequestDecisionService } from '../decision/request-decision.service';
 import type { FieldDefinition, StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { parseObjectQl } from '../records/list-spec.parser';
 import { objectParam } from '../records/records.controller';
-import { RecordsService } from '../records/records.service';
+import { RecordQueryService } from '../records/record-query.service';
 import { GovernedRefusals } from './governed-refusals';
 
 /** Text fields without a stored maxLength accept this many characters (metadata/field-types.ts). */
@@ -76,7 +76,7 @@ export function describeObject(decision: Decision, def: StoredObjectDefinition):
 export class GovernedReadBusHandlers implements OnApplicationBootstrap {
   constructor(
     @Inject(BUS) private readonly bus: Bus,
-    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(RecordQueryService) private readonly records: RecordQueryService,
     @Inject(RequestDecisionService) private readonly decisions: RequestDecisionService,
     @Inject(ActionsService) private readonly actions: ActionsService,
     @Inject(GovernedRefusals) private readonly refusals: GovernedRefusals,

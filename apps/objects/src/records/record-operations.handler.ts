@@ -5,7 +5,7 @@ import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, sortedJson
 import type { DataSource, EntityManager } from 'typeorm';
 import { ActionsService } from '../actions/actions.service';
 import { asRequester, refusalOutcome } from '../decision/as-requester';
-import { RecordsService, type WriteOptions, type WriteResult } from './records.service';
+import { RecordWriteService, type WriteOptions, type WriteResult } from './record-write.service';
 
 type OperationRequest = RequestOf<typeof ApplyRecordOperation>;
 
@@ -18,7 +18,7 @@ type OperationRequest = RequestOf<typeof ApplyRecordOperation>;
 export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
   constructor(
     @Inject(BUS) private readonly bus: Bus,
-    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(RecordWriteService) private readonly records: RecordWriteService,
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(ActionsService) private readonly actions: ActionsService,
   ) {}
@@ -91,7 +91,11 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
    * commit and the caller's answers the first result instead of "stale" (the version moved on
    * because of the first apply itself).
    */
-  private async execute(req: OperationRequest, principal: Parameters<RecordsService['create']>[0], dryRun: boolean): Promise<WriteResult> {
+  private async execute(
+    req: OperationRequest,
+    principal: Parameters<RecordWriteService['create']>[0],
+    dryRun: boolean,
+  ): Promise<WriteResult> {
     const key = req.idempotencyKey;
     if (dryRun || req.operation === 'create' || key === undefined) return this.executeOnce(req, principal, dryRun, {});
     const requestHash = createHash('sha256')
@@ -128,7 +132,7 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
 
   private executeOnce(
     req: OperationRequest,
-    principal: Parameters<RecordsService['create']>[0],
+    principal: Parameters<RecordWriteService['create']>[0],
     dryRun: boolean,
     extra: Pick<WriteOptions, 'beforeCommit'>,
   ): Promise<WriteResult> {

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import { GetPrincipalSnapshot, ReviewRecord, type RequestOf, type ResponseOf } from '@custodian/contracts';
 import { BUS, CustodianException, requestContext, type Bus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
-import { RecordsService } from './records.service';
+import { RecordQueryService } from './record-query.service';
 
 type Answer = ResponseOf<typeof ReviewRecord>;
 
@@ -15,7 +15,7 @@ type Answer = ResponseOf<typeof ReviewRecord>;
 export class RecordReviewBusHandler implements OnApplicationBootstrap {
   constructor(
     @Inject(BUS) private readonly bus: Bus,
-    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(RecordQueryService) private readonly records: RecordQueryService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {

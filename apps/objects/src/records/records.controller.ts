@@ -6,7 +6,9 @@ import type { Request, Response } from 'express';
 import { parseListQuery, parseObjectQl } from './list-spec.parser';
 import type { ListResult } from './record-query';
 import { ApprovalGateService, type GateInput } from '../approvals/approval-gate.service';
-import { RecordsService, parseIfMatch } from './records.service';
+import { RecordQueryService } from './record-query.service';
+import { parseIfMatch } from './record-rows';
+import { RecordWriteService } from './record-write.service';
 import { DenialAuditFilter } from './denial-audit.filter';
 import { AnyObject, ListQuery, PendingActionFiled, QueryAnswer, RecordAnswer, RecordList } from '../objects.api-schemas';
 
@@ -53,7 +55,8 @@ function etag(record: Record<string, unknown>): string {
 @Controller(API_PREFIX)
 export class RecordsController {
   constructor(
-    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(RecordQueryService) private readonly records: RecordQueryService,
+    @Inject(RecordWriteService) private readonly writes: RecordWriteService,
     @Inject(ApprovalGateService) private readonly gate: ApprovalGateService,
   ) {}
 
@@ -123,7 +126,7 @@ export class RecordsController {
       const filed = await this.gated(req, res, { operation: 'create', object: objectParam(object), values: body });
       if (filed) return filed;
     }
-    const result = await this.records.create(req.principal, objectParam(object), body, key);
+    const result = await this.writes.create(req.principal, objectParam(object), body, key);
     res.status(result.status);
     if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('ETag', etag(result.record));
@@ -181,7 +184,7 @@ export class RecordsController {
       });
       if (filed) return filed;
     }
-    const result = await this.records.update(req.principal, objectParam(object), id, body, ifMatch);
+    const result = await this.writes.update(req.principal, objectParam(object), id, body, ifMatch);
     res.setHeader('ETag', etag(result.record));
     return result.record;
   }
@@ -207,7 +210,7 @@ export class RecordsController {
       const filed = await this.gated(req, res, { operation: 'delete', object: objectParam(object), recordId: id, expectedVersion });
       if (filed) return filed;
     }
-    await this.records.remove(req.principal, objectParam(object), id, ifMatch);
+    await this.writes.remove(req.principal, objectParam(object), id, ifMatch);
   }
 
   /** ObjectQL (DESIGN §6): the same governed list as `GET data/:object`, as a JSON body. */

@@ -3,7 +3,8 @@ import type { PrincipalSnapshot } from '@custodian/contracts';
 import { API_PREFIX, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import type { Request, Response } from 'express';
 import { assertNotAgent, objectParam } from '../records/records.controller';
-import { RecordsService, recordId } from '../records/records.service';
+import { RecordQueryService } from '../records/record-query.service';
+import { recordId } from '../records/record-rows';
 import { RecordSharesService, type ShareGrant, type ShareView } from './record-shares.service';
 import { RecordTransferService } from './record-transfer.service';
 import { ShareBodySchema, TransferBodySchema } from './sharing.schemas';
@@ -21,7 +22,7 @@ const GOVERNED = { reason: 'managing a record’s shares needs full access or ma
 @Controller(`${API_PREFIX}/data/:object/:id`)
 export class RecordSharesController {
   constructor(
-    @Inject(RecordsService) private readonly records: RecordsService,
+    @Inject(RecordQueryService) private readonly records: RecordQueryService,
     @Inject(RecordSharesService) private readonly shares: RecordSharesService,
     @Inject(RecordTransferService) private readonly transfers: RecordTransferService,
   ) {}

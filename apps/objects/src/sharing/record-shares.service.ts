@@ -4,7 +4,7 @@ import { ErrorCode, FindDirectoryEntry, type PrincipalSnapshot } from '@custodia
 import { BUS, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, type Bus } from '@custodian/platform';
 import type { Decision } from '@custodian/policy';
 import type { DataSource } from 'typeorm';
-import { RecordsService } from '../records/records.service';
+import { lockForWrite } from '../records/record-rows';
 import type { ShareBody } from './sharing.schemas';
 
 export const MAX_SHARES_PER_RECORD = 500;
@@ -35,14 +35,13 @@ const LEVEL_RANK: Record<string, number> = { read: 1, edit: 2 };
 export class RecordSharesService {
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
-    @Inject(RecordsService) private readonly records: RecordsService,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(BUS) private readonly bus: Bus,
   ) {}
 
   list(principal: PrincipalSnapshot, decision: Decision, object: string, id: string): Promise<ShareView[]> {
     return this.ds.transaction(async (m) => {
-      await this.records.lockForWrite(m, decision, principal.orgId, object, id, 'share');
+      await lockForWrite(m, decision, principal.orgId, object, id, 'share');
       const rows: Array<Record<string, unknown>> = await m.query(
         `SELECT id, grantee_type, grantee_id, access_level, created_by, created_at FROM record_shares
           WHERE org_id = $1 AND object_name = $2 AND record_id = $3 ORDER BY created_at, id LIMIT ${MAX_SHARES_PER_RECORD}`,
@@ -60,7 +59,7 @@ export class RecordSharesService {
   grant(principal: PrincipalSnapshot, decision: Decision, object: string, id: string, input: ShareBody): Promise<ShareGrant> {
     const orgId = principal.orgId;
     return this.ds.transaction(async (m) => {
-      await this.records.lockForWrite(m, decision, orgId, object, id, 'share');
+      await lockForWrite(m, decision, orgId, object, id, 'share');
       await this.assertGrantee(orgId, input);
       const [existing] = (await m.query(
         `SELECT access_level FROM record_shares
@@ -104,7 +103,7 @@ export class RecordSharesService {
   async revoke(principal: PrincipalSnapshot, decision: Decision, object: string, id: string, shareId: string): Promise<void> {
     const orgId = principal.orgId;
     await this.ds.transaction(async (m) => {
-      await this.records.lockForWrite(m, decision, orgId, object, id, 'share');
+      await lockForWrite(m, decision, orgId, object, id, 'share');
       const [rows] = (await m.query(
         'DELETE FROM record_shares WHERE org_id = $1 AND object_name = $2 AND record_id = $3 AND id = $4 RETURNING grantee_type, grantee_id',
         [orgId, object, id, shareId],

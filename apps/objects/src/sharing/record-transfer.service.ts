@@ -4,14 +4,13 @@ import { BUS, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, type Bus } 
 import type { Decision } from '@custodian/policy';
 import type { DataSource } from 'typeorm';
 import { recordTable } from '../metadata/org-tables';
-import { RecordsService } from '../records/records.service';
+import { lockForWrite } from '../records/record-rows';
 
 /** Owner transfer is its own operation (R5: owner_id is never written directly); needs full access. */
 @Injectable()
 export class RecordTransferService {
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
-    @Inject(RecordsService) private readonly records: RecordsService,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(BUS) private readonly bus: Bus,
   ) {}
@@ -31,7 +30,7 @@ export class RecordTransferService {
       });
     });
     return this.ds.transaction(async (m) => {
-      const before = await this.records.lockForWrite(m, decision, orgId, object, id, 'transfer');
+      const before = await lockForWrite(m, decision, orgId, object, id, 'transfer');
       const [rows] = (await m.query(
         `UPDATE ${recordTable(orgId, object)} SET owner_id = $3, version = version + 1, updated_at = now(), updated_by = $4 WHERE id = $1 AND org_id = $2 RETURNING version`,
         [id, orgId, ownerId, principal.userId],
