@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 
 /**
  * Progress of work whose total is unknown up front (a streamed export): redrawn in place on a
- * terminal, a line every 10,000 items in a log. Bounded totals use apps/audit's ProgressBar.
+ * terminal, a line every 10,000 items in a log. Bounded totals use ./progress-bar.ts.
  */
 export class LineProgress {
   private readonly started = Date.now();

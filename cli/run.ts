@@ -6,8 +6,8 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 // Commands that are inherently local run the services' own code (never over the API); loaded only
 // by those commands, so the API commands start without the server's modules.
 import type * as RotateSettingsKey from '../apps/agent-gateway/src/runtime/rotate-settings-key';
-import type * as VerifyCommand from '../apps/audit/src/cli/verify-command';
 import type * as Reconcile from '../apps/audit/src/reconcile/reconcile';
+import type * as VerifyOffline from './audit-verify-offline';
 import type * as Doctor from './doctor';
 import { CustodianApiError, CustodianClient } from '../packages/client/src';
 import { loadCredentials, removeCredentials, saveCredentials, type StoredCredentials } from './credentials';
@@ -30,7 +30,7 @@ Usage: custodian <command> [options]
   permission-sets list | create --file F.(json|yaml)
   api-keys list | create --name N [--scope S]... [--expires-at ISO] | revoke <id>
   approvals list [--status S] [--waiting-for-me] [--mine] | approve <id> [--comment C] | reject <id> --reason R
-  audit verify [--offline --database-url URL [--checkpoint F] [--public-key F] [--all]]
+  audit verify [--offline --database-url URL [--checkpoint F] [--public-key F] [--schema S] [--all]]
   audit export [--output F]               NDJSON of the org's events (progress on stderr)
   audit archive --before ISO
   audit reconcile --database-url URL [--schemas a,b] [--grace-seconds N]   (local, A9)
@@ -276,19 +276,53 @@ async function approvals(io: CliIo, args: string[]): Promise<number> {
   throw new UsageError(verb ? `unknown approvals command ${verb}` : 'approvals needs a command', usage);
 }
 
+/** A schema name spliced into SQL by the local audit commands: plain identifiers only. */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]*$/;
+
+const OFFLINE_VERIFY: Options = {
+  offline: { type: 'boolean' },
+  'database-url': { type: 'string' },
+  checkpoint: { type: 'string' },
+  'public-key': { type: 'string' },
+  schema: { type: 'string' },
+  all: { type: 'boolean' },
+};
+
+export const VERIFY_OFFLINE_USAGE = `Usage: custodian audit verify --offline --database-url URL [--checkpoint F] [--public-key F] [--schema S] [--all]
+Local: verifies the audit chains straight from the database in one read-only snapshot, against the
+signed checkpoints in F (the body of GET /api/v1/audit/checkpoints); --all adds every chain in the
+database. --public-key pins the signing key (PEM); without it the key in F is trusted (a warning says so).
+Exit codes: 0 every chain verifies, 1 tampering found or a checkpoint rejected, 2 bad arguments.`;
+
+export const RECONCILE_USAGE = `Usage: custodian audit reconcile --database-url URL [--schemas a,b] [--grace-seconds N]
+Local (A9): outbox ids minus audit ids per service schema (default identity,objects,agent_gateway,
+approvals,audit), rows older than N seconds (default 60). Needs a connection that reads every schema.
+Exit codes: 0 nothing missing or stuck, 1 gaps or stuck rows (the JSON report on stdout), 2 bad arguments.`;
+
 async function audit(io: CliIo, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   const usage =
     'Usage: custodian audit verify [--offline --database-url URL [--checkpoint F] [--public-key F] [--schema S] [--all]] | export [--output F] | archive --before ISO | reconcile --database-url URL';
   if (verb === 'verify') {
     if (rest.includes('--offline')) {
-      // Local: straight from the database against signed checkpoints (the existing offline verifier).
+      // Local: straight from the database against signed checkpoints (docs/audit.md).
+      const { values } = parse(rest, OFFLINE_VERIFY, VERIFY_OFFLINE_USAGE);
+      const databaseUrl = required(values, 'database-url', VERIFY_OFFLINE_USAGE);
+      const schema = (values.schema as string | undefined) ?? 'audit';
+      if (!SCHEMA_NAME.test(schema)) throw new UsageError('--schema must be a plain schema name', VERIFY_OFFLINE_USAGE);
+      if (!values.checkpoint && !values.all) throw new UsageError('give --checkpoint <file> and/or --all', VERIFY_OFFLINE_USAGE);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { runVerify } = require('../apps/audit/src/cli/verify-command') as typeof VerifyCommand;
-      return runVerify(
-        rest.filter((a) => a !== '--offline'),
-        io.stdout as NodeJS.WriteStream,
-        io.stderr as NodeJS.WriteStream,
+      const { verifyOffline } = require('./audit-verify-offline') as typeof VerifyOffline;
+      return await verifyOffline(
+        {
+          databaseUrl,
+          schema,
+          all: values.all === true,
+          checkpoint: values.checkpoint as string | undefined,
+          publicKey: values['public-key'] as string | undefined,
+        },
+        io.stdout,
+        io.stderr,
       );
     }
     const { values } = parse(rest, {}, usage);
@@ -326,18 +360,20 @@ async function audit(io: CliIo, args: string[]): Promise<number> {
     const { values } = parse(
       rest,
       { 'database-url': { type: 'string' }, schemas: { type: 'string' }, 'grace-seconds': { type: 'string' } },
-      usage,
+      RECONCILE_USAGE,
     );
-    const url = required(values, 'database-url', usage);
+    const url = required(values, 'database-url', RECONCILE_USAGE);
+    const schemas = ((values.schemas as string | undefined) ?? 'identity,objects,agent_gateway,approvals,audit').split(',');
+    const bad = schemas.find((name) => !SCHEMA_NAME.test(name));
+    if (bad !== undefined) throw new UsageError(`--schemas: not a plain schema name: ${JSON.stringify(bad)}`, RECONCILE_USAGE);
+    const grace = (values['grace-seconds'] as string | undefined) ?? '60';
+    if (!/^\d{1,9}$/.test(grace)) throw new UsageError('--grace-seconds must be a whole number of seconds', RECONCILE_USAGE);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { reconcile } = require('../apps/audit/src/reconcile/reconcile') as typeof Reconcile;
     const client = new Client({ connectionString: url, application_name: 'custodian-cli-reconcile' });
     await client.connect();
     try {
-      const report = await reconcile(client, {
-        schemas: ((values.schemas as string | undefined) ?? 'identity,objects,agent_gateway,approvals,audit').split(','),
-        graceMs: Number((values['grace-seconds'] as string | undefined) ?? 60) * 1000,
-      });
+      const report = await reconcile(client, { schemas, graceMs: Number(grace) * 1000 });
       printJson(io, report);
       const stuck = Object.values(report.unpublished as Record<string, number>).reduce((a, b) => a + b, 0);
       return report.missing.length > 0 || stuck > 0 ? 1 : 0;

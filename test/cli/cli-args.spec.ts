@@ -3,23 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { parse, run } from '../../cli/run';
-import { UsageError, type CliIo } from '../../cli/io';
+import { UsageError } from '../../cli/io';
+import { fakeIo } from '../support/cli';
 
 /** The custodian CLI in-process: argument parsing, usage and exit codes (docs/api.md). */
-function fakeIo(env: Record<string, string | undefined> = {}, input = ''): CliIo & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const stdin = new PassThrough();
-  stdin.end(input);
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  return { stdin, stdout, stderr, env, out: () => out, err: () => err };
-}
-
 describe('custodian argument parsing', () => {
   let home: string;
   beforeAll(() => {
@@ -59,6 +47,43 @@ describe('custodian argument parsing', () => {
     expect(io.err()).toContain(message);
     expect(io.err()).toMatch(/Usage: custodian/);
     expect(io.out()).toBe('');
+  });
+
+  // The local audit commands (they replaced apps/audit/src/cli/{verify,reconcile}.ts): bad input is refused
+  // before any connection (the database URL here is unreachable) with a one-line message, then the usage.
+  it.each([
+    [['audit', 'reconcile'], '--database-url is required'],
+    [['audit', 'reconcile', '--database-url'], "Option '--database-url <value>' argument missing"],
+    [
+      ['audit', 'reconcile', '--database-url', 'postgres://127.0.0.1:9/x', '--schemas', 'audit;drop'],
+      'not a plain schema name: "audit;drop"',
+    ],
+    [['audit', 'reconcile', '--database-url', 'postgres://127.0.0.1:9/x', '--schemas', 'audit,'], 'not a plain schema name: ""'],
+    [['audit', 'reconcile', '--database-url', 'postgres://127.0.0.1:9/x', '--grace-seconds', 'soon'], '--grace-seconds must be'],
+    [['audit', 'reconcile', '--database-url', 'postgres://127.0.0.1:9/x', '--grace-seconds=-1'], '--grace-seconds must be'],
+    [['audit', 'reconcile', '--database-url', 'postgres://127.0.0.1:9/x', 'extra'], 'unexpected argument extra'],
+    [['audit', 'verify', '--offline'], '--database-url is required'],
+    [['audit', 'verify', '--offline', '--database-url', 'postgres://127.0.0.1:9/x'], 'give --checkpoint <file> and/or --all'],
+    [['audit', 'verify', '--offline', '--database-url', 'postgres://127.0.0.1:9/x', '--all', '--schema', 'a b'], '--schema must be'],
+    [['audit', 'verify', '--offline', '--database-url', 'postgres://127.0.0.1:9/x', '--all', '--bogus'], "Unknown option '--bogus'"],
+    [['bundle', 'apply', 'a.yaml', 'b.yaml'], 'expected 1 argument(s)'],
+  ])('%j: exit 2, one line saying what is wrong, then the usage', async (argv, message) => {
+    const io = fakeIo({ HOME: home });
+    expect(await run(argv, io)).toBe(2);
+    const [first, ...rest] = io.err().split('\n');
+    expect(first).toMatch(/^custodian: /);
+    expect(first).toContain(message);
+    expect(rest.join('\n')).toMatch(/^Usage: custodian (audit (reconcile|verify --offline)|bundle) /);
+    expect(io.out()).toBe('');
+  });
+
+  it.each([
+    [['audit', 'reconcile', '--help'], 'Exit codes: 0 nothing missing or stuck, 1 gaps or stuck rows'],
+    [['audit', 'verify', '--offline', '--help'], 'Exit codes: 0 every chain verifies, 1 tampering found'],
+  ])("%j prints the command's usage and exits 0", async (argv, text) => {
+    const io = fakeIo({ HOME: home });
+    expect(await run(argv, io)).toBe(0);
+    expect(io.err()).toContain(text);
   });
 
   it('--help prints the usage and exits 0; --version prints the version', async () => {

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { eventHash } from '../../apps/audit/src/chain/chain-hash';
 import { CheckpointService } from '../../apps/audit/src/checkpoints/checkpoint.service';
 import { AuditEventRecorded } from '@custodian/contracts';
 import { DEFAULT_MAX_BACKLOG, OutboxRelay, OutboxWriter } from '@custodian/platform';
+import { runCustodian } from '../support/cli';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { pollUntil } from '../support/poll';
 import { auditEvent, startAuditHost, type AuditHost } from './audit-harness';
@@ -176,23 +176,26 @@ describe('audit API', () => {
     try {
       const file = path.join(dir, 'checkpoints.json');
       const key = path.join(dir, 'key.pem');
+      // `custodian audit verify --offline` in-process (cli/run.ts), as the built command runs it
+      const verifyOffline = () =>
+        runCustodian(['audit', 'verify', '--offline', '--database-url', db.url, '--checkpoint', file, '--public-key', key]);
       writeFileSync(file, JSON.stringify(exported));
       writeFileSync(key, exported.publicKeys[0]);
-      const ok = await runCli(['--database-url', db.url, '--checkpoint', file, '--public-key', key]);
+      const ok = await verifyOffline();
       expect(ok.code).toBe(0);
       expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, chains: [{ chainId: orgId, ok: true }] });
       expect(ok.stderr).toMatch(/\[#+\] 100% /);
 
       const forged = { ...exported, checkpoints: exported.checkpoints.map((c) => ({ ...c, seq: (c.seq as number) - 1 })) };
       writeFileSync(file, JSON.stringify(forged));
-      const rejected = await runCli(['--database-url', db.url, '--checkpoint', file, '--public-key', key]);
+      const rejected = await verifyOffline();
       expect(rejected.code).toBe(1);
       expect(JSON.parse(rejected.stdout).chains[0]).toMatchObject({ ok: false, problem: 'checkpoint_rejected', reason: 'bad signature' });
 
       const { publicKey } = generateKeyPairSync('ed25519');
       writeFileSync(file, JSON.stringify(exported));
       writeFileSync(key, publicKey.export({ type: 'spki', format: 'pem' }).toString());
-      const foreign = await runCli(['--database-url', db.url, '--checkpoint', file, '--public-key', key]);
+      const foreign = await verifyOffline();
       expect(foreign.code).toBe(1);
       expect(JSON.parse(foreign.stdout).chains[0]).toMatchObject({ reason: 'signed by an untrusted key' });
     } finally {
@@ -382,15 +385,3 @@ describe('audit service without a master key', () => {
     }
   });
 });
-
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const root = path.resolve(__dirname, '..', '..');
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(root, 'scripts/run-ts.cjs'), 'apps/audit/src/cli/verify.ts', ...args],
-      { cwd: root },
-      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}

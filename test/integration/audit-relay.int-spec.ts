@@ -1,6 +1,4 @@
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { AuditEventRecorded, type AuditEvent } from '@custodian/contracts';
 import {
   InProcessBus,
@@ -23,6 +21,7 @@ import { reconcile } from '../../apps/audit/src/reconcile/reconcile';
 import { AuditChainWriter } from '../../apps/audit/src/store/audit-chain.writer';
 import { AuditStoreConsumer, DEAD_LETTER_AFTER } from '../../apps/audit/src/store/audit-store.consumer';
 import { readChain } from '../../apps/audit/src/verify/chain-reader';
+import { runCustodian } from '../support/cli';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { pollUntil } from '../support/poll';
 import { auditEvent } from './audit-harness';
@@ -256,24 +255,16 @@ describe('outbox relay → bus → audit store', () => {
     });
 
     it('the reconcile command reports the gaps and stuck rows with exit code 1', async () => {
-      const root = path.resolve(__dirname, '..', '..');
-      const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) =>
-        execFile(
-          process.execPath,
-          [
-            path.join(root, 'scripts/run-ts.cjs'),
-            'apps/audit/src/cli/reconcile.ts',
-            '--database-url',
-            db.url,
-            '--schemas',
-            'audit',
-            '--grace-seconds',
-            '0',
-          ],
-          { cwd: root },
-          (error, out) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout: out }),
-        ),
-      );
+      const { code, stdout } = await runCustodian([
+        'audit',
+        'reconcile',
+        '--database-url',
+        db.url,
+        '--schemas',
+        'audit',
+        '--grace-seconds',
+        '0',
+      ]);
       expect(code).toBe(1);
       const report = JSON.parse(stdout) as { missing: Array<{ id: string }>; deadLettered: number };
       expect(report.missing.length).toBeGreaterThan(0);

@@ -1,12 +1,11 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
-import { applyBundleDocument } from '../../apps/objects/src/cli/apply-bundle';
 import { apiClient, type Json } from '../support/api';
+import { runCustodian } from '../support/cli';
 import { login, startTestHost, type TestHost } from '../support/host';
 
 const PASSWORD = 'a-long-enough-password';
-const DEMO = readFileSync(path.join(__dirname, '../../apps/objects/bundles/demo-crm.yaml'), 'utf8');
+const DEMO = path.join(__dirname, '../../apps/objects/bundles/demo-crm.yaml');
 
 /**
  * Bundles: schema validation (JSON and YAML), dry-run diff without writes, idempotent apply — then the
@@ -20,6 +19,12 @@ describe('objects: bundles and the demo CRM', () => {
   let orgId: string;
 
   const { call, ok } = apiClient(() => base);
+  /** `custodian bundle apply <file> [--dry-run]` in-process (cli/run.ts) as the admin: its JSON answer. */
+  const applyBundle = async (file: string, dryRun = false): Promise<{ dryRun: boolean; changes: Json[] }> => {
+    const r = await runCustodian(['bundle', 'apply', file, '--url', base, ...(dryRun ? ['--dry-run'] : [])], { CUSTODIAN_TOKEN: admin });
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    return JSON.parse(r.stdout) as { dryRun: boolean; changes: Json[] };
+  };
 
   beforeAll(async () => {
     t = await startTestHost('objbundle');
@@ -68,7 +73,7 @@ describe('objects: bundles and the demo CRM', () => {
   it('dry-run diffs every section and writes nothing in any service', async () => {
     const before = await counts();
     expect(before).toEqual({ roles: 0, groups: 0, sets: 0, objects: 0, actions: 0, policies: 0 });
-    const dry = await applyBundleDocument(base, admin, DEMO, true);
+    const dry = await applyBundle(DEMO, true);
     expect(dry.dryRun).toBe(true);
     expect(lines(dry.changes)).toEqual([
       'role:vp_sales:create',
@@ -95,7 +100,7 @@ describe('objects: bundles and the demo CRM', () => {
   });
 
   it('apply: every section, grantee names resolved, listable; a second apply is all unchanged', async () => {
-    const applied = await applyBundleDocument(base, admin, DEMO);
+    const applied = await applyBundle(DEMO);
     expect(applied.changes.every((c) => c.change === 'create' || c.kind === 'sharing_rules')).toBe(true);
     expect(await counts()).toEqual({ roles: 3, groups: 1, sets: 3, objects: 3, actions: 2, policies: 1 });
 
@@ -132,10 +137,10 @@ describe('objects: bundles and the demo CRM', () => {
       }),
     ]);
 
-    const again = await applyBundleDocument(base, admin, DEMO);
+    const again = await applyBundle(DEMO);
     expect(again.changes.length).toBe(14);
     expect(again.changes.filter((c) => c.change !== 'unchanged')).toEqual([]);
-    const dryAgain = await applyBundleDocument(base, admin, DEMO, true);
+    const dryAgain = await applyBundle(DEMO, true);
     expect(dryAgain.changes.filter((c) => c.change !== 'unchanged')).toEqual([]);
 
     const audit = await pg.query(
@@ -182,7 +187,7 @@ describe('objects: bundles and the demo CRM', () => {
       'approval_policy:Closing and deleting deals:update',
     ]);
     // put the demo back: re-applying converges
-    const back = await applyBundleDocument(base, admin, DEMO);
+    const back = await applyBundle(DEMO);
     expect(lines(back.changes.filter((c) => c.change !== 'unchanged'))).toEqual([
       'role:rep_east:update',
       'permission_set:Sales Finance:update',

@@ -5,7 +5,7 @@ import { validate } from '@custodian/platform';
 import { renderAuditCatalog } from './render-catalog';
 
 describe('audit event catalog', () => {
-  it('docs/audit-events.md is the rendered catalog (regenerate with apps/audit/src/cli/catalog.ts)', () => {
+  it('docs/audit-events.md is the rendered catalog (regenerate with node scripts/run-ts.cjs scripts/audit-catalog.ts)', () => {
     const file = readFileSync(path.resolve(__dirname, '../../../../docs/audit-events.md'), 'utf8');
     expect(file).toBe(renderAuditCatalog());
   });

@@ -12,7 +12,7 @@ export function renderAuditCatalog(): string {
     '# Audit event catalog',
     '',
     '<!-- Generated from AUDIT_EVENT_CATALOG in libs/contracts/src/audit.contracts.ts by',
-    '     `node scripts/run-ts.cjs apps/audit/src/cli/catalog.ts`. Do not edit by hand. -->',
+    '     `node scripts/run-ts.cjs scripts/audit-catalog.ts`. Do not edit by hand. -->',
     '',
     'Every audit event has the same envelope (below): a unique, time-ordered id (UUIDv7), the',
     'organization, the time, the producing service, the action, the outcome, the actor, the target,',

@@ -23,7 +23,7 @@ async function rows<T>(runner: SqlRunner, sql: string, params: unknown[]): Promi
 /**
  * A9 reconciliation: outbox ids minus audit ids, per service. Needs a connection that may read
  * every service schema (an operator's, not a service role's: services never read each other's
- * schema), so it runs as a command (apps/audit/src/cli/reconcile.ts), not inside a service.
+ * schema), so it runs as a command (`custodian audit reconcile`, cli/run.ts), not inside a service.
  */
 export async function reconcile(
   runner: SqlRunner,

@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream';
+
 /** A one-line progress bar for a terminal (redrawn in place) or a log (a line every 10%). */
 export class ProgressBar {
   private readonly started = Date.now();
@@ -6,7 +8,7 @@ export class ProgressBar {
   constructor(
     private readonly label: string,
     private readonly total: number,
-    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly out: Writable & { isTTY?: boolean } = process.stderr,
     private readonly width = 30,
   ) {}
 

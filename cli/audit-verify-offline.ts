@@ -1,62 +1,30 @@
 /**
- * Offline verification of the audit log, straight from the database, against signed checkpoints.
+ * `custodian audit verify --offline`: the audit log straight from the database, against signed
+ * checkpoints (docs/audit.md). Local: it runs here, never over the API.
  *
- *   node scripts/run-ts.cjs apps/audit/src/cli/verify.ts --database-url postgres://… \
- *        --checkpoint checkpoints.json [--public-key key.pem] [--schema audit] [--all]
- *
- * `--checkpoint` takes the body of GET /api/v1/audit/checkpoints (or one checkpoint object).
- * Pin the signing key with `--public-key` (exported once, kept elsewhere): without it the key in
- * the file is trusted, which proves integrity against the file but not who wrote the file.
- * Exit code: 0 every chain verifies, 1 tampering found (first bad sequence printed), 2 usage error.
+ * `checkpoint` is a file with the body of GET /api/v1/audit/checkpoints (or one checkpoint object).
+ * Pin the signing key with `publicKey` (exported once, kept elsewhere): without it the key in the
+ * file is trusted, which proves integrity against the file but not who wrote the file.
+ * Exit code: 0 every chain verifies, 1 tampering found (first bad sequence printed); the arguments
+ * were checked by cli/run.ts (2 on bad ones).
  */
 import { readFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { Client } from 'pg';
-import { checkCheckpoint, type SignedCheckpoint } from '../checkpoints/checkpoint-statement';
-import { listChains, readChain } from '../verify/chain-reader';
+import { checkCheckpoint, type SignedCheckpoint } from '../apps/audit/src/checkpoints/checkpoint-statement';
+import { listChains, readChain } from '../apps/audit/src/verify/chain-reader';
 import { ProgressBar } from './progress-bar';
 
-interface Args {
+export interface OfflineVerifyOptions {
   databaseUrl: string;
   checkpoint?: string;
   publicKey?: string;
+  /** A plain schema name (checked by the caller: it is spliced into SQL). */
   schema: string;
   all: boolean;
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Partial<Args> = { schema: 'audit', all: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--database-url') args.databaseUrl = value();
-    else if (a === '--checkpoint') args.checkpoint = value();
-    else if (a === '--public-key') args.publicKey = value();
-    else if (a === '--schema') args.schema = value();
-    else if (a === '--all') args.all = true;
-    else throw new Error(`unknown argument ${a}`);
-  }
-  if (!args.databaseUrl) throw new Error('--database-url is required');
-  if (!args.checkpoint && !args.all) throw new Error('give --checkpoint <file> and/or --all');
-  if (!/^[a-z_][a-z0-9_]*$/.test(args.schema!)) throw new Error('--schema must be a plain schema name');
-  return args as Args;
-}
-
-export async function runVerify(
-  argv: string[],
-  out: NodeJS.WriteStream = process.stdout,
-  err: NodeJS.WriteStream = process.stderr,
-): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv);
-  } catch (error) {
-    err.write(`${(error as Error).message}\n`);
-    return 2;
-  }
+export async function verifyOffline(args: OfflineVerifyOptions, out: Writable, err: Writable & { isTTY?: boolean }): Promise<number> {
   const claims = new Map<string, SignedCheckpoint>();
   let bad = false;
   const results: unknown[] = [];
