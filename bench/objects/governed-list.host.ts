@@ -12,7 +12,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'pg';
-import { startAllInOne } from '../../all-in-one/all-in-one';
 
 async function main(): Promise<void> {
   if (!process.send) throw new Error('governed-list.host.ts runs as a forked child of governed-list.bench.ts');
@@ -46,6 +45,8 @@ async function main(): Promise<void> {
       await pool.end();
     };
   } else {
+    // Loaded only here: the bare side carries none of the application.
+    const { startAllInOne } = await import('../../all-in-one/all-in-one');
     const host = await startAllInOne(process.env);
     url = host.url;
     stop = () => host.stop();

@@ -106,4 +106,25 @@ describe('ClientAddressResolver', () => {
     expect(normalizeAddress('fe80::1%lo0')).toBe('fe80::1');
     expect(new ClientAddressResolver(['127.0.0.0/8']).trusts('::ffff:127.0.0.1')).toBe(true);
   });
+
+  it('answers the same for an address asked again, also after thousands of others were asked (remembered verdicts)', () => {
+    const r = new ClientAddressResolver(['10.0.0.0/8', 'fd00::/8']);
+    const cases: Array<[string, boolean]> = [
+      ['10.1.2.3', true],
+      ['11.1.2.3', false],
+      ['::ffff:10.9.9.9', true],
+      ['fd00::7', true],
+      ['fe80::1%eth0', false],
+      ['not an address', false],
+      ['', false],
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const [address, trusted] of cases) expect([address, r.trusts(address)]).toEqual([address, trusted]);
+      // More distinct addresses than are remembered: the memory starts over, the verdicts do not change.
+      for (let i = 0; i < 5000; i++) expect(r.trusts(`10.${(i >> 8) & 255}.${i & 255}.${round}`)).toBe(true);
+      for (let i = 0; i < 100; i++) expect(r.trusts(`192.0.2.${i}`)).toBe(false);
+    }
+    expect(r.resolve('10.0.0.1', xff('203.0.113.5, 10.0.0.2'))).toBe('203.0.113.5');
+    expect(r.resolve('203.0.113.9', xff('10.0.0.2'))).toBe('203.0.113.9');
+  });
 });

@@ -60,6 +60,9 @@ export function normalizeAddress(address: string): string {
   return zone === -1 ? a : a.slice(0, zone);
 }
 
+/** Distinct addresses whose verdict is remembered; past this the memory starts over. */
+const MAX_REMEMBERED_VERDICTS = 4096;
+
 /**
  * Resolves the client address of a request: the peer of the socket, unless that peer is a
  * trusted proxy — then the hop it reports, walked from right to left (each proxy appends the hop
@@ -70,6 +73,7 @@ export function normalizeAddress(address: string): string {
 export class ClientAddressResolver {
   private readonly trusted = new BlockList();
   private readonly empty: boolean;
+  private readonly verdicts = new Map<string, boolean>();
 
   constructor(
     cidrs: readonly string[],
@@ -86,10 +90,16 @@ export class ClientAddressResolver {
   /** True when the address is one of the trusted proxies. */
   trusts(address: string): boolean {
     if (this.empty) return false;
+    // BlockList.check builds a native SocketAddress per call (µs); a request's peer is almost
+    // always one of a few addresses, so answers are remembered (the list never changes).
+    const known = this.verdicts.get(address);
+    if (known !== undefined) return known;
     const a = normalizeAddress(address);
     const family = isIP(a);
-    if (family === 0) return false;
-    return this.trusted.check(a, family === 4 ? 'ipv4' : 'ipv6');
+    const verdict = family !== 0 && this.trusted.check(a, family === 4 ? 'ipv4' : 'ipv6');
+    if (this.verdicts.size >= MAX_REMEMBERED_VERDICTS) this.verdicts.clear();
+    this.verdicts.set(address, verdict);
+    return verdict;
   }
 
   /** The client address for a peer and the request's headers (undefined only without a peer). */

@@ -20,7 +20,9 @@ export function compressionMiddleware(): RequestHandler {
       void compress(req, res, next);
       return;
     }
-    res.vary('Accept-Encoding');
+    // Nothing has set Vary this early on the usual path: set it without parsing one.
+    if (res.hasHeader('vary')) res.vary('Accept-Encoding');
+    else res.setHeader('Vary', 'Accept-Encoding');
     next();
   };
 }

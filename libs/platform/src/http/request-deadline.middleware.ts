@@ -51,9 +51,8 @@ export function requestDeadlineMiddleware(timeoutMs: number, logger: Logger) {
       silence(res);
     }, timeoutMs);
     timer.unref();
-    const clear = (): void => clearTimeout(timer);
-    res.once('finish', clear);
-    res.once('close', clear);
+    // 'close' follows every response: after 'finish', or when the client went away first.
+    res.once('close', () => clearTimeout(timer));
     next();
   };
 }
