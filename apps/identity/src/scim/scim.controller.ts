@@ -1,4 +1,20 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Put, Query, Req, Res, UseFilters } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Inject,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+  UseFilters,
+  applyDecorators,
+} from '@nestjs/common';
 import { CONFIG, RequirePolicy, type CustodianConfig, ApiContract, AnyObject } from '@custodian/platform';
 import type { Response } from 'express';
 import type { AuthedRequest } from '../directory/directory.http';
@@ -20,6 +36,29 @@ function scim<T>(res: Response, body: T, status = 200): T {
   return body;
 }
 
+/** 201 with the new resource and its `Location` (meta.location). */
+function created<T extends { meta?: unknown }>(res: Response, resource: T): T {
+  res.setHeader('Location', String((resource.meta as { location: string }).location));
+  return scim(res, resource, 201);
+}
+
+/**
+ * One SCIM route: SCIM_POLICY, and the contract with SCIM's media type on the request body, the
+ * answer (a resource or list as any object; none for 204) and the errors.
+ */
+function ScimRoute(status: 200 | 201 | 204, spec: { summary?: string; query?: true; body?: true } = {}): MethodDecorator {
+  return applyDecorators(
+    RequirePolicy(SCIM_POLICY),
+    ApiContract({
+      ...(spec.summary ? { summary: spec.summary } : {}),
+      ...(spec.query ? { query: AnyObject } : {}),
+      ...(spec.body ? { body: AnyObject, bodyType: SCIM_CONTENT_TYPE } : {}),
+      responses: { [status]: status === 204 ? null : { contentType: SCIM_CONTENT_TYPE, schema: AnyObject } },
+      errorContentType: SCIM_CONTENT_TYPE,
+    }),
+  );
+}
+
 @Controller(SCIM_PREFIX)
 @UseFilters(ScimExceptionFilter)
 export class ScimController {
@@ -34,50 +73,26 @@ export class ScimController {
     this.base = `${config.agentGateway.publicUrl}/${SCIM_PREFIX}`;
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    summary: 'SCIM 2.0 (RFC 7644): list users',
-    query: AnyObject,
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200, { summary: 'SCIM 2.0 (RFC 7644): list users', query: true })
   @Get('Users')
   async listUsers(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Query() q: Query): Promise<unknown> {
     const filter = parseFilter(q.filter, USER_FILTER_ATTRIBUTES);
     return scim(res, await this.users.list(req.principal, filter, pageOfScim(q), this.base));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    body: AnyObject,
-    bodyType: 'application/scim+json',
-    responses: { 201: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(201, { body: true })
   @Post('Users')
   async createUser(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Body() body: unknown): Promise<unknown> {
-    const created = await this.users.create(req.principal, body, this.base);
-    res.setHeader('Location', String((created.meta as { location: string }).location));
-    return scim(res, created, 201);
+    return created(res, await this.users.create(req.principal, body, this.base));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200)
   @Get('Users/:id')
   async getUser(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Param('id') id: string): Promise<unknown> {
     return scim(res, await this.users.get(req.principal, id, this.base));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    body: AnyObject,
-    bodyType: 'application/scim+json',
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200, { body: true })
   @Put('Users/:id')
   async replaceUser(
     @Req() req: AuthedRequest,
@@ -88,13 +103,7 @@ export class ScimController {
     return scim(res, await this.users.replace(req.principal, id, body, this.base));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    body: AnyObject,
-    bodyType: 'application/scim+json',
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200, { body: true })
   @Patch('Users/:id')
   async patchUser(
     @Req() req: AuthedRequest,
@@ -106,46 +115,27 @@ export class ScimController {
   }
 
   /** Deactivates (see ScimUsersService.deactivate). */
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({ responses: { 204: null }, errorContentType: 'application/scim+json' })
+  @ScimRoute(204)
   @Delete('Users/:id')
   @HttpCode(204)
   deleteUser(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
     return this.users.deactivate(req.principal, id);
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    summary: 'SCIM 2.0 (RFC 7644): list groups',
-    query: AnyObject,
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200, { summary: 'SCIM 2.0 (RFC 7644): list groups', query: true })
   @Get('Groups')
   async listGroups(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Query() q: Query): Promise<unknown> {
     const filter = parseFilter(q.filter, GROUP_FILTER_ATTRIBUTES);
     return scim(res, await this.groups.list(req.principal, filter, pageOfScim(q), !excludes(q, 'members'), this.base));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    body: AnyObject,
-    bodyType: 'application/scim+json',
-    responses: { 201: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(201, { body: true })
   @Post('Groups')
   async createGroup(@Req() req: AuthedRequest, @Res({ passthrough: true }) res: Response, @Body() body: unknown): Promise<unknown> {
-    const created = await this.groups.create(req.principal, body, this.base);
-    res.setHeader('Location', String((created.meta as { location: string }).location));
-    return scim(res, created, 201);
+    return created(res, await this.groups.create(req.principal, body, this.base));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200)
   @Get('Groups/:id')
   async getGroup(
     @Req() req: AuthedRequest,
@@ -156,13 +146,7 @@ export class ScimController {
     return scim(res, await this.groups.get(req.principal, id, !excludes(q, 'members'), this.base));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    body: AnyObject,
-    bodyType: 'application/scim+json',
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200, { body: true })
   @Put('Groups/:id')
   async replaceGroup(
     @Req() req: AuthedRequest,
@@ -174,13 +158,7 @@ export class ScimController {
   }
 
   /** Okta and Entra ID accept 204 as well, but the resource lets them see the result without another GET. */
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({
-    body: AnyObject,
-    bodyType: 'application/scim+json',
-    responses: { 200: { contentType: 'application/scim+json', schema: AnyObject } },
-    errorContentType: 'application/scim+json',
-  })
+  @ScimRoute(200, { body: true })
   @Patch('Groups/:id')
   async patchGroup(
     @Req() req: AuthedRequest,
@@ -192,8 +170,7 @@ export class ScimController {
     return scim(res, await this.groups.patch(req.principal, id, patchOperations(body), this.base, !excludes(q, 'members')));
   }
 
-  @RequirePolicy(SCIM_POLICY)
-  @ApiContract({ responses: { 204: null }, errorContentType: 'application/scim+json' })
+  @ScimRoute(204)
   @Delete('Groups/:id')
   @HttpCode(204)
   deleteGroup(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
