@@ -6,6 +6,8 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/console/',
+  // The generated typed client of the API (packages/client, a workspace package), from its sources.
+  resolve: { alias: { '@custodian/client': fileURLToPath(new URL('../packages/client/src/index.ts', import.meta.url)) } },
   oxc: { jsx: { runtime: 'automatic' } },
   build: {
     outDir: 'dist',

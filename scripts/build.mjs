@@ -71,6 +71,8 @@ async function buildConsole() {
   const hash = createHash('sha256');
   const files = ['index.html', 'vite.config.mts', '../package-lock.json'];
   for await (const file of walkAll(path.join(dir, 'src'))) files.push(path.relative(dir, file));
+  // The console bundles the generated API client: a regenerated client rebuilds it.
+  for await (const file of walkAll(path.join(root, 'packages', 'client', 'src'))) files.push(path.relative(dir, file));
   for (const file of files.sort())
     hash
       .update(file)

@@ -1,6 +1,6 @@
 import { AppShell, Box, Button, Center, Group, Loader, NavLink, ScrollArea, Text, Title } from '@mantine/core';
 import { Suspense, lazy, useCallback, useEffect, useState, type ReactNode } from 'react';
-import type { ApiClient } from './api/client';
+import { itemsOf, type ApiClient } from './api/client';
 import { Loading, ProblemAlert } from './components/common';
 import type { ObjectMeta } from './lib/records';
 import { BASE, match, navigate, usePath } from './lib/router';
@@ -43,8 +43,8 @@ export function App({ api }: { api: ApiClient }): ReactNode {
     setLoading(true);
     setError(undefined);
     try {
-      const [me, meta] = await Promise.all([api.get<Me>('/auth/me'), api.get<{ objects: ObjectMeta[] }>('/meta/objects?view=caller')]);
-      setSession({ api, me: me.body, objects: meta.body.objects, signOut });
+      const [me, meta] = await Promise.all([api.client.authMe(), api.client.objectMetadataList({ query: { view: 'caller' } })]);
+      setSession({ api, me: me as Me, objects: itemsOf<ObjectMeta>(meta), signOut });
     } catch (e) {
       setError(e);
     } finally {

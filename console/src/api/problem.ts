@@ -1,3 +1,5 @@
+import { CustodianApiError } from '@custodian/client';
+
 /** An error answer of the API, kept whole so the page can show its `code` and `requestId`. */
 export class ApiError extends Error {
   constructor(
@@ -22,4 +24,16 @@ export function toApiError(status: number, body: unknown, headerRequestId?: stri
   const requestId = typeof p.requestId === 'string' ? p.requestId : (headerRequestId ?? undefined);
   const detail = typeof p.detail === 'string' ? p.detail : typeof p.title === 'string' ? p.title : undefined;
   return new ApiError(status, code, requestId, detail, p.details);
+}
+
+/**
+ * The error as the problem display shows it: the console's own ApiError as is, and the typed client's
+ * CustodianApiError (a caller that used packages/client without the session's fetch) carried over with
+ * the same code, status, request id and detail; anything else (a bug in a page) is not an API error.
+ */
+export function asApiError(error: unknown): ApiError | undefined {
+  if (error instanceof ApiError) return error;
+  if (error instanceof CustodianApiError)
+    return new ApiError(error.status, error.code, error.requestId, error.detail || undefined, error.details);
+  return undefined;
 }

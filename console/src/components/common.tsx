@@ -1,12 +1,12 @@
 import { Alert, Anchor, Center, Code, Loader, Stack, Text } from '@mantine/core';
 import type { MouseEvent, ReactNode } from 'react';
-import { ApiError } from '../api/problem';
+import { asApiError } from '../api/problem';
 import { BASE, navigate } from '../lib/router';
 
 /** A problem+json error, always with its code and request id so a support ticket can quote them. */
 export function ProblemAlert({ error, title }: { error: unknown; title?: string }): ReactNode {
   if (!error) return null;
-  const e = error instanceof ApiError ? error : undefined;
+  const e = asApiError(error);
   return (
     <Alert color="red" title={title ?? 'Something went wrong'} role="alert" variant="light">
       <Stack gap={4}>

@@ -1,4 +1,5 @@
 import { Alert, Badge, Text } from '@mantine/core';
+import type { CustodianClient } from '@custodian/client';
 import { useCallback, useState, type ReactNode } from 'react';
 import { useLoad, type Loaded } from '../lib/use-load';
 import { useSession } from '../session';
@@ -61,13 +62,19 @@ export function Done({ children }: { children: ReactNode }): ReactNode {
   );
 }
 
-/** `GET /<path>?limit=200` items (directory lists are offset-paged, 200 at most). */
-export function useList(path: string, deps: unknown[] = []): Loaded<Item[]> {
+/** The directory lists the admin pages pick from, each its typed call (offset-paged, 200 at most). */
+const LISTS = {
+  users: (c: CustodianClient) => c.usersList({ query: { limit: '200' } }),
+  roles: (c: CustodianClient) => c.rolesList({ query: { limit: '200' } }),
+  groups: (c: CustodianClient) => c.groupsList({ query: { limit: '200' } }),
+  permissionSets: (c: CustodianClient) => c.permissionSetsList({ query: { limit: '200' } }),
+  apiKeys: (c: CustodianClient) => c.apiKeysList({ query: { limit: '200' } }),
+} satisfies Record<string, (c: CustodianClient) => Promise<{ items: Item[] }>>;
+
+/** The first 200 items of one directory list. */
+export function useList(list: keyof typeof LISTS, deps: unknown[] = []): Loaded<Item[]> {
   const { api } = useSession();
-  return useLoad(
-    async () => (await api.get<{ items: Item[] }>(`${path}${path.includes('?') ? '&' : '?'}limit=200`)).body.items,
-    [api, path, ...deps],
-  );
+  return useLoad(async () => (await LISTS[list](api.client)).items, [api, list, ...deps]);
 }
 
 export function ListState({ loaded, what }: { loaded: { loading: boolean; error: unknown; data?: unknown[] }; what: string }): ReactNode {

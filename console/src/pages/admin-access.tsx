@@ -1,3 +1,5 @@
+import { itemsOf } from '../api/client';
+import type { PermissionSetsReplaceBody, SharingRulesCreateBody } from '@custodian/client';
 import { Button, Checkbox, Code, Group, Select, Stack, Table, Text, TextInput, Textarea, Title } from '@mantine/core';
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { DataTable } from '../components/data-table';
@@ -26,19 +28,16 @@ const CRUD = [
   ['modifyAllRecords', 'Modify all'],
 ] as const;
 
-interface SetBody {
-  name: string;
+/** A permission set as `PUT /permission-sets/:id` takes it, with the matrix the page edits typed. */
+type SetBody = Omit<PermissionSetsReplaceBody, 'objects' | 'fields'> & {
   objects?: Record<string, Record<string, boolean>>;
   fields?: Record<string, Record<string, string>>;
-  systemCapabilities?: string[];
-  integrationCapabilities?: string[];
-  apps?: string[];
-}
+};
 
 /** Every object the caller can describe: a metadata manager gets all of them. */
 function useAllObjects(): ObjectMeta[] {
   const { api, objects } = useSession();
-  const all = useLoad(async () => (await api.get<{ objects: ObjectMeta[] }>('/meta/objects')).body.objects, [api]);
+  const all = useLoad(async () => itemsOf<ObjectMeta>(await api.client.objectMetadataList()), [api]);
   return all.data ?? objects;
 }
 
@@ -49,7 +48,7 @@ function useAllObjects(): ObjectMeta[] {
  */
 export function PermissionSetsSection(): ReactNode {
   const { api } = useSession();
-  const sets = useList('/permission-sets');
+  const sets = useList('permissionSets');
   const objects = useAllObjects();
   const [selected, setSelected] = useState<string | null>(null);
   const [draft, setDraft] = useState<SetBody>();
@@ -83,7 +82,8 @@ export function PermissionSetsSection(): ReactNode {
     setDone(undefined);
     setPending(undefined);
     void action.run(async () => {
-      const res = await api.request<Item>('PUT', `/permission-sets/${selected}`, { body: draft });
+      if (!selected || !draft) return;
+      const res = await api.withStatus((c) => c.permissionSetsReplace({ id: selected, body: draft }));
       const p = pendingOf(res.status, res.body);
       if (p) setPending({ kind: 'permission.change', ...p });
       else setDone('Saved: the new permissions apply now.');
@@ -94,21 +94,24 @@ export function PermissionSetsSection(): ReactNode {
     setDone(undefined);
     setPending(undefined);
     void action.run(async () => {
-      const res = await api.post<PendingAction>('/approvals', {
-        kind: 'permission.change',
-        justification,
-        change: { type: 'permission_set.update', permissionSetId: selected, body: draft },
+      if (!selected || !draft) return;
+      const res = await api.client.pendingActionsFile({
+        body: {
+          kind: 'permission.change',
+          justification,
+          change: { type: 'permission_set.update', permissionSetId: selected, body: draft },
+        },
       });
-      setPending({ id: res.body.id, state: res.body.state, kind: 'permission.change' });
+      setPending({ id: res.id, state: res.state, kind: 'permission.change' });
     });
   };
   const create = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     await action.run(async () => {
-      const res = await api.post<Item>('/permission-sets', { name: newName });
+      const res = await api.client.permissionSetsCreate({ body: { name: newName } });
       setNewName('');
       sets.reload();
-      setSelected(String(res.body.id));
+      setSelected(String(res.id));
     });
   };
 
@@ -247,23 +250,22 @@ export function SharingSection(): ReactNode {
   const [pending, setPending] = useState<PendingAction>();
   const [done, setDone] = useState<string>();
   const rules = useLoad(async (): Promise<Item[]> => {
-    const all = await Promise.all(
-      objects.map(async (o) => (await api.get<{ items?: Item[]; rules?: Item[] }>(`/meta/objects/${o.name}/sharing-rules`)).body),
-    );
-    return all.flatMap((b, i) => (b.items ?? b.rules ?? []).map((r) => ({ ...r, object: objects[i].name })));
+    const all = await Promise.all(objects.map(async (o) => itemsOf<Item>(await api.client.sharingRulesList({ name: o.name }))));
+    return all.flatMap((items, i) => items.map((r) => ({ ...r, object: objects[i].name })));
   }, [api, objects]);
   const create = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     setPending(undefined);
     setDone(undefined);
     await action.run(async () => {
-      let body: unknown;
+      let body: SharingRulesCreateBody;
       try {
-        body = JSON.parse(rule);
+        body = JSON.parse(rule) as SharingRulesCreateBody;
       } catch {
         throw new Error('The rule is not valid JSON.');
       }
-      const res = await api.post<Item>(`/meta/objects/${object}/sharing-rules`, body);
+      if (!object) throw new Error('Choose an object.');
+      const res = await api.withStatus((c) => c.sharingRulesCreate({ name: object, body }));
       const p = pendingOf(res.status, res.body);
       if (p) setPending(p);
       else setDone('Sharing rule added.');
@@ -299,7 +301,7 @@ export function SharingSection(): ReactNode {
                   aria-label={`Delete rule ${String(r.name)}`}
                   onClick={() =>
                     void action.run(async () => {
-                      const res = await api.request('DELETE', `/meta/objects/${String(r.object)}/sharing-rules/${String(r.name)}`);
+                      const res = await api.withStatus((c) => c.sharingRulesRemove({ name: String(r.object), rule: String(r.name) }));
                       setPending(pendingOf(res.status, res.body));
                       rules.reload();
                     })

@@ -1,3 +1,4 @@
+import { itemsOf } from '../api/client';
 import {
   Alert,
   Badge,
@@ -27,7 +28,7 @@ const AGENT_SCOPES = ['data:read', 'data:write', 'actions:execute', 'metadata:wr
 /** API keys: create one (its secret is shown once, here, and never again), revoke one. */
 export function ApiKeysSection(): ReactNode {
   const { api, me } = useSession();
-  const keys = useList('/api-keys');
+  const keys = useList('apiKeys');
   const action = useSubmit();
   const [name, setName] = useState('');
   const [scopes, setScopes] = useState<string[]>([]);
@@ -37,12 +38,10 @@ export function ApiKeysSection(): ReactNode {
     e.preventDefault();
     setSecret(undefined);
     await action.run(async () => {
-      const res = await api.post<{ key: string; name: string }>('/api-keys', {
-        name,
-        scopes,
-        ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}),
+      const res = await api.client.apiKeysCreate({
+        body: { name, scopes, ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}) },
       });
-      setSecret({ name: res.body.name ?? name, key: res.body.key });
+      setSecret({ name: res.name ?? name, key: res.key });
       setName('');
       keys.reload();
     });
@@ -115,7 +114,7 @@ export function ApiKeysSection(): ReactNode {
                     aria-label={`Revoke ${String(r.name)}`}
                     onClick={() =>
                       void action.run(async () => {
-                        await api.request('DELETE', `/api-keys/${String(r.id)}`);
+                        await api.client.apiKeysRevoke({ id: String(r.id) });
                         keys.reload();
                       })
                     }
@@ -145,7 +144,7 @@ interface Profile {
 /** Agent profiles: the built-in agent's model, system prompt and scopes (never more than the user ∩ scopes). */
 export function ProfilesSection(): ReactNode {
   const { api } = useSession();
-  const profiles = useLoad(async () => (await api.get<{ profiles: Profile[] }>('/agent/profiles')).body.profiles, [api]);
+  const profiles = useLoad(async () => itemsOf<Profile>(await api.client.agentProfilesList()), [api]);
   const action = useSubmit();
   const empty = { id: '', name: '', model: '', provider: '', systemPrompt: '', scopes: ['data:read'] };
   const [form, setForm] = useState(empty);
@@ -161,8 +160,8 @@ export function ProfilesSection(): ReactNode {
       scopes: form.scopes,
     };
     await action.run(async () => {
-      if (form.id) await api.request('PUT', `/agent/profiles/${form.id}`, { body });
-      else await api.post('/agent/profiles', body);
+      if (form.id) await api.client.agentProfilesReplace({ id: form.id, body });
+      else await api.client.agentProfilesCreate({ body });
       setDone(form.id ? `Profile ${form.name} saved.` : `Profile ${form.name} created.`);
       setForm(empty);
       profiles.reload();
@@ -212,7 +211,7 @@ export function ProfilesSection(): ReactNode {
                     aria-label={`Delete ${String(r.name)}`}
                     onClick={() =>
                       void action.run(async () => {
-                        await api.request('DELETE', `/agent/profiles/${String(r.id)}`);
+                        await api.client.agentProfilesRemove({ id: String(r.id) });
                         profiles.reload();
                       })
                     }
@@ -280,7 +279,7 @@ interface Setting {
  */
 export function ModelSettingsSection(): ReactNode {
   const { api } = useSession();
-  const settings = useLoad(async () => (await api.get<{ settings: Setting[] }>('/agent/settings')).body.settings, [api]);
+  const settings = useLoad(async () => itemsOf<Setting>(await api.client.runtimeSettingsList()), [api]);
   return (
     <Stack>
       {settings.loading && !settings.data ? <Loading /> : null}
@@ -314,13 +313,13 @@ function SettingRow({ setting: s, onChanged }: { setting: Setting; onChanged: ()
     void action.run(async () => {
       const typed =
         s.type === 'secret' ? { value } : s.type === 'integer' ? Number(value) : s.type === 'boolean' ? value === 'true' : value;
-      await api.request('PUT', `/agent/settings/${s.name}`, { body: { value: typed } });
+      await api.client.runtimeSettingsPut({ name: s.name, body: { value: typed } });
       if (s.type === 'secret') setValue('');
       onChanged();
     });
   const clear = (): void =>
     void action.run(async () => {
-      await api.request('DELETE', `/agent/settings/${s.name}`);
+      await api.client.runtimeSettingsClear({ name: s.name });
       onChanged();
     });
   return (

@@ -1,3 +1,4 @@
+import { itemsOf } from '../api/client';
 import { Button, Group, List, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type FormEvent, type ReactNode } from 'react';
 import { DataTable } from '../components/data-table';
@@ -68,8 +69,8 @@ function SectionBody({ section }: { section: string }): ReactNode {
 
 function UsersSection(): ReactNode {
   const { api } = useSession();
-  const users = useList('/users');
-  const roles = useList('/roles');
+  const users = useList('users');
+  const roles = useList('roles');
   const create = useSubmit();
   const rowAction = useSubmit();
   const [form, setForm] = useState({ email: '', displayName: '', password: '', roleId: '' });
@@ -78,12 +79,16 @@ function UsersSection(): ReactNode {
     e.preventDefault();
     setDone(undefined);
     await create.run(async () => {
-      const res = await api.post<Item>('/users', {
-        email: form.email,
-        displayName: form.displayName,
-        password: form.password,
-        ...(form.roleId ? { roleId: form.roleId } : {}),
-      });
+      const res = await api.withStatus((c) =>
+        c.usersCreate({
+          body: {
+            email: form.email,
+            displayName: form.displayName,
+            password: form.password,
+            ...(form.roleId ? { roleId: form.roleId } : {}),
+          },
+        }),
+      );
       setDone(
         res.status === 202
           ? `${form.email} already has an account: an invitation to this organization was sent instead.`
@@ -157,7 +162,7 @@ function UsersSection(): ReactNode {
                   aria-label={`${r.active ? 'Deactivate' : 'Reactivate'} ${String(r.email)}`}
                   onClick={() =>
                     void rowAction.run(async () => {
-                      await api.request('PATCH', `/users/${String(r.id)}`, { body: { active: !r.active } });
+                      await api.client.usersUpdate({ id: String(r.id), body: { active: !r.active } });
                       users.reload();
                     })
                   }
@@ -176,14 +181,14 @@ function UsersSection(): ReactNode {
 /** One user: role, groups and permission sets (directly assigned), each changed through its own route. */
 export function UserAdminPage({ id }: { id: string }): ReactNode {
   const { api, me } = useSession();
-  const user = useLoad(async () => (await api.get<Item>(`/users/${id}`)).body, [api, id]);
-  const roles = useList('/roles');
-  const groups = useList('/groups');
-  const sets = useList('/permission-sets', [can(me, 'manage_permissions')]);
+  const user = useLoad(async (): Promise<Item> => api.client.usersGet({ id }), [api, id]);
+  const roles = useList('roles');
+  const groups = useList('groups');
+  const sets = useList('permissionSets', [can(me, 'manage_permissions')]);
   const memberships = useLoad(async () => {
     const all = await Promise.all(
       (groups.data ?? []).map(async (g) => {
-        const members = (await api.get<{ items: Item[] }>(`/groups/${String(g.id)}/members?limit=200`)).body.items;
+        const members = itemsOf<Item>(await api.client.groupsMembers({ id: String(g.id), query: { limit: '200' } }));
         return members.some((m) => m.userId === id) ? String(g.id) : undefined;
       }),
     );
@@ -192,8 +197,8 @@ export function UserAdminPage({ id }: { id: string }): ReactNode {
   const assignments = useLoad(async () => {
     if (!can(me, 'manage_permissions')) return [];
     const all = await Promise.all(
-      (sets.data ?? []).map(
-        async (s) => (await api.get<{ items: Item[] }>(`/permission-sets/${String(s.id)}/assignments?limit=200`)).body.items,
+      (sets.data ?? []).map(async (s) =>
+        itemsOf<Item>(await api.client.permissionSetsAssignments({ id: String(s.id), query: { limit: '200' } })),
       ),
     );
     return all.flat().filter((a) => a.userId === id);
@@ -257,7 +262,7 @@ export function UserAdminPage({ id }: { id: string }): ReactNode {
           variant="default"
           onClick={() =>
             run('Role changed.', async () => {
-              await api.request('PATCH', `/users/${id}`, { body: { roleId } });
+              await api.client.usersUpdate({ id, body: { roleId } });
               user.reload();
             })
           }
@@ -280,7 +285,7 @@ export function UserAdminPage({ id }: { id: string }): ReactNode {
               color="red"
               onClick={() =>
                 run('Removed from the group.', async () => {
-                  await api.request('DELETE', `/groups/${gid}/members/${id}`);
+                  await api.client.groupsRemoveMember({ id: gid, userId: id });
                   memberships.reload();
                 })
               }
@@ -305,7 +310,8 @@ export function UserAdminPage({ id }: { id: string }): ReactNode {
           disabled={!groupId}
           onClick={() =>
             run('Added to the group.', async () => {
-              await api.post(`/groups/${groupId}/members`, { userId: id });
+              if (!groupId) return;
+              await api.client.groupsAddMember({ id: groupId, body: { userId: id } });
               setGroupId(null);
               memberships.reload();
             })
@@ -331,7 +337,9 @@ export function UserAdminPage({ id }: { id: string }): ReactNode {
                   color="red"
                   onClick={() =>
                     run('Unassigned.', async () => {
-                      const res = await api.request('DELETE', `/permission-sets/${String(a.permissionSetId)}/assignments/${String(a.id)}`);
+                      const res = await api.withStatus((c) =>
+                        c.permissionSetsUnassign({ id: String(a.permissionSetId), assignmentId: String(a.id) }),
+                      );
                       setPending(pendingOf(res.status, res.body));
                       assignments.reload();
                     })
@@ -355,7 +363,8 @@ export function UserAdminPage({ id }: { id: string }): ReactNode {
               disabled={!setId}
               onClick={() =>
                 run('Assigned.', async () => {
-                  const res = await api.post(`/permission-sets/${setId}/assignments`, { userId: id });
+                  if (!setId) return;
+                  const res = await api.withStatus((c) => c.permissionSetsAssign({ id: setId, body: { userId: id } }));
                   setPending(pendingOf(res.status, res.body));
                   setSetId(null);
                   assignments.reload();
@@ -374,7 +383,7 @@ export function UserAdminPage({ id }: { id: string }): ReactNode {
 /** Roles as a tree ("everything below her role" is visible); create a role, move one under another. */
 function RolesSection(): ReactNode {
   const { api } = useSession();
-  const roles = useList('/roles');
+  const roles = useList('roles');
   const action = useSubmit();
   const [name, setName] = useState('');
   const [parentId, setParentId] = useState<string | null>(null);
@@ -407,7 +416,7 @@ function RolesSection(): ReactNode {
     e.preventDefault();
     setDone(undefined);
     await action.run(async () => {
-      await api.post('/roles', { name, ...(parentId ? { parentId } : {}) });
+      await api.client.rolesCreate({ body: { name, ...(parentId ? { parentId } : {}) } });
       setDone(`Role ${name} created.`);
       setName('');
       roles.reload();
@@ -417,7 +426,8 @@ function RolesSection(): ReactNode {
     e.preventDefault();
     setDone(undefined);
     await action.run(async () => {
-      await api.request('PATCH', `/roles/${moveId}`, { body: { parentId: moveTo } });
+      if (!moveId) return;
+      await api.client.rolesUpdate({ id: moveId, body: { parentId: moveTo } });
       setDone('Role moved.');
       roles.reload();
     });
@@ -459,20 +469,20 @@ function RolesSection(): ReactNode {
 /** Groups and their members. */
 function GroupsSection(): ReactNode {
   const { api } = useSession();
-  const groups = useList('/groups');
-  const users = useList('/users');
+  const groups = useList('groups');
+  const users = useList('users');
   const action = useSubmit();
   const [name, setName] = useState('');
   const [selected, setSelected] = useState<string | null>(null);
   const [userId, setUserId] = useState<string | null>(null);
   const members = useLoad(
-    async () => (selected ? (await api.get<{ items: Item[] }>(`/groups/${selected}/members?limit=200`)).body.items : []),
+    async () => (selected ? itemsOf<Item>(await api.client.groupsMembers({ id: selected, query: { limit: '200' } })) : []),
     [api, selected],
   );
   const create = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     await action.run(async () => {
-      await api.post('/groups', { name });
+      await api.client.groupsCreate({ body: { name } });
       setName('');
       groups.reload();
     });
@@ -511,7 +521,8 @@ function GroupsSection(): ReactNode {
                   aria-label={`Remove ${String(m.email)}`}
                   onClick={() =>
                     void action.run(async () => {
-                      await api.request('DELETE', `/groups/${selected}/members/${String(m.userId)}`);
+                      if (!selected) return;
+                      await api.client.groupsRemoveMember({ id: selected, userId: String(m.userId) });
                       members.reload();
                     })
                   }
@@ -534,7 +545,8 @@ function GroupsSection(): ReactNode {
               disabled={!userId}
               onClick={() =>
                 void action.run(async () => {
-                  await api.post(`/groups/${selected}/members`, { userId });
+                  if (!selected || !userId) return;
+                  await api.client.groupsAddMember({ id: selected, body: { userId } });
                   setUserId(null);
                   members.reload();
                 })

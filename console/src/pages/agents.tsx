@@ -1,5 +1,6 @@
 import { Alert, Badge, Button, Code, Group, Paper, Select, Stack, Text, Textarea, Title } from '@mantine/core';
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { itemsOf } from '../api/client';
 import { DataTable } from '../components/data-table';
 import { Empty, Link, Loading, ProblemAlert } from '../components/common';
 import { useSubmit, type Item } from '../components/forms';
@@ -31,19 +32,16 @@ interface Message {
 /** Conversations with the built-in agent: the caller's own, and starting one with a profile. */
 export function AgentsPage(): ReactNode {
   const { api } = useSession();
-  const conversations = useLoad(
-    async () => (await api.get<{ conversations: Conversation[] }>('/agent/conversations')).body.conversations,
-    [api],
-  );
-  const profiles = useLoad(async () => (await api.get<{ profiles: Item[] }>('/agent/profiles')).body.profiles, [api]);
+  const conversations = useLoad(async () => itemsOf<Conversation>(await api.client.conversationsList()), [api]);
+  const profiles = useLoad(async () => itemsOf<Item>(await api.client.agentProfilesList()), [api]);
   const start = useSubmit();
   const [profileId, setProfileId] = useState<string | null>(null);
   const profileName = (id: string): string => String(profiles.data?.find((p) => p.id === id)?.name ?? id);
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     await start.run(async () => {
-      const res = await api.post<Conversation>('/agent/conversations', { profileId });
-      navigate(`/agents/${res.body.id}`);
+      const res = await api.client.conversationsStart({ body: { profileId } });
+      navigate(`/agents/${res.id}`);
     });
   };
   return (
@@ -99,7 +97,11 @@ export function AgentsPage(): ReactNode {
  */
 export function ConversationPage({ id }: { id: string }): ReactNode {
   const { api } = useSession();
-  const loaded = useLoad(async () => (await api.get<Conversation & { messages: Message[] }>(`/agent/conversations/${id}`)).body, [api, id]);
+  // The conversation's answer is an open object in the API's schema: the page names what it reads.
+  const loaded = useLoad(async (): Promise<Conversation & { messages: Message[] }> => {
+    const answer: unknown = await api.client.conversationsGet({ id });
+    return answer as Conversation & { messages: Message[] };
+  }, [api, id]);
   const [messages, setMessages] = useState<Message[]>([]);
   const [state, setState] = useState<string>();
   const [draft, setDraft] = useState('');

@@ -1,5 +1,7 @@
 import { Alert, Badge, Button, Checkbox, Code, Group, Paper, SegmentedControl, Stack, Table, Text, Textarea, Title } from '@mantine/core';
 import { useEffect, useState, type ReactNode } from 'react';
+import type { PendingActionsGetResponse, PendingActionsListQuery, PendingActionsListResponse } from '@custodian/client';
+import type { ApiClient } from '../api/client';
 import { ApiError } from '../api/problem';
 import { DataTable } from '../components/data-table';
 import { Empty, Link, Loading, ProblemAlert } from '../components/common';
@@ -8,32 +10,31 @@ import { startPolling } from '../lib/poll';
 import { useLoad } from '../lib/use-load';
 import { useSession } from '../session';
 
-interface Summary {
-  id: string;
-  kind: string;
-  state: string;
-  revision: number;
-  object: string;
-  recordId: string | null;
-  requester: { userId: string; agent?: { clientId: string; name: string } };
-  justification: string;
-  createdAt: string;
-}
+/** One row of the inbox, as `GET /approvals` types it. */
+type Summary = PendingActionsListResponse['items'][number];
 
-interface Detail extends Summary {
-  diff: Record<string, unknown>;
+/** The detail as `GET /approvals/:id` types it, with the parts its schema leaves open named. */
+type Detail = PendingActionsGetResponse & {
   current: Record<string, unknown> | null;
   context: Record<string, unknown>;
   action: string | null;
   decisions: Array<{ approverUserId: string; decision: string; reason: string | null; at: string }>;
   outcome: { code?: string; message?: string; version?: number | null } | null;
-  requiredApprovals: number;
+};
+
+/** One pending action as the detail page shows it. */
+async function getDetail(api: ApiClient, id: string): Promise<Detail> {
+  return (await api.client.pendingActionsGet({ id })) as Detail;
 }
 
 /** How often the inbox and an open action look for decisions made elsewhere. */
 const POLL = { intervalMs: 4000, maxIntervalMs: 60_000 };
 
-const FILTERS = { waiting: 'waitingForMe=true', mine: 'mine=true', all: '' } as const;
+const FILTERS = {
+  waiting: { waitingForMe: 'true' },
+  mine: { mine: 'true' },
+  all: {},
+} as const satisfies Record<string, PendingActionsListQuery>;
 type Filter = keyof typeof FILTERS;
 
 export function ApprovalsPage(): ReactNode {
@@ -51,10 +52,9 @@ export function ApprovalsPage(): ReactNode {
     setSelected(new Set());
     const load = async (): Promise<void> => {
       try {
-        const q = FILTERS[filter];
-        const res = await api.get<{ items: Summary[] }>(`/approvals?limit=100${q ? `&${q}` : ''}`);
+        const res = await api.client.pendingActionsList({ query: { limit: '100', ...FILTERS[filter] } });
         if (live) {
-          setItems(res.body.items);
+          setItems(res.items);
           setError(undefined);
         }
       } catch (e) {
@@ -81,12 +81,14 @@ export function ApprovalsPage(): ReactNode {
   const bulk = async (decision: 'approve' | 'reject'): Promise<void> => {
     setError(undefined);
     try {
-      const res = await api.post<{ results: Array<{ id: string; status: number; code?: string; state?: string }> }>('/approvals/bulk', {
-        items: [...selected].map((id) =>
-          decision === 'reject' ? { id, decision, reason: reason || 'Rejected in bulk' } : { id, decision },
-        ),
+      const res = await api.client.pendingActionsBulk({
+        body: {
+          items: [...selected].map((id) =>
+            decision === 'reject' ? { id, decision, reason: reason || 'Rejected in bulk' } : { id, decision },
+          ),
+        },
       });
-      setBulkResult(res.body.results);
+      setBulkResult(res.results);
       setSelected(new Set());
     } catch (e) {
       setError(e);
@@ -198,7 +200,7 @@ function StateBadge({ state }: { state: string }): ReactNode {
 
 export function ApprovalDetailPage({ id }: { id: string }): ReactNode {
   const { api } = useSession();
-  const loaded = useLoad(() => api.get<Detail>(`/approvals/${encodeURIComponent(id)}`).then((r) => r.body), [api, id]);
+  const loaded = useLoad(() => getDetail(api, id), [api, id]);
   const [detail, setDetail] = useState<Detail | undefined>();
   const [changedElsewhere, setChangedElsewhere] = useState(false);
   const [reason, setReason] = useState('');
@@ -212,9 +214,9 @@ export function ApprovalDetailPage({ id }: { id: string }): ReactNode {
     // "approved" is followed by the apply (applied, stale, forbidden or failed): keep watching until then.
     if (!detail || (detail.state !== 'pending' && detail.state !== 'approved')) return;
     return startPolling(async () => {
-      const res = await api.get<Detail>(`/approvals/${encodeURIComponent(id)}`);
-      if (res.body.revision !== detail.revision || res.body.state !== detail.state) {
-        setDetail(res.body);
+      const res = await getDetail(api, id);
+      if (res.revision !== detail.revision || res.state !== detail.state) {
+        setDetail(res);
         setChangedElsewhere(true);
       }
     }, POLL);
@@ -228,13 +230,13 @@ export function ApprovalDetailPage({ id }: { id: string }): ReactNode {
     setBusy(true);
     setActionError(undefined);
     try {
-      const res = await api.post<Detail>(
-        `/approvals/${encodeURIComponent(id)}/${decision}`,
-        decision === 'reject' ? { reason } : reason ? { comment: reason } : {},
-        { 'if-match': `"${detail.revision}"` },
-      );
-      const fresh = await api.get<Detail>(`/approvals/${encodeURIComponent(id)}`).catch(() => ({ body: { ...detail, ...res.body } }));
-      setDetail(fresh.body as Detail);
+      const headers = { 'if-match': `"${detail.revision}"` };
+      const res =
+        decision === 'reject'
+          ? await api.client.pendingActionsReject({ id, body: { reason }, headers })
+          : await api.client.pendingActionsApprove({ id, body: reason ? { comment: reason } : {}, headers });
+      const fresh = await getDetail(api, id).catch((): Detail => ({ ...detail, ...res, outcome: detail.outcome }));
+      setDetail(fresh);
       setChangedElsewhere(false);
     } catch (e) {
       setActionError(e);

@@ -1,5 +1,7 @@
 import { Alert, Button, Code, Group, Progress, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type FormEvent, type ReactNode } from 'react';
+import type { AuditListQuery } from '@custodian/client';
+import { itemsOf } from '../api/client';
 import { DataTable } from '../components/data-table';
 import { Empty, Link, Loading, ProblemAlert } from '../components/common';
 import { useLoad } from '../lib/use-load';
@@ -41,18 +43,13 @@ const FILTERS = [
 export function AuditPage(): ReactNode {
   const { api } = useSession();
   const [form, setForm] = useState<Record<string, string>>({});
-  const [query, setQuery] = useState('');
+  const [query, setQuery] = useState<AuditListQuery>({});
   const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
   const cursor = cursors[cursors.length - 1];
-  const page = useLoad(
-    () =>
-      api
-        .get<{ items: AuditRow[]; nextCursor: string | null }>(
-          `/audit/events?limit=50${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-        )
-        .then((r) => r.body),
-    [api, query, cursor],
-  );
+  const page = useLoad(async () => {
+    const res = await api.client.auditList({ query: { ...query, limit: '50', ...(cursor ? { cursor } : {}) } });
+    return { items: itemsOf<AuditRow>(res), nextCursor: res.nextCursor };
+  }, [api, query, cursor]);
   const [verifying, setVerifying] = useState(false);
   const [verify, setVerify] = useState<Verify | undefined>();
   const [verifyError, setVerifyError] = useState<unknown>();
@@ -61,13 +58,12 @@ export function AuditPage(): ReactNode {
 
   const search = (e: FormEvent): void => {
     e.preventDefault();
-    const params = new URLSearchParams();
+    const next: AuditListQuery = {};
     for (const f of FILTERS) {
       const v = form[f.key]?.trim();
-      if (v) params.set(f.key, v);
+      if (v) next[f.key] = v;
     }
-    const s = params.toString();
-    setQuery(s ? `&${s}` : '');
+    setQuery(next);
     setCursors([undefined]);
   };
   const runVerify = async (): Promise<void> => {
@@ -75,7 +71,7 @@ export function AuditPage(): ReactNode {
     setVerify(undefined);
     setVerifyError(undefined);
     try {
-      setVerify((await api.get<Verify>('/audit/verify')).body);
+      setVerify(await api.client.auditVerify());
     } catch (e) {
       setVerifyError(e);
     } finally {
@@ -85,15 +81,17 @@ export function AuditPage(): ReactNode {
   const runExport = async (): Promise<void> => {
     setExportError(undefined);
     try {
-      const res = await api.get<string>('/audit/export', { text: true });
+      // NDJSON, not one JSON answer: the typed method hands back the response itself.
+      const res = await api.client.auditExport();
+      const body = await res.text();
       const view = res.headers.get('custodian-audit-view') ?? 'unknown';
-      const url = URL.createObjectURL(new Blob([res.body], { type: 'application/x-ndjson' }));
+      const url = URL.createObjectURL(new Blob([body], { type: 'application/x-ndjson' }));
       const a = document.createElement('a');
       a.href = url;
       a.download = `audit-export-${new Date().toISOString().slice(0, 19)}.ndjson`;
       a.click();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      setExported(`${res.body.split('\n').filter(Boolean).length} events exported (${view} view).`);
+      setExported(`${body.split('\n').filter(Boolean).length} events exported (${view} view).`);
     } catch (e) {
       setExportError(e);
     }
@@ -205,7 +203,11 @@ export function AuditPage(): ReactNode {
 
 export function AuditEventPage({ id }: { id: string }): ReactNode {
   const { api } = useSession();
-  const loaded = useLoad(() => api.get<AuditRow>(`/audit/events/${encodeURIComponent(id)}`).then((r) => r.body), [api, id]);
+  // One event's answer is an open object in the API's schema: the page names what it reads.
+  const loaded = useLoad(async () => {
+    const answer: unknown = await api.client.auditGet({ id });
+    return answer as AuditRow;
+  }, [api, id]);
   if (loaded.loading) return <Loading />;
   if (loaded.error) return <ProblemAlert error={loaded.error} title="This event cannot be shown" />;
   const row = loaded.data!;
