@@ -7,6 +7,7 @@ export * from './backoff';
 export * from './auth/capabilities';
 export * from './auth/denial-auditor';
 export * from './auth/principal-resolver';
+export * from './auth/principal-snapshot-cache';
 export * from './auth/route-inventory';
 export * from './auth/route-policy.decorator';
 export * from './auth/token-verifier';

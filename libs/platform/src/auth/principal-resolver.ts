@@ -1,17 +1,9 @@
 import { hash } from 'node:crypto';
-import {
-  AuthenticateApiKey,
-  CredentialRevoked,
-  ErrorCode,
-  GetJwks,
-  GetPrincipalSnapshot,
-  PolicyVersionChanged,
-  type CredentialRevokedEvent,
-  type PrincipalSnapshot,
-} from '@custodian/contracts';
+import { AuthenticateApiKey, ErrorCode, GetJwks, GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus';
 import { CustodianException } from '../errors/custodian.exception';
+import { PrincipalSnapshotCache } from './principal-snapshot-cache';
 import { TokenVerifier, type AccessTokenClaims, type TokenVerifierOptions } from './token-verifier';
 
 /** API keys are recognisable by this prefix: `cak_<public id>_<secret>` (docs/identity.md). */
@@ -31,12 +23,6 @@ export interface PrincipalCacheOptions {
   maxEntries?: number;
 }
 
-interface CachedPrincipal {
-  readonly snapshot: PrincipalSnapshot;
-  /** Epoch ms after which the entry is not used: TTL, token `exp`, session/key expiry. */
-  readonly usableUntil: number;
-}
-
 /**
  * Turns a bearer credential into a principal snapshot. Access tokens are verified locally, then
  * identity is asked (over the bus) for the snapshot, which also proves the session or key is still
@@ -44,7 +30,8 @@ interface CachedPrincipal {
  *
  * The answer is cached per credential (a hash of the presented bearer string) for at most `ttlMs`,
  * never past the token's `exp` or the credential's own expiry, and dropped the moment identity's
- * revocation or policy-version broadcast arrives (R10, DESIGN §2 "caches drop on it"):
+ * revocation or policy-version broadcast arrives (R10, DESIGN §2 "caches drop on it"; the rules
+ * live in PrincipalSnapshotCache, shared with the agent runtime):
  * - `evt.identity.revoked` drops every entry of the revoked sessions / API keys / users;
  * - `evt.identity.policy-version` drops the org's entries older than the announced version, and
  *   remembers the version: a snapshot older than a version this process has been told about is
@@ -58,16 +45,11 @@ interface CachedPrincipal {
  */
 export class PrincipalResolver {
   private readonly verifier: TokenVerifier;
-  private readonly cache = new Map<string, CachedPrincipal>();
-  /** Highest policy version announced per org. */
-  private readonly announced = new Map<string, number>();
-  /** Bumped by every invalidation; a fill that started in an older epoch is not stored. */
-  private epoch = 0;
+  private readonly cache: PrincipalSnapshotCache;
   private listening: Promise<void> | undefined;
   /** True once the invalidation listeners are in place. */
   private ready = false;
   private readonly ttlMs: number;
-  private readonly maxEntries: number;
   private hits = 0;
   private misses = 0;
 
@@ -79,7 +61,7 @@ export class PrincipalResolver {
   ) {
     this.verifier = new TokenVerifier(opts, () => bus.request(GetJwks, {}), logger);
     this.ttlMs = Math.max(0, cache.ttlMs);
-    this.maxEntries = Math.max(1, cache.maxEntries ?? 10_000);
+    this.cache = new PrincipalSnapshotCache(Math.max(1, cache.maxEntries ?? 10_000));
   }
 
   /**
@@ -89,9 +71,7 @@ export class PrincipalResolver {
   start(): Promise<void> {
     if (this.ttlMs === 0) return Promise.resolve();
     this.listening ??= (async () => {
-      const onGap = (): void => this.invalidate(() => this.cache.clear());
-      await this.bus.listen(CredentialRevoked, (event) => this.revoked(event), { onGap });
-      await this.bus.listen(PolicyVersionChanged, (event) => this.policyChanged(event.orgId, event.policyVersion), { onGap });
+      await this.cache.listen(this.bus);
       this.ready = true;
     })();
     return this.listening;
@@ -111,30 +91,16 @@ export class PrincipalResolver {
     // One-shot hash: no Hash object per request.
     const key = caching ? hash('sha256', token, 'base64url') : '';
     if (caching) {
-      const hit = this.cache.get(key);
+      const hit = this.cache.get(key, minPolicyVersion);
       if (hit) {
-        if (
-          Date.now() < hit.usableUntil &&
-          hit.snapshot.policyVersion >= Math.max(minPolicyVersion, this.announcedFor(hit.snapshot.orgId))
-        ) {
-          this.hits++;
-          return hit.snapshot;
-        }
-        this.cache.delete(key);
+        this.hits++;
+        return hit;
       }
       this.misses++;
     }
-    const epoch = this.epoch;
+    const epoch = this.cache.fillEpoch();
     const { snapshot, tokenExpiresAt } = await this.fetch(token);
-    if (caching && epoch === this.epoch && this.bus.isReady() && snapshot.policyVersion >= this.announcedFor(snapshot.orgId)) {
-      const now = Date.now();
-      const credentialExpiry = snapshot.credentialExpiresAt ? Date.parse(snapshot.credentialExpiresAt) : Infinity;
-      const usableUntil = Math.min(now + this.ttlMs, tokenExpiresAt ?? Infinity, credentialExpiry);
-      if (usableUntil > now) {
-        if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
-        this.cache.set(key, { snapshot, usableUntil });
-      }
-    }
+    if (caching && this.bus.isReady()) this.cache.put(key, snapshot, epoch, this.ttlMs, tokenExpiresAt);
     return snapshot;
   }
 
@@ -158,35 +124,6 @@ export class PrincipalResolver {
       'Invalid or expired access token',
     );
     return { snapshot, tokenExpiresAt: typeof claims.exp === 'number' ? claims.exp * 1000 : undefined };
-  }
-
-  private announcedFor(orgId: string): number {
-    return this.announced.get(orgId) ?? 0;
-  }
-
-  private revoked(event: CredentialRevokedEvent): void {
-    const ids = new Set(event.ids);
-    const field = event.kind === 'session' ? 'sessionId' : event.kind === 'api_key' ? 'apiKeyId' : 'userId';
-    this.invalidate(() => {
-      for (const [key, entry] of this.cache) {
-        const value = entry.snapshot[field];
-        if (value !== undefined && ids.has(value)) this.cache.delete(key);
-      }
-    });
-  }
-
-  private policyChanged(orgId: string, version: number): void {
-    if (version > this.announcedFor(orgId)) this.announced.set(orgId, version);
-    this.invalidate(() => {
-      for (const [key, entry] of this.cache) {
-        if (entry.snapshot.orgId === orgId && entry.snapshot.policyVersion < version) this.cache.delete(key);
-      }
-    });
-  }
-
-  private invalidate(drop: () => void): void {
-    this.epoch++;
-    drop();
   }
 
   private async ask(call: () => Promise<PrincipalSnapshot>, refused: string): Promise<PrincipalSnapshot> {
