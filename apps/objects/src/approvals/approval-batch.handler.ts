@@ -9,7 +9,16 @@ import {
   type Requester,
   type ResponseOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, requestContext, sortedJson, type Bus } from '@custodian/platform';
+import {
+  BUS,
+  CustodianException,
+  OutboxWriter,
+  SERVICE_DATA_SOURCE,
+  canonicalJson,
+  requestContext,
+  sortedJson,
+  type Bus,
+} from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { REQUESTER_INACTIVE, asRequester, refusalOutcome } from '../decision/as-requester';
@@ -17,6 +26,7 @@ import { recordTable } from '../metadata/org-tables';
 import { RecordOperationsBusHandlers } from '../records/record-operations.handler';
 import { RecordQueryService } from '../records/record-query.service';
 import { RecordWriteService, type WriteResult } from '../records/record-write.service';
+import { updateMany, type BatchAnswer } from './batch-update';
 
 type Operation = RequestOf<typeof ApplyRecordOperations>['items'][number];
 type ReviewAnswer = ResponseOf<typeof ReviewRecords>['results'][number];
@@ -46,11 +56,15 @@ function requestHash(item: Operation): string {
  *  - `objects.record.apply-many`: approved operations, each applied as objects.record.apply would
  *    apply it on its own: the requester's principal rebuilt by identity now (P1), the expected
  *    version (P2), the receipt keyed by the action (P3), the stored values (P5), its own audit
- *    event — through RecordWriteService.update itself. What is batched: the requester's principal is
- *    built once per distinct requester, the receipts are looked up in one statement, and the
- *    updates of one requester share one transaction. A failed statement rolls that transaction
- *    back and its items are applied one by one through objects.record.apply's own code instead.
- *    Creates, deletes and actions always take that one-by-one path.
+ *    event. What is batched: the requester's principal is built once per distinct requester, its
+ *    decision once per object, the receipts are looked up in one statement, and the updates of one
+ *    requester share one transaction in which batch-update.ts applies each object's updates with a
+ *    fixed number of statements (rows locked with the read filter, the edit filter, one UPDATE per
+ *    set of fields, one INSERT of the audit events, one of the receipts); an item on a record an
+ *    earlier item names, or one that sets a lookup, goes through RecordWriteService.update in the
+ *    same transaction. A failed statement rolls that transaction back and its items are applied
+ *    one by one through objects.record.apply's own code instead. Creates, deletes and actions
+ *    always take that one-by-one path.
  */
 @Injectable()
 export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
@@ -60,6 +74,7 @@ export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
     @Inject(RecordWriteService) private readonly records: RecordWriteService,
     @Inject(RecordOperationsBusHandlers) private readonly single: RecordOperationsBusHandlers,
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
+    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -173,9 +188,48 @@ export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
       }
       if (fresh.length === 0) return;
       const answers = new Map<number, RecordOperationResult>();
+      // One decision per object for this requester (rebuilt now, P1); an object they may no longer see refuses its items.
+      const byObject = new Map<string, number[]>();
+      for (const i of fresh) byObject.set(items[i].object, [...(byObject.get(items[i].object) ?? []), i]);
+      const contexts = new Map<string, Awaited<ReturnType<RecordQueryService['context']>>>();
+      for (const [object, group] of byObject) {
+        try {
+          contexts.set(object, await this.queries.context(principal, object));
+        } catch (error) {
+          const refusal = refusalOutcome(error);
+          if (!refusal) throw error;
+          for (const i of group) results[i] = refusal;
+        }
+      }
       try {
         await this.ds.transaction(async (m) => {
-          for (const i of fresh) answers.set(i, await this.updateOne(m, principal, items[i], hashes.get(i)!));
+          const single: number[] = [];
+          for (const [object, group] of byObject) {
+            const ctx = contexts.get(object);
+            if (!ctx) continue;
+            let batch: BatchAnswer[];
+            try {
+              batch = await updateMany(
+                m,
+                this.outbox,
+                principal,
+                ctx,
+                object,
+                group.map((i) => ({
+                  recordId: items[i].recordId!,
+                  values: items[i].values,
+                  expectedVersion: items[i].expectedVersion!,
+                  idempotencyKey: items[i].idempotencyKey!,
+                  hash: hashes.get(i)!,
+                })),
+              );
+            } catch (error) {
+              throw new BatchAborted(error);
+            }
+            group.forEach((i, k) => (batch[k] === 'single' ? single.push(i) : answers.set(i, batch[k] as RecordOperationResult)));
+          }
+          // After the batched ones, in request order: a second item on the same record, one that sets a lookup.
+          for (const i of single.sort((a, b) => a - b)) answers.set(i, await this.updateOne(m, principal, items[i], hashes.get(i)!));
         });
       } catch (error) {
         if (!(error instanceof BatchAborted)) throw error;
