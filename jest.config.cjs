@@ -1,6 +1,7 @@
 // Three projects, all run by `npm test`: unit (pure, fast), integration (real PostgreSQL and
 // NATS on this machine), e2e (built services as separate processes). The global setup refuses
 // to run when PostgreSQL or NATS is missing: a missing dependency is a failure, never a skip.
+const os = require('node:os');
 const swcOptions = require('./scripts/swc-options.cjs');
 
 // ESM-only packages (no CommonJS build) that jest must transform to CommonJS to load them in its
@@ -28,7 +29,15 @@ const common = {
 // template database hosts are cloned from; unit tests need neither and run without them.
 const services = { globalSetup: '<rootDir>/test/support/global-setup.cjs' };
 
+// Workers: jest's default (cores − 1) is ONE worker on the 2-core CI machine, so every suite ran in
+// series although most integration and e2e suites mostly wait on PostgreSQL, NATS and child
+// processes. Two workers at least; at most three, for PostgreSQL's 100 connections: a suite's host
+// peaks near 25 (five services' pools), and every suite has its own database and NATS namespace.
+// `--maxWorkers=N` on the command line still overrides this (docs/testing.md).
+const maxWorkers = Math.min(3, Math.max(2, os.availableParallelism() - 1));
+
 module.exports = {
+  maxWorkers,
   // Integration and e2e tests start databases and processes; unit tests finish in milliseconds anyway.
   testTimeout: 60_000,
   projects: [
