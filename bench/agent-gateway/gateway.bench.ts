@@ -24,9 +24,11 @@
  * Results → bench/results/agent-gateway.json.
  */
 import { randomBytes } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -38,6 +40,7 @@ import { ToolCatalogService } from '../../apps/agent-gateway/src/tools/tool-cata
 import { recordTableName } from '../../apps/objects/src/metadata/org-tables';
 import { createTestDatabase } from '../../test/support/database';
 import { environment, fmt, median, percentile, printTable, writeResults } from '../policy/bench-util';
+import { signalScopedFetch } from './signal-scoped-fetch';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -60,7 +63,20 @@ interface RunResult {
   p99: number;
   n: number;
   errors: number;
+  /** Event-loop delay of this process during the run (server and client share it), ms. */
+  loopP99: number;
+  loopMax: number;
+  /** Garbage collections during the run: count, summed and longest pause, ms. */
+  gcCount: number;
+  gcMs: number;
+  gcMaxMs: number;
 }
+
+/** GC pauses as V8 reports them; `load` reads the entries of its own run. */
+const gcPauses: number[] = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+}).observe({ entryTypes: ['gc'] });
 
 /** The first few distinct error messages, printed at the end (errors fail the run). */
 const errorSamples = new Set<string>();
@@ -72,6 +88,9 @@ function noteError(error: unknown): void {
 async function load(workers: Array<() => Promise<void>>): Promise<RunResult> {
   const latencies: number[] = [];
   let errors = 0;
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  gcPauses.length = 0;
+  loop.enable();
   const started = Date.now();
   const end = started + SECONDS * 1000;
   await Promise.all(
@@ -89,7 +108,20 @@ async function load(workers: Array<() => Promise<void>>): Promise<RunResult> {
     }),
   );
   const elapsed = (Date.now() - started) / 1000;
-  return { rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), n: latencies.length, errors };
+  loop.disable();
+  const gc = gcPauses.splice(0);
+  return {
+    rps: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    n: latencies.length,
+    errors,
+    loopP99: loop.percentile(99) / 1e6,
+    loopMax: loop.max / 1e6,
+    gcCount: gc.length,
+    gcMs: gc.reduce((a, b) => a + b, 0),
+    gcMaxMs: gc.length > 0 ? Math.max(...gc) : 0,
+  };
 }
 
 const summary = (runs: RunResult[]) => ({
@@ -97,6 +129,10 @@ const summary = (runs: RunResult[]) => ({
   p50: median(runs.map((r) => r.p50)),
   p99: median(runs.map((r) => r.p99)),
   errors: runs.reduce((n, r) => n + r.errors, 0),
+  loopP99: median(runs.map((r) => r.loopP99)),
+  loopMax: median(runs.map((r) => r.loopMax)),
+  gcPerS: median(runs.map((r) => r.gcCount / SECONDS)),
+  gcMaxMs: median(runs.map((r) => r.gcMaxMs)),
 });
 const row = (name: string, s: ReturnType<typeof summary>) => ({
   side: name,
@@ -104,6 +140,8 @@ const row = (name: string, s: ReturnType<typeof summary>) => ({
   'p50 ms': fmt(s.p50),
   'p99 ms': fmt(s.p99),
   errors: s.errors,
+  'loop delay p99/max ms': `${fmt(s.loopP99)}/${fmt(s.loopMax)}`,
+  'GC/s, longest ms': `${fmt(s.gcPerS, 1)}, ${fmt(s.gcMaxMs)}`,
 });
 
 /** Runs the sides RUNS times, taking turns in a rotating order so none is always measured first. */
@@ -233,8 +271,14 @@ async function main(): Promise<void> {
     );
     await pool.query(`ANALYZE ${table}`);
 
-    const connect = async (key: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> => {
-      const transport = new StreamableHTTPClientTransport(mcpUrl, { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+    // Every client's requests get their own abort signal (signal-scoped-fetch.ts): the SDK transport's one
+    // signal per client otherwise collects an abort listener per request until a GC. `plainFetch` keeps
+    // the SDK's default, for the side that shows what that costs.
+    const connect = async (key: string, plainFetch = false): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> => {
+      const transport = new StreamableHTTPClientTransport(mcpUrl, {
+        requestInit: { headers: { authorization: `Bearer ${key}` } },
+        ...(plainFetch ? {} : { fetch: signalScopedFetch() }),
+      });
       const client = new Client({ name: 'gateway-bench', version: '1.0.0' });
       await client.connect(transport);
       open.push({ client, transport });
@@ -323,8 +367,14 @@ async function main(): Promise<void> {
       const listSide = () => load([async () => void (await raw('tools/list'))]);
       const pingSide = () => load([async () => void (await raw('ping'))]);
       const sdkSide = () => load([async () => void (await broadClient.listTools())]);
+      // The same SDK client with the transport's one signal on every fetch (the SDK's default).
+      const { client: plainClient, transport: plainTransport } = await connect(broadKey, true);
+      const plainSide = () => load([async () => void (await plainClient.listTools())]);
+      const abortListeners = (t: StreamableHTTPClientTransport): number =>
+        getEventListeners((t as unknown as { _abortController: AbortController })._abortController.signal, 'abort').length;
       await listSide();
-      const [listRuns, pingRuns, sdkRuns] = await rounds([listSide, pingSide, sdkSide]);
+      const [listRuns, pingRuns, sdkRuns, plainRuns] = await rounds([listSide, pingSide, sdkSide, plainSide]);
+      const listeners = { scoped: abortListeners(broadTransport), plain: abortListeners(plainTransport) };
       // Cold: the first tools/list of a fresh credential of the same user (its catalog entry is shared by principal content).
       const cold: number[] = [];
       for (let i = 0; i < 10; i++) {
@@ -352,7 +402,7 @@ async function main(): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       // CPU time is not inflated by the scheduler of a loaded machine the way wall-clock percentiles are.
       const serverCpuMs = (cpu.user + cpu.system) / 1000 / 2000;
-      const l = { list: summary(listRuns), ping: summary(pingRuns), sdk: summary(sdkRuns) };
+      const l = { list: summary(listRuns), ping: summary(pingRuns), sdk: summary(sdkRuns), plain: summary(plainRuns) };
       // Above the ping floor: what tools/list costs beyond any request on the same session (paired rounds).
       const overPingP99 = median(listRuns.map((r, i) => r.p99 - pingRuns[i].p99));
       const overPingP50 = median(listRuns.map((r, i) => r.p50 - pingRuns[i].p50));
@@ -363,7 +413,11 @@ async function main(): Promise<void> {
         row('tools/list (raw JSON-RPC)', l.list),
         row('ping (raw JSON-RPC, floor)', l.ping),
         row('tools/list (SDK listTools)', l.sdk),
+        row('tools/list (SDK listTools, plain fetch)', l.plain),
       ]);
+      console.log(
+        `abort listeners left on the transport's signal after the runs: ${listeners.scoped} (signal-scoped fetch), ${listeners.plain} (plain fetch, until a GC)`,
+      );
       console.log(
         `tools/list above the ping floor (median of paired rounds): p50 ${fmt(overPingP50, 3)} ms, p99 ${fmt(overPingP99, 3)} ms`,
       );
@@ -378,6 +432,8 @@ async function main(): Promise<void> {
         raw: listRuns,
         ping: pingRuns,
         sdk: sdkRuns,
+        sdkPlainFetch: plainRuns,
+        abortListeners: listeners,
         overPingP50,
         overPingP99,
         serverWorkP50: percentile(serverWork, 50),
@@ -387,7 +443,7 @@ async function main(): Promise<void> {
       };
       targets.toolsListP99Ms = { value: l.list.p99, target: 5, met: l.list.p99 <= 5 };
       targets.toolsListServerWorkP99Ms = { value: percentile(serverWork, 99), target: 5, met: percentile(serverWork, 99) <= 5 };
-      failures += l.list.errors + l.ping.errors + l.sdk.errors;
+      failures += l.list.errors + l.ping.errors + l.sdk.errors + l.plain.errors;
       await closeAll();
     }
 
