@@ -41,7 +41,7 @@ module.exports = {
   // Integration and e2e tests start databases and processes; unit tests finish in milliseconds anyway.
   testTimeout: 60_000,
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,all-in-one,test,console/src}/**/*.spec.ts'] },
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,all-in-one,test,console/src,bench}/**/*.spec.ts'] },
     {
       ...common,
       ...services,
