@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { checkCheckpoint, type SignedCheckpoint } from '../apps/audit/src/checkpoints/checkpoint-statement';
+import { readCheckpointFile } from '../apps/audit/src/checkpoints/checkpoint-file';
 import { listChains, readChain } from '../apps/audit/src/verify/chain-reader';
 import { ProgressBar } from './progress-bar';
 
@@ -29,11 +30,9 @@ export async function verifyOffline(args: OfflineVerifyOptions, out: Writable, e
   let bad = false;
   const results: unknown[] = [];
   if (args.checkpoint) {
-    const doc = JSON.parse(readFileSync(args.checkpoint, 'utf8')) as {
-      publicKeys?: string[];
-      checkpoints?: SignedCheckpoint[];
-    } & SignedCheckpoint;
-    const list = doc.checkpoints ?? [doc];
+    // The body of GET audit/checkpoints, now ({items, nextCursor, publicKeys}) or before ADR 0018 ({publicKeys, checkpoints}).
+    const doc = readCheckpointFile(JSON.parse(readFileSync(args.checkpoint, 'utf8')));
+    const list = doc.checkpoints as SignedCheckpoint[];
     const trusted = args.publicKey ? [readFileSync(args.publicKey, 'utf8')] : (doc.publicKeys ?? list.map((c) => c.publicKey));
     if (!args.publicKey) err.write('warning: signing key not pinned (--public-key); trusting the key in the checkpoint file\n');
     for (const c of list) {
