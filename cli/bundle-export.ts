@@ -34,12 +34,12 @@ async function allPages<T>(fetchPage: (cursor: string | undefined) => Promise<{ 
  * of the result against the same org shows no change for what the API round-trips.
  */
 export async function exportBundle(api: CustodianClient, name: string, log: Writable): Promise<Json> {
-  const { objects } = await api.objectMetadataList();
+  const { items: objects } = await api.objectMetadataList();
   const sharingRules: Json = {};
   const actions: unknown[] = [];
   for (const object of objects as Json[]) {
     const objectName = String(object.name);
-    const rules = (await api.sharingRulesList({ name: objectName })).rules;
+    const rules = (await api.sharingRulesList({ name: objectName })).items;
     if (rules.length) sharingRules[objectName] = strip(rules);
     actions.push(
       ...((await api.actionsList({ name: objectName })).items as unknown[]).map((a) => strip({ object: objectName, ...(a as Json) })),

@@ -314,7 +314,7 @@ async function main(): Promise<void> {
       const restFirst = await restOnce();
       const toolFirst = await toolOnce(mcpClients[0].client);
       const ids = (rows: Array<{ id: string }>) => JSON.stringify(rows.map((r) => r.id));
-      if (restFirst.records.length !== PAGE || ids(restFirst.records) !== ids(toolFirst.structuredContent.records))
+      if (restFirst.items.length !== PAGE || ids(restFirst.items) !== ids(toolFirst.structuredContent.records))
         throw new Error('REST and query_records disagree on the first page');
       const restSide = () => load(Array.from({ length: CLIENTS }, () => async () => void (await restOnce())));
       const mcpSide = () =>

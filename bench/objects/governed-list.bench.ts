@@ -260,7 +260,7 @@ async function main(): Promise<void> {
     const principal = (await call('GET', '/auth/me', repToken)) as PrincipalSnapshot;
     const stored = def as StoredObjectDefinition;
     const catalog = compileCatalog([
-      toObjectSecurity({ ...stored, sharingRules: (await call('GET', '/meta/objects/deal/sharing-rules', admin)).rules }),
+      toObjectSecurity({ ...stored, sharingRules: (await call('GET', '/meta/objects/deal/sharing-rules', admin)).items }),
     ]);
     const decision = compileDecision(policySnapshot(principal), catalog, { sqlSchema: sqlSchemaFor(orgId) });
     const spec = { object: 'deal', orderBy: [], limit: 50, offset: 0 };
@@ -290,13 +290,13 @@ async function main(): Promise<void> {
     servers.push(bare);
     const probe = async (server: Server): Promise<{ ids: string; limited: boolean }> => {
       const res = await fetch(`${server.url}${LIST}`, { headers: auth });
-      const body = (await res.json()) as { records: Array<{ id: string }> };
-      return { ids: JSON.stringify(body.records.map((r) => r.id)), limited: res.headers.has('ratelimit') };
+      const body = (await res.json()) as { items: Array<{ id: string }> };
+      return { ids: JSON.stringify(body.items.map((r) => r.id)), limited: res.headers.has('ratelimit') };
     };
     // Gate: every side answers the same rows; the edge-on side carries RateLimit headers, the other none.
     const [edgeOn, edgeOff, bareFirst] = [await probe(hostOn), await probe(hostOff), await probe(bare)];
-    const governedIds = JSON.stringify(governedFirst.records.map((r: { id: string }) => r.id));
-    if (governedFirst.records.length !== 50 || bareFirst.ids !== governedIds || edgeOn.ids !== governedIds || edgeOff.ids !== governedIds)
+    const governedIds = JSON.stringify(governedFirst.items.map((r: { id: string }) => r.id));
+    if (governedFirst.items.length !== 50 || bareFirst.ids !== governedIds || edgeOn.ids !== governedIds || edgeOff.ids !== governedIds)
       throw new Error('the governed and the bare handlers disagree on the first page');
     if (!edgeOn.limited || edgeOff.limited) throw new Error('the edge-on side must carry RateLimit headers, the edge-off side none');
     // Reference: an authenticated objects route without the list (token check, principal from the

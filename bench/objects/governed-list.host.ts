@@ -29,7 +29,7 @@ async function main(): Promise<void> {
       pool.query(text, params).then(
         (r) => {
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ records: r.rows.slice(0, 50) }));
+          res.end(JSON.stringify({ items: r.rows.slice(0, 50), nextCursor: null }));
         },
         () => {
           res.writeHead(500);

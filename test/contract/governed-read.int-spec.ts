@@ -7,6 +7,7 @@ import {
   ListGovernedActions,
   ERROR_HTTP_STATUS,
   type PrincipalSnapshot,
+  type ResponseOf,
 } from '@custodian/contracts';
 import { CustodianException, NatsBus } from '@custodian/platform';
 import { isPolicyError } from '@custodian/policy';
@@ -180,7 +181,7 @@ describe.each([
       expect(objects[1].fields[0]).toMatchObject({ name: 'entry', editable: false, maxLength: 255 });
       // the same objects and fields REST shows this principal
       const rest = await ok(call('GET', '/meta/objects', repToken));
-      expect(rest.objects.map((o: Json) => [o.name, o.fields.map((f: Json) => f.name)])).toEqual(
+      expect(rest.items.map((o: Json) => [o.name, o.fields.map((f: Json) => f.name)])).toEqual(
         objects.map((o) => [o.name, o.fields.map((f) => f.name)]),
       );
     });
@@ -206,6 +207,12 @@ describe.each([
   });
 
   describe('GovernedQuery', () => {
+    /**
+     * The bus answer keeps the tools' shape (`{records, limit, nextCursor?}`, a separate contract);
+     * REST answers the same rows in the one list envelope (ADR 0018). Aggregations are `{groups}` on both.
+     */
+    const asRest = (answer: ResponseOf<typeof GovernedQuery>): unknown =>
+      answer.records === undefined ? answer : { items: answer.records, nextCursor: answer.nextCursor ?? null };
     const queries: Array<Record<string, unknown>> = [
       { object: 'deal' },
       { object: 'deal', fields: ['title', 'amount'], orderBy: [{ field: 'amount', order: 'desc' }], limit: 3 },
@@ -225,7 +232,7 @@ describe.each([
         const rest = await call('POST', '/query', token, query);
         expect([JSON.stringify(query), rest.status]).toEqual([JSON.stringify(query), 200]);
         const overBus = await bus().request(GovernedQuery, { principal, query });
-        expect(overBus).toEqual(rest.body);
+        expect(asRest(overBus)).toEqual(rest.body);
       }
       const all = await bus().request(GovernedQuery, { principal, query: { object: 'deal' } });
       expect(all.records!.map((r) => r.id).sort()).toEqual([...repDeals].sort()); // never the admin's private deal
@@ -239,7 +246,7 @@ describe.each([
       do {
         const query = { object: 'deal', limit: 2, orderBy: [{ field: 'amount', order: 'asc' }], ...(cursor ? { cursor } : {}) };
         const page = await bus().request(GovernedQuery, { principal: agent, query });
-        expect(page).toEqual(await ok(call('POST', '/query', agentToken, query)));
+        expect(asRest(page)).toEqual(await ok(call('POST', '/query', agentToken, query)));
         seen.push(...page.records!.map((r) => r.id as string));
         cursor = page.nextCursor;
         pages++;
@@ -320,6 +327,7 @@ describe.each([
       ]);
       const rest = await ok(call('GET', '/meta/objects/deal/actions', agentToken));
       expect(rest.items.map((a: Json) => a.set)).toEqual([{ stage: 'won' }]);
+      expect(rest.nextCursor).toBeNull();
       expect((await bus().request(ListGovernedActions, { principal: rep, object: 'deal' })).actions).toEqual(actions);
       expect(await refusal(bus().request(ListGovernedActions, { principal: rep, object: 'vault' }))).toEqual(['object_not_found', 404]);
     });

@@ -81,7 +81,7 @@ describe.each([
       version: null,
       diff: { title: { from: null, to: 'Big' }, amount: { from: null, to: 10 } },
     });
-    expect((await call('GET', '/data/deal', repToken)).body.records).toEqual([]);
+    expect((await call('GET', '/data/deal', repToken)).body.items).toEqual([]);
     const applied = await send(ApplyRecordOperation, {
       requester,
       operation: 'create',
@@ -98,13 +98,13 @@ describe.each([
     });
     expect(applied).toMatchObject({ outcome: 'applied', version: 1 });
     expect(again.recordId).toBe(applied.recordId);
-    expect((await call('GET', '/data/deal', repToken)).body.records).toHaveLength(1);
+    expect((await call('GET', '/data/deal', repToken)).body.items).toHaveLength(1);
   });
 
   it('update: dry-run gives the current version; apply with a stale version is refused; hidden fields are refused', async () => {
     const requester = { userId: rep, orgId };
     const list = await call('GET', '/data/deal', repToken);
-    const id = list.body.records[0].id;
+    const id = list.body.items[0].id;
     const dry = await send(DryRunRecordOperation, { requester, operation: 'update', object: 'deal', recordId: id, values: { amount: 20 } });
     expect(dry).toMatchObject({ outcome: 'allowed', version: 1, diff: { amount: { from: 10, to: 20 } } });
     // O2: a dry-run delete lists the fields the requester can read, never the sensitive one
@@ -160,7 +160,7 @@ describe.each([
 
   it('P1: a requester who lost the permission is refused at apply time', async () => {
     const requester = { userId: rep, orgId };
-    const id = (await call('GET', '/data/deal', repToken)).body.records[0].id;
+    const id = (await call('GET', '/data/deal', repToken)).body.items[0].id;
     const assignments = await call('GET', `/permission-sets/${setId}/assignments`, admin);
     const mine = assignments.body.items.find((a: Json) => a.userId === rep);
     expect((await call('DELETE', `/permission-sets/${setId}/assignments/${mine.id}`, admin)).status).toBe(204);

@@ -55,13 +55,13 @@ describe('all-in-one with embedded PostgreSQL', () => {
       roles: await names('/roles'),
       groups: await names('/groups'),
       sets: await names('/permission-sets'),
-      objects: (await api(url, 'GET', '/meta/objects', admin)).body.objects.map((o: Json) => o.name),
+      objects: (await api(url, 'GET', '/meta/objects', admin)).body.items.map((o: Json) => o.name),
       actions: (await api(url, 'GET', '/meta/objects/opportunity/actions', admin)).body.items.map((a: Json) => a.name),
       policies: (await api(url, 'GET', '/approvals/policies', admin)).body.items.map((p: Json) => p.name),
-      accounts: (await api(url, 'POST', '/query', vp, { object: 'account', orderBy: [{ field: 'name' }] })).body.records.map(
+      accounts: (await api(url, 'POST', '/query', vp, { object: 'account', orderBy: [{ field: 'name' }] })).body.items.map(
         (r: Json) => r.id,
       ),
-      opportunities: (await api(url, 'POST', '/query', vp, { object: 'opportunity' })).body.records.length,
+      opportunities: (await api(url, 'POST', '/query', vp, { object: 'opportunity' })).body.items.length,
     };
   };
 
@@ -163,11 +163,11 @@ describe('all-in-one with embedded PostgreSQL', () => {
     const query = async (t: string, object: string): Promise<Json> =>
       api(url, 'POST', '/query', t, { object, orderBy: [{ field: 'name' }] });
     const view = (res: Json): Array<[string, unknown]> =>
-      res.body.records.map((r: Json) => [r.name, 'margin' in r ? r.margin : 'hidden'] as [string, unknown]);
+      res.body.items.map((r: Json) => [r.name, 'margin' in r ? r.margin : 'hidden'] as [string, unknown]);
 
     // West rep: own account + Initech (West, shared with west_team by the criteria rule), not Globex (East)
     for (const res of [await rest(token.rep, 'account'), await query(token.rep, 'account')]) {
-      expect([res.status, res.body.records.map((r: Json) => r.name)]).toEqual([200, ['Acme West', 'Initech']]);
+      expect([res.status, res.body.items.map((r: Json) => r.name)]).toEqual([200, ['Acme West', 'Initech']]);
     }
     // … own opportunity only, and never the sensitive margin
     for (const res of [await rest(token.rep, 'opportunity'), await query(token.rep, 'opportunity')]) {
@@ -175,7 +175,7 @@ describe('all-in-one with embedded PostgreSQL', () => {
     }
     // VP: everything below her in the role tree, with margins (Sales Manager names the field)
     for (const res of [await rest(token.vp, 'account'), await query(token.vp, 'account')]) {
-      expect(res.body.records.map((r: Json) => r.name)).toEqual(['Acme West', 'Globex', 'Initech']);
+      expect(res.body.items.map((r: Json) => r.name)).toEqual(['Acme West', 'Globex', 'Initech']);
     }
     for (const res of [await rest(token.vp, 'opportunity'), await query(token.vp, 'opportunity')]) {
       expect(view(res)).toEqual([
@@ -193,7 +193,7 @@ describe('all-in-one with embedded PostgreSQL', () => {
     for (const res of [await rest(token.finance, 'account'), await query(token.finance, 'account')]) {
       expect([403, 404]).toContain(res.status);
     }
-    const opp = (await query(token.finance, 'opportunity')).body.records[0];
+    const opp = (await query(token.finance, 'opportunity')).body.items[0];
     const edit = await fetch(`${url}/api/v1/data/opportunity/${opp.id}`, {
       method: 'PATCH',
       headers: { authorization: `Bearer ${token.finance}`, 'content-type': 'application/json', 'if-match': `"${opp.version}"` },

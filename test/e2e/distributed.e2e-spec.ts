@@ -70,7 +70,7 @@ describe('services as separate processes over NATS', () => {
     const token = await loginAtIdentity();
     const res = await fetch(`${urls.objects}/api/v1/meta/objects`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ objects: [], policyVersion: 1 });
+    expect(await res.json()).toEqual({ items: [], nextCursor: null, policyVersion: 1 });
     // Logging out at identity is seen by objects at once: the snapshot call says the session is dead.
     expect(
       (await fetch(`${urls.identity}/api/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status,

@@ -46,7 +46,7 @@ describe('agent runtime: prompt injection', () => {
   let base = 0;
 
   const records = async (): Promise<Json> =>
-    (await ok(call('GET', '/data/account?limit=200', tokens.finance))).records
+    (await ok(call('GET', '/data/account?limit=200', tokens.finance))).items
       .map((r: Json) => ({
         id: r.id,
         name: r.name,

@@ -165,14 +165,14 @@ describe('approvals: permission changes and their impact (in-process bus)', () =
 
     // Nothing changed yet; the requester cannot approve their own change.
     const rep1Deals = await ok(call('GET', '/data/deal', tokens.rep1));
-    expect(rep1Deals.records[0]).not.toHaveProperty('margin');
+    expect(rep1Deals.items[0]).not.toHaveProperty('margin');
     const self = await call('POST', `/approvals/${filed.id}/approve`, tokens.pa, {});
     expect(self.status).toBe(403);
     expect(self.body.details.reason).toBe('self_approval');
 
     expect(await ok(call('POST', `/approvals/${filed.id}/approve`, tokens.pb, {}))).toMatchObject({ state: 'applied' });
     expect((await ok(call('GET', `/permission-sets/${sets['Margin readers']}`, tokens.admin))).body).toEqual(MARGIN_READ);
-    await pollUntil(async () => (await ok(call('GET', '/data/deal', tokens.rep1))).records[0]?.margin === 0.25, {
+    await pollUntil(async () => (await ok(call('GET', '/data/deal', tokens.rep1))).items[0]?.margin === 0.25, {
       what: 'margin readable',
     });
     const audit = await org.db.query(
@@ -203,7 +203,7 @@ describe('approvals: permission changes and their impact (in-process bus)', () =
       },
       { what: 'viewer can list deals' },
     );
-    expect(listed.records).toHaveLength(deal.records.readable.after);
+    expect(listed.items).toHaveLength(deal.records.readable.after);
     // Assigning it again is refused at filing: it is already there.
     expect(
       (await propose(org, tokens.pa, { type: 'permission_set.assign', permissionSetId: sets['Deal viewers'], userId: users.viewer }))
@@ -224,7 +224,7 @@ describe('approvals: permission changes and their impact (in-process bus)', () =
     expect(await ok(call('POST', `/approvals/${filed.id}/approve`, tokens.pb, {}))).toMatchObject({ state: 'applied' });
     expect((await ok(call('GET', `/roles/${roles.east}`, tokens.admin))).parentId).toBe(roles.vp);
     const listed = await ok(call('GET', '/data/deal?limit=200', tokens.vp));
-    expect(listed.records).toHaveLength(vp.records.readable.after);
+    expect(listed.items).toHaveLength(vp.records.readable.after);
   });
 
   it('a sharing rule: its grantees gain the matching records; objects applies it with the rules’ version', async () => {
@@ -245,9 +245,9 @@ describe('approvals: permission changes and their impact (in-process bus)', () =
     const detail = await ok(call('GET', `/approvals/${filed.id}`, tokens.pb));
     expect(detail).toMatchObject({ object: 'deal', approverCapability: 'manage_sharing' });
     expect(await ok(call('POST', `/approvals/${filed.id}/approve`, tokens.pb, {}))).toMatchObject({ state: 'applied' });
-    expect((await ok(call('GET', '/data/deal?limit=200', tokens.rep1))).records).toHaveLength(4);
+    expect((await ok(call('GET', '/data/deal?limit=200', tokens.rep1))).items).toHaveLength(4);
     const rules = await ok(call('GET', '/meta/objects/deal/sharing-rules', tokens.admin));
-    expect(rules.rules.map((r: Json) => r.name)).toContain(rule.name);
+    expect(rules.items.map((r: Json) => r.name)).toContain(rule.name);
   });
 
   it('a change whose target moved after filing is stale and never applied', async () => {
@@ -365,7 +365,7 @@ describe('approvals: permission changes over NATS', () => {
       fields: { margin: { before: 'none', after: 'read' } },
     });
     expect(await ok(call('POST', `/approvals/${filed.id}/approve`, tokens.pb, {}))).toMatchObject({ state: 'applied' });
-    await pollUntil(async () => (await ok(call('GET', '/data/deal', tokens.rep2))).records[0]?.margin === 0.25, {
+    await pollUntil(async () => (await ok(call('GET', '/data/deal', tokens.rep2))).items[0]?.margin === 0.25, {
       what: 'margin readable',
     });
   });

@@ -42,13 +42,13 @@ describe('view_all_data / modify_all_data grant every app (R6)', () => {
   });
 
   const listed = async (token: string): Promise<string[]> =>
-    ((await ok(call('GET', '/meta/objects', token))).objects as Json[]).map((o) => o.name as string);
+    ((await ok(call('GET', '/meta/objects', token))).items as Json[]).map((o) => o.name as string);
 
   it('the bootstrap administrator creates and queries a record of an app no set of hers names', async () => {
     expect(await listed(tokens.admin)).toContain('ledger');
     const created = await ok(call('POST', '/data/ledger', tokens.admin, { title: 'Q4 close' }), 201);
     const page = await ok(call('POST', '/query', tokens.admin, { object: 'ledger' }));
-    expect(page.records.map((r: Json) => r.id)).toContain(created.id);
+    expect(page.items.map((r: Json) => r.id)).toContain(created.id);
   });
 
   it('modify_all_data alone creates in the app object and reads it back', async () => {
@@ -60,7 +60,7 @@ describe('view_all_data / modify_all_data grant every app (R6)', () => {
   it('view_all_data alone reads every record of the app object but does not create', async () => {
     expect(await listed(tokens.viewAll)).toContain('ledger');
     const page = await ok(call('POST', '/query', tokens.viewAll, { object: 'ledger' }));
-    expect(page.records.length).toBeGreaterThanOrEqual(2);
+    expect(page.items.length).toBeGreaterThanOrEqual(2);
     const refused = await call('POST', '/data/ledger', tokens.viewAll, { title: 'nope' });
     expect(refused.status).toBe(403);
   });

@@ -115,7 +115,7 @@ describe('all services in one host', () => {
 
       const objects = await get('/api/v1/meta/objects', accessToken);
       expect(objects.status).toBe(200);
-      expect(await objects.json()).toEqual({ objects: [], policyVersion: 1 });
+      expect(await objects.json()).toEqual({ items: [], nextCursor: null, policyVersion: 1 });
 
       expect((await post('/api/v1/auth/logout', {}, { authorization: `Bearer ${accessToken}` })).status).toBe(204);
       for (const path of ['/api/v1/meta/objects', '/api/v1/auth/me']) {

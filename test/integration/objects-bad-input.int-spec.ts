@@ -113,20 +113,20 @@ describe('objects: bad input is a 4xx problem with a code', () => {
 
     it('well-formed values still filter: upper-case ids match, datetimes in any offset compare as instants', async () => {
       const upper = await ok(query({ object: 'account', where: { id: account.id.toUpperCase() } }));
-      expect(upper.records.map((r: Json) => r.id)).toEqual([account.id]);
+      expect(upper.items.map((r: Json) => r.id)).toEqual([account.id]);
       const byParent = await ok(query({ object: 'account', where: { parent_id: { $in: [account.id] } } }));
-      expect(byParent.records.map((r: Json) => r.name)).toEqual(['C']);
+      expect(byParent.items.map((r: Json) => r.name)).toEqual(['C']);
       const byMaster = await ok(query({ object: 'deal', where: { account_id: account.id } }));
-      expect(byMaster.records.map((r: Json) => r.id)).toEqual([deal.id]);
+      expect(byMaster.items.map((r: Json) => r.id)).toEqual([deal.id]);
       const instants = await ok(query({ object: 'account', where: { closed_at: { $lt: '2024-01-01T01:00:00+01:00' } } }));
-      expect(instants.records).toEqual([]);
+      expect(instants.items).toEqual([]);
       const dateOnly = await ok(query({ object: 'account', where: { closed_at: { $lte: '2024-01-01' } } }));
-      expect(dateOnly.records.map((r: Json) => r.name)).toEqual(['A']);
-      expect((await ok(query({ object: 'account', where: { version: 1 } }))).records.length).toBe(3);
+      expect(dateOnly.items.map((r: Json) => r.name)).toEqual(['A']);
+      expect((await ok(query({ object: 'account', where: { version: 1 } }))).items.length).toBe(3);
       // Integers beyond the 4-byte version column still compare instead of failing the statement.
-      expect((await ok(query({ object: 'account', where: { version: 2 ** 40 } }))).records).toEqual([]);
-      expect((await ok(query({ object: 'account', where: { version: { $in: [1, 2 ** 40] } } }))).records.length).toBe(3);
-      expect((await ok(query({ object: 'account', where: { version: { $gt: -(2 ** 31) - 1 } } }))).records.length).toBe(3);
+      expect((await ok(query({ object: 'account', where: { version: 2 ** 40 } }))).items).toEqual([]);
+      expect((await ok(query({ object: 'account', where: { version: { $in: [1, 2 ** 40] } } }))).items.length).toBe(3);
+      expect((await ok(query({ object: 'account', where: { version: { $gt: -(2 ** 31) - 1 } } }))).items.length).toBe(3);
     });
   });
 
@@ -164,7 +164,7 @@ describe('objects: bad input is a 4xx problem with a code', () => {
         const orderBy = [{ field, order: 'asc' }];
         const first = await ok(query({ object: 'account', orderBy, limit: 1 }));
         const second = await ok(query({ object: 'account', orderBy, limit: 1, cursor: first.nextCursor }));
-        expect(second.records[0].id).not.toBe(first.records[0].id);
+        expect(second.items[0].id).not.toBe(first.items[0].id);
       }
     });
   });

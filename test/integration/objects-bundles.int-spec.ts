@@ -94,7 +94,7 @@ describe('objects: bundles and the demo CRM', () => {
     expect(await counts()).toEqual(before);
     // Nothing was kept, so a dry run's creates carry no ids (an object's id is its name).
     expect(dry.changes.filter((c: Json) => c.change === 'create' && c.kind !== 'object' && 'id' in c)).toEqual([]);
-    expect((await ok(call('GET', '/meta/objects', admin))).objects).toEqual([]);
+    expect((await ok(call('GET', '/meta/objects', admin))).items).toEqual([]);
     expect((await ok(call('GET', '/roles', admin))).items).toEqual([]);
     expect((await ok(call('GET', '/approvals/policies', admin))).items).toEqual([]);
   });
@@ -342,7 +342,7 @@ describe('objects: bundles and the demo CRM', () => {
     await ok(call('POST', '/data/opportunity', users.eric.token, { name: 'East deal', amount: 5 }), 201);
 
     const seen = async (token: string, object: string): Promise<Json[]> =>
-      (await ok(call('POST', '/query', token, { object, orderBy: [{ field: 'name' }] }))).records;
+      (await ok(call('POST', '/query', token, { object, orderBy: [{ field: 'name' }] }))).items;
 
     // wendy: her own accounts and opportunity; never the margin
     expect((await seen(users.wendy.token, 'account')).map((r) => r.name)).toEqual(['North Co', 'West Co']);

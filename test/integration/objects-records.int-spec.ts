@@ -172,7 +172,7 @@ describe('objects: metadata, directory replica, governed records', () => {
       // victor: Sales (edit on account) + SSN (ssn named read-only)
       const victor = await ok(call('GET', '/meta/objects/account', users.victor.token));
       expect(access(victor)).toMatchObject({ name: 'edit', region: 'edit', ssn: 'read' });
-      const listed = (await ok(call('GET', '/meta/objects', users.victor.token))).objects.find((o: Json) => o.name === 'account');
+      const listed = (await ok(call('GET', '/meta/objects', users.victor.token))).items.find((o: Json) => o.name === 'account');
       expect(access(listed)).toEqual(access(victor));
       // a reader without edit on the object: every field is read-only for her
       const reader = await ok(
@@ -191,7 +191,7 @@ describe('objects: metadata, directory replica, governed records', () => {
       expect(full.fields.some((f: Json) => 'access' in f)).toBe(false);
       const own = await ok(call('GET', '/meta/objects/account?view=caller', admin));
       for (const f of own.fields) expect(['read', 'edit']).toContain(f.access);
-      const ownList = (await ok(call('GET', '/meta/objects?view=caller', admin))).objects.find((o: Json) => o.name === 'account');
+      const ownList = (await ok(call('GET', '/meta/objects?view=caller', admin))).items.find((o: Json) => o.name === 'account');
       expect(access(ownList)).toEqual(access(own));
       expect((await call('GET', '/meta/objects/account?view=everything', admin)).status).toBe(400);
     });
@@ -265,7 +265,7 @@ describe('objects: metadata, directory replica, governed records', () => {
       );
       expect((await call('DELETE', `/data/account/${wendyAcc.id}`, users.eric.token)).status).toBe(404);
       const list = await ok(call('GET', '/data/account', users.eric.token));
-      expect(list.records).toEqual([]);
+      expect(list.items).toEqual([]);
     });
 
     it('PATCH needs If-Match; mismatch → 412; success bumps the version and audits the field diff', async () => {
@@ -296,7 +296,7 @@ describe('objects: metadata, directory replica, governed records', () => {
       expect((await call('GET', `/data/account/${wendyAcc.id}`, otherAdmin)).status).toBe(404);
       expect((await call('PATCH', `/data/account/${wendyAcc.id}`, otherAdmin, { name: 'x' }, { 'if-match': '"2"' })).status).toBe(404);
       expect((await call('DELETE', `/data/account/${wendyAcc.id}`, otherAdmin)).status).toBe(404);
-      expect((await ok(call('GET', '/data/account', otherAdmin))).records).toEqual([]);
+      expect((await ok(call('GET', '/data/account', otherAdmin))).items).toEqual([]);
       expect((await call('GET', `/data/account/not-a-uuid`, users.wendy.token)).status).toBe(404);
       // A6: each refusal is audited with the object and record it was about
       const denied = await pg.query(
@@ -377,7 +377,7 @@ describe('objects: metadata, directory replica, governed records', () => {
       const proto = await call('POST', '/query', users.wendy.token, '{"object":"account","where":{"__proto__":{"x":1}}}');
       expect(proto.status).toBe(400);
       expect(({} as Json).x).toBeUndefined();
-      expect((await ok(call('GET', `/data/account${q({ where: { region: { $in: [] } } })}`, users.wendy.token))).records).toEqual([]);
+      expect((await ok(call('GET', `/data/account${q({ where: { region: { $in: [] } } })}`, users.wendy.token))).items).toEqual([]);
       let deep: Json = { name: 'x' };
       for (let i = 0; i < 1000; i++) deep = { $and: [deep] };
       expect((await call('POST', '/query', users.wendy.token, { object: 'account', where: deep })).status).toBe(400);
@@ -403,8 +403,8 @@ describe('objects: metadata, directory replica, governed records', () => {
           limit: 10,
         }),
       );
-      expect(res.records.map((r: Json) => r.name)).toEqual(['Idem', 'Acme 2']);
-      expect(Object.keys(res.records[0]).sort()).toEqual(['id', 'name', 'revenue']);
+      expect(res.items.map((r: Json) => r.name)).toEqual(['Idem', 'Acme 2']);
+      expect(Object.keys(res.items[0]).sort()).toEqual(['id', 'name', 'revenue']);
     });
 
     it('O10: keyset pages concatenate to the full ordered list under concurrent inserts', async () => {
@@ -416,7 +416,7 @@ describe('objects: metadata, directory replica, governed records', () => {
         );
       }
       const orderBy = 'revenue,-name';
-      const full = (await ok(call('GET', `/data/account${q({ orderBy, limit: '200' })}`, token))).records.map((r: Json) => r.id);
+      const full = (await ok(call('GET', `/data/account${q({ orderBy, limit: '200' })}`, token))).items.map((r: Json) => r.id);
       expect(full.length).toBe(23);
       const seen: string[] = [];
       let cursor: string | undefined;
@@ -429,7 +429,7 @@ describe('objects: metadata, directory replica, governed records', () => {
           call('POST', '/data/account', token, { name: `Q${inserted}`, revenue: 100 }),
           call('POST', '/data/account', token, { name: `N${inserted}` }),
         ]);
-        seen.push(...page.records.map((r: Json) => r.id));
+        seen.push(...page.items.map((r: Json) => r.id));
         cursor = page.nextCursor;
         inserted++;
       } while (cursor);
@@ -478,7 +478,7 @@ describe('objects: metadata, directory replica, governed records', () => {
       const refused = await call('GET', '/data/account?limit=5', noData);
       expect(refused.status).toBeGreaterThanOrEqual(403);
       expect(refused.status).toBeLessThanOrEqual(404);
-      const someId = (await ok(call('GET', '/data/account?limit=1', admin))).records[0].id;
+      const someId = (await ok(call('GET', '/data/account?limit=1', admin))).items[0].id;
       for (const [method, path, body] of [
         ['POST', '/data/account', { name: 'By agent' }],
         ['PATCH', `/data/account/${someId}`, { name: 'x' }],
@@ -495,7 +495,7 @@ describe('objects: metadata, directory replica, governed records', () => {
     it('a list never decides on metadata another replica has changed, though this one has it cached', async () => {
       const mine = await ok(call('POST', '/data/account', users.wendy.token, { name: 'wendy only' }), 201);
       const listIds = async (token: string): Promise<string[]> =>
-        (await ok(call('GET', `/data/account${q({ where: { id: mine.id } })}`, token))).records.map((r: Json) => r.id);
+        (await ok(call('GET', `/data/account${q({ where: { id: mine.id } })}`, token))).items.map((r: Json) => r.id);
       expect(await listIds(users.eric.token)).toEqual([]); // private: eric (another branch) does not see it; the catalog is warm
       const table = 'objects.object_definition';
       const saved = (await pg.query(`SELECT definition FROM ${table} WHERE org_id = $1 AND name = 'account'`, [orgId])).rows[0].definition;

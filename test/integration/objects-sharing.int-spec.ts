@@ -23,7 +23,7 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
 
   const { call, ok } = apiClient(() => base);
   const names = async (token: string, object = 'account'): Promise<string[]> =>
-    (await ok(call('POST', '/query', token, { object, fields: ['name'], orderBy: [{ field: 'name' }] }))).records.map((r: Json) => r.name);
+    (await ok(call('POST', '/query', token, { object, fields: ['name'], orderBy: [{ field: 'name' }] }))).items.map((r: Json) => r.name);
 
   beforeAll(async () => {
     t = await startTestHost('objshare');
@@ -153,7 +153,7 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
     const explained = await ok(call('POST', '/access/explain', u.rob.token, { action: 'read', object: 'account', recordId: acc.Alpha.id }));
     expect(explained).toMatchObject({ allowed: true, decidedBy: 'sharing_rule', source: 'West to west team' });
     const rules = await ok(call('GET', '/meta/objects/account/sharing-rules', admin));
-    expect(rules.rules).toHaveLength(1);
+    expect(rules).toEqual({ items: [expect.objectContaining({ name: 'West to west team' })], nextCursor: null });
   });
 
   it('explicit share (edit) lets rob edit Bravo but not delete it or manage its shares; revoking removes access', async () => {
@@ -175,7 +175,8 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
     expect((await call('DELETE', `/data/account/${acc.Bravo.id}`, u.rob.token)).status).toBe(403);
     expect((await call('GET', `/data/account/${acc.Bravo.id}/shares`, u.rob.token)).status).toBe(403);
     const listed = await ok(call('GET', `/data/account/${acc.Bravo.id}/shares`, u.rita.token));
-    expect(listed.shares.map((s: Json) => s.granteeId)).toEqual([u.rob.id]);
+    expect(listed.nextCursor).toBeNull();
+    expect(listed.items.map((s: Json) => s.granteeId)).toEqual([u.rob.id]);
     const audit = await pg.query(
       `SELECT 1 FROM objects.outbox WHERE payload->>'action' = 'objects.share.granted' AND payload->'target'->>'id' = $1`,
       [acc.Bravo.id],
@@ -195,7 +196,7 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
     const refused = await call('POST', `/data/account/${acc.Bravo.id}/shares`, u.rita.token, lower);
     expect(refused.status).toBe(409);
     expect(refused.body.code).toBe('conflict');
-    expect((await ok(call('GET', `/data/account/${acc.Bravo.id}/shares`, u.rita.token))).shares[0].accessLevel).toBe('edit');
+    expect((await ok(call('GET', `/data/account/${acc.Bravo.id}/shares`, u.rita.token))).items[0].accessLevel).toBe('edit');
     const lowered = await ok(call('POST', `/data/account/${acc.Bravo.id}/shares`, u.rita.token, { ...lower, replace: true }));
     expect(lowered).toMatchObject({ id: share.id, created: false, accessLevel: 'read', previousAccessLevel: 'edit' });
     expect((await call('PATCH', `/data/account/${acc.Bravo.id}`, u.rob.token, { amount: 56 }, { 'if-match': '"2"' })).status).toBe(403);
@@ -308,11 +309,11 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
       201,
     );
     const res = await ok(call('POST', '/query', u.rob.token, { object: 'contact', orderBy: [{ field: 'name' }], expand: ['account'] }));
-    expect(res.records.map((r: Json) => [r.name, r.expanded.account?.name ?? null])).toEqual([
+    expect(res.items.map((r: Json) => [r.name, r.expanded.account?.name ?? null])).toEqual([
       ['Carl', 'Alpha'],
       ['Dora', null], // the contact is shared with rob, its account is not
     ]);
-    expect(res.records[0].expanded.account).not.toHaveProperty('margin');
+    expect(res.items[0].expanded.account).not.toHaveProperty('margin');
     const lena = await ok(
       call('POST', '/query', u.lena.token, {
         object: 'contact',
@@ -321,7 +322,7 @@ describe('objects: sharing, aggregates, expand, explain (three users)', () => {
         orderBy: [{ field: 'name' }],
       }),
     );
-    expect(lena.records[0].expanded.account.margin).toBe(10);
+    expect(lena.items[0].expanded.account.margin).toBe(10);
   });
 
   it('controlled_by_parent: a line item follows its account', async () => {

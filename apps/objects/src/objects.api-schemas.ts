@@ -1,14 +1,19 @@
 import { Type } from '@sinclair/typebox';
 import { AnyObject, Nullable } from '@custodian/platform';
 
+/** An unpaged list in the one list envelope (ADR 0018): `nextCursor` is always null. */
+const Unpaged = <T extends Parameters<typeof Type.Array>[0]>(item: T, extra: Parameters<typeof Type.Object>[0] = {}) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Null(), ...extra }, { additionalProperties: true });
+
 /**
  * The answers of objects' routes, for the OpenAPI document (`@ApiContract`, docs/api.md). A
  * record's own fields depend on its object definition, so records are open objects here.
  */
 export const RecordAnswer = Type.Object({ id: Type.String(), version: Type.Optional(Type.Integer()) }, { additionalProperties: true });
+/** `GET data/:object`, `POST query`: the one list envelope (ADR 0018), `nextCursor` null on the last page. */
 export const RecordList = Type.Object(
-  { records: Type.Array(RecordAnswer), limit: Type.Integer(), nextCursor: Type.Optional(Type.String()) },
-  { additionalProperties: true },
+  { items: Type.Array(RecordAnswer), nextCursor: Nullable(Type.String()) },
+  { additionalProperties: false },
 );
 export const GroupsAnswer = Type.Object({ groups: Type.Array(AnyObject) }, { additionalProperties: true });
 export const PendingActionFiled = Type.Object({ pendingAction: AnyObject }, { additionalProperties: true });
@@ -23,11 +28,13 @@ export const ListQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-export const ObjectList = Type.Object({ objects: Type.Array(AnyObject), policyVersion: Type.Integer() }, { additionalProperties: true });
+/** `GET meta/objects`: the one list envelope, with the caller's `policyVersion` beside the items. */
+export const ObjectList = Unpaged(AnyObject, { policyVersion: Type.Integer() });
 export const ObjectAnswer = Type.Object({ name: Type.String() }, { additionalProperties: true });
-export const Items = Type.Object({ items: Type.Array(AnyObject) }, { additionalProperties: true });
-export const Shares = Type.Object({ shares: Type.Array(AnyObject) }, { additionalProperties: true });
-export const Rules = Type.Object({ rules: Type.Array(AnyObject) }, { additionalProperties: true });
+/** `GET meta/objects/:name/actions`, `GET data/:object/:id/shares`, `GET meta/objects/:name/sharing-rules` (unpaged). */
+export const Items = Unpaged(AnyObject);
+export const Shares = Unpaged(AnyObject);
+export const Rules = Unpaged(AnyObject);
 export const BundleAnswer = Type.Object(
   { dryRun: Type.Boolean(), digest: Type.String(), changes: Type.Array(AnyObject) },
   { additionalProperties: true },

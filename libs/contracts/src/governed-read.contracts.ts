@@ -75,7 +75,7 @@ export const GovernedQuery = defineRequest({
       records: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()))),
       groups: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()))),
       limit: Type.Optional(Type.Integer({ minimum: 0 })),
-      /** Present when the query asked for an offset, as REST answers it. */
+      /** Present when the query asked for an offset (REST `POST query` does not echo it: ADR 0018). */
       offset: Type.Optional(Type.Integer({ minimum: 0 })),
       nextCursor: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Null()])),
     },

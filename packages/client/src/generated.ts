@@ -1020,14 +1020,12 @@ export interface RecordsListQuery {
 }
 
 export type RecordsListResponse = {
-  records: Array<{
+  items: Array<{
     id: string;
     version?: number;
     [key: string]: unknown;
   }>;
-  limit: number;
-  nextCursor?: string;
-  [key: string]: unknown;
+  nextCursor: string | null;
 };
 
 export interface RecordsListArgs {
@@ -1139,9 +1137,10 @@ export interface FilesUploadArgs {
 }
 
 export type RecordSharesListResponse = {
-  shares: Array<{
+  items: Array<{
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -1347,9 +1346,10 @@ export interface ObjectMetadataListQuery {
 }
 
 export type ObjectMetadataListResponse = {
-  objects: Array<{
+  items: Array<{
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   policyVersion: number;
   [key: string]: unknown;
 };
@@ -1471,6 +1471,7 @@ export type ActionsListResponse = {
   items: Array<{
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -1479,9 +1480,10 @@ export interface ActionsListArgs {
 }
 
 export type SharingRulesListResponse = {
-  rules: Array<{
+  items: Array<{
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -1987,14 +1989,12 @@ export type RecordsQueryBody = {
 
 export type RecordsQueryResponse =
   | {
-      records: Array<{
+      items: Array<{
         id: string;
         version?: number;
         [key: string]: unknown;
       }>;
-      limit: number;
-      nextCursor?: string;
-      [key: string]: unknown;
+      nextCursor: string | null;
     }
   | {
       groups: Array<{

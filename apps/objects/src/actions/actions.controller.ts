@@ -24,11 +24,12 @@ export class ActionsController {
   @RequirePolicy({ reason: 'every member lists the actions of the objects they may read' })
   @ApiContract({ responses: { 200: Items }, problems: ['object_not_found'] })
   @Get(':name/actions')
-  async list(@Req() req: AuthedRequest, @Param('name') name: string): Promise<{ items: ActionView[] }> {
+  async list(@Req() req: AuthedRequest, @Param('name') name: string): Promise<{ items: ActionView[]; nextCursor: null }> {
     if (!/^[a-z][a-z0-9_]{0,27}$/.test(name)) throw new PolicyError('object_not_found', { object: name.slice(0, 64) });
     const { decision, catalog } = await this.decisions.forPrincipal(req.principal);
     const exists = catalog.definitions.has(name);
-    if (decision.hasCapability('manage_metadata') && exists) return { items: await this.actions.list(req.principal.orgId, name) };
+    if (decision.hasCapability('manage_metadata') && exists)
+      return { items: await this.actions.list(req.principal.orgId, name), nextCursor: null };
     if (!exists || !decision.objectVisible(name) || !decision.can('read', name))
       throw new PolicyError('object_not_found', { object: name });
     const readable = new Set(decision.readableFields(name));
@@ -36,6 +37,6 @@ export class ActionsController {
       ...a,
       set: Object.fromEntries(Object.entries(a.set).filter(([field]) => readable.has(field))),
     }));
-    return { items };
+    return { items, nextCursor: null };
   }
 }

@@ -43,13 +43,16 @@ export class ObjectMetadataController {
   @RequirePolicy({ reason: 'every member sees the objects and fields they may read; definitions in full need manage_metadata' })
   @ApiContract({ summary: 'The objects the caller can see, with their fields', query: ViewQuery, responses: { 200: ObjectList } })
   @Get()
-  async list(@Req() req: AuthedRequest, @Query() query: unknown): Promise<{ objects: ObjectView[]; policyVersion: number }> {
+  async list(
+    @Req() req: AuthedRequest,
+    @Query() query: unknown,
+  ): Promise<{ items: ObjectView[]; nextCursor: null; policyVersion: number }> {
     const own = callerView(query);
     const all = await this.metadata.list(req.principal.orgId);
     const { decision } = await this.decisions.forPrincipal(req.principal);
     const objects =
       decision.hasCapability('manage_metadata') && !own ? all : all.filter((o) => visible(decision, o)).map((o) => narrowed(decision, o));
-    return { objects, policyVersion: req.principal.policyVersion };
+    return { items: objects, nextCursor: null, policyVersion: req.principal.policyVersion };
   }
 
   @RequirePolicy({ reason: 'every member describes the objects and fields they may read' })

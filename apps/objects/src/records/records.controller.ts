@@ -47,6 +47,16 @@ function justificationOf(header: string | undefined): string | undefined {
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** A page of records in the one list envelope (ADR 0018): `nextCursor` null on the last page; `limit`/`offset` not echoed. */
+export interface RecordPage {
+  items: Array<Record<string, unknown>>;
+  nextCursor: string | null;
+}
+
+export function recordPage(result: ListResult): RecordPage {
+  return { items: result.records, nextCursor: result.nextCursor ?? null };
+}
+
 function etag(record: Record<string, unknown>): string {
   return `"${String(record.version ?? '')}"`;
 }
@@ -90,8 +100,8 @@ export class RecordsController {
     ],
   })
   @Get('data/:object')
-  list(@Req() req: AuthedRequest, @Param('object') object: string, @Query() query: Record<string, unknown>): Promise<ListResult> {
-    return this.records.list(req.principal, parseListQuery(objectParam(object), query));
+  async list(@Req() req: AuthedRequest, @Param('object') object: string, @Query() query: Record<string, unknown>): Promise<RecordPage> {
+    return recordPage(await this.records.list(req.principal, parseListQuery(objectParam(object), query)));
   }
 
   @RequirePolicy(GOVERNED)
@@ -213,7 +223,10 @@ export class RecordsController {
     await this.writes.remove(req.principal, objectParam(object), id, ifMatch);
   }
 
-  /** ObjectQL (DESIGN §6): the same governed list as `GET data/:object`, as a JSON body. */
+  /**
+   * ObjectQL (DESIGN §6): the same governed list as `GET data/:object`, as a JSON body, in the same
+   * envelope; aggregations (`groupBy`/`aggregations`) answer `{groups}` as before.
+   */
   @RequirePolicy(GOVERNED)
   @ApiContract({
     summary: 'ObjectQL: fields, where, orderBy, cursor, aggregations, groupBy, expand',
@@ -233,8 +246,9 @@ export class RecordsController {
   })
   @Post('query')
   @HttpCode(200)
-  query(@Req() req: AuthedRequest, @Body() body: unknown): Promise<ListResult | { groups: Array<Record<string, unknown>> }> {
+  async query(@Req() req: AuthedRequest, @Body() body: unknown): Promise<RecordPage | { groups: Array<Record<string, unknown>> }> {
     const { spec, raw } = parseObjectQl(body);
-    return this.records.query(req.principal, { ...spec, object: objectParam(spec.object) }, raw);
+    const answer = await this.records.query(req.principal, { ...spec, object: objectParam(spec.object) }, raw);
+    return 'groups' in answer ? answer : recordPage(answer);
   }
 }

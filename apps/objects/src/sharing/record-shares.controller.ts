@@ -30,10 +30,14 @@ export class RecordSharesController {
   @RequirePolicy(GOVERNED)
   @ApiContract({ responses: { 200: Shares }, problems: ['object_not_found', 'action_not_allowed'] })
   @Get('shares')
-  async list(@Req() req: AuthedRequest, @Param('object') object: string, @Param('id') id: string): Promise<{ shares: ShareView[] }> {
+  async list(
+    @Req() req: AuthedRequest,
+    @Param('object') object: string,
+    @Param('id') id: string,
+  ): Promise<{ items: ShareView[]; nextCursor: null }> {
     const { decision } = await this.records.context(req.principal, objectParam(object));
     recordId(id);
-    return { shares: await this.shares.list(req.principal, decision, object, id) };
+    return { items: await this.shares.list(req.principal, decision, object, id), nextCursor: null };
   }
 
   /** The grantee must be a member, group or role of this org (400 otherwise, the same for unknown and foreign ids). */

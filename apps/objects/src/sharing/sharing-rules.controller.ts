@@ -23,9 +23,9 @@ export class SharingRulesController {
   @RequirePolicy(MANAGE_SHARING)
   @ApiContract({ responses: { 200: Rules }, problems: ['object_not_found'] })
   @Get()
-  async list(@Req() req: AuthedRequest, @Param('name') name: string): Promise<{ rules: unknown[] }> {
+  async list(@Req() req: AuthedRequest, @Param('name') name: string): Promise<{ items: unknown[]; nextCursor: null }> {
     const def = await this.metadata.get(req.principal.orgId, objectParam(name));
-    return { rules: def.sharingRules };
+    return { items: def.sharingRules, nextCursor: null };
   }
 
   @RequirePolicy(MANAGE_SHARING)
