@@ -168,10 +168,12 @@ describe('audit API', () => {
 
   it('the offline CLI verifies against the exported checkpoints with a progress bar, and rejects a forged or foreign one', async () => {
     const exported = (await (await get('checkpoints', tokens.viewer)).json()) as {
+      items: Array<Record<string, unknown>>;
+      nextCursor: null;
       publicKeys: string[];
-      checkpoints: Array<Record<string, unknown>>;
     };
-    expect(exported.checkpoints.length).toBeGreaterThan(0);
+    expect(exported.items.length).toBeGreaterThan(0);
+    expect(exported.nextCursor).toBeNull();
     const dir = mkdtempSync(path.join(tmpdir(), 'audit-cli-'));
     try {
       const file = path.join(dir, 'checkpoints.json');
@@ -185,8 +187,11 @@ describe('audit API', () => {
       expect(ok.code).toBe(0);
       expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, chains: [{ chainId: orgId, ok: true }] });
       expect(ok.stderr).toMatch(/\[#+\] 100% /);
+      // a file saved before ADR 0018 ({publicKeys, checkpoints}) still verifies
+      writeFileSync(file, JSON.stringify({ publicKeys: exported.publicKeys, checkpoints: exported.items }));
+      expect((await verifyOffline()).code).toBe(0);
 
-      const forged = { ...exported, checkpoints: exported.checkpoints.map((c) => ({ ...c, seq: (c.seq as number) - 1 })) };
+      const forged = { ...exported, items: exported.items.map((c) => ({ ...c, seq: (c.seq as number) - 1 })) };
       writeFileSync(file, JSON.stringify(forged));
       const rejected = await verifyOffline();
       expect(rejected.code).toBe(1);
@@ -376,8 +381,9 @@ describe('audit service without a master key', () => {
       );
       expect((await fetch(`${a.host.url}/api/v1/audit/checkpoints`, { method: 'POST', headers })).status).toBe(503);
       expect(await (await fetch(`${a.host.url}/api/v1/audit/checkpoints`, { headers })).json()).toEqual({
+        items: [],
+        nextCursor: null,
         publicKeys: [],
-        checkpoints: [],
       });
     } finally {
       await a.stop();

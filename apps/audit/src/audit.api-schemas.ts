@@ -24,8 +24,9 @@ export const Checkpoint = Type.Object(
   { chainId: Type.String(), seq: Type.Integer(), headHash: Type.String(), signature: Type.String(), publicKey: Type.String() },
   { additionalProperties: true },
 );
+/** `GET audit/checkpoints`: the one list envelope (ADR 0018, unpaged) with the trusted public keys beside it. */
 export const CheckpointList = Type.Object(
-  { publicKeys: Type.Array(Type.String()), checkpoints: Type.Array(Checkpoint) },
+  { items: Type.Array(Checkpoint), nextCursor: Type.Null(), publicKeys: Type.Array(Type.String()) },
   { additionalProperties: true },
 );
 export const CheckpointSigned = Type.Object({ checkpoint: Nullable(Checkpoint) }, { additionalProperties: true });

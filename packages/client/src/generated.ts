@@ -612,8 +612,7 @@ export interface AuditArchiveArgs {
 }
 
 export type AuditListCheckpointsResponse = {
-  publicKeys: Array<string>;
-  checkpoints: Array<{
+  items: Array<{
     chainId: string;
     seq: number;
     headHash: string;
@@ -621,6 +620,8 @@ export type AuditListCheckpointsResponse = {
     publicKey: string;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
+  publicKeys: Array<string>;
   [key: string]: unknown;
 };
 

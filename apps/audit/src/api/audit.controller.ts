@@ -48,8 +48,8 @@ export class AuditController {
   @RequirePolicy({ capabilities: ['view_audit'] })
   @ApiContract({ responses: { 200: CheckpointList } })
   @Get('checkpoints')
-  async listCheckpoints(@Req() req: AuthedRequest): Promise<{ publicKeys: string[]; checkpoints: SignedCheckpoint[] }> {
-    return { publicKeys: this.checkpoints.trustedKeys(), checkpoints: await this.checkpoints.list(req.principal.orgId, 100) };
+  async listCheckpoints(@Req() req: AuthedRequest): Promise<{ items: SignedCheckpoint[]; nextCursor: null; publicKeys: string[] }> {
+    return { items: await this.checkpoints.list(req.principal.orgId, 100), nextCursor: null, publicKeys: this.checkpoints.trustedKeys() };
   }
 
   @RequirePolicy({ capabilities: ['manage_audit'] })
