@@ -398,7 +398,7 @@ async function settings(io: CliIo, args: string[]): Promise<number> {
     const { values, positionals } = parse(rest, { reference: { type: 'string' } }, setUsage, 1);
     const name = positionals[0];
     const api = await connect(io, values.url);
-    const known = (await api.runtimeSettingsList()).settings.find((s) => s.name === name);
+    const known = (await api.runtimeSettingsList()).items.find((s) => s.name === name);
     if (!known) throw new CustodianApiError(404, 'not_found', undefined, `unknown setting ${name}`);
     if (values.reference && known.type !== 'secret') throw new UsageError('--reference is for secret settings', setUsage);
     const text = values.reference ? '' : await readSecret(io, `Value of ${name}: `);

@@ -428,9 +428,8 @@ describe('agent runtime: conversations with your own model', () => {
         const view = await setting('provider.local.api_key', { value: key });
         expect(view).toMatchObject({ name: 'provider.local.api_key', secret: { set: true, source: 'encrypted' } });
         const all = await ok(call('GET', '/agent/settings', tokens.admin));
-        expect(all.settings.map((x: Json) => x.name)).toEqual(
-          expect.arrayContaining(['provider.local.base_url', 'provider.local.api_key']),
-        );
+        expect(all.nextCursor).toBeNull();
+        expect(all.items.map((x: Json) => x.name)).toEqual(expect.arrayContaining(['provider.local.base_url', 'provider.local.api_key']));
         expect(JSON.stringify(all)).not.toContain(key);
         expect(JSON.stringify(await events('settings.changed'))).not.toContain(key);
         const local = (

@@ -2,6 +2,11 @@ import { Type } from '@sinclair/typebox';
 import { AnyObject, DateTime, Nullable, Uuid } from '@custodian/platform';
 
 /** The answers of the agent gateway's routes, for the OpenAPI document (`@ApiContract`, docs/api.md). */
+
+/** An unpaged list in the one list envelope (ADR 0018): `nextCursor` is always null. */
+const Unpaged = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Null() }, { additionalProperties: true });
+
 export const Setting = Type.Object(
   {
     name: Type.String(),
@@ -20,7 +25,7 @@ export const Setting = Type.Object(
   },
   { additionalProperties: true },
 );
-export const SettingList = Type.Object({ settings: Type.Array(Setting) }, { additionalProperties: true });
+export const SettingList = Unpaged(Setting);
 export const SettingValue = Type.Object(
   { value: Type.Unknown({ description: 'the new value; a secret is read from the body only and never answered' }) },
   { additionalProperties: false },
@@ -39,12 +44,12 @@ export const ProfileAnswer = Type.Object(
   },
   { additionalProperties: true },
 );
-export const ProfileList = Type.Object({ profiles: Type.Array(ProfileAnswer) }, { additionalProperties: true });
+export const ProfileList = Unpaged(ProfileAnswer);
 export const ConversationAnswer = Type.Object(
   { id: Uuid, profileId: Type.String(), state: Type.String(), createdAt: DateTime, updatedAt: DateTime },
   { additionalProperties: true },
 );
-export const ConversationList = Type.Object({ conversations: Type.Array(ConversationAnswer) }, { additionalProperties: true });
+export const ConversationList = Unpaged(ConversationAnswer);
 export const ToolsQuery = Type.Object(
   {
     userId: Type.Optional(Type.String({ format: 'uuid', description: 'another user (needs manage_permissions)' })),

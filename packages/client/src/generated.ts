@@ -39,7 +39,7 @@ export interface AccessExplainExplainArgs {
 }
 
 export type ConversationsListResponse = {
-  conversations: Array<{
+  items: Array<{
     id: string;
     profileId: string;
     state: string;
@@ -47,6 +47,7 @@ export type ConversationsListResponse = {
     updatedAt: string;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -101,7 +102,7 @@ export interface ConversationsPostArgs {
 }
 
 export type AgentProfilesListResponse = {
-  profiles: Array<{
+  items: Array<{
     id: string;
     name: string;
     model: string | null;
@@ -111,6 +112,7 @@ export type AgentProfilesListResponse = {
     version: number;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 
@@ -173,7 +175,7 @@ export interface AgentProfilesReplaceArgs {
 }
 
 export type RuntimeSettingsListResponse = {
-  settings: Array<{
+  items: Array<{
     name: string;
     type: string;
     description: string;
@@ -189,6 +191,7 @@ export type RuntimeSettingsListResponse = {
     updatedAt: string | null;
     [key: string]: unknown;
   }>;
+  nextCursor: null;
   [key: string]: unknown;
 };
 

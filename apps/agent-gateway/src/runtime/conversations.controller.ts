@@ -45,8 +45,8 @@ export class ConversationsController {
   @ApiContract({ responses: { 200: ConversationList } })
   @Get()
   @RequirePolicy({ capabilities: ['agent_access'] })
-  async list(@Req() req: AuthedRequest): Promise<{ conversations: Conversation[] }> {
-    return { conversations: await runtimeStore.conversations(this.ds, req.principal.orgId, req.principal.userId) };
+  async list(@Req() req: AuthedRequest): Promise<{ items: Conversation[]; nextCursor: null }> {
+    return { items: await runtimeStore.conversations(this.ds, req.principal.orgId, req.principal.userId), nextCursor: null };
   }
 
   @ApiContract({ responses: { 200: AnyObject } })

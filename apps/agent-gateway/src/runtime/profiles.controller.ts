@@ -89,8 +89,8 @@ export class AgentProfilesController {
   @ApiContract({ responses: { 200: ProfileList } })
   @Get()
   @RequirePolicy({ capabilities: ['agent_access'] })
-  async list(@Req() req: AuthedRequest): Promise<{ profiles: Profile[] }> {
-    return { profiles: await runtimeStore.profiles(this.ds, req.principal.orgId) };
+  async list(@Req() req: AuthedRequest): Promise<{ items: Profile[]; nextCursor: null }> {
+    return { items: await runtimeStore.profiles(this.ds, req.principal.orgId), nextCursor: null };
   }
 
   @ApiContract({ responses: { 200: ProfileAnswer } })

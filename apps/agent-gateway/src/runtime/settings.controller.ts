@@ -36,8 +36,8 @@ export class RuntimeSettingsController {
   @ApiContract({ summary: 'The org’s agent runtime settings (secret values are never answered)', responses: { 200: SettingList } })
   @Get()
   @RequirePolicy({ capabilities: ['manage_settings'] })
-  async list(@Req() req: AuthedRequest): Promise<{ settings: SettingView[] }> {
-    return { settings: await this.store.view(this.ds, req.principal.orgId) };
+  async list(@Req() req: AuthedRequest): Promise<{ items: SettingView[]; nextCursor: null }> {
+    return { items: await this.store.view(this.ds, req.principal.orgId), nextCursor: null };
   }
 
   @ApiContract({ body: SettingValue, responses: { 200: Setting } })
