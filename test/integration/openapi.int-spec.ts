@@ -159,6 +159,69 @@ describe('OpenAPI document', () => {
     await conforms('GET', '/health/ready', '/health/ready', undefined, null);
   });
 
+  it('real answers of the list routes are the one list envelope (ADR 0018) and match the document', async () => {
+    type Page = { items: Array<Record<string, unknown>>; nextCursor: string | null };
+    const note = { name: 'openapi_note', label: 'Note', fields: [{ name: 'title', type: 'text' }] };
+    await conforms('POST', '/api/v1/meta/objects', '/api/v1/meta/objects', note);
+    const objects = (await conforms('GET', '/api/v1/meta/objects', '/api/v1/meta/objects')) as Page & { policyVersion: number };
+    expect(objects).toMatchObject({ nextCursor: null, policyVersion: expect.any(Number) });
+    expect(objects.items.map((o) => o.name)).toContain('openapi_note');
+
+    const first = (await conforms('POST', '/api/v1/data/{object}', '/api/v1/data/openapi_note', { title: 'a' })) as { id: string };
+    await conforms('POST', '/api/v1/data/{object}', '/api/v1/data/openapi_note', { title: 'b' });
+    const page = (await conforms('GET', '/api/v1/data/{object}', '/api/v1/data/openapi_note?limit=1&orderBy=title')) as Page;
+    expect(Object.keys(page).sort()).toEqual(['items', 'nextCursor']); // limit is not echoed
+    expect(page.items.map((r) => r.title)).toEqual(['a']);
+    const last = (await conforms(
+      'GET',
+      '/api/v1/data/{object}',
+      `/api/v1/data/openapi_note?limit=1&orderBy=title&cursor=${encodeURIComponent(page.nextCursor!)}`,
+    )) as Page;
+    expect([last.items.map((r) => r.title), last.nextCursor]).toEqual([['b'], null]);
+    const queried = (await conforms('POST', '/api/v1/query', '/api/v1/query', {
+      object: 'openapi_note',
+      orderBy: [{ field: 'title' }],
+    })) as Page;
+    expect([queried.items.map((r) => r.title), queried.nextCursor]).toEqual([['a', 'b'], null]);
+    const counted = await conforms('POST', '/api/v1/query', '/api/v1/query', {
+      object: 'openapi_note',
+      aggregations: [{ function: 'count', alias: 'n' }],
+    });
+    expect(counted).toEqual({ groups: [{ n: 2 }] }); // an aggregate keeps its own answer
+
+    const group = (await conforms('POST', '/api/v1/groups', '/api/v1/groups', { name: 'OpenAPI readers' })) as { id: string };
+    const share = { granteeType: 'group', granteeId: group.id, accessLevel: 'read' };
+    await conforms('POST', '/api/v1/data/{object}/{id}/shares', `/api/v1/data/openapi_note/${first.id}/shares`, share);
+    const shares = (await conforms('GET', '/api/v1/data/{object}/{id}/shares', `/api/v1/data/openapi_note/${first.id}/shares`)) as Page;
+    expect([shares.items.map((s) => s.granteeId), shares.nextCursor]).toEqual([[group.id], null]);
+    const rule = {
+      name: 'b to readers',
+      type: 'criteria',
+      criteria: { title: 'b' },
+      sharedWith: { type: 'group', id: group.id },
+      accessLevel: 'read',
+    };
+    await conforms('POST', '/api/v1/meta/objects/{name}/sharing-rules', '/api/v1/meta/objects/openapi_note/sharing-rules', rule);
+    const rules = (await conforms(
+      'GET',
+      '/api/v1/meta/objects/{name}/sharing-rules',
+      '/api/v1/meta/objects/openapi_note/sharing-rules',
+    )) as Page;
+    expect([rules.items.map((r) => r.name), rules.nextCursor]).toEqual([['b to readers'], null]);
+    const actions = await conforms('GET', '/api/v1/meta/objects/{name}/actions', '/api/v1/meta/objects/openapi_note/actions');
+    expect(actions).toEqual({ items: [], nextCursor: null });
+
+    await conforms('POST', '/api/v1/audit/checkpoints', '/api/v1/audit/checkpoints');
+    const checkpoints = (await conforms('GET', '/api/v1/audit/checkpoints', '/api/v1/audit/checkpoints')) as Page & {
+      publicKeys: string[];
+    };
+    expect(checkpoints).toMatchObject({ items: expect.any(Array), nextCursor: null, publicKeys: expect.any(Array) });
+    for (const list of ['settings', 'profiles', 'conversations']) {
+      const answer = (await conforms('GET', `/api/v1/agent/${list}`, `/api/v1/agent/${list}`)) as Page;
+      expect([list, Array.isArray(answer.items), answer.nextCursor]).toEqual([list, true, null]);
+    }
+  });
+
   it('serves a static reference page under a strict CSP that loads nothing from elsewhere', async () => {
     const res = await fetch(`${base}/api/v1/docs`);
     expect(res.status).toBe(200);
