@@ -10,7 +10,7 @@
  * (ratio ≥ 0.75, governed p99 ≤ 25 ms, edge cost ≤ 2 %) are judged at the first level, and every
  * level is reported. BENCH_CPU_PROF=<dir>: the servers run under `node --cpu-prof` into <dir>.
  *
- * Like with like: every server is a process of its own (governed-list.host.ts, forked the same way
+ * Like with like: every server is a process of its own (governed-list.host.ts / .bare.ts, forked the same way
  * through scripts/run-ts.cjs; the load client stays in this process), so no side shares an event
  * loop, a heap and its garbage collector, background timers (outbox relays, sweeps) or V8's
  * feedback with another side, and each side's CPU time per request is its own process's. (Two
@@ -66,7 +66,10 @@ interface RunResult {
   p50: number;
   p99: number;
   errors: number;
-  /** CPU time of the serving process per request, µs: its own work only, less swayed by other load than req/s. */
+  /**
+   * CPU time of the serving process per request, µs, net of its idle background (outbox relay
+   * polls, sweeps; measured with no load): its own work only, less swayed by other load than req/s.
+   */
   serverCpuUs: number;
   /** CPU time of this process (the load client) per request, µs. */
   clientCpuUs: number;
@@ -76,11 +79,13 @@ interface RunResult {
 interface Server {
   url: string;
   cpuUs(): Promise<number>;
+  /** The process's CPU time per second with no request to serve (its background), µs. */
+  idleUsPerSecond: number;
   stop(): Promise<void>;
 }
 
-async function startServer(env: Record<string, string>, name: string): Promise<Server> {
-  const child: ChildProcess = fork(path.join(__dirname, '../../scripts/run-ts.cjs'), [path.join(__dirname, 'governed-list.host.ts')], {
+async function startServer(script: string, env: Record<string, string>, name: string): Promise<Server> {
+  const child: ChildProcess = fork(path.join(__dirname, '../../scripts/run-ts.cjs'), [path.join(__dirname, script)], {
     env: { ...process.env, ...env },
     execArgv: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -97,6 +102,7 @@ async function startServer(env: Record<string, string>, name: string): Promise<S
   const ready = (await next()) as { url: string };
   return {
     url: ready.url,
+    idleUsPerSecond: 0,
     async cpuUs() {
       const answer = next();
       child.send('cpu');
@@ -153,7 +159,7 @@ async function load(server: Server, p: string, headers: Record<string, string>, 
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     errors,
-    serverCpuUs: serverCpu / n,
+    serverCpuUs: Math.max(0, serverCpu - server.idleUsPerSecond * elapsed) / n,
     clientCpuUs: (cpu.user + cpu.system) / n,
   };
 }
@@ -270,17 +276,18 @@ async function main(): Promise<void> {
 
     // The servers, each a fresh process started the same way: the edge on (as installed), the same
     // environment with the rate limiter off, and the bare handler.
-    const hostOn = await startServer({ ...hostEnv, CUSTODIAN_DATA_DIR: dataDirs[1], BENCH_HOST: 'governed' }, 'governed');
+    const hostOn = await startServer('governed-list.host.ts', { ...hostEnv, CUSTODIAN_DATA_DIR: dataDirs[1] }, 'governed');
     servers.push(hostOn);
     const hostOff = await startServer(
-      { ...hostEnv, CUSTODIAN_DATA_DIR: dataDirs[2], CUSTODIAN_RATE_LIMIT_ENABLED: 'false', BENCH_HOST: 'governed' },
+      'governed-list.host.ts',
+      { ...hostEnv, CUSTODIAN_DATA_DIR: dataDirs[2], CUSTODIAN_RATE_LIMIT_ENABLED: 'false' },
       'governed-limiter-off',
     );
     servers.push(hostOff);
     const bare = await startServer(
+      'governed-list.bare.ts',
       {
         DATABASE_URL: db.url,
-        BENCH_HOST: 'bare',
         BENCH_BARE_POOL: String(CONCURRENCY),
         BENCH_BARE_SQL: built.text,
         BENCH_BARE_PARAMS: JSON.stringify(built.params),
@@ -309,6 +316,17 @@ async function main(): Promise<void> {
       [hostOn, FLOOR, auth],
     ] as const)
       await load(server, p, h, CONCURRENCY); // warm-up
+    // Each server's background with nothing to serve, subtracted from its CPU time per request.
+    const idle0 = await Promise.all([hostOn, hostOff, bare].map((s) => s.cpuUs()));
+    const idleStarted = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const idleSeconds = (Date.now() - idleStarted) / 1000;
+    const idle1 = await Promise.all([hostOn, hostOff, bare].map((s) => s.cpuUs()));
+    [hostOn, hostOff, bare].forEach((s, i) => (s.idleUsPerSecond = (idle1[i] - idle0[i]) / idleSeconds));
+    console.log(
+      `idle background CPU: governed ${fmt(hostOn.idleUsPerSecond / 1000, 1)} ms/s, limiter off ${fmt(hostOff.idleUsPerSecond / 1000, 1)} ms/s, ` +
+        `bare ${fmt(bare.idleUsPerSecond / 1000, 1)} ms/s`,
+    );
 
     const summary = (runs: RunResult[]) => ({
       rps: median(runs.map((r) => r.rps)),
