@@ -39,7 +39,7 @@ describe('console agents page (browser)', () => {
     profileId = profile.body.id;
     const rep = await cb.token(cb.demo.rep);
     const list = await cb.api('POST', '/query', rep, { object: 'opportunity', where: { name: 'Acme renewal' } });
-    opportunityId = list.body.records[0].id;
+    opportunityId = list.body.items[0].id;
     const script: Step[] = [
       {
         toolCalls: [

@@ -237,7 +237,7 @@ describe('console (browser)', () => {
     // Someone saves first (the rep herself, from another client).
     const rep = await token(demo.rep);
     const list = await api('POST', '/query', rep, { object: 'opportunity', where: { name: 'Acme renewal' } });
-    const renewal = list.body.records[0];
+    const renewal = list.body.items[0];
     expect(
       (await api('PATCH', `/data/opportunity/${renewal.id}`, rep, { stage: 'negotiation' }, { 'if-match': `"${renewal.version}"` })).status,
     ).toBe(200);
@@ -255,6 +255,12 @@ describe('console (browser)', () => {
     await page.getByRole('button', { name: 'Edit on top of the current version' }).click();
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved.').waitFor();
+    // The record's shares come as the one list envelope (`items`, ADR 0018) through the typed client:
+    // an empty list or a table, never nothing at all (the page once read `items` of a `{shares}` answer).
+    await page
+      .getByText('Not shared with anyone.')
+      .or(page.getByRole('table', { name: 'Shares' }))
+      .waitFor();
 
     await page.getByRole('button', { name: 'Why can I see this?' }).click();
     await page.getByTestId('explain').waitFor();
@@ -274,7 +280,7 @@ describe('console (browser)', () => {
     const rep = await token(demo.rep);
     // The rep renamed it in the test before ("Acme renewal (2 years)").
     const renewal = (await api('POST', '/query', rep, { object: 'opportunity', where: { name: { $startsWith: 'Acme renewal' } } })).body
-      .records[0];
+      .items[0];
     const exchanged = await api('POST', '/auth/token-exchange', undefined, {
       grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
       subject_token: rep,

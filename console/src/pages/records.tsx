@@ -1,3 +1,4 @@
+import type { RecordsQueryResponse } from '@custodian/client';
 import { Alert, Button, Code, Group, NumberInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from 'react';
 import { itemsOf } from '../api/client';
@@ -21,6 +22,13 @@ import { useSession } from '../session';
 const PAGE = 25;
 type Rec = Record<string, unknown>;
 
+type RecordPage = Extract<RecordsQueryResponse, { items: unknown }>;
+
+/** `POST query` answers a page of records, or groups when it aggregates (the console never asks for those). */
+function isRecordPage(res: RecordsQueryResponse): res is RecordPage {
+  return Array.isArray((res as { items?: unknown }).items);
+}
+
 /** A paged, sortable, filterable list of one object's records, with the columns the caller may read. */
 export function RecordsPage({ meta }: { meta: ObjectMeta }): ReactNode {
   const { api } = useSession();
@@ -33,9 +41,9 @@ export function RecordsPage({ meta }: { meta: ObjectMeta }): ReactNode {
   const cursor = cursors[cursors.length - 1];
   const page = useLoad(async () => {
     const res = await api.client.recordsQuery({ body: buildQuery(meta, { sort, filter, cursor, limit: PAGE }) });
-    // A query without groupBy answers records, never groups.
-    if (!('records' in res)) throw new Error('The query answered groups instead of records.');
-    return { records: res.records as Rec[], nextCursor: typeof res.nextCursor === 'string' ? res.nextCursor : undefined };
+    // A query without groupBy answers a page of records (the one list envelope), never groups.
+    if (!isRecordPage(res)) throw new Error('The query answered groups instead of records.');
+    return { records: itemsOf<Rec>(res), nextCursor: res.nextCursor ?? undefined };
   }, [api, meta, sort, filter, cursor]);
   const columns = useMemo(
     () =>
