@@ -16,6 +16,8 @@ const transform = {
 const transformIgnorePatterns = [`/node_modules/(?!(${esmPackages.join('|')})/)`];
 const moduleNameMapper = {
   '^@custodian/(contracts|platform|policy)$': '<rootDir>/libs/$1/src/index.ts',
+  // The generated API client, as the console imports it (console/tsconfig.json paths, the Vite alias).
+  '^@custodian/client$': '<rootDir>/packages/client/src/index.ts',
 };
 const common = {
   transform,
