@@ -33,8 +33,9 @@ const services = { globalSetup: '<rootDir>/test/support/global-setup.cjs' };
 
 // Workers: jest's default (cores − 1) is ONE worker on the 2-core CI machine, so every suite ran in
 // series although most integration and e2e suites mostly wait on PostgreSQL, NATS and child
-// processes. Two workers at least; at most three, for PostgreSQL's 100 connections: a suite's host
-// peaks near 25 (five services' pools), and every suite has its own database and NATS namespace.
+// processes. Two workers at least; at most three, for PostgreSQL's 100 connections: a suite's
+// database peaked at 14–27 connections (five services' pools; the approvals race suite 33), and
+// every suite has its own database and NATS namespace.
 // `--maxWorkers=N` on the command line still overrides this (docs/testing.md).
 const maxWorkers = Math.min(3, Math.max(2, os.availableParallelism() - 1));
 
