@@ -11,6 +11,7 @@ import {
   compileCatalog,
   compileDecision,
   InMemoryAccessFacts,
+  sqlOfPlan,
   type Decision,
   type ObjectSecurity,
   type PrincipalSnapshot,
@@ -316,8 +317,11 @@ async function main(): Promise<void> {
         const gen10k = d10k.rowFilter('read', 'deal');
         const hand = handWritten(snap);
         const queries = {
-          generated: { sql: `SELECT t.id FROM obj_deal t WHERE ${gen10.text} ${tail}`, params: gen10.params as unknown[] },
-          'generated 10k rules': { sql: `SELECT t.id FROM obj_deal t WHERE ${gen10k.text} ${tail}`, params: gen10k.params as unknown[] },
+          generated: { sql: `SELECT t.id FROM obj_deal t WHERE ${sqlOfPlan(gen10.plan)} ${tail}`, params: gen10.params as unknown[] },
+          'generated 10k rules': {
+            sql: `SELECT t.id FROM obj_deal t WHERE ${sqlOfPlan(gen10k.plan)} ${tail}`,
+            params: gen10k.params as unknown[],
+          },
           'hand-written': { sql: `SELECT t.id FROM obj_deal t WHERE ${hand.text} ${tail}`, params: hand.params },
         };
         const times: Record<string, number[]> = { generated: [], 'generated 10k rules': [], 'hand-written': [], 'post-filter': [] };
@@ -357,7 +361,7 @@ async function main(): Promise<void> {
           'post-filter p50/p99 ms': `${fmt(pf.p50)}/${fmt(pf.p99)}`,
           'post/gen p50': fmt(pf.p50 / g.p50, 1),
           'same plan': planGen === planHand ? 'yes' : 'no',
-          '10k SQL = 10 SQL': gen10k.text === gen10.text ? 'yes' : 'no',
+          '10k SQL = 10 SQL': sqlOfPlan(gen10k.plan) === sqlOfPlan(gen10.plan) ? 'yes' : 'no',
         });
         results.push({
           principal: p.label,

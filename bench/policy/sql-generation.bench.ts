@@ -3,7 +3,14 @@
  * Decision, with 10 and 10,000 sharing rules on the object; plus the time to compile a Decision.
  * Run: node scripts/run-ts.cjs bench/policy/sql-generation.bench.ts   (env BENCH_RUNS, default 5)
  */
-import { compileCatalog, compileDecision, type ObjectSecurity, type PrincipalSnapshot, type SharingRule } from '@custodian/policy';
+import {
+  compileCatalog,
+  compileDecision,
+  sqlOfPlan,
+  type ObjectSecurity,
+  type PrincipalSnapshot,
+  type SharingRule,
+} from '@custodian/policy';
 import { environment, fmt, median, nowNs, percentile, printTable, writeResults } from './bench-util';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -93,10 +100,10 @@ function main(): void {
       'rowFilter p50/p99 µs': `${fmt(row.p50us)}/${fmt(row.p99us)}`,
       'listFilter (+where) p50/p99 µs': `${fmt(list.p50us)}/${fmt(list.p99us)}`,
       'compile Decision p50 µs': fmt(build.p50us),
-      'SQL chars': sample.text.length,
+      'SQL chars': sqlOfPlan(sample.plan).length,
       params: sample.params.length,
     });
-    results.push({ rules: count, rowFilter: row, listFilter: list, compileDecision: build, sqlLength: sample.text.length });
+    results.push({ rules: count, rowFilter: row, listFilter: list, compileDecision: build, sqlLength: sqlOfPlan(sample.plan).length });
   }
   printTable(rows);
   console.log('target: SQL generation <= 50 µs per query');

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { Client, types } from 'pg';
-import { compileDecision, createSqlSchema, OBJECT_ACTIONS, quoteIdent, SqlParams, type RecordAction } from '@custodian/policy';
+import { compileDecision, createSqlSchema, OBJECT_ACTIONS, quoteIdent, SqlParams, sqlOfPlan, type RecordAction } from '@custodian/policy';
 import { loadRecordFacts, type FactsQuery } from '../../apps/objects/src/sharing/record-access-facts.loader';
 import { createTables, loadWorld } from '../../libs/policy/test/support/pg-world';
 import { buildWorld, DIFF_OBJECTS } from '../../libs/policy/test/support/differential';
@@ -69,7 +69,9 @@ describe('explain on facts read from PostgreSQL agrees with the SQL row filter',
             for (const action of ACTIONS) {
               const filter = decision.rowFilter(action, name, { alias: 't', paramOffset: params.values.length });
               params.values.push(...filter.params);
-              selects.push(`SELECT '${pi}:${name}:${action}'::text AS k, t.id FROM ${quoteIdent(`obj_${name}`)} t WHERE ${filter.text}`);
+              selects.push(
+                `SELECT '${pi}:${name}:${action}'::text AS k, t.id FROM ${quoteIdent(`obj_${name}`)} t WHERE ${sqlOfPlan(filter.plan)}`,
+              );
             }
         });
         const { rows } = await client.query<{ k: string; id: string }>(selects.join('\nUNION ALL\n'), params.values);

@@ -6,7 +6,10 @@ import {
   evaluateWhere,
   InMemoryAccessFacts,
   parseWhere,
+  NEVER,
   PolicyError,
+  conditional,
+  sqlOfPlan,
   type PrincipalSnapshot,
 } from '@custodian/policy';
 
@@ -92,7 +95,7 @@ describe('Decision fields and writes (R5)', () => {
     );
     expect(writer.can('edit', 'account')).toBe(false);
     expect(writer.can('delete', 'account')).toBe(false);
-    expect(writer.rowFilter('delete', 'account').text).toBe('FALSE');
+    expect(writer.rowFilter('delete', 'account')).toEqual({ plan: NEVER, params: [] });
     expect(codeOf(() => writer.assertWritable('edit', 'account', { name: 'x' }))).toBe('object_not_found');
     const reader = compileDecision(snapshot({ permissionSets: [{ name: 'r', objects: { account: { allowRead: true } } }] }), catalog);
     expect(codeOf(() => reader.assertWritable('edit', 'account', { name: 'x' }))).toBe('action_not_allowed');
@@ -128,20 +131,22 @@ describe('row filter SQL', () => {
       }),
     });
     const f = d.rowFilter('read', 'account', { alias: 'a', paramOffset: 2 });
-    expect(f.text).toContain('"a"."org_id" = $3');
-    expect(f.text).toContain('"a"."id" IN (SELECT s0.record_id FROM "objects"."shares" s0 WHERE s0.org_id = $3');
-    expect(f.text).toContain('"a"."owner_id" IN (SELECT ur0.user_id FROM "objects"."user_roles" ur0');
-    expect(f.text).not.toContain('rec_account'); // never re-joins the record table: no lost or duplicated rows
-    expect(f.text.match(/\bJOIN\b/g)).toHaveLength(1); // only role closure ⋈ user_roles, inside EXISTS
-    expect(f.text).not.toMatch(/'u1'|'o1'/);
+    expect(sqlOfPlan(f.plan)).toContain('"a"."org_id" = $3');
+    expect(sqlOfPlan(f.plan)).toContain('"a"."id" IN (SELECT s0.record_id FROM "objects"."shares" s0 WHERE s0.org_id = $3');
+    expect(sqlOfPlan(f.plan)).toContain('"a"."owner_id" IN (SELECT ur0.user_id FROM "objects"."user_roles" ur0');
+    expect(sqlOfPlan(f.plan)).not.toContain('rec_account'); // never re-joins the record table: no lost or duplicated rows
+    expect(sqlOfPlan(f.plan).match(/\bJOIN\b/g)).toHaveLength(1); // only role closure ⋈ user_roles, inside EXISTS
+    expect(sqlOfPlan(f.plan)).not.toMatch(/'u1'|'o1'/);
     expect(f.params).toEqual(expect.arrayContaining(['o1', 'u1', 'r1', 100]));
   });
 
   it('can be written as correlated EXISTS instead', () => {
     const d = compileDecision(snapshot(), catalog, { sqlSchema: createSqlSchema({ semiJoin: 'exists' }) });
     const f = d.rowFilter('read', 'account');
-    expect(f.text).toContain('EXISTS (SELECT 1 FROM "record_shares" s0 WHERE s0.org_id = "t"."org_id" AND s0.record_id = "t"."id"');
-    expect(f.text).not.toContain(' IN (SELECT');
+    expect(sqlOfPlan(f.plan)).toContain(
+      'EXISTS (SELECT 1 FROM "record_shares" s0 WHERE s0.org_id = "t"."org_id" AND s0.record_id = "t"."id"',
+    );
+    expect(sqlOfPlan(f.plan)).not.toContain(' IN (SELECT');
   });
 
   it('binds no parameter that the text does not use (always-true criteria rules fold away)', () => {
@@ -167,9 +172,9 @@ describe('row filter SQL', () => {
     );
     for (const action of ['read', 'edit', 'delete', 'share'] as const) {
       const f = d.rowFilter(action, 'note');
-      f.params.forEach((_, i) => expect(f.text).toContain(`$${i + 1}`));
+      f.params.forEach((_, i) => expect(sqlOfPlan(f.plan)).toContain(`$${i + 1}`));
     }
-    expect(d.rowFilter('read', 'note')).toEqual({ text: '("t"."org_id" = $1)', params: ['o1'] });
+    expect(d.rowFilter('read', 'note')).toEqual({ plan: conditional('("t"."org_id" = $1)'), params: ['o1'] });
   });
 
   it('negated leaves are NULL-safe (IS NOT TRUE), positive leaves stay index friendly', () => {
@@ -177,10 +182,25 @@ describe('row filter SQL', () => {
     expect(d.whereSql('account', { amount: { $ne: 5 }, name: 'x' }).text).toBe('(("t"."amount" = $1) IS NOT TRUE AND ("t"."name" = $2))');
   });
 
+  it('list filters are typed plans: never without the permission, the row filter alone under a where that matches everything', () => {
+    const d = compileDecision(snapshot(), catalog);
+    const row = d.rowFilter('read', 'account');
+    expect(row.plan.kind).toBe('conditional');
+    expect(d.listFilter('read', 'account', {})).toEqual(row);
+    expect(d.listFilter('read', 'account', { name: { $nin: [] } })).toEqual(row);
+    // A where that matches nothing is still ANDed as FALSE: the SQL text is what it always was.
+    expect(d.listFilter('read', 'account', { name: { $in: [] } })).toEqual({
+      plan: conditional(`${sqlOfPlan(row.plan)} AND FALSE`),
+      params: row.params,
+    });
+    const reader = compileDecision(snapshot({ permissionSets: [{ name: 'r', objects: { account: { allowRead: true } } }] }), catalog);
+    expect(reader.listFilter('delete', 'account', {})).toEqual({ plan: NEVER, params: [] });
+  });
+
   it('is FALSE without the object permission, and the tenant wall alone under modifyAll', () => {
-    expect(compileDecision(snapshot({ permissionSets: [] }), catalog).rowFilter('read', 'account')).toEqual({ text: 'FALSE', params: [] });
+    expect(compileDecision(snapshot({ permissionSets: [] }), catalog).rowFilter('read', 'account')).toEqual({ plan: NEVER, params: [] });
     const all = compileDecision(snapshot({ permissionSets: [{ name: 'x', objects: { account: { modifyAllRecords: true } } }] }), catalog);
-    expect(all.rowFilter('delete', 'account')).toEqual({ text: '("t"."org_id" = $1)', params: ['o1'] });
+    expect(all.rowFilter('delete', 'account')).toEqual({ plan: conditional('("t"."org_id" = $1)'), params: ['o1'] });
   });
 });
 

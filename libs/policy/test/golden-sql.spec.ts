@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RecordAction } from '../src';
+import { sqlOfPlan, type RecordAction, type SqlFilter } from '../src';
 import { loadWorlds } from './support/scenario-world';
 
 // Golden SQL of the policy filters: for every scenario world (test/scenarios/*.yaml), every
@@ -15,10 +15,10 @@ function render(text: string, params: readonly unknown[]): string {
   return `${text}\n-- params: ${JSON.stringify(params)}`;
 }
 
-function attempt(fn: () => { text: string; params: readonly unknown[] }): string {
+function attempt(fn: () => SqlFilter): string {
   try {
     const f = fn();
-    return render(f.text, f.params);
+    return render(sqlOfPlan(f.plan), f.params);
   } catch (error) {
     return `-- refused: ${(error as { code?: string }).code ?? (error as Error).message}`;
   }

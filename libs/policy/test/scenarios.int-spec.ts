@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database';
-import type { ObjectSecurity } from '@custodian/policy';
+import { sqlOfPlan, type ObjectSecurity } from '@custodian/policy';
 import { createTables, loadWorld } from './support/pg-world';
 import { loadWorlds } from './support/scenario-world';
 
@@ -39,7 +39,7 @@ describe.each(worlds.map((w) => [w.file, w] as const))('scenario table %s in SQL
   it.each(recordScenarios.map((s) => [`${s.rule}: ${s.name}`, s] as const))('%s', async (_name, s) => {
     const decision = world.decisions.get(s.as)!;
     const filter = decision.rowFilter(s.action as 'read', s.object, { alias: 't', paramOffset: 1 });
-    const { rows } = await client.query(`SELECT t.id FROM "obj_${s.object}" t WHERE t.id = $1 AND ${filter.text}`, [
+    const { rows } = await client.query(`SELECT t.id FROM "obj_${s.object}" t WHERE t.id = $1 AND ${sqlOfPlan(filter.plan)}`, [
       s.record,
       ...filter.params,
     ]);

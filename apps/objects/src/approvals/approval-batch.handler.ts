@@ -19,7 +19,7 @@ import {
   sortedJson,
   type Bus,
 } from '@custodian/platform';
-import { isPolicyError } from '@custodian/policy';
+import { isPolicyError, sqlOfPlan } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { REQUESTER_INACTIVE, asRequester, refusalOutcome } from '../decision/as-requester';
 import { recordTable } from '../metadata/org-tables';
@@ -113,9 +113,9 @@ export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
         }
         if (ids.length === 0) continue;
         const filter = decision.rowFilter('read', object, { alias: 't', paramOffset: 1 });
-        if (filter.text === 'FALSE') continue;
+        if (filter.plan.kind === 'never') continue;
         const rows = (await this.ds.query(
-          `SELECT t.id FROM ${recordTable(principal.orgId, object)} t WHERE t.id = ANY($1::uuid[]) AND ${filter.text}`,
+          `SELECT t.id FROM ${recordTable(principal.orgId, object)} t WHERE t.id = ANY($1::uuid[]) AND ${sqlOfPlan(filter.plan)}`,
           [ids, ...filter.params],
         )) as Array<{ id: string }>;
         const readable = new Set(rows.map((r) => r.id));

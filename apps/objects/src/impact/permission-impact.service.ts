@@ -8,8 +8,9 @@ import {
   type PolicyCatalog,
   type PolicySqlSchema,
   type PrincipalSnapshot,
+  sqlOfPlan,
   type RecordAction,
-  type SqlFragment,
+  type SqlFilter,
 } from '@custodian/policy';
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { OrgCatalog } from '../metadata/object-catalog.service';
@@ -47,7 +48,7 @@ type Level = 'none' | 'read' | 'edit';
 const RANK: Record<Level, number> = { none: 0, read: 1, edit: 2 };
 const ACTIONS = ['read', 'edit', 'delete'] as const;
 
-const key = (f: SqlFragment): string => `${f.text}\u0000${JSON.stringify(f.params)}`;
+const key = (f: SqlFilter): string => `${sqlOfPlan(f.plan)}\u0000${JSON.stringify(f.params)}`;
 
 /**
  * The blast radius of a permission change: for each affected user and object, what they may do on
@@ -181,7 +182,7 @@ export class PermissionImpactService {
     const slotOf: number[] = [];
     for (const [decision, action] of wanted) {
       const probe = decision.rowFilter(action, object);
-      if (probe.text === 'FALSE') {
+      if (probe.plan.kind === 'never') {
         slotOf.push(-1);
         continue;
       }
@@ -190,7 +191,7 @@ export class PermissionImpactService {
       if (slot === undefined) {
         const f = decision.rowFilter(action, object, { alias: 't', paramOffset: params.length });
         params.push(...f.params);
-        slot = columns.push(`count(*) FILTER (WHERE ${f.text})::bigint AS c${columns.length}`) - 1;
+        slot = columns.push(`count(*) FILTER (WHERE ${sqlOfPlan(f.plan)})::bigint AS c${columns.length}`) - 1;
         slots.set(k, slot);
       }
       slotOf.push(slot);

@@ -1,4 +1,4 @@
-import { PolicyError, isSafeName, quoteIdent, type Decision } from '@custodian/policy';
+import { PolicyError, isSafeName, quoteIdent, sqlOfPlan, type Decision } from '@custodian/policy';
 import { columnType } from '../metadata/field-types';
 import type { StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
@@ -81,7 +81,7 @@ export function buildAggregateSql(
   const groups = groupBy.map((g) => `t.${quoteIdent(g)}`);
   params.push(spec.limit);
   const text =
-    `SELECT ${[...groups, ...select].join(', ')} FROM ${recordTable(orgId, spec.object)} t WHERE ${filter.text}` +
+    `SELECT ${[...groups, ...select].join(', ')} FROM ${recordTable(orgId, spec.object)} t WHERE ${sqlOfPlan(filter.plan)}` +
     (groups.length > 0 ? ` GROUP BY ${groups.join(', ')} ORDER BY ${groups.map((g) => `${g} ASC NULLS LAST`).join(', ')}` : '') +
     ` LIMIT $${params.length}`;
   return { text, params };

@@ -8,6 +8,7 @@ import {
   type RequestOf,
 } from '@custodian/contracts';
 import { BUS, CustodianException, SERVICE_DATA_SOURCE, type Bus } from '@custodian/platform';
+import { sqlOfPlan } from '@custodian/policy';
 import type { DataSource } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
 import { recordTable } from '../metadata/org-tables';
@@ -54,7 +55,7 @@ export class AuditVisibilityBusHandler implements OnApplicationBootstrap {
     for (const [object, ids] of idsByObject) {
       const filter = ctx.decision.rowFilter('read', object, { alias: 't', paramOffset: 1 });
       const rows: Array<{ id: string }> = await this.ds.query(
-        `SELECT t.id::text AS id FROM ${recordTable(principal.orgId, object)} t WHERE t.id = ANY($1::uuid[]) AND ${filter.text}`,
+        `SELECT t.id::text AS id FROM ${recordTable(principal.orgId, object)} t WHERE t.id = ANY($1::uuid[]) AND ${sqlOfPlan(filter.plan)}`,
         [[...new Set(ids)], ...filter.params],
       );
       for (const row of rows) readable.push({ object, id: row.id });

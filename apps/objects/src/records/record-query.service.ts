@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
 import { OutboxWriter, SERVICE_DATA_SOURCE, isUndefinedTableOrColumn } from '@custodian/platform';
-import { PolicyError, quoteIdent } from '@custodian/policy';
+import { PolicyError, quoteIdent, sqlOfPlan } from '@custodian/policy';
 import type { DataSource } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
 import { DirectoryReplicaService, parseReplicaState } from '../directory/directory-replica.service';
@@ -143,7 +143,7 @@ export class RecordQueryService {
       if (ids.length > 0) {
         const filter = decision.rowFilter('read', target, { alias: 't', paramOffset: 1 });
         const rows: Row[] = await this.ds.query(
-          `SELECT ${targetFields.map((c) => `t.${quoteIdent(c)}`).join(', ')} FROM ${recordTable(principal.orgId, target)} t WHERE t.id = ANY($1::uuid[]) AND ${filter.text}`,
+          `SELECT ${targetFields.map((c) => `t.${quoteIdent(c)}`).join(', ')} FROM ${recordTable(principal.orgId, target)} t WHERE t.id = ANY($1::uuid[]) AND ${sqlOfPlan(filter.plan)}`,
           [ids, ...filter.params],
         );
         for (const row of rows) found.set(String(row.id), toApiRecord(targetDef, row, targetFields));

@@ -7,6 +7,7 @@ import {
   SYSTEM_FIELDS,
   isSafeName,
   quoteIdent,
+  sqlOfPlan,
   type Decision,
   type WhereLimits,
 } from '@custodian/policy';
@@ -244,7 +245,7 @@ export function buildListSql(
     const col = `t.${quoteIdent(field)}`;
     return isText(def, field) ? `${col} COLLATE "C"` : col;
   };
-  const conditions = [filter.text];
+  const conditions = [sqlOfPlan(filter.plan)];
   if (spec.cursor) {
     const state = decodeCursor(spec.cursor, spec, def, keys.slice(0, -1));
     const values: Array<string | null> = [...state.k, state.id];

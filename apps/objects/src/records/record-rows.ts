@@ -1,6 +1,6 @@
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
 import { CustodianException } from '@custodian/platform';
-import { PolicyError, type Decision } from '@custodian/policy';
+import { PolicyError, sqlOfPlan, type Decision } from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import type { GovernedContext, RequestDecisionService } from '../decision/request-decision.service';
 import type { StoredObjectDefinition } from '../metadata/object-definition.schema';
@@ -72,9 +72,9 @@ export async function readRow(
   lock: boolean,
 ): Promise<Row | undefined> {
   const filter = decision.rowFilter(action, object, { alias: 't', paramOffset: 1 });
-  if (filter.text === 'FALSE') return undefined;
+  if (filter.plan.kind === 'never') return undefined;
   const rows: Row[] = await m.query(
-    `SELECT t.* FROM ${recordTable(orgId, object)} t WHERE t.id = $1 AND ${filter.text}${lock ? ' FOR UPDATE OF t' : ''}`,
+    `SELECT t.* FROM ${recordTable(orgId, object)} t WHERE t.id = $1 AND ${sqlOfPlan(filter.plan)}${lock ? ' FOR UPDATE OF t' : ''}`,
     [id, ...filter.params],
   );
   return rows[0];

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { GetPrincipalSnapshot, type PrincipalSnapshot } from '@custodian/contracts';
 import { BUS, CustodianException, SERVICE_DATA_SOURCE, type Bus } from '@custodian/platform';
-import { PolicyError, type Explanation, type ObjectAction } from '@custodian/policy';
+import { PolicyError, sqlOfPlan, type Explanation, type ObjectAction } from '@custodian/policy';
 import type { DataSource } from 'typeorm';
 import { RequestDecisionService } from '../decision/request-decision.service';
 import { recordTable, sqlSchemaFor } from '../metadata/org-tables';
@@ -41,7 +41,7 @@ export class AccessExplainService {
       // The record is looked up in the caller's org only (R1); the caller must be able to read it.
       const filter = caller.decision.rowFilter('read', input.object, { alias: 't', paramOffset: 1 });
       const visible = await this.ds.query(
-        `SELECT 1 FROM ${recordTable(principal.orgId, input.object)} t WHERE t.id = $1 AND ${filter.text}`,
+        `SELECT 1 FROM ${recordTable(principal.orgId, input.object)} t WHERE t.id = $1 AND ${sqlOfPlan(filter.plan)}`,
         [input.recordId, ...filter.params],
       );
       if (visible.length === 0) throw CustodianException.notFound('Record not found');

@@ -7,6 +7,7 @@ import type { RecordRow } from '../objectql/where.evaluator';
 import { parseWhere } from '../objectql/where.parser';
 import { columnRef, compileWhereSql } from '../objectql/where.sql-compiler';
 import { SqlParams, type SqlFragment } from '../sql/sql-params';
+import { NEVER_FILTER, conditional, planOfSql, sqlOfPlan, type SqlFilter } from '../sql/sql-plan';
 import { DEFAULT_SQL_SCHEMA, type PolicySqlSchema } from '../sql/sql-schema.config';
 import {
   LEVEL,
@@ -327,14 +328,15 @@ export class Decision {
   }
 
   /**
-   * The SQL predicate the objects service ANDs into every query on `object` for `action`:
-   * tenant wall + record access, parameterized. FALSE when the object permission is missing.
+   * The predicate the objects service ANDs into every query on `object` for `action`: tenant wall +
+   * record access, parameterized, as a typed plan — `never` (no parameters) when the object
+   * permission is missing, else `conditional` (the tenant wall is always a condition).
    */
-  rowFilter(action: RecordAction, object: string, options: SqlOptions = {}): SqlFragment {
+  rowFilter(action: RecordAction, object: string, options: SqlOptions = {}): SqlFilter {
+    if (!this.can(action, object)) return NEVER_FILTER;
     const params = new SqlParams(options.paramOffset ?? 0);
-    if (!this.can(action, object)) return { text: 'FALSE', params: [] };
-    const text = compileRowFilter(this.grants, this.sqlSchema, params, object, options.alias ?? 't', this.need(action));
-    return { text, params: params.values };
+    const plan = compileRowFilter(this.grants, this.sqlSchema, params, object, options.alias ?? 't', this.need(action));
+    return { plan, params: params.values };
   }
 
   /** True when the principal may read every record of `object` in its org, not only some. */
@@ -359,16 +361,22 @@ export class Decision {
     return { text, params: params.values };
   }
 
-  /** Row filter AND user where, in one parameter space: what a list query puts after WHERE. */
-  listFilter(action: RecordAction, object: string, where: unknown, options: SqlOptions = {}): SqlFragment {
+  /**
+   * Row filter AND user where, in one parameter space: what a list query puts after WHERE. `never`
+   * when the row filter is; a where that matches everything leaves the row filter alone. (A where
+   * that matches nothing is still ANDed as FALSE: the SQL stays what it always was.)
+   */
+  listFilter(action: RecordAction, object: string, where: unknown, options: SqlOptions = {}): SqlFilter {
     const node = this.parseWhere(object, where);
+    if (!this.can(action, object)) return NEVER_FILTER;
     const params = new SqlParams(options.paramOffset ?? 0);
     const alias = options.alias ?? 't';
-    if (!this.can(action, object)) return { text: 'FALSE', params: [] };
     const access = compileRowFilter(this.grants, this.sqlSchema, params, object, alias, this.need(action));
-    if (access === 'FALSE') return { text: 'FALSE', params: [] };
-    const user = compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) });
-    return { text: user === 'TRUE' ? access : `${access} AND ${user}`, params: params.values };
+    if (access.kind === 'never') return NEVER_FILTER;
+    // The ObjectQL compiler writes a constant where as TRUE / FALSE.
+    const user = planOfSql(compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) }));
+    if (user.kind === 'always') return { plan: access, params: params.values };
+    return { plan: conditional(`${sqlOfPlan(access)} AND ${sqlOfPlan(user)}`), params: params.values };
   }
 
   /**

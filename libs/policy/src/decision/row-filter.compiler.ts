@@ -108,44 +108,57 @@ function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, nee
     return ALWAYS;
   }
 
-  const parts: string[] = [`${col(ctx, objectName, alias, 'owner_id')} = ${p.shared(ctx.grants.userId)}`];
+  const parts: SqlPlan[] = [conditional(`${col(ctx, objectName, alias, 'owner_id')} = ${p.shared(ctx.grants.userId)}`)];
   if (object.grantAccessUsingHierarchy && ctx.grants.roleId !== null) {
-    parts.push(ownerRoleBelow(ctx, objectName, alias, p.shared(ctx.grants.roleId), true, depth * 100));
+    parts.push(conditional(ownerRoleBelow(ctx, objectName, alias, p.shared(ctx.grants.roleId), true, depth * 100)));
   }
   let n = depth * 100 + 1;
   for (const { rule, level } of grant.rules) {
     if (level < need) continue;
     if (rule.type === 'criteria') {
       if (!rule.criteriaNode) continue;
-      parts.push(compileWhereSql(rule.criteriaNode, { params: p, column: (f) => col(ctx, objectName, alias, f) }));
+      // The ObjectQL compiler writes a constant criteria as TRUE / FALSE.
+      parts.push(planOfSql(compileWhereSql(rule.criteriaNode, { params: p, column: (f) => col(ctx, objectName, alias, f) })));
     } else if (rule.ownedBy.type === 'group') {
       const gm = `gm${n++}`;
       const from = `${dirTable(ctx, ctx.schema.groupMembersTable)} ${gm}`;
       parts.push(
-        semiJoin(
-          ctx,
-          objectName,
-          alias,
-          'owner_id',
-          from,
-          `${gm}.user_id`,
-          `${gm}.org_id`,
-          `${gm}.group_id = ${p.shared(rule.ownedBy.id)}`,
+        conditional(
+          semiJoin(
+            ctx,
+            objectName,
+            alias,
+            'owner_id',
+            from,
+            `${gm}.user_id`,
+            `${gm}.org_id`,
+            `${gm}.group_id = ${p.shared(rule.ownedBy.id)}`,
+          ),
         ),
       );
     } else if (rule.ownedBy.type === 'role') {
       const ur = `ur${n++}`;
       const from = `${dirTable(ctx, ctx.schema.userRolesTable)} ${ur}`;
       parts.push(
-        semiJoin(ctx, objectName, alias, 'owner_id', from, `${ur}.user_id`, `${ur}.org_id`, `${ur}.role_id = ${p.shared(rule.ownedBy.id)}`),
+        conditional(
+          semiJoin(
+            ctx,
+            objectName,
+            alias,
+            'owner_id',
+            from,
+            `${ur}.user_id`,
+            `${ur}.org_id`,
+            `${ur}.role_id = ${p.shared(rule.ownedBy.id)}`,
+          ),
+        ),
       );
     } else {
-      parts.push(ownerRoleBelow(ctx, objectName, alias, p.shared(rule.ownedBy.id), false, n++));
+      parts.push(conditional(ownerRoleBelow(ctx, objectName, alias, p.shared(rule.ownedBy.id), false, n++)));
     }
   }
-  if (need <= 2) parts.push(sharesClause(ctx, objectName, alias, need, depth));
-  // Criteria rules compile to TRUE / FALSE when constant; every other part is a condition.
-  return anyOf(parts.map(planOfSql));
+  if (need <= 2) parts.push(conditional(sharesClause(ctx, objectName, alias, need, depth)));
+  return anyOf(parts);
 }
 
 function sharesClause(ctx: FilterContext, objectName: string, alias: string, need: LevelRank, depth: number): string {
@@ -181,7 +194,10 @@ export function everyRowAtLeast(grants: PrincipalGrants, schema: PolicySqlSchema
   return levelAtLeast({ grants, schema, params: new SqlParams(0) }, object, 't', need, 0).kind === 'always';
 }
 
-/** `alias.org_id = $org AND <level ≥ need>` — the tenant wall is always the first conjunct. */
+/**
+ * `alias.org_id = $org AND <level ≥ need>` — the tenant wall is always the first conjunct, so the
+ * plan is always a condition.
+ */
 export function compileRowFilter(
   grants: PrincipalGrants,
   schema: PolicySqlSchema,
@@ -189,11 +205,11 @@ export function compileRowFilter(
   object: string,
   alias: string,
   need: LevelRank,
-): string {
+): SqlPlan {
   const ctx: FilterContext = { grants, schema, params };
   const tenant = `${col(ctx, object, alias, 'org_id')} = ${params.shared(grants.orgId)}`;
   const access = levelAtLeast(ctx, object, alias, need, 0);
   // Never FALSE in practice (ownership is always a disjunct), but keep the tenant wall regardless.
-  if (access.kind === 'never') return `(${tenant} AND FALSE)`;
-  return access.kind === 'always' ? `(${tenant})` : `(${tenant} AND ${access.sql})`;
+  if (access.kind === 'never') return conditional(`(${tenant} AND FALSE)`);
+  return conditional(access.kind === 'always' ? `(${tenant})` : `(${tenant} AND ${access.sql})`);
 }

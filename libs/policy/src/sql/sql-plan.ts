@@ -9,6 +9,19 @@ export type SqlPlan = { readonly kind: 'always' } | { readonly kind: 'never' } |
 export const ALWAYS: SqlPlan = { kind: 'always' };
 export const NEVER: SqlPlan = { kind: 'never' };
 
+/**
+ * A plan with the values its placeholders bind, in order: what Decision.rowFilter / listFilter
+ * answer. A caller that splices it into a statement writes `sqlOfPlan(filter.plan)` and appends
+ * `filter.params` to its own; a `never` filter binds nothing (the caller may skip the statement).
+ */
+export interface SqlFilter {
+  readonly plan: SqlPlan;
+  readonly params: readonly unknown[];
+}
+
+/** The filter that selects no row (no parameters). */
+export const NEVER_FILTER: SqlFilter = Object.freeze({ plan: NEVER, params: Object.freeze([]) });
+
 export function conditional(sql: string): SqlPlan {
   return { kind: 'conditional', sql };
 }

@@ -10,6 +10,7 @@ import {
   parseWhere,
   quoteIdent,
   SqlParams,
+  sqlOfPlan,
   type ObjectSecurity,
   type PolicyCatalog,
   type PrincipalSnapshot,
@@ -154,7 +155,7 @@ export async function runDifferentialCase(
         // One parameter space for the whole UNION ALL: each filter continues the numbering.
         const filter = decision.rowFilter(action, object.name, { alias: 't', paramOffset: params.values.length });
         params.values.push(...filter.params);
-        selects.push(`SELECT '${key}'::text AS k, t.id FROM ${quoteIdent(`obj_${object.name}`)} t WHERE ${filter.text}`);
+        selects.push(`SELECT '${key}'::text AS k, t.id FROM ${quoteIdent(`obj_${object.name}`)} t WHERE ${sqlOfPlan(filter.plan)}`);
       }
     }
     // listFilter: the principal's own where (with their field rights) AND the row filter, sharing
@@ -173,7 +174,7 @@ export async function runDifferentialCase(
     const key = `p${pi}:acct:list`;
     const list = decision.listFilter('read', 'acct', w.where, { alias: 't', paramOffset: params.values.length });
     params.values.push(...list.params);
-    selects.push(`SELECT '${key}'::text AS k, t.id FROM obj_acct t WHERE ${list.text}`);
+    selects.push(`SELECT '${key}'::text AS k, t.id FROM obj_acct t WHERE ${sqlOfPlan(list.plan)}`);
     expected.set(
       key,
       acctRows
