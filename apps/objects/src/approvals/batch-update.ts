@@ -1,6 +1,6 @@
 import { AuditEventRecorded, ErrorCode, type AuditEvent, type PrincipalSnapshot, type RecordOperationResult } from '@custodian/contracts';
 import { CustodianException, type OutboxWriter } from '@custodian/platform';
-import { PolicyError, isSystemField, quoteIdent, type Decision } from '@custodian/policy';
+import { PolicyError, isSystemField, quoteIdent, sqlOfPlan, type Decision } from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import { refusalOutcome } from '../decision/as-requester';
 import { FieldValueError, toColumnValue } from '../metadata/field-types';
@@ -111,7 +111,7 @@ export async function updateMany(
   const read = decision.rowFilter('read', object, { alias: 't', paramOffset: 1 });
   const before = new Map(
     (
-      (await m.query(`SELECT t.* FROM ${table} t WHERE t.id = ANY($1::uuid[]) AND ${read.text} ORDER BY t.id FOR UPDATE OF t`, [
+      (await m.query(`SELECT t.* FROM ${table} t WHERE t.id = ANY($1::uuid[]) AND ${sqlOfPlan(read.plan)} ORDER BY t.id FOR UPDATE OF t`, [
         ids,
         ...read.params,
       ])) as Row[]
@@ -123,7 +123,7 @@ export async function updateMany(
       ? new Set<string>()
       : new Set(
           (
-            (await m.query(`SELECT t.id FROM ${table} t WHERE t.id = ANY($1::uuid[]) AND ${edit.text}`, [
+            (await m.query(`SELECT t.id FROM ${table} t WHERE t.id = ANY($1::uuid[]) AND ${sqlOfPlan(edit.plan)}`, [
               [...before.keys()],
               ...edit.params,
             ])) as Row[]
