@@ -19,7 +19,7 @@ import type { DataSource } from 'typeorm';
 import { ConversationEventBroadcast } from './conversation-events';
 import { DelegatedPrincipals } from './delegated-principals';
 import { egressRefusal, egressToolResult, revealHidden } from './egress';
-import { GOVERNED_TOOLS, type GovernedTools, type OfferedTool, type ToolSession } from './governed-tools';
+import { GOVERNED_TOOLS, type GovernedTools, type OfferedTool, type StartedCall, type ToolSession } from './governed-tools';
 import { ModelError, streamChat } from './model-client';
 import { appendRuntimeEvent, runtimeActor } from './runtime-audit';
 import { RUNTIME_CONFIG } from './runtime-config.token';
@@ -79,6 +79,13 @@ class StepBatch {
     this.outbox.push(...other.outbox);
     this.openPending ||= other.openPending;
   }
+}
+
+/** A tool result queued for the model before its audit row is committed (see settleTools). */
+interface UnsettledTool {
+  call: StartedCall;
+  draft: Draft;
+  object: string | undefined;
 }
 
 /**
@@ -514,6 +521,8 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     const deadline = Date.now() + limits.wallTimeMs;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), limits.wallTimeMs);
+    /** Tool results of this round whose audit rows are still being written. */
+    const unsettled: UnsettledTool[] = [];
     let toolCalls = 0;
     let tokens = 0;
     try {
@@ -524,9 +533,20 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           return this.stopAt(step, `Stopped: the agent reached its limit of ${limits.modelCallsPerTurn} model requests for this message.`);
         if (Date.now() >= deadline)
           return this.stopAt(step, `Stopped: the agent reached its time limit of ${limits.wallTimeMs} ms for this message.`);
-        const request = this.modelMessages(profile, history, settings);
-        const body = { model, messages: request.messages, tools: forModel };
-        const bytesSent = Buffer.byteLength(JSON.stringify(body));
+        let request = this.modelMessages(profile, history, settings);
+        let body = { model, messages: request.messages, tools: forModel };
+        let bytesSent = Buffer.byteLength(JSON.stringify(body));
+        // The last round's tool results leave (to the model, and to the store with the step's commit)
+        // only once their audit rows are committed: written while this request was prepared.
+        if (unsettled.length > 0) {
+          if (await this.settleTools(unsettled.splice(0), history, objects, settings)) {
+            request = this.modelMessages(profile, history, settings);
+            body = { model, messages: request.messages, tools: forModel };
+            bytesSent = Buffer.byteLength(JSON.stringify(body));
+          }
+          // Recorded while this model request runs.
+          void this.later(conversation, writes, step);
+        }
         let answer;
         try {
           answer = await streamChat(
@@ -594,8 +614,10 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
             continue;
           }
           toolCalls++;
-          if (await this.runTool(step, queue, conversation, principal, call, callable, objects, settings)) {
-            // A filed pending action is recorded at once, so its decision always finds the message.
+          if (await this.runTool(step, queue, conversation, principal, call, callable, objects, settings, unsettled)) {
+            // A filed pending action is recorded at once, so its decision always finds the message
+            // (with the round's earlier results, once they are settled).
+            if (unsettled.length > 0) await this.settleTools(unsettled.splice(0), history, objects, settings);
             await this.later(conversation, writes, step);
             if (writes.error) throw writes.error;
           }
@@ -603,12 +625,49 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
         if (stopped) return this.stopAt(step, stopped);
         if (tokens >= limits.tokensPerTurn)
           return this.stopAt(step, `Stopped: the agent reached its limit of ${limits.tokensPerTurn} tokens for this message.`);
-        // Recorded while the next model request runs.
-        void this.later(conversation, writes, step);
+        // Without unsettled tool results (none ran) the step is recorded now; else after they settled.
+        if (unsettled.length === 0) void this.later(conversation, writes, step);
       }
     } finally {
       clearTimeout(timer);
+      // However the turn ends, its last tool results are stored (with the turn's last commit) only settled.
+      if (unsettled.length > 0) await this.settleTools(unsettled.splice(0), history, objects, settings);
     }
+  }
+
+  /**
+   * Waits for the audit rows of tool results already queued; a result the executor withholds
+   * (its row could not be written) replaces the queued message's content, in the step and in the
+   * history the next request is built from. True when a message changed.
+   */
+  private async settleTools(
+    tools: UnsettledTool[],
+    history: StoredMessage[],
+    objects: Awaited<ReturnType<GovernedTools['objects']>>,
+    settings: ResolvedRuntimeSettings,
+  ): Promise<boolean> {
+    let changed = false;
+    for (const tool of tools) {
+      const result = await tool.call.settled();
+      if (result === tool.call.result) continue;
+      const part = egressToolResult(result, objects, settings.egressPolicy, MAX_TOOL_RESULT_BYTES, tool.object);
+      const meta = {
+        ...tool.draft.meta,
+        recordIds: part.recordIds.slice(0, 200),
+        fields: part.fields.slice(0, 200),
+        withheld: part.withheld.slice(0, 200),
+        error: true,
+      };
+      tool.draft.content = part.text;
+      tool.draft.meta = meta;
+      const seen = history.find((m) => m.id === tool.draft.id);
+      if (seen) {
+        seen.content = part.text;
+        seen.meta = meta;
+      }
+      changed = true;
+    }
+    return changed;
   }
 
   private stopAt(step: StepBatch, text: string): void {
@@ -642,6 +701,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     callable: Map<string, OfferedTool>,
     objects: Awaited<ReturnType<GovernedTools['objects']>>,
     settings: ResolvedRuntimeSettings,
+    unsettled: UnsettledTool[],
   ): Promise<boolean> {
     let args: Record<string, unknown> | undefined;
     try {
@@ -678,26 +738,25 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       this.toolMessage(queue, call, refusal, { error: 'egress_policy' });
       return false;
     }
-    const result = await this.tools.call(principal, call.name, args, {
+    const started = await this.tools.start(principal, call.name, args, {
       session: this.session(conversation.id),
       toolCallId: call.id,
       conversationId: conversation.id,
     });
-    if (result === 'unknown') {
+    if (started === 'unknown') {
       this.toolMessage(queue, call, `Error (unknown_tool): Tool ${revealHidden(call.name.slice(0, 64))} not found`, {
         error: 'unknown_tool',
       });
       return false;
     }
-    const part = egressToolResult(
-      result,
-      objects,
-      settings.egressPolicy,
-      MAX_TOOL_RESULT_BYTES,
-      typeof args.object === 'string' ? args.object : undefined,
-    );
+    // A result about a pending action is recorded at once (below): it is settled first. Any other
+    // result is queued now and settled before it leaves (settleTools), its audit row written meanwhile.
+    const object = typeof args.object === 'string' ? args.object : undefined;
+    const now = callable.get(call.name)?.mutating === true || started.result.structuredContent?.pendingAction !== undefined;
+    const result = now ? await started.settled() : started.result;
+    const part = egressToolResult(result, objects, settings.egressPolicy, MAX_TOOL_RESULT_BYTES, object);
     const pending = result.structuredContent?.pendingAction as { id?: string; state?: string } | undefined;
-    this.toolMessage(
+    const draft = this.toolMessage(
       queue,
       call,
       part.text,
@@ -711,6 +770,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       },
       pending?.id ? { id: pending.id, state: pending.state ?? 'pending' } : undefined,
     );
+    if (!now) unsettled.push({ call: started, draft, object });
     if (!pending?.id) return false;
     this.emit(conversation.id, { type: 'pending', pendingActionId: pending.id, state: pending.state ?? 'pending' });
     return true;
@@ -722,8 +782,8 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     content: string,
     meta: Record<string, unknown>,
     pending?: { id: string; state: string },
-  ): void {
-    queue({
+  ): Draft {
+    return queue({
       role: 'tool',
       content,
       toolCallId: call.id.slice(0, 128),

@@ -25,6 +25,23 @@ export interface GovernedTools {
     args: Record<string, unknown> | undefined,
     ctx: { session: ToolSession; toolCallId: string; conversationId: string },
   ): Promise<ToolResult | 'unknown'>;
+  /**
+   * Runs a call like `call` but answers before its audit row is committed: the result may be
+   * prepared for sending, but it leaves the process only as `settled()` returns it (once the row is
+   * committed; a read whose row could not be written is withheld there).
+   */
+  start(
+    principal: PrincipalSnapshot,
+    name: string,
+    args: Record<string, unknown> | undefined,
+    ctx: { session: ToolSession; toolCallId: string; conversationId: string },
+  ): Promise<StartedCall | 'unknown'>;
+}
+
+/** A tool call that ran, its audit row still being written. */
+export interface StartedCall {
+  readonly result: ToolResult;
+  settled(): Promise<ToolResult>;
 }
 
 export const GOVERNED_TOOLS = Symbol('GOVERNED_TOOLS');
@@ -42,8 +59,12 @@ export function governedTools(catalog: ToolCatalogService, executor: ToolExecuto
     },
     objects: (principal) => catalog.objects(principal),
     async call(principal, name, args, ctx) {
+      const started = await this.start(principal, name, args, ctx);
+      return started === 'unknown' ? started : started.settled();
+    },
+    async start(principal, name, args, ctx) {
       try {
-        return await executor.call({
+        const unsettled = await executor.begin({
           name,
           args,
           principal,
@@ -51,6 +72,7 @@ export function governedTools(catalog: ToolCatalogService, executor: ToolExecuto
           toolCallId: ctx.toolCallId,
           conversationId: ctx.conversationId,
         });
+        return { result: unsettled.result, settled: () => executor.settle(unsettled) };
       } catch (error) {
         if (error instanceof UnknownToolError) return 'unknown';
         throw error;

@@ -51,6 +51,14 @@ export interface ToolCall {
   conversationId?: string;
 }
 
+/** A call that ran, its audit row on its way: its result may leave only through `ToolExecutor.settle`. */
+export interface UnsettledCall {
+  readonly name: string;
+  readonly result: ToolResult;
+  /** Settles once the call's audit row is committed (rejects when it could not be written). */
+  readonly audited: Promise<void>;
+}
+
 /** A tool this principal may not call, answered exactly as a tool that does not exist. */
 export class UnknownToolError extends Error {
   constructor(readonly tool: string) {
@@ -83,6 +91,16 @@ export class ToolExecutor {
   }
 
   async call(call: ToolCall): Promise<ToolResult> {
+    return this.settle(await this.begin(call));
+  }
+
+  /**
+   * Runs the call and starts writing its audit row without waiting for it, so the caller can
+   * prepare what comes next meanwhile (the agent runtime builds its next model request). The
+   * result must not leave the process before `settle` handed it out: that waits for the row and
+   * withholds a read whose row could not be written. `call` is `begin` then `settle`.
+   */
+  async begin(call: ToolCall): Promise<UnsettledCall> {
     const started = Date.now();
     const retryAfter = this.limiter.take(credentialKey(call.principal));
     const tool = retryAfter > 0 ? undefined : await this.catalog.find(call.principal, call.name);
@@ -105,8 +123,16 @@ export class ToolExecutor {
       call.session.toolCalls++;
       outcome = await this.run(tool, call);
     }
+    const audited = this.record(call, started, outcome);
+    // Observed by settle; never an unhandled rejection in between.
+    audited.catch(() => undefined);
+    return { name: call.name, result: outcome.result, audited };
+  }
+
+  /** The result to hand out, once the call's audit row is committed (see begin). */
+  async settle(call: UnsettledCall): Promise<ToolResult> {
     try {
-      await this.record(call, started, outcome);
+      await call.audited;
     } catch (error) {
       // Data leaves only with its audit event; a filed proposal is audited by approvals already.
       this.logger.error({ err: error, tool: call.name }, 'tool call audit failed');
@@ -115,7 +141,7 @@ export class ToolExecutor {
         return errorResult(code, 'The call could not be audited, so its result is withheld; retry later');
       }
     }
-    return outcome.result;
+    return call.result;
   }
 
   private async run(tool: ToolDefinition, call: ToolCall): Promise<ToolOutcome> {
