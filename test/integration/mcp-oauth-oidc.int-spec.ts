@@ -1,53 +1,14 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { decodeJwt } from 'jose';
 import { apiClient, type Json } from '../support/api';
 import { freePort } from '../support/free-port';
+import { MCP_CLIENT_REDIRECT as REDIRECT, MemoryOAuthProvider } from '../support/mcp-oauth-client';
 import { login, startTestHost, type TestHost } from '../support/host';
 import { TestBrowser, startTestIdp, type TestIdp } from '../support/oidc-idp';
 
 const SECRET = 'idp-client-secret-for-tests-0123456789';
-const REDIRECT = 'http://127.0.0.1:53682/callback';
-
-class MemoryProvider implements OAuthClientProvider {
-  info: OAuthClientInformationMixed | undefined;
-  saved: OAuthTokens | undefined;
-  verifier = '';
-  authorizationUrl: URL | undefined;
-  readonly clientMetadata: OAuthClientMetadata = {
-    client_name: 'IdP client (test)',
-    redirect_uris: [REDIRECT],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'none',
-  };
-  get redirectUrl(): string {
-    return REDIRECT;
-  }
-  clientInformation(): OAuthClientInformationMixed | undefined {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.info = info;
-  }
-  tokens(): OAuthTokens | undefined {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-  redirectToAuthorization(url: URL): void {
-    this.authorizationUrl = url;
-  }
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-  codeVerifier(): string {
-    return this.verifier;
-  }
-}
 
 /**
  * The OAuth consent page's "Sign in with your identity provider" (docs/sso.md): MCP SDK client →
@@ -66,8 +27,8 @@ describe('MCP OAuth: signing in on the consent page through the org identity pro
   const closers: Array<() => Promise<void>> = [];
 
   /** The SDK's first attempt: 401, registration, and the authorization URL it would open. */
-  const begin = async (): Promise<{ provider: MemoryProvider; transport: StreamableHTTPClientTransport }> => {
-    const provider = new MemoryProvider();
+  const begin = async (): Promise<{ provider: MemoryOAuthProvider; transport: StreamableHTTPClientTransport }> => {
+    const provider = new MemoryOAuthProvider('IdP client (test)');
     const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider });
     await expect(new Client({ name: 'c', version: '1' }).connect(transport)).rejects.toBeInstanceOf(UnauthorizedError);
     expect(provider.authorizationUrl).toBeDefined();

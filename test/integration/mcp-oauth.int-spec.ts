@@ -1,65 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { Client as Pg } from 'pg';
 import { apiClient, type Json } from '../support/api';
 import { freePort } from '../support/free-port';
+import { MCP_CLIENT_REDIRECT as REDIRECT, MemoryOAuthProvider } from '../support/mcp-oauth-client';
 import { createMember, login, startTestHost, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
 
 const PASSWORD = 'a-long-enough-password';
 const READ_TOOLS = ['aggregate_records', 'describe_object', 'get_record', 'list_actions', 'list_objects', 'query_records'];
-const REDIRECT = 'http://127.0.0.1:53682/callback';
-
-/**
- * An MCP client's side of the OAuth flow, as the SDK's OAuthClientProvider: in-memory storage, and
- * the "browser" is the test, which drives the authorization URL with fetch.
- */
-class MemoryProvider implements OAuthClientProvider {
-  info: OAuthClientInformationMixed | undefined;
-  saved: OAuthTokens | undefined;
-  verifier = '';
-  authorizationUrl: URL | undefined;
-  readonly clientMetadata: OAuthClientMetadata;
-
-  constructor(name: string) {
-    this.clientMetadata = {
-      client_name: name,
-      redirect_uris: [REDIRECT],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-
-  get redirectUrl(): string {
-    return REDIRECT;
-  }
-  clientInformation(): OAuthClientInformationMixed | undefined {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.info = info;
-  }
-  tokens(): OAuthTokens | undefined {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-  redirectToAuthorization(url: URL): void {
-    this.authorizationUrl = url;
-  }
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-  codeVerifier(): string {
-    return this.verifier;
-  }
-}
 
 /** A cookie jar for one "browser". */
 class Browser {
@@ -160,8 +112,8 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
   const connectWithOAuth = async (
     name: string,
     as: { email: string; password: string; scopes?: string[] },
-  ): Promise<{ client: Client; provider: MemoryProvider }> => {
-    const provider = new MemoryProvider(name);
+  ): Promise<{ client: Client; provider: MemoryOAuthProvider }> => {
+    const provider = new MemoryOAuthProvider(name);
     const first = new StreamableHTTPClientTransport(mcpUrl(), { authProvider: provider });
     await expect(new Client({ name, version: '1.0.0' }).connect(first)).rejects.toBeInstanceOf(UnauthorizedError);
     expect(provider.authorizationUrl).toBeDefined();
@@ -173,7 +125,7 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     return { client, provider };
   };
 
-  const connect = async (provider: MemoryProvider, name = 'client'): Promise<Client> => {
+  const connect = async (provider: MemoryOAuthProvider, name = 'client'): Promise<Client> => {
     const transport = new StreamableHTTPClientTransport(mcpUrl(), { authProvider: provider });
     const client = new Client({ name, version: '1.0.0' });
     await client.connect(transport);
@@ -209,7 +161,7 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     return { status: res.status, body: await res.json() };
   };
 
-  const refresh = (provider: MemoryProvider, refreshToken = provider.saved!.refresh_token!): Promise<{ status: number; body: Json }> =>
+  const refresh = (provider: MemoryOAuthProvider, refreshToken = provider.saved!.refresh_token!): Promise<{ status: number; body: Json }> =>
     tokenRequest({
       grant_type: 'refresh_token',
       refresh_token: refreshToken,
@@ -222,7 +174,7 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     const res = await fetch(`${base}/oauth/reg`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(new MemoryProvider(name).clientMetadata),
+      body: JSON.stringify(new MemoryOAuthProvider(name).clientMetadata),
     });
     expect(res.status).toBe(201);
     const verifier = randomBytes(32).toString('base64url');
@@ -586,7 +538,10 @@ describe('MCP OAuth: Custodian as the authorization server of /mcp', () => {
     const reg = await fetch(`${base}/oauth/reg`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...new MemoryProvider('Confidential').clientMetadata, token_endpoint_auth_method: 'client_secret_basic' }),
+      body: JSON.stringify({
+        ...new MemoryOAuthProvider('Confidential').clientMetadata,
+        token_endpoint_auth_method: 'client_secret_basic',
+      }),
     });
     expect(reg.status).toBe(201);
     const client = (await reg.json()) as { client_id: string; client_secret: string };
