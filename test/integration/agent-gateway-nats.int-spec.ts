@@ -1,12 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createLogger, loadConfig, NatsBus, startHost, type RunningHost } from '@custodian/platform';
-import { AgentGatewayModule } from '../../apps/agent-gateway/src/agent-gateway.module';
+import type { RunningHost } from '@custodian/platform';
+import { connectMcp, startHostWithGatewayOnNats } from '../support/agent-gateway';
 import { apiClient, type Json } from '../support/api';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { login, type TestHost } from '../support/host';
 
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const MCP_RESOURCE = 'https://custodian.test/mcp';
 const PASSWORD = 'a-long-enough-password';
 
@@ -18,30 +14,10 @@ const PASSWORD = 'a-long-enough-password';
 describe('agent gateway over NATS, as its own service', () => {
   let t: TestHost;
   let gateway: RunningHost;
-  let bus: NatsBus;
   const { call, ok } = apiClient(() => t.host.url);
 
   beforeAll(async () => {
-    const namespace = `gw_${randomBytes(4).toString('hex')}`;
-    const shared = { CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64'), CUSTODIAN_MCP_RESOURCE: MCP_RESOURCE };
-    t = await startTestHost('agent_gateway_nats', { NATS_URL, CUSTODIAN_BUS_NAMESPACE: namespace, ...shared });
-    const config = loadConfig(
-      {
-        DATABASE_URL: t.db.url,
-        NATS_URL,
-        CUSTODIAN_BUS_NAMESPACE: namespace,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-        CUSTODIAN_SHUTDOWN_GRACE_MS: '1000',
-        ...shared,
-      },
-      'service',
-      'agent-gateway',
-    );
-    const logger = createLogger({ level: 'silent', service: 'agent-gateway' });
-    bus = await NatsBus.connect({ url: NATS_URL, namespace, name: 'agent-gateway-test' }, logger);
-    gateway = await startHost({ config, logger, bus, databaseUrl: t.db.url, modules: [AgentGatewayModule] });
+    ({ t, gateway } = await startHostWithGatewayOnNats('agent_gateway_nats', { CUSTODIAN_MCP_RESOURCE: MCP_RESOURCE }));
   }, 120_000);
 
   afterAll(async () => {
@@ -89,11 +65,8 @@ describe('agent gateway over NATS, as its own service', () => {
       )
     ).access_token as string;
 
-    const transport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), {
-      requestInit: { headers: { authorization: `Bearer ${agent}` } },
-    });
-    const client = new Client({ name: 'nats-test', version: '1.0.0' });
-    await client.connect(transport);
+    const mcp = await connectMcp(gateway.url, agent, 'nats-test');
+    const { client } = mcp;
     try {
       const tools = (await client.listTools()).tools.map((x) => x.name);
       expect(tools).toEqual(expect.arrayContaining(['query_records', 'update_record', 'create_record']));
@@ -116,8 +89,7 @@ describe('agent gateway over NATS, as its own service', () => {
       expect(state.structuredContent.pendingAction.state).toBe('pending');
       expect((await ok(call('GET', `/data/ticket/${ticket.id}`, token))).title).toBe('Printer on fire');
     } finally {
-      await transport.terminateSession().catch(() => undefined);
-      await client.close();
+      await mcp.close();
     }
   });
 });

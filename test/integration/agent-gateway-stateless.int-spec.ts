@@ -1,7 +1,6 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as Pg } from 'pg';
 import { McpSessions } from '../../apps/agent-gateway/src/mcp/mcp-sessions.service';
+import { connectMcp } from '../support/agent-gateway';
 import { apiClient, type Json } from '../support/api';
 import { createMember, login, startTestHost, type TestHost } from '../support/host';
 
@@ -54,11 +53,7 @@ describe('agent gateway: stateless mode', () => {
   });
 
   it('serves the SDK client without a session: list, read, propose — each POST on its own, nothing kept', async () => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${t.host.url}/mcp`), {
-      requestInit: { headers: { authorization: `Bearer ${key}` } },
-    });
-    const client = new Client({ name: 'stateless-test', version: '1.0.0' });
-    await client.connect(transport);
+    const { client, transport } = await connectMcp(t.host.url, key, 'stateless-test');
     expect(transport.sessionId).toBeUndefined();
     const sessions = t.host.app.get(McpSessions);
     expect(sessions.size()).toBe(0);

@@ -1,12 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { createLogger, loadConfig, NatsBus, startHost, type RunningHost } from '@custodian/platform';
-import { AgentGatewayModule } from '../../apps/agent-gateway/src/agent-gateway.module';
+import type { RunningHost } from '@custodian/platform';
+import { startHostWithGatewayOnNats } from '../support/agent-gateway';
 import { apiClient, type Json } from '../support/api';
 import { startFakeModelServer, type FakeModelServer, type Step } from '../support/fake-model-server';
-import { createMember, login, startTestHost, type TestHost } from '../support/host';
+import { createMember, login, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
 
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const PASSWORD = 'a-long-enough-password';
 
 /** An open `/events` stream: everything received so far, as text. */
@@ -59,26 +57,7 @@ describe('agent runtime: live events across replicas (NATS)', () => {
 
   beforeAll(async () => {
     fake = await startFakeModelServer();
-    const namespace = `rt_${randomBytes(4).toString('hex')}`;
-    const shared = { CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64') };
-    t = await startTestHost('agent_runtime_replicas', { NATS_URL, CUSTODIAN_BUS_NAMESPACE: namespace, ...shared });
-    const config = loadConfig(
-      {
-        DATABASE_URL: t.db.url,
-        NATS_URL,
-        CUSTODIAN_BUS_NAMESPACE: namespace,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-        CUSTODIAN_SHUTDOWN_GRACE_MS: '1000',
-        ...shared,
-      },
-      'service',
-      'agent-gateway',
-    );
-    const logger = createLogger({ level: 'silent', service: 'agent-gateway' });
-    const bus = await NatsBus.connect({ url: NATS_URL, namespace, name: 'agent-gateway-replica' }, logger);
-    b = await startHost({ config, logger, bus, databaseUrl: t.db.url, modules: [AgentGatewayModule] });
+    ({ t, gateway: b } = await startHostWithGatewayOnNats('agent_runtime_replicas'));
 
     tokens.admin = (await login(t.host.url)).accessToken;
     await a.ok(

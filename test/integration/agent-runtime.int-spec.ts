@@ -3,9 +3,10 @@ import net from 'node:net';
 import { SettingsCipher } from '@custodian/platform';
 import { runSettingsKeyRotation } from '../../apps/agent-gateway/src/runtime/rotate-settings-key';
 import { Client as Pg } from 'pg';
+import { createMembers } from '../support/agent-gateway';
 import { apiClient, type Json } from '../support/api';
 import { startFakeModelServer, type ChatRequest, type FakeModelServer, type Step } from '../support/fake-model-server';
-import { createMember, login, startTestHost, type TestHost } from '../support/host';
+import { login, startTestHost, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
 import { freePort } from '../support/free-port';
 
@@ -84,15 +85,18 @@ describe('agent runtime: conversations with your own model', () => {
       }),
       201,
     );
-    for (const [name, set] of [
-      ['west', rep.id],
-      ['other', rep.id],
-      ['manager', manager.id],
-    ] as const) {
-      const member = await createMember(t.host.url, tokens.admin, name, [set], PASSWORD);
-      users[name] = member.userId;
-      tokens[name] = member.accessToken;
-    }
+    const members = await createMembers(
+      t.host.url,
+      tokens.admin,
+      [
+        ['west', rep.id],
+        ['other', rep.id],
+        ['manager', manager.id],
+      ],
+      PASSWORD,
+    );
+    Object.assign(users, members.users);
+    Object.assign(tokens, members.tokens);
     for (let i = 0; i < 3; i++)
       accounts.push(
         (await ok(call('POST', '/data/account', tokens.west, { name: `Acme ${i}`, amount: i, notes: 'plain', margin: MARGIN }), 201)).id,
