@@ -1,10 +1,10 @@
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import pino from 'pino';
 import type { Jwks } from '@custodian/contracts';
 import { TokenVerifier } from '@custodian/platform';
 import { pollUntil } from '../support/poll';
-import { TEST_ADMIN, login, startTestHost, type TestHost } from '../support/host';
+import { TEST_ADMIN, login, startTestHostWithDb, type TestHost } from '../support/host';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
 type Json = any;
@@ -61,11 +61,7 @@ describe('identity auth flows', () => {
   beforeAll(async () => {
     // Strict rotation here (no reuse grace window): any second use of a refresh token is reuse.
     // The grace window has its own suite (identity-hardening.int-spec.ts).
-    t = await startTestHost('idauth', { CUSTODIAN_REFRESH_REUSE_GRACE: '0' });
-    base = t.host.url;
-    pg = new Client({ connectionString: t.db.url });
-    await pg.connect();
-    admin = (await login(base)).accessToken;
+    ({ t, base, pg, admin } = await startTestHostWithDb('idauth', { CUSTODIAN_REFRESH_REUSE_GRACE: '0' }));
   });
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { pollUntil } from '../support/poll';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { startTestHostWithDb, type TestHost } from '../support/host';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
 type Json = any;
@@ -58,11 +58,7 @@ describe('identity hardening', () => {
     ).rows.map((r) => r.event);
 
   beforeAll(async () => {
-    t = await startTestHost('idhard', { CUSTODIAN_REFRESH_REUSE_GRACE: String(GRACE_SECONDS) });
-    base = t.host.url;
-    pg = new Client({ connectionString: t.db.url });
-    await pg.connect();
-    admin = (await login(base)).accessToken;
+    ({ t, base, pg, admin } = await startTestHostWithDb('idhard', { CUSTODIAN_REFRESH_REUSE_GRACE: String(GRACE_SECONDS) }));
   });
 
   afterAll(async () => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Client } from 'pg';
 import { startAllInOne, type AllInOne } from '../../all-in-one/all-in-one';
 import { createTestDatabase, type TestDatabase } from './database';
 
@@ -38,6 +39,18 @@ export async function startTestHost(prefix: string, extraEnv: Record<string, str
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** startTestHost, a connected pg client on its database (end it before t.stop()), the admin's access token and org. */
+export async function startTestHostWithDb(
+  prefix: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{ t: TestHost; base: string; pg: Client; admin: string; orgId: string }> {
+  const t = await startTestHost(prefix, extraEnv);
+  const pg = new Client({ connectionString: t.db.url });
+  await pg.connect();
+  const { accessToken, orgId } = await login(t.host.url);
+  return { t, base: t.host.url, pg, admin: accessToken, orgId };
 }
 
 export async function login(baseUrl: string, creds = TEST_ADMIN): Promise<{ accessToken: string; refreshToken: string; orgId: string }> {
