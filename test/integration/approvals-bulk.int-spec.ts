@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ApplyRecordOperations, type RequestOf } from '@custodian/contracts';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { apiClient, type Json } from '../support/api';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { login, startTestHostWithDb, type TestHost } from '../support/host';
 
 const PASSWORD = 'a-long-enough-password';
 const AGENT = { clientId: 'sales-copilot', name: 'Sales copilot', scopes: ['data:read', 'data:write'] };
@@ -53,12 +53,7 @@ describe('approvals: bulk decisions in batches', () => {
   const bulk = (items: Json[]) => ok(call('POST', '/approvals/bulk', tokens.vp, { items }));
 
   beforeAll(async () => {
-    t = await startTestHost('approvals_bulk', { CUSTODIAN_APPROVALS_SWEEP_MS: '0' });
-    db = new Client({ connectionString: t.db.url });
-    await db.connect();
-    const admin = await login(t.host.url);
-    tokens.admin = admin.accessToken;
-    orgId = admin.orgId;
+    ({ t, pg: db, admin: tokens.admin, orgId } = await startTestHostWithDb('approvals_bulk', { CUSTODIAN_APPROVALS_SWEEP_MS: '0' }));
     await ok(
       call('POST', '/meta/objects', tokens.admin, {
         name: 'deal',

@@ -1,7 +1,7 @@
 import { ApplyRecordOperation } from '@custodian/contracts';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { apiClient, type Json } from '../support/api';
-import { login, startTestHost, type TestHost } from '../support/host';
+import { login, startTestHostWithDb, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
 
 const PASSWORD = 'a-long-enough-password';
@@ -46,12 +46,12 @@ describe('approvals: the pending-action queue', () => {
     ).rows.map((r: { action: string }) => r.action);
 
   beforeAll(async () => {
-    t = await startTestHost('approvals_queue', { CUSTODIAN_APPROVALS_SWEEP_MS: '50', CUSTODIAN_APPROVALS_APPLY_RETRY_MS: '60000' });
-    db = new Client({ connectionString: t.db.url });
-    await db.connect();
-    const adminSession = await login(t.host.url);
-    tokens.admin = adminSession.accessToken;
-    orgId = adminSession.orgId;
+    ({
+      t,
+      pg: db,
+      admin: tokens.admin,
+      orgId,
+    } = await startTestHostWithDb('approvals_queue', { CUSTODIAN_APPROVALS_SWEEP_MS: '50', CUSTODIAN_APPROVALS_APPLY_RETRY_MS: '60000' }));
     await ok(
       call('POST', '/meta/objects', tokens.admin, {
         name: 'deal',
