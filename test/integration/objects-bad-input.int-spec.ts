@@ -1,6 +1,7 @@
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { apiClient, type ApiResponse, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
+import { defineDealsWithFullAccess } from '../support/objects';
 
 /**
  * Bad input found by an adversarial probe that used to answer 5xx: values PostgreSQL cannot cast
@@ -50,22 +51,7 @@ describe('objects: bad input is a 4xx problem with a code', () => {
       }),
       201,
     );
-    await ok(
-      call('POST', '/meta/objects', admin, {
-        name: 'deal',
-        label: 'Deal',
-        sharingModel: 'controlled_by_parent',
-        fields: [
-          { name: 'title', type: 'text' },
-          { name: 'account_id', type: 'master_detail', reference: 'account' },
-        ],
-      }),
-      201,
-    );
-    const all = { allowRead: true, allowCreate: true, allowEdit: true, allowDelete: true, viewAllRecords: true, modifyAllRecords: true };
-    const set = await ok(call('POST', '/permission-sets', admin, { name: 'All', objects: { account: all, deal: all } }), 201);
-    const me = await ok(call('GET', '/auth/me', admin));
-    await ok(call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: me.userId }), 201);
+    await defineDealsWithFullAccess({ call, ok }, admin);
     account = await ok(
       call('POST', '/data/account', admin, { name: 'A', revenue: 1, active: true, closed_at: '2024-01-01T00:00:00Z' }),
       201,

@@ -2,6 +2,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { apiClient, type Json } from '../support/api';
 import { login, startTestHost, type TestHost } from '../support/host';
+import { defineDealsWithFullAccess } from '../support/objects';
 
 /**
  * "Bad input never gives a 5xx", tested by throwing generated requests at the records API of a
@@ -549,22 +550,7 @@ describe('objects: no generated request gets a 5xx', () => {
       call('POST', '/meta/objects', admin, { name: 'account', label: 'Account', sharingModel: 'private', fields: ACCOUNT_FIELDS }),
       201,
     );
-    await ok(
-      call('POST', '/meta/objects', admin, {
-        name: 'deal',
-        label: 'Deal',
-        sharingModel: 'controlled_by_parent',
-        fields: [
-          { name: 'title', type: 'text' },
-          { name: 'account_id', type: 'master_detail', reference: 'account' },
-        ],
-      }),
-      201,
-    );
-    const all = { allowRead: true, allowCreate: true, allowEdit: true, allowDelete: true, viewAllRecords: true, modifyAllRecords: true };
-    const set = await ok(call('POST', '/permission-sets', admin, { name: 'All', objects: { account: all, deal: all } }), 201);
-    const me = await ok(call('GET', '/auth/me', admin));
-    await ok(call('POST', `/permission-sets/${set.id}/assignments`, admin, { userId: me.userId }), 201);
+    await defineDealsWithFullAccess({ call, ok }, admin);
     for (let i = 0; i < 6; i++) {
       const acc = await ok(
         call('POST', '/data/account', admin, {
