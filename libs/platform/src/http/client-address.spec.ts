@@ -127,4 +127,15 @@ describe('ClientAddressResolver', () => {
     expect(r.resolve('10.0.0.1', xff('203.0.113.5, 10.0.0.2'))).toBe('203.0.113.5');
     expect(r.resolve('203.0.113.9', xff('10.0.0.2'))).toBe('203.0.113.9');
   });
+
+  it('remembers verdicts of addresses only, never of the text a client writes into X-Forwarded-For', () => {
+    const r = new ClientAddressResolver(['10.0.0.0/8']);
+    const remembered = (): number => (r as unknown as { verdicts: Map<string, boolean> }).verdicts.size;
+    for (let i = 0; i < 100; i++) expect(r.trusts(`${'x'.repeat(8000)}${i}`)).toBe(false);
+    expect(remembered()).toBe(0);
+    expect(r.resolve('10.0.0.1', xff(`203.0.113.5, ${'y'.repeat(8000)}`))).toBeDefined();
+    expect(remembered()).toBeLessThanOrEqual(2);
+    expect(r.trusts('10.1.1.1')).toBe(true);
+    expect(remembered()).toBeGreaterThanOrEqual(1);
+  });
 });

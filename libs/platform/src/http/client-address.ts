@@ -96,7 +96,10 @@ export class ClientAddressResolver {
     if (known !== undefined) return known;
     const a = normalizeAddress(address);
     const family = isIP(a);
-    const verdict = family !== 0 && this.trusted.check(a, family === 4 ? 'ipv4' : 'ipv6');
+    // Only addresses are remembered: a hop of X-Forwarded-For is the client's text, and an
+    // arbitrary (up to header-sized) string must not take a place in the memory.
+    if (family === 0) return false;
+    const verdict = this.trusted.check(a, family === 4 ? 'ipv4' : 'ipv6');
     if (this.verdicts.size >= MAX_REMEMBERED_VERDICTS) this.verdicts.clear();
     this.verdicts.set(address, verdict);
     return verdict;
