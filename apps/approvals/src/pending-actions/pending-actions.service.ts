@@ -254,15 +254,18 @@ export class PendingActionsService {
 
   async file(proposer: Proposer, proposal: Proposal): Promise<FiledAction> {
     checkShape(proposal);
-    // Validated now, under the proposer's permission (user ∩ agent): an invalid change is never queued.
-    const dry = await this.dryRun(proposer, proposal);
+    // With no matching policy, an agent's change (and a human's explicit proposal) still needs one approver.
+    // The policy is looked up while objects dry-runs the change: neither depends on the other.
+    const operation = POLICY_OPERATION[proposal.kind];
+    const [dry, policy] = await Promise.all([
+      // Validated now, under the proposer's permission (user ∩ agent): an invalid change is never queued.
+      this.dryRun(proposer, proposal),
+      operation ? this.matchPolicy(proposer.orgId, objectOf(proposal), operation) : undefined,
+    ]);
     if (proposal.expectedVersion !== undefined && dry.version !== proposal.expectedVersion)
       throw new CustodianException(ErrorCode.PreconditionFailed, 'The target has changed (version mismatch)', {
         currentVersion: dry.version,
       });
-    // With no matching policy, an agent's change (and a human's explicit proposal) still needs one approver.
-    const operation = POLICY_OPERATION[proposal.kind];
-    const policy = operation ? await this.matchPolicy(proposer.orgId, objectOf(proposal), operation) : undefined;
     // A metadata or permission change is reviewed by holders of the capability its direct route needs.
     const defaultCapability = proposal.change
       ? PERMISSION_CHANGE_CAPABILITY[proposal.change.type]
@@ -312,7 +315,8 @@ export class PendingActionsService {
           ...(proposer.agent ? { agent: { clientId: proposer.agent.clientId, name: proposer.agent.name } } : {}),
         },
       });
-      return m.findOneOrFail(PendingActionEntity, { where: { id } });
+      // What the answer and the notice need was all set here; the insert filled in the generated columns.
+      return entity;
     });
     await this.notify(row);
     return {
