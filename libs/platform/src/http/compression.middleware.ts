@@ -16,7 +16,9 @@ export function compressionMiddleware(): RequestHandler {
   // A client that accepts no compression (most API clients) costs one header look-up, not the
   // compressor's per-response hooks; caches still learn that the answer varies by the header.
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (ACCEPTS_COMPRESSION.test(String(req.headers['accept-encoding'] ?? ''))) {
+    // A path that is never compressed skips the compressor's per-response hooks too (MCP clients send
+    // Accept-Encoding with every call).
+    if (ACCEPTS_COMPRESSION.test(String(req.headers['accept-encoding'] ?? '')) && !neverCompressed(req.path)) {
       void compress(req, res, next);
       return;
     }
@@ -29,16 +31,19 @@ export function compressionMiddleware(): RequestHandler {
 
 const ACCEPTS_COMPRESSION = /\b(gzip|deflate|br)\b|\*/i;
 
-function shouldCompress(req: Request, res: Response): boolean {
-  const path = req.path;
-  if (
+/** Streams (MCP), answers that carry secrets (BREACH) and file content: never compressed. */
+function neverCompressed(path: string): boolean {
+  return (
     path === '/mcp' ||
     path.startsWith('/mcp/') ||
     path.startsWith('/api/v1/auth/') ||
     path.startsWith('/api/v1/api-keys') ||
     path.includes('/files/')
-  )
-    return false;
+  );
+}
+
+function shouldCompress(req: Request, res: Response): boolean {
+  if (neverCompressed(req.path)) return false;
   const type = String(res.getHeader('content-type') ?? '');
   if (type.startsWith('text/event-stream')) return false;
   return compression.filter(req, res);
