@@ -11,7 +11,7 @@ type Item = RequestOf<typeof ApplyRecordOperations>['items'][number];
 
 /**
  * objects.record.apply-many's batched update path (batch-update.ts): one requester's updates of one
- * object in a fixed number of statements, each item still answering as RecordsService.update would
+ * object in a fixed number of statements, each item still answering as RecordWriteService.update would
  * — applied, stale (P2), not_found (not readable), forbidden (readable, not editable; a field below
  * edit), invalid (a bad value), a second item on the same record (stale after the first) — with one
  * audit event and one receipt per applied item, as the requester's agent, and a retry answering the

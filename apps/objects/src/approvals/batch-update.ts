@@ -1,18 +1,13 @@
 import { AuditEventRecorded, ErrorCode, type AuditEvent, type PrincipalSnapshot, type RecordOperationResult } from '@custodian/contracts';
 import { CustodianException, type OutboxWriter } from '@custodian/platform';
-import { PolicyError, isSystemField, quoteIdent, sqlOfPlan, type Decision } from '@custodian/policy';
+import { PolicyError, quoteIdent, sqlOfPlan, type Decision } from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import { refusalOutcome } from '../decision/as-requester';
-import { FieldValueError, toColumnValue } from '../metadata/field-types';
 import type { StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
-import { bad, toApiRecord } from '../records/record-query';
-
-type Row = Record<string, unknown>;
-type Diff = Record<string, { from: unknown; to: unknown }>;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const MAX_WRITE_FIELDS = 200;
+import { toApiRecord } from '../records/record-query';
+import { UUID, type Row } from '../records/record-rows';
+import { checkBody, columnValues, readableDiff, type FieldDiff } from '../records/record-write.input';
 
 /** One approved update of a batch: the stored values, the version the reviewers saw, its receipt's key and hash. */
 export interface BatchUpdate {
@@ -23,36 +18,8 @@ export interface BatchUpdate {
   hash: string;
 }
 
-/** What `updateMany` answers per item: a result, or `single` for an item the caller must apply through RecordsService.update. */
+/** What `updateMany` answers per item: a result, or `single` for an item the caller must apply through RecordWriteService.update. */
 export type BatchAnswer = RecordOperationResult | 'single';
-
-/**
- * Checks a body as RecordsService.update checks it (its checkBody, then its column values): system
- * and unknown fields 400, fields below edit 403 (decision.assertWritable), invalid values 400.
- */
-function editValues(decision: Decision, def: StoredObjectDefinition, body: unknown): Row {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('The record is a JSON object', '/');
-  const input = body as Row;
-  const keys = Object.keys(input);
-  if (keys.length > MAX_WRITE_FIELDS) throw bad('Too many fields', '/');
-  if (keys.length === 0) throw bad('Nothing to change', '/');
-  for (const key of keys) {
-    if (isSystemField(key)) throw new PolicyError('system_field_not_writable', { object: def.name, field: key });
-    if (!def.fields.some((f) => f.name === key)) throw bad('Unknown field', `/${key.slice(0, 64)}`);
-  }
-  decision.assertWritable('edit', def.name, input);
-  const out: Row = {};
-  for (const f of def.fields) {
-    if (!Object.prototype.hasOwnProperty.call(input, f.name)) continue;
-    try {
-      out[f.name] = toColumnValue(f, input[f.name]);
-    } catch (error) {
-      if (error instanceof FieldValueError) throw bad(`Invalid value: ${error.reason}`, `/${f.name}`);
-      throw error;
-    }
-  }
-  return out;
-}
 
 /** A refusal as its outcome; an error that is not a refusal is rethrown. */
 function refused(error: unknown): RecordOperationResult {
@@ -64,7 +31,7 @@ function refused(error: unknown): RecordOperationResult {
 /**
  * The updates of one requester on one object, applied in the caller's transaction with a fixed
  * number of statements instead of six per item — each item still decided exactly as
- * RecordsService.update decides it, under the same decision (the requester's, rebuilt now: P1):
+ * RecordWriteService.update decides it, under the same decision (the requester's, rebuilt now: P1):
  *  1. the rows, locked (`FOR UPDATE`, id order), by id AND the requester's read row filter: a row
  *     not returned is `not_found`, as lockForWrite answers;
  *  2. which of them pass the edit row filter: the others are `forbidden` (action_not_allowed);
@@ -75,7 +42,7 @@ function refused(error: unknown): RecordOperationResult {
  *     all in one INSERT; 6. one receipt per item (P3), all in one INSERT.
  * An item that sets a lookup (its reference needs a per-record check) or names a record an earlier
  * item of the batch already names answers `single`: the caller applies it after these, in the
- * same transaction, through RecordsService.update. A failing statement throws (the caller rolls
+ * same transaction, through RecordWriteService.update. A failing statement throws (the caller rolls
  * the batch back and applies its items one by one).
  */
 export async function updateMany(
@@ -96,7 +63,8 @@ export async function updateMany(
     if (seen.has(item.recordId)) return void (answers[i] = 'single');
     seen.add(item.recordId);
     try {
-      values[i] = editValues(decision, def, item.values ?? {});
+      // The body's checks and column values exactly as the records update makes them (400/403).
+      values[i] = columnValues(def, checkBody(decision, def, item.values ?? {}, 'edit'), 'edit');
     } catch (error) {
       answers[i] = refused(error);
       return;
@@ -163,7 +131,7 @@ export async function updateMany(
       const id = items[i].recordId;
       const next = toApiRecord(def, after.get(id)!, keys);
       const prev = toApiRecord(def, before.get(id)!, keys);
-      const changes: Diff = {};
+      const changes: FieldDiff = {};
       for (const k of keys)
         if (JSON.stringify(prev[k]) !== JSON.stringify(next[k])) changes[k] = { from: prev[k] ?? null, to: next[k] ?? null };
       const version = Number(after.get(id)!.version);
@@ -176,13 +144,7 @@ export async function updateMany(
           details: { changes, version },
         }),
       );
-      const readable = new Set(decision.readableFields(object));
-      answers[i] = {
-        outcome: 'applied',
-        recordId: id,
-        version,
-        diff: Object.fromEntries(Object.entries(changes).filter(([k]) => readable.has(k))),
-      };
+      answers[i] = { outcome: 'applied', recordId: id, version, diff: readableDiff(decision, object, changes) };
       receipts.push({ i, version, previousVersion: Number(before.get(id)!.version) });
     }
   }
