@@ -5,6 +5,7 @@ import type { Jwks } from '@custodian/contracts';
 import { TokenVerifier } from '@custodian/platform';
 import { pollUntil } from '../support/poll';
 import { TEST_ADMIN, login, startTestHostWithDb, type TestHost } from '../support/host';
+import { pinLoginLocks } from '../support/login-throttle';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
 type Json = any;
@@ -238,17 +239,9 @@ describe('identity auth flows', () => {
         expect((await attempt('ghost@test.local', 'wrong-password', i)).status).toBe(401);
       }
       // The first lock lasts 1 s and may run out on a busy machine before the two answers below: pin
-      // the locks the guesses set (both accounts') for those answers, then give them back their own
-      // expiry, so the lock still has to run out by itself further down.
-      const locks = (
-        await pg.query(`SELECT key, locked_until FROM identity.login_throttle WHERE locked_until IS NOT NULL AND window_started_at >= $1`, [
-          guessingStarted,
-        ])
-      ).rows as Array<{ key: string; locked_until: Date }>;
-      expect(locks.length).toBeGreaterThanOrEqual(2);
-      await pg.query(`UPDATE identity.login_throttle SET locked_until = now() + interval '10 minutes' WHERE key = ANY($1::text[])`, [
-        locks.map((l) => l.key),
-      ]);
+      // both accounts' locks for those answers; released, they must still run out by themselves.
+      const locks = await pinLoginLocks(pg, guessingStarted);
+      expect(locks.count).toBeGreaterThanOrEqual(2);
       const locked = await attempt('victim@test.local', 'a-long-enough-password', 99);
       const ghost = await attempt('ghost@test.local', 'a-long-enough-password', 99);
       expect(locked.status).toBe(429);
@@ -256,7 +249,7 @@ describe('identity auth flows', () => {
       expect({ ...locked.body, requestId: undefined }).toEqual({ ...ghost.body, requestId: undefined });
       expect(locked.body.code).toBe('rate_limited');
       expect(JSON.stringify(locked.body)).not.toMatch(/password|victim|exists/i);
-      for (const l of locks) await pg.query('UPDATE identity.login_throttle SET locked_until = $2 WHERE key = $1', [l.key, l.locked_until]);
+      await locks.release();
       // The lock expires: after it, the right password works and clears the counter.
       await pollUntil(async () => (await attempt('victim@test.local', 'a-long-enough-password', 100)).status === 200, {
         what: 'lock expires',
