@@ -55,10 +55,24 @@ export class GatewayAudit {
     let prepared: AuditEvent;
     try {
       // Backpressure, redaction and the schema are checked now, in the caller's request context.
-      prepared = this.outbox.prepare({ ...event, orgId: principal.orgId, actor: actorOf(principal) });
+      prepared = this.prepare(principal, event);
     } catch (error) {
       return Promise.reject(error);
     }
+    return this.write(prepared);
+  }
+
+  /**
+   * The event `record` would write, checked the same way (backpressure, redaction, schema), for a
+   * caller that writes its outbox row itself in one statement with what the event is about (the
+   * agent runtime's step commit): id, subject AuditEventRecorded.subject, the event as payload.
+   */
+  prepare(principal: PrincipalSnapshot, event: Omit<AuditEventInput, 'orgId' | 'actor'>): AuditEvent {
+    return this.outbox.prepare({ ...event, orgId: principal.orgId, actor: actorOf(principal) });
+  }
+
+  /** Writes a prepared event (group-committed like `record`); resolves once its row is committed. */
+  write(prepared: AuditEvent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ event: prepared, resolve, reject });
       if (!this.flushing) void this.flush();

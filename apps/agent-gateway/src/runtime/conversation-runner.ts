@@ -19,7 +19,15 @@ import type { DataSource } from 'typeorm';
 import { ConversationEventBroadcast } from './conversation-events';
 import { DelegatedPrincipals } from './delegated-principals';
 import { egressRefusal, egressToolResult, revealHidden } from './egress';
-import { GOVERNED_TOOLS, type GovernedTools, type OfferedTool, type StartedCall, type ToolSession } from './governed-tools';
+import {
+  GOVERNED_TOOLS,
+  type GovernedTools,
+  type OfferedTool,
+  type StartedCall,
+  type ToolResult,
+  type ToolSession,
+} from './governed-tools';
+import { errorResult } from '../tools/tool-output';
 import { ModelError, streamChat } from './model-client';
 import { appendRuntimeEvent, runtimeActor } from './runtime-audit';
 import { RUNTIME_CONFIG } from './runtime-config.token';
@@ -533,19 +541,34 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           return this.stopAt(step, `Stopped: the agent reached its limit of ${limits.modelCallsPerTurn} model requests for this message.`);
         if (Date.now() >= deadline)
           return this.stopAt(step, `Stopped: the agent reached its time limit of ${limits.wallTimeMs} ms for this message.`);
+        // The last round's tool results leave (to the model, and to the store) only once their audit
+        // rows are committed. A row the executor deferred goes in the step's own commit, with the
+        // tool message, started now and awaited before the request goes (one statement on the path
+        // instead of the row's insert now and the step's commit while the request runs); a row the
+        // executor writes itself is awaited (settleTools), then the step is committed meanwhile.
+        const tools = unsettled.splice(0);
+        const riding = tools.filter((t) => t.call.auditRow !== undefined);
+        const written = tools.filter((t) => t.call.auditRow === undefined);
+        let committing =
+          riding.length > 0 && written.length === 0
+            ? this.commitResults(conversation, writes, step, riding, history, objects, settings)
+            : undefined;
         let request = this.modelMessages(profile, history, settings);
         let body = { model, messages: request.messages, tools: forModel };
         let bytesSent = Buffer.byteLength(JSON.stringify(body));
-        // The last round's tool results leave (to the model, and to the store with the step's commit)
-        // only once their audit rows are committed: written while this request was prepared.
-        if (unsettled.length > 0) {
-          if (await this.settleTools(unsettled.splice(0), history, objects, settings)) {
+        if (tools.length > 0) {
+          let changed = written.length > 0 && (await this.settleTools(written, history, objects, settings));
+          if (riding.length > 0) committing ??= this.commitResults(conversation, writes, step, riding, history, objects, settings);
+          if (committing) {
+            changed = (await committing) || changed;
+            // Not committed (this or an earlier step's write failed): nothing of it leaves.
+            if (writes.error) throw writes.error;
+          } else void this.later(conversation, writes, step); // recorded while this model request runs
+          if (changed) {
             request = this.modelMessages(profile, history, settings);
             body = { model, messages: request.messages, tools: forModel };
             bytesSent = Buffer.byteLength(JSON.stringify(body));
           }
-          // Recorded while this model request runs.
-          void this.later(conversation, writes, step);
         }
         let answer;
         try {
@@ -617,8 +640,15 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           if (await this.runTool(step, queue, conversation, principal, call, callable, objects, settings, unsettled)) {
             // A filed pending action is recorded at once, so its decision always finds the message
             // (with the round's earlier results, once they are settled).
-            if (unsettled.length > 0) await this.settleTools(unsettled.splice(0), history, objects, settings);
-            await this.later(conversation, writes, step);
+            const queued = unsettled.splice(0);
+            const riding = queued.filter((t) => t.call.auditRow !== undefined);
+            await this.settleTools(
+              queued.filter((t) => t.call.auditRow === undefined),
+              history,
+              objects,
+              settings,
+            );
+            await this.commitResults(conversation, writes, step, riding, history, objects, settings);
             if (writes.error) throw writes.error;
           }
         }
@@ -630,8 +660,10 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       }
     } finally {
       clearTimeout(timer);
-      // However the turn ends, its last tool results are stored (with the turn's last commit) only settled.
-      if (unsettled.length > 0) await this.settleTools(unsettled.splice(0), history, objects, settings);
+      // However the turn ends, its last tool results are stored (with the turn's last commit) only settled;
+      // a deferred row is in the step and goes with that commit.
+      const left = unsettled.splice(0).filter((t) => t.call.auditRow === undefined);
+      if (left.length > 0) await this.settleTools(left, history, objects, settings);
     }
   }
 
@@ -650,24 +682,86 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     for (const tool of tools) {
       const result = await tool.call.settled();
       if (result === tool.call.result) continue;
-      const part = egressToolResult(result, objects, settings.egressPolicy, MAX_TOOL_RESULT_BYTES, tool.object);
-      const meta = {
-        ...tool.draft.meta,
-        recordIds: part.recordIds.slice(0, 200),
-        fields: part.fields.slice(0, 200),
-        withheld: part.withheld.slice(0, 200),
-        error: true,
-      };
-      tool.draft.content = part.text;
-      tool.draft.meta = meta;
-      const seen = history.find((m) => m.id === tool.draft.id);
-      if (seen) {
-        seen.content = part.text;
-        seen.meta = meta;
-      }
+      this.replaceResult(tool, result, history, objects, settings);
       changed = true;
     }
     return changed;
+  }
+
+  /** A queued tool message takes another result (a withheld one), in its step and in the history. */
+  private replaceResult(
+    tool: UnsettledTool,
+    result: ToolResult,
+    history: StoredMessage[],
+    objects: Awaited<ReturnType<GovernedTools['objects']>>,
+    settings: ResolvedRuntimeSettings,
+  ): void {
+    const part = egressToolResult(result, objects, settings.egressPolicy, MAX_TOOL_RESULT_BYTES, tool.object);
+    const meta = {
+      ...tool.draft.meta,
+      recordIds: part.recordIds.slice(0, 200),
+      fields: part.fields.slice(0, 200),
+      withheld: part.withheld.slice(0, 200),
+      error: true,
+    };
+    tool.draft.content = part.text;
+    tool.draft.meta = meta;
+    const seen = history.find((m) => m.id === tool.draft.id);
+    if (seen) {
+      seen.content = part.text;
+      seen.meta = meta;
+    }
+  }
+
+  /**
+   * Commits the step now (after the turn's earlier commits) with the deferred audit rows of the
+   * tool results it holds — the rows and the messages in one statement, so a result is stored
+   * exactly when its row is. If that commit fails, the results are withheld as a failed audit write
+   * withholds them (their messages say so; their rows are dropped) and the step is committed
+   * without them; if that fails too, the turn stops (writes.error). True when results were withheld.
+   */
+  private async commitResults(
+    conversation: Conversation,
+    writes: TurnWrites,
+    step: StepBatch,
+    tools: UnsettledTool[],
+    history: StoredMessage[],
+    objects: Awaited<ReturnType<GovernedTools['objects']>>,
+    settings: ResolvedRuntimeSettings,
+  ): Promise<boolean> {
+    const batch = step.take();
+    let withheld = false;
+    writes.chain = writes.chain.then(async () => {
+      if (writes.failed.length > 0) {
+        writes.failed.push(batch);
+        return;
+      }
+      try {
+        await this.commit(conversation, batch, 'keep');
+        return;
+      } catch (error) {
+        if (tools.length === 0) {
+          writes.failed.push(batch);
+          writes.error ??= error;
+          return;
+        }
+        this.logger.error({ err: error, conversationId: conversation.id }, 'tool call audit failed');
+        const code = error instanceof CustodianException ? error.code : 'internal_error';
+        const result = errorResult(code, 'The call could not be audited, so its result is withheld; retry later');
+        const rows = new Set(tools.map((t) => t.call.auditRow?.id));
+        batch.outbox = batch.outbox.filter((o) => !rows.has(o.id));
+        for (const tool of tools) this.replaceResult(tool, result, history, objects, settings);
+        withheld = true;
+      }
+      try {
+        await this.commit(conversation, batch, 'keep');
+      } catch (error) {
+        writes.failed.push(batch);
+        writes.error ??= error;
+      }
+    });
+    await writes.chain;
+    return withheld;
   }
 
   private stopAt(step: StepBatch, text: string): void {
@@ -742,6 +836,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       session: this.session(conversation.id),
       toolCallId: call.id,
       conversationId: conversation.id,
+      deferAudit: true,
     });
     if (started === 'unknown') {
       this.toolMessage(queue, call, `Error (unknown_tool): Tool ${revealHidden(call.name.slice(0, 64))} not found`, {
@@ -770,7 +865,11 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
       },
       pending?.id ? { id: pending.id, state: pending.state ?? 'pending' } : undefined,
     );
-    if (!now) unsettled.push({ call: started, draft, object });
+    if (!now) {
+      // A deferred audit row goes with the step that holds the message (see commitResults).
+      if (started.auditRow) step.outbox.push(started.auditRow);
+      unsettled.push({ call: started, draft, object });
+    }
     if (!pending?.id) return false;
     this.emit(conversation.id, { type: 'pending', pendingActionId: pending.id, state: pending.state ?? 'pending' });
     return true;

@@ -28,19 +28,25 @@ export interface GovernedTools {
   /**
    * Runs a call like `call` but answers before its audit row is committed: the result may be
    * prepared for sending, but it leaves the process only as `settled()` returns it (once the row is
-   * committed; a read whose row could not be written is withheld there).
+   * committed; a read whose row could not be written is withheld there) — or, with `deferAudit`,
+   * once the caller committed `auditRow` (when the call has one) in the statement that stores it.
    */
   start(
     principal: PrincipalSnapshot,
     name: string,
     args: Record<string, unknown> | undefined,
-    ctx: { session: ToolSession; toolCallId: string; conversationId: string },
+    ctx: { session: ToolSession; toolCallId: string; conversationId: string; deferAudit?: boolean },
   ): Promise<StartedCall | 'unknown'>;
 }
 
-/** A tool call that ran, its audit row still being written. */
+/** A tool call that ran, its audit row still being written (or, deferred, not yet written). */
 export interface StartedCall {
   readonly result: ToolResult;
+  /**
+   * Deferred (`deferAudit`; reads only): the call's outbox row, not written. Whoever stores or sends
+   * the result writes it first, in the same statement — or calls `settled()`, which writes it.
+   */
+  readonly auditRow?: { id: string; subject: string; payload: unknown };
   settled(): Promise<ToolResult>;
 }
 
@@ -64,15 +70,13 @@ export function governedTools(catalog: ToolCatalogService, executor: ToolExecuto
     },
     async start(principal, name, args, ctx) {
       try {
-        const unsettled = await executor.begin({
-          name,
-          args,
-          principal,
-          session: ctx.session,
-          toolCallId: ctx.toolCallId,
-          conversationId: ctx.conversationId,
-        });
-        return { result: unsettled.result, settled: () => executor.settle(unsettled) };
+        const call = { name, args, principal, session: ctx.session, toolCallId: ctx.toolCallId, conversationId: ctx.conversationId };
+        const unsettled = ctx.deferAudit ? await executor.begin(call, { deferAudit: true }) : await executor.begin(call);
+        return {
+          result: unsettled.result,
+          ...('auditRow' in unsettled ? { auditRow: unsettled.auditRow } : {}),
+          settled: () => executor.settle(unsettled),
+        };
       } catch (error) {
         if (error instanceof UnknownToolError) return 'unknown';
         throw error;

@@ -6,6 +6,8 @@ import {
   GovernedGet,
   GovernedQuery,
   ListGovernedActions,
+  AuditEventRecorded,
+  type AuditEvent,
   type FiledAction,
   type PrincipalSnapshot,
   type Proposal,
@@ -59,6 +61,18 @@ export interface UnsettledCall {
   readonly audited: Promise<void>;
 }
 
+/**
+ * A read that ran, its audit row prepared and not written (`begin` with `deferAudit`): the caller
+ * writes `auditRow` in the very statement that first stores its result, and sends nothing of the
+ * result anywhere before that statement committed — or hands the call to `settle`, which writes
+ * the row itself.
+ */
+export interface DeferredCall {
+  readonly name: string;
+  readonly result: ToolResult;
+  readonly auditRow: { id: string; subject: string; payload: AuditEvent };
+}
+
 /** A tool this principal may not call, answered exactly as a tool that does not exist. */
 export class UnknownToolError extends Error {
   constructor(readonly tool: string) {
@@ -100,7 +114,13 @@ export class ToolExecutor {
    * result must not leave the process before `settle` handed it out: that waits for the row and
    * withholds a read whose row could not be written. `call` is `begin` then `settle`.
    */
-  async begin(call: ToolCall): Promise<UnsettledCall> {
+  async begin(call: ToolCall): Promise<UnsettledCall>;
+  /**
+   * With `deferAudit`, a call that files nothing comes back with its audit row prepared and not
+   * written (DeferredCall); a mutating one is recorded as without it (approvals audits its filing).
+   */
+  async begin(call: ToolCall, opts: { deferAudit: true }): Promise<UnsettledCall | DeferredCall>;
+  async begin(call: ToolCall, opts?: { deferAudit?: boolean }): Promise<UnsettledCall | DeferredCall> {
     const started = Date.now();
     const retryAfter = this.limiter.take(credentialKey(call.principal));
     const tool = retryAfter > 0 ? undefined : await this.catalog.find(call.principal, call.name);
@@ -123,16 +143,27 @@ export class ToolExecutor {
       call.session.toolCalls++;
       outcome = await this.run(tool, call);
     }
+    if (opts?.deferAudit && !MUTATING_TOOLS.has(call.name as ToolName)) {
+      try {
+        const payload = this.audit.prepare(call.principal, this.event(call, started, outcome));
+        return { name: call.name, result: outcome.result, auditRow: { id: payload.id, subject: AuditEventRecorded.subject, payload } };
+      } catch (error) {
+        // Refused before any statement (backpressure, schema): withheld by settle as a failed write is.
+        const audited = Promise.reject(error);
+        audited.catch(() => undefined);
+        return { name: call.name, result: outcome.result, audited };
+      }
+    }
     const audited = this.record(call, started, outcome);
     // Observed by settle; never an unhandled rejection in between.
     audited.catch(() => undefined);
     return { name: call.name, result: outcome.result, audited };
   }
 
-  /** The result to hand out, once the call's audit row is committed (see begin). */
-  async settle(call: UnsettledCall): Promise<ToolResult> {
+  /** The result to hand out, once the call's audit row is committed (see begin; a deferred row is written here). */
+  async settle(call: UnsettledCall | DeferredCall): Promise<ToolResult> {
     try {
-      await call.audited;
+      await ('auditRow' in call ? this.audit.write(call.auditRow.payload) : call.audited);
     } catch (error) {
       // Data leaves only with its audit event; a filed proposal is audited by approvals already.
       this.logger.error({ err: error, tool: call.name }, 'tool call audit failed');
@@ -410,8 +441,13 @@ export class ToolExecutor {
   }
 
   private async record(call: ToolCall, started: number, outcome: ToolOutcome): Promise<void> {
+    await this.audit.record(call.principal, this.event(call, started, outcome));
+  }
+
+  /** The call's `agent.tool.called` event. */
+  private event(call: ToolCall, started: number, outcome: ToolOutcome): Parameters<GatewayAudit['record']>[1] {
     const result = outcome.result.structuredContent;
-    await this.audit.record(call.principal, {
+    return {
       action: 'agent.tool.called',
       outcome: outcome.outcome,
       target: { type: 'tool', id: call.name.slice(0, 64) },
@@ -427,7 +463,7 @@ export class ToolExecutor {
         mcpSessionId: call.session.id,
         ...(outcome.error ? { error: outcome.error } : {}),
       },
-    });
+    };
   }
 }
 
