@@ -23,6 +23,13 @@ export class McpAuthError extends Error {
 export class McpAuthenticator {
   private readonly resolver: PrincipalResolver;
   private readonly inflight = new Map<string, Promise<PrincipalSnapshot>>();
+  /**
+   * Whether an API key's principal holds mcp_access, per snapshot object: the resolver hands out the
+   * same snapshot while it caches it, and deciding a capability compiles the principal's whole policy
+   * (for a principal over 200 objects about 25 KiB of garbage per request). A new snapshot (a policy
+   * change, a cache expiry) is decided again.
+   */
+  private readonly mcpAccess = new WeakMap<PrincipalSnapshot, boolean>();
 
   constructor(
     bus: Bus,
@@ -72,7 +79,12 @@ export class McpAuthenticator {
       throw error;
     }
     if (token.startsWith('cak_')) {
-      if (missingCapabilities(principal, ['mcp_access']).length > 0) throw new McpAuthError('api_key_without_mcp_access');
+      let allowed = this.mcpAccess.get(principal);
+      if (allowed === undefined) {
+        allowed = missingCapabilities(principal, ['mcp_access']).length === 0;
+        this.mcpAccess.set(principal, allowed);
+      }
+      if (!allowed) throw new McpAuthError('api_key_without_mcp_access');
       return principal;
     }
     // A JWT with the MCP audience is only ever issued by the token exchange; checked all the same.
