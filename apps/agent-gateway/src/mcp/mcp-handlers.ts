@@ -12,7 +12,7 @@ import {
   ReadResourceRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { ToolCatalogService } from '../tools/tool-catalog.service';
+import { ToolCatalogService, type ToolList } from '../tools/tool-catalog.service';
 import { ToolExecutor, UnknownToolError, type ToolSession } from '../tools/tool-executor.service';
 import { withSerializedJson } from './json-http-transport';
 
@@ -59,12 +59,16 @@ export class McpHandlers {
       return { principal, session: s };
     };
 
-    server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
+    server.setRequestHandler(ListToolsRequestSchema, (_request, extra) => {
       const { principal, session: s } = context(extra.authInfo);
-      const list = await this.upstream(() => this.catalog.listFor(principal));
-      // What this session was shown: a policy change notifies it only when this changes.
-      s.toolsSeen = list.fingerprint;
-      return withSerializedJson(list.result, list.json) as never;
+      const shown = (list: ToolList): never => {
+        // What this session was shown: a policy change notifies it only when this changes.
+        s.toolsSeen = list.fingerprint;
+        return withSerializedJson(list.result, list.bytes) as never;
+      };
+      // A cached list is answered without waiting on a promise (the SDK takes a value or a promise).
+      const cached = this.catalog.cachedList(principal);
+      return cached ? shown(cached) : this.upstream(() => this.catalog.listFor(principal)).then(shown);
     });
 
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {

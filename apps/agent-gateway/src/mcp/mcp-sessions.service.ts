@@ -105,6 +105,7 @@ export class McpSessions implements OnApplicationBootstrap, OnModuleDestroy {
     };
     this.sessions.set(id, session);
     await server.connect(transport);
+    transport.dispatchRequestsTo(server);
     await this.audit
       .record(principal, {
         action: 'agent.session.started',
@@ -135,6 +136,7 @@ export class McpSessions implements OnApplicationBootstrap, OnModuleDestroy {
     const server = this.handlers.createServer(() => session);
     const transport = new JsonHttpTransport(undefined);
     await server.connect(transport);
+    transport.dispatchRequestsTo(server);
     res.on('close', () => void server.close().catch(() => undefined));
     await transport.handlePost(req, res, body, req.auth);
   }

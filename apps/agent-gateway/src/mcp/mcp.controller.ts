@@ -11,6 +11,9 @@ import { McpSessions, type McpSession } from './mcp-sessions.service';
 
 type McpRequest = Request & { auth?: AuthInfo };
 
+/** The handlers' view of a principal, built once per snapshot object (the resolver reuses it while cached). */
+const authInfos = new WeakMap<PrincipalSnapshot, AuthInfo>();
+
 /**
  * `/mcp`, MCP Streamable HTTP. Public to the global guard because it authenticates by itself: its
  * tokens carry the MCP audience the REST guard refuses, and a refusal must carry the RFC 9728
@@ -128,12 +131,17 @@ export class McpController {
 
   /** The handlers see the principal of this request, never the bearer itself. */
   private attach(req: McpRequest, principal: PrincipalSnapshot): void {
-    req.auth = {
-      token: '',
-      clientId: principal.agent?.clientId ?? 'api-key',
-      scopes: [...(principal.agent?.scopes ?? [])],
-      extra: { principal },
-    };
+    let auth = authInfos.get(principal);
+    if (!auth) {
+      auth = Object.freeze({
+        token: '',
+        clientId: principal.agent?.clientId ?? 'api-key',
+        scopes: Object.freeze([...(principal.agent?.scopes ?? [])]) as string[],
+        extra: Object.freeze({ principal }),
+      });
+      authInfos.set(principal, auth);
+    }
+    req.auth = auth;
   }
 
   private async forward(session: McpSession, principal: PrincipalSnapshot, req: McpRequest, res: Response, body?: unknown): Promise<void> {

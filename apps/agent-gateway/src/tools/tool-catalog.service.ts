@@ -15,6 +15,8 @@ const MAX_ENTRIES = 256;
 export interface ToolList {
   readonly result: { tools: Array<Record<string, unknown>> };
   readonly json: string;
+  /** `json` as UTF-8 bytes: what /mcp writes to the socket, without a copy per request. */
+  readonly bytes: Buffer;
   /** Changes exactly when the listed tools change (a session compares it to tell list_changed). */
   readonly fingerprint: string;
 }
@@ -93,18 +95,30 @@ export class ToolCatalogService {
     return key;
   }
 
+  /**
+   * The tools/list answer when this principal's entry is cached and fresh — what `listFor` answers,
+   * without a promise (the usual case on a busy session) — or undefined: then call `listFor`.
+   */
+  cachedList(principal: PrincipalSnapshot): ToolList | undefined {
+    return this.fresh(this.keyOf(principal), principal)?.list;
+  }
+
   private async entry(principal: PrincipalSnapshot): Promise<Entry> {
     const key = this.keyOf(principal);
+    return this.fresh(key, principal) ?? this.inflight.get(key) ?? this.load(key, principal);
+  }
+
+  /** The cached entry if it is fresh enough to use (refreshed in the background once it ages). */
+  private fresh(key: string, principal: PrincipalSnapshot): Entry | undefined {
     const hit = this.cache.get(key);
-    const age = hit ? Date.now() - hit.at : Infinity;
-    if (hit && age < CACHE_MS) {
-      // Most recently used last, so the least recently used is dropped first.
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      if (age >= REFRESH_AFTER_MS && !this.inflight.has(key)) void this.load(key, principal).catch(() => undefined);
-      return hit;
-    }
-    return this.inflight.get(key) ?? this.load(key, principal);
+    if (!hit) return undefined;
+    const age = Date.now() - hit.at;
+    if (age >= CACHE_MS) return undefined;
+    // Most recently used last, so the least recently used is dropped first.
+    this.cache.delete(key);
+    this.cache.set(key, hit);
+    if (age >= REFRESH_AFTER_MS && !this.inflight.has(key)) void this.load(key, principal).catch(() => undefined);
+    return hit;
   }
 
   private load(key: string, principal: PrincipalSnapshot): Promise<Entry> {
@@ -123,7 +137,7 @@ export class ToolCatalogService {
         objects,
         tools,
         byName: new Map(tools.map((t) => [t.name, t])),
-        list: { result, json, fingerprint: digest(json) },
+        list: { result, json, bytes: Buffer.from(json, 'utf8'), fingerprint: digest(json) },
         objectsFingerprint: digest(JSON.stringify(objects.map((o) => [o.name, o.label ?? null, o.description ?? null]))),
         at: Date.now(),
       };
