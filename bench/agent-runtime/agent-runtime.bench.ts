@@ -7,6 +7,8 @@
  *      = the very requests the runtime sent in that turn (as the fake server received them: same
  *      bodies, same number of tool calls) replayed straight to the fake server with the `openai`
  *      client, each stream read to its end;
+ *      also the process's CPU time per round-trip (the turn with K minus the one with none, the
+ *      replays not included: they run after the turn), less sensitive to a busy machine than wall time;
  *  (b) first-token overhead: POST …/messages with SSE until the first `delta` event, minus the
  *      request the runtime sent to the model replayed straight with the `openai` client until its
  *      first text chunk; p50 (target ≤ 10 ms);
@@ -125,18 +127,24 @@ async function main(): Promise<void> {
       for await (const chunk of stream) if (Number.isNaN(first) && chunk.choices[0]?.delta?.content) first = performance.now() - t0;
       return { first, all: performance.now() - t0 };
     };
-    const turn = async (k: number): Promise<{ ms: number; id: string; modelMs: number }> => {
+    const cpuMs = (since: NodeJS.CpuUsage): number => {
+      const used = process.cpuUsage(since);
+      return (used.user + used.system) / 1000;
+    };
+    const turn = async (k: number): Promise<{ ms: number; id: string; modelMs: number; cpu: number }> => {
       const id = (await call('POST', '/agent/conversations', rep, { profileId: profile })).id as string;
       const sent = fake.requests.length;
+      const cpu0 = process.cpuUsage();
       const started = performance.now();
       const answer = await call('POST', `/agent/conversations/${id}/messages`, rep, { content: `k=${k} id=${record}` });
       const ms = performance.now() - started;
+      const cpu = cpuMs(cpu0);
       if (answer.state !== 'idle') throw new Error(`turn ended ${answer.state}: ${JSON.stringify(answer.messages.at(-1))}`);
       const requests = fake.requests.slice(sent);
       if (requests.length !== k + 1) throw new Error(`expected ${k + 1} model requests, the runtime sent ${requests.length}`);
       let modelMs = 0;
       for (const req of requests) modelMs += (await replay(req)).all;
-      return { ms, id, modelMs };
+      return { ms, id, modelMs, cpu };
     };
     for (let i = 0; i < 5; i++) await turn(K); // warm-up
 
@@ -144,6 +152,9 @@ async function main(): Promise<void> {
     const perTrip: number[] = [];
     const toolLatency: number[] = [];
     const modelPerTrip: number[] = [];
+    // The whole process's CPU per round-trip (it holds the runtime, the governed read, the audit
+    // pipeline, the HTTP client and the fake server): less noisy than wall time on a shared machine.
+    const cpuPerTrip: number[] = [];
     for (let i = 0; i < TURNS; i++) {
       const none = await turn(0);
       const some = await turn(K);
@@ -157,6 +168,7 @@ async function main(): Promise<void> {
       toolLatency.push(tool);
       perTrip.push((some.ms - some.modelMs - (none.ms - none.modelMs)) / K - tool);
       modelPerTrip.push((some.modelMs - none.modelMs) / K);
+      cpuPerTrip.push((some.cpu - none.cpu) / K);
     }
 
     // (b) first-token overhead
@@ -230,6 +242,13 @@ async function main(): Promise<void> {
         p99_ms: fmt(percentile(perTrip, 99)),
         target: '≤ 5 ms p50',
         met: overheadP50 <= 5 ? 'yes' : 'no',
+      },
+      {
+        measure: 'process CPU per round-trip (all in-process parts)',
+        p50_ms: fmt(median(cpuPerTrip)),
+        p99_ms: fmt(percentile(cpuPerTrip, 99)),
+        target: '-',
+        met: '-',
       },
       {
         measure: 'model time per round-trip (replayed)',
