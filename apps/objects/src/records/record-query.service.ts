@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { PrincipalSnapshot } from '@custodian/contracts';
 import { OutboxWriter, SERVICE_DATA_SOURCE, isUndefinedTableOrColumn } from '@custodian/platform';
 import { PolicyError, quoteIdent, sqlOfPlan } from '@custodian/policy';
+import type { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
 import { RequestDecisionService, type GovernedContext } from '../decision/request-decision.service';
 import { DirectoryReplicaService, parseReplicaState } from '../directory/directory-replica.service';
@@ -29,6 +30,18 @@ export class RecordQueryService {
     @Inject(RequestDecisionService) private readonly decisions: RequestDecisionService,
   ) {}
 
+  /**
+   * A list statement on the data source's own pg pool (TypeORM's master pool: the same
+   * connections, session settings and autocommit as `ds.query`, with no QueryRunner, broadcaster
+   * or result wrapper per statement). Errors are the driver's (pgCode reads them as it reads
+   * TypeORM's). Data sources without a pg pool go through `ds.query`.
+   */
+  private async listRows(text: string, params: readonly unknown[]): Promise<Row[]> {
+    const pool = (this.ds.driver as unknown as { master?: Pool }).master;
+    if (!pool) return this.ds.query(text, params as unknown[]);
+    return (await pool.query<Row>(text, params as unknown[])).rows;
+  }
+
   async context(principal: PrincipalSnapshot, object: string): Promise<RecordContext> {
     return recordContext(this.decisions, principal, object);
   }
@@ -50,7 +63,7 @@ export class RecordQueryService {
       try {
         def = this.readableDef(unverified, spec.object);
         built = this.statements.get(unverified.decision, def, principal.orgId, spec, { guard: true });
-        rows = await this.ds.query(built.text, built.params);
+        rows = await this.listRows(built.text, built.params);
       } catch (error) {
         // A refusal on possibly stale metadata is re-decided on verified metadata below; so is a
         // table or column the cached metadata names that is gone (another replica changed the object).
@@ -71,7 +84,7 @@ export class RecordQueryService {
     const verified = await this.decisions.forPrincipal(principal);
     const def = this.readableDef(verified, spec.object);
     const built = this.statements.get(verified.decision, def, principal.orgId, spec);
-    return this.finishList(principal, def, spec, built, await this.ds.query(built.text, built.params));
+    return this.finishList(principal, def, spec, built, await this.listRows(built.text, built.params));
   }
 
   private readableDef(ctx: GovernedContext, object: string): StoredObjectDefinition {
