@@ -1,5 +1,5 @@
-import { FieldValueError, fromColumnValue, toColumnValue } from './field-types';
-import type { FieldDefinition } from './object-definition.schema';
+import { FieldValueError, columnValueIsApiValue, fromColumnValue, toColumnValue } from './field-types';
+import { RECORD_FIELD_TYPES, type FieldDefinition } from './object-definition.schema';
 
 const f = (over: Partial<FieldDefinition> & Pick<FieldDefinition, 'type'>): FieldDefinition => ({ name: 'x', ...over });
 
@@ -45,4 +45,14 @@ describe('field values', () => {
     expect(fromColumnValue('json', '{"a":1}')).toEqual({ a: 1 });
     expect(fromColumnValue('system', new Date('2026-01-01T00:00:00Z'))).toBe('2026-01-01T00:00:00.000Z');
   });
+
+  it.each([...RECORD_FIELD_TYPES, 'system' as const])(
+    '%s: columnValueIsApiValue says whether fromColumnValue keeps a column value',
+    (type) => {
+      // A text that multiselect splits and JSON parses, and plain values.
+      const values = ['"a;b"', 42, true];
+      const kept = values.every((v) => fromColumnValue(type, v) === v);
+      expect(columnValueIsApiValue(type)).toBe(kept);
+    },
+  );
 });

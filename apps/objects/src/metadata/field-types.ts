@@ -128,6 +128,14 @@ function validDate(value: string): boolean {
   return Number.isFinite(d.getTime()) && d.toISOString().slice(0, 10) === value;
 }
 
+/**
+ * Whether fromColumnValue answers a value of this type as it came from the column, null and Date
+ * aside (null stays null, a Date becomes its ISO text, for every type).
+ */
+export function columnValueIsApiValue(type: RecordFieldType | 'system'): boolean {
+  return type !== 'multiselect' && type !== 'json' && type !== 'file';
+}
+
 /** Converts a column value read from PostgreSQL to its API form. */
 export function fromColumnValue(type: RecordFieldType | 'system', value: unknown): unknown {
   if (value === null || value === undefined) return null;

@@ -15,7 +15,14 @@ describe('ListStatementCache (a list asked again skips the build)', () => {
   let n = 0;
   beforeEach(() => {
     build.mockReset();
-    build.mockImplementation(() => ({ text: `SELECT ${++n}`, params: [n], fields: ['id'], keyCount: 0 }));
+    build.mockImplementation(() => ({
+      text: `SELECT ${++n}`,
+      params: [n],
+      fields: ['id'],
+      keyCount: 0,
+      shape: 's',
+      convert: (row) => row,
+    }));
   });
 
   it('the same decision, definition and request get the statement built the first time, frozen', () => {
@@ -38,6 +45,40 @@ describe('ListStatementCache (a list asked again skips the build)', () => {
     cache.get(d, o, ORG, spec({ where: { stage: 'won' } }));
     cache.get(d, o, ORG, spec({ cursor: 'abc' }));
     expect(build).toHaveBeenCalledTimes(7);
+  });
+
+  it('plain pages (no where, no fields) differing in order, paging or cursor get statements of their own', () => {
+    const cache = new ListStatementCache();
+    const [d, o] = [decision(), def()];
+    const variants: ListSpec[] = [
+      spec(),
+      spec({ limit: 51 }),
+      spec({ offset: 1 }),
+      spec({ orderBy: [{ field: 'name', order: 'asc' }] }),
+      spec({ orderBy: [{ field: 'name', order: 'desc' }] }),
+      spec({
+        orderBy: [
+          { field: 'name', order: 'asc' },
+          { field: 'amount', order: 'asc' },
+        ],
+      }),
+      spec({
+        orderBy: [
+          { field: 'amount', order: 'asc' },
+          { field: 'name', order: 'asc' },
+        ],
+      }),
+      spec({ cursor: '' }),
+      spec({ cursor: 'abc' }),
+      spec({ cursor: '-' }),
+      spec({ object: 'deals' }),
+      spec({ where: {} }),
+      spec({ fields: ['id'] }),
+    ];
+    const built = variants.map((v) => cache.get(d, o, ORG, v));
+    expect(new Set(built).size).toBe(variants.length);
+    variants.forEach((v, i) => expect(cache.get(d, o, ORG, { ...v })).toBe(built[i]));
+    expect(build).toHaveBeenCalledTimes(variants.length);
   });
 
   it('a refused request is not kept: the build refuses it again', () => {

@@ -1,4 +1,4 @@
-import type { Decision } from '@custodian/policy';
+import { isSafeName, type Decision } from '@custodian/policy';
 import type { StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { buildListSql, type ListSpec } from './record-query';
 
@@ -22,7 +22,7 @@ export class ListStatementCache {
   private readonly byDecision = new WeakMap<Decision, WeakMap<StoredObjectDefinition, Map<string, BuiltList>>>();
 
   get(decision: Decision, def: StoredObjectDefinition, orgId: string, spec: ListSpec, opts: { guard?: boolean } = {}): BuiltList {
-    const text = specKey(spec);
+    const text = plainSpecKey(spec) ?? specKey(spec);
     const key = `${orgId}|${opts.guard ? 1 : 0}|${text}`;
     if (text === undefined || key.length > MAX_KEY_CHARS) return buildListSql(decision, def, orgId, spec, opts);
     let byDef = this.byDecision.get(decision);
@@ -38,6 +38,26 @@ export class ListStatementCache {
     statements.set(key, Object.freeze(built));
     return built;
   }
+}
+
+/**
+ * The key of a request without `where` and `fields` (a plain page, the common list), written out
+ * instead of serialised: every part buildListSql reads, each of a form that cannot run into the
+ * next — names (object, order fields) are plain identifiers, order is asc|desc, limit and offset
+ * are integers, and the cursor (any text) comes last. It starts with `p` where specKey's JSON
+ * starts with `{`, so the two kinds of key never meet. Undefined for any other request.
+ */
+function plainSpecKey(spec: ListSpec): string | undefined {
+  if (spec.where !== undefined || spec.fields !== undefined || !isSafeName(spec.object)) return undefined;
+  if (!Number.isSafeInteger(spec.limit) || !Number.isSafeInteger(spec.offset)) return undefined;
+  let order = '';
+  for (const key of spec.orderBy) {
+    if (!isSafeName(key.field) || (key.order !== 'asc' && key.order !== 'desc')) return undefined;
+    order += `${key.field} ${key.order},`;
+  }
+  const cursor = spec.cursor === undefined ? '-' : typeof spec.cursor === 'string' ? `+${spec.cursor}` : undefined;
+  if (cursor === undefined) return undefined;
+  return `p|${spec.object}|${spec.limit}|${spec.offset}|${order}|${cursor}`;
 }
 
 /**

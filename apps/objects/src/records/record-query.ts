@@ -12,7 +12,7 @@ import {
   type WhereLimits,
 } from '@custodian/policy';
 import { REPLICA_STATE_SQL } from '../directory/directory-replica.service';
-import { columnType, fromColumnValue } from '../metadata/field-types';
+import { columnType, columnValueIsApiValue, fromColumnValue } from '../metadata/field-types';
 import { STAMP_SQL } from '../metadata/object-catalog.service';
 import type { RecordFieldType, StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
@@ -88,12 +88,18 @@ export function apiRecordConverter(
   fields: readonly string[],
 ): (row: Record<string, unknown>) => Record<string, unknown> {
   const types = fields.map((field) => typeOfField(def, field) ?? 'system');
+  // Fields whose column value is the API value (null and Date aside) skip fromColumnValue.
+  const plain = types.map((type) => columnValueIsApiValue(type));
   return (row) => {
     const out: Record<string, unknown> = {};
     for (let i = 0; i < fields.length; i++) {
       const field = fields[i];
-      if (!Object.prototype.hasOwnProperty.call(row, field)) continue;
-      out[field] = fromColumnValue(types[i], row[field]);
+      const value = row[field];
+      if (value === undefined) {
+        if (!Object.prototype.hasOwnProperty.call(row, field)) continue;
+        out[field] = null;
+      } else if (plain[i] && value !== null && !(value instanceof Date)) out[field] = value;
+      else out[field] = fromColumnValue(types[i], value);
     }
     return out;
   };
@@ -178,7 +184,7 @@ function validKeyText(sqlType: string, value: string): boolean {
   }
 }
 
-function decodeCursor(raw: string, spec: ListSpec, def: StoredObjectDefinition, keys: readonly OrderKey[]): CursorState {
+function decodeCursor(raw: string, shape: string, def: StoredObjectDefinition, keys: readonly OrderKey[]): CursorState {
   const invalid = (): never => {
     throw bad('Invalid cursor', '/cursor');
   };
@@ -192,7 +198,7 @@ function decodeCursor(raw: string, spec: ListSpec, def: StoredObjectDefinition, 
   if (
     typeof state !== 'object' ||
     state === null ||
-    state.h !== shapeHash(spec) ||
+    state.h !== shape ||
     typeof state.id !== 'string' ||
     !UUID_TEXT.test(state.id) ||
     !Array.isArray(state.k) ||
@@ -227,8 +233,13 @@ export function buildListSql(
   params: unknown[];
   fields: string[];
   keyCount: number;
+  /** The request's shape (object, order, filter) that its cursors carry; computed once per statement. */
+  shape: string;
+  /** Turns a fetched row into the API record of `fields` (field types looked up once per statement). */
+  convert: (row: Record<string, unknown>) => Record<string, unknown>;
 } {
   const fields = selectFields(decision, spec.object, spec.fields);
+  const shape = shapeHash(spec);
   const orderFields = spec.orderBy.map((o) => o.field);
   decision.assertReadable(spec.object, orderFields);
   const filter = decision.listFilter('read', spec.object, spec.where ?? {}, { alias: 't' });
@@ -247,7 +258,7 @@ export function buildListSql(
   };
   const conditions = [sqlOfPlan(filter.plan)];
   if (spec.cursor) {
-    const state = decodeCursor(spec.cursor, spec, def, keys.slice(0, -1));
+    const state = decodeCursor(spec.cursor, shape, def, keys.slice(0, -1));
     const values: Array<string | null> = [...state.k, state.id];
     const ors: string[] = [];
     for (let i = 0; i < keys.length; i++) {
@@ -285,25 +296,27 @@ export function buildListSql(
     `SELECT ${select}${keyColumns.join('')}${guard}, t.id::text AS "__id" FROM ${recordTable(orgId, spec.object)} t ` +
     `WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ${add(spec.limit + 1)}` +
     (spec.offset > 0 ? ` OFFSET ${add(spec.offset)}` : '');
-  return { text, params, fields, keyCount: keys.length - 1 };
+  return { text, params, fields, keyCount: keys.length - 1, shape, convert: apiRecordConverter(def, fields) };
 }
 
 /** Turns the fetched rows (limit + 1) into a page with the cursor of its last row. */
 export function pageOf(
   def: StoredObjectDefinition,
   spec: ListSpec,
-  built: { fields: string[]; keyCount: number },
+  built: { fields: string[]; keyCount: number; shape?: string; convert?: (row: Record<string, unknown>) => Record<string, unknown> },
   rows: Array<Record<string, unknown>>,
 ): ListResult {
   const more = rows.length > spec.limit;
-  const page = more ? rows.slice(0, spec.limit) : rows;
-  const convert = apiRecordConverter(def, built.fields);
-  const result: ListResult = { records: page.map(convert), limit: spec.limit };
+  const count = more ? spec.limit : rows.length;
+  const convert = built.convert ?? apiRecordConverter(def, built.fields);
+  const records: Array<Record<string, unknown>> = new Array<Record<string, unknown>>(count);
+  for (let i = 0; i < count; i++) records[i] = convert(rows[i]);
+  const result: ListResult = { records, limit: spec.limit };
   if (spec.offset > 0) result.offset = spec.offset;
   if (more) {
-    const last = page[page.length - 1];
+    const last = rows[count - 1];
     const state: CursorState = {
-      h: shapeHash(spec),
+      h: built.shape ?? shapeHash(spec),
       k: Array.from({ length: built.keyCount }, (_, i) => (last[`__k${i}`] as string | null) ?? null),
       id: last.__id as string,
     };
