@@ -22,6 +22,13 @@ const MAX_ENTRIES = 5000;
 @Injectable()
 export class RequestDecisionService {
   private readonly cache = new Map<string, Decision>();
+  /**
+   * The last context made for a principal snapshot object (the principal cache hands the same
+   * object to every request of a credential until it refetches): the same snapshot on the same
+   * catalog object is the same decision, without building the key again. Snapshots are never
+   * changed after they are made; the entry goes with its snapshot.
+   */
+  private readonly lastContext = new WeakMap<PrincipalSnapshot, GovernedContext>();
 
   constructor(
     @Inject(DirectoryReplicaService) private readonly replica: DirectoryReplicaService,
@@ -46,6 +53,8 @@ export class RequestDecisionService {
   }
 
   private decide(principal: PrincipalSnapshot, catalog: OrgCatalog): GovernedContext {
+    const last = this.lastContext.get(principal);
+    if (last && last.catalog === catalog) return last;
     const credential = principal.sessionId
       ? `s:${principal.sessionId}`
       : principal.apiKeyId
@@ -71,6 +80,8 @@ export class RequestDecisionService {
       if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
       this.cache.set(key, decision);
     }
-    return { principal, decision, catalog };
+    const ctx: GovernedContext = Object.freeze({ principal, decision, catalog });
+    this.lastContext.set(principal, ctx);
+    return ctx;
   }
 }

@@ -56,9 +56,15 @@ function behind(version: number): CustodianException {
 export const REPLICA_STATE_SQL = `(SELECT applied_seq::text || ':' || directory_version::text || ':' || announced_version::text || ':' || directory_announced_version::text
     FROM directory_replica_state WHERE org_id = $1)`;
 
-export function parseReplicaState(text: string | null | undefined): ReplicaState {
+/** The last text parsed and its state (every list reads the same text until the replica moves). */
+let lastParsed: { text: string | null | undefined; state: Readonly<ReplicaState> } | undefined;
+
+export function parseReplicaState(text: string | null | undefined): Readonly<ReplicaState> {
+  if (lastParsed && lastParsed.text === text) return lastParsed.state;
   const [appliedSeq, directoryVersion, announcedVersion, directoryAnnouncedVersion] = (text ?? '0:0:0:0').split(':').map(Number);
-  return { appliedSeq, directoryVersion, announcedVersion, directoryAnnouncedVersion };
+  const state = Object.freeze({ appliedSeq, directoryVersion, announcedVersion, directoryAnnouncedVersion });
+  lastParsed = { text, state };
+  return state;
 }
 
 /** Versions every new org starts with (identity creates an org at policy version 1). */
@@ -158,7 +164,7 @@ export class DirectoryReplicaService implements OnApplicationBootstrap {
    * Fresh for `version` when the last applied directory event is at least that new, or when every
    * version up to it has been announced and each announced directory change has been applied.
    */
-  static isFresh(state: ReplicaState, version: number): boolean {
+  static isFresh(state: Readonly<ReplicaState>, version: number): boolean {
     if (version <= INITIAL_VERSION) return true;
     if (state.directoryVersion >= version) return true;
     return state.announcedVersion >= version && state.directoryAnnouncedVersion <= state.directoryVersion;
