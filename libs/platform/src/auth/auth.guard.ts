@@ -23,11 +23,28 @@ export class AuthGuard implements CanActivate {
     private readonly logger: Logger,
   ) {}
 
+  /** A route's declarations, read once per handler and class (decorators are fixed once the app is built). */
+  private readonly declared = new WeakMap<object, WeakMap<object, { isPublic: boolean; policy: RoutePolicy | undefined }>>();
+
+  private declarationsOf(handler: object, cls: object): { isPublic: boolean; policy: RoutePolicy | undefined } {
+    let byClass = this.declared.get(handler);
+    if (!byClass) this.declared.set(handler, (byClass = new WeakMap()));
+    let found = byClass.get(cls);
+    if (!found) {
+      const targets = [handler as () => unknown, cls as () => unknown];
+      found = {
+        isPublic: Boolean(this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)),
+        policy: this.reflector.getAllAndOverride<RoutePolicy | undefined>(ROUTE_POLICY, targets),
+      };
+      byClass.set(cls, found);
+    }
+    return found;
+  }
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') return false;
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
-    const policy = this.reflector.getAllAndOverride<RoutePolicy | undefined>(ROUTE_POLICY, targets);
+    const { isPublic, policy } = this.declarationsOf(context.getHandler(), context.getClass());
+    if (isPublic) return true;
     if (!policy) {
       this.logger.error({ handler: `${context.getClass().name}.${context.getHandler().name}` }, 'route declares no policy; refused');
       throw CustodianException.forbidden('This route declares no access policy');
