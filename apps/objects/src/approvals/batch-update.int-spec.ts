@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ApplyRecordOperations, type RequestOf } from '@custodian/contracts';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { apiClient, type Json } from '../../../../test/support/api';
-import { login, startTestHost, type TestHost } from '../../../../test/support/host';
+import { createMember, startTestHostWithDb, type TestHost } from '../../../../test/support/host';
 
 const PASSWORD = 'a-long-enough-password';
 const AGENT = { clientId: 'sales-copilot', name: 'Sales copilot', scopes: ['data:read', 'data:write'] };
@@ -36,12 +36,15 @@ describe('objects: batched apply of approved updates', () => {
     ).rows.map((r: { payload: Json }) => r.payload);
 
   beforeAll(async () => {
-    t = await startTestHost('approvals_batch_update', { CUSTODIAN_APPROVALS_SWEEP_MS: '0', LOG_LEVEL: 'error' });
-    db = new Client({ connectionString: t.db.url });
-    await db.connect();
-    const admin = await login(t.host.url);
-    tokens.admin = admin.accessToken;
-    orgId = admin.orgId;
+    ({
+      t,
+      pg: db,
+      admin: tokens.admin,
+      orgId,
+    } = await startTestHostWithDb('approvals_batch_update', {
+      CUSTODIAN_APPROVALS_SWEEP_MS: '0',
+      LOG_LEVEL: 'error',
+    }));
     await ok(
       call('POST', '/meta/objects', tokens.admin, {
         name: 'deal',
@@ -64,12 +67,8 @@ describe('objects: batched apply of approved updates', () => {
       }),
       201,
     );
-    for (const name of ['rep', 'other']) {
-      const u = await ok(call('POST', '/users', tokens.admin, { email: `${name}@batch.test`, displayName: name, password: PASSWORD }), 201);
-      users[name] = u.id;
-      await ok(call('POST', `/permission-sets/${set.id}/assignments`, tokens.admin, { userId: u.id }), 201);
-      tokens[name] = (await login(t.host.url, { email: `${name}@batch.test`, password: PASSWORD })).accessToken;
-    }
+    for (const name of ['rep', 'other'])
+      ({ userId: users[name], accessToken: tokens[name] } = await createMember(t.host.url, tokens.admin, name, [set.id], PASSWORD));
   }, 90_000);
 
   afterAll(async () => {
