@@ -9,6 +9,7 @@ import { DirectoryReplicaService, parseReplicaState } from '../directory/directo
 import type { StoredObjectDefinition } from '../metadata/object-definition.schema';
 import { recordTable } from '../metadata/org-tables';
 import { aggregateRows, buildAggregateSql, parseAggregations } from './aggregate-query';
+import { LIST_ROW_TYPES } from './list-row-types';
 import { ListStatementCache, type BuiltList } from './list-statement-cache';
 import { bad, pageOf, selectFields, toApiRecord, type ListResult, type ListSpec } from './record-query';
 import { notFound, readRow, recordContext, recordId, visibleDef, type RecordContext, type Row } from './record-rows';
@@ -34,12 +35,13 @@ export class RecordQueryService {
    * A list statement on the data source's own pg pool (TypeORM's master pool: the same
    * connections, session settings and autocommit as `ds.query`, with no QueryRunner, broadcaster
    * or result wrapper per statement). Errors are the driver's (pgCode reads them as it reads
-   * TypeORM's). Data sources without a pg pool go through `ds.query`.
+   * TypeORM's). Timestamps arrive in their API form (LIST_ROW_TYPES). Data sources without a pg
+   * pool go through `ds.query`.
    */
   private async listRows(text: string, params: readonly unknown[]): Promise<Row[]> {
     const pool = (this.ds.driver as unknown as { master?: Pool }).master;
     if (!pool) return this.ds.query(text, params as unknown[]);
-    return (await pool.query<Row>(text, params as unknown[])).rows;
+    return (await pool.query<Row>({ text, values: params as unknown[], types: LIST_ROW_TYPES })).rows;
   }
 
   async context(principal: PrincipalSnapshot, object: string): Promise<RecordContext> {
