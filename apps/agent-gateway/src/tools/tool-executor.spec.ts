@@ -29,8 +29,17 @@ const getRecord: ToolDefinition = {
 /** An executor whose audit rows are written only when the test says so (or fail). */
 function executor() {
   const rows: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  const prepared: Array<{ action: string }> = [];
+  let refuse: Error | undefined;
   const audit = {
     record: () => new Promise<void>((resolve, reject) => rows.push({ resolve, reject })),
+    prepare: (_p: PrincipalSnapshot, event: { action: string }) => {
+      if (refuse) throw refuse;
+      const row = { id: `ev-${prepared.length + 1}`, ...event };
+      prepared.push(row);
+      return row;
+    },
+    write: () => new Promise<void>((resolve, reject) => rows.push({ resolve, reject })),
   } as unknown as GatewayAudit;
   const bus = { request: () => Promise.resolve({ record: { id: recordId, name: 'Acme' } }) } as unknown as Bus;
   const config = {
@@ -38,7 +47,12 @@ function executor() {
   } as unknown as CustodianConfig;
   const catalog = { find: (_p: PrincipalSnapshot, name: string) => Promise.resolve(name === 'get_record' ? getRecord : undefined) };
   const logger = { error: () => undefined } as unknown as Logger;
-  return { executor: new ToolExecutor(bus, config, catalog as unknown as ToolCatalogService, audit, logger), rows };
+  return {
+    executor: new ToolExecutor(bus, config, catalog as unknown as ToolCatalogService, audit, logger),
+    rows,
+    prepared,
+    refuseWith: (e: Error) => void (refuse = e),
+  };
 }
 
 const call = (): ToolCall => ({
@@ -92,5 +106,43 @@ describe('ToolExecutor: a result leaves only after its audit row', () => {
     await settledYet(answer);
     rows[1].reject(new Error('insert failed'));
     expect(JSON.stringify(await answer)).not.toContain('Acme');
+  });
+});
+
+describe('ToolExecutor: a read whose audit row the caller writes (deferAudit)', () => {
+  it('prepares the row without writing it; the caller gets the row to commit with the result', async () => {
+    const { executor: tools, rows, prepared } = executor();
+    const begun = await tools.begin(call(), { deferAudit: true });
+    expect(rows).toHaveLength(0);
+    expect(prepared).toHaveLength(1);
+    expect('auditRow' in begun && begun.auditRow.payload).toMatchObject({ id: 'ev-1', action: 'agent.tool.called' });
+    expect(JSON.stringify(begun.result)).toContain('Acme');
+  });
+
+  it('settle writes a deferred row itself and hands the result out only once it is committed', async () => {
+    const { executor: tools, rows } = executor();
+    const begun = await tools.begin(call(), { deferAudit: true });
+    const settled = tools.settle(begun);
+    expect(await settledYet(settled)).toBe(false);
+    expect(rows).toHaveLength(1);
+    rows[0].resolve();
+    expect(await settled).toBe(begun.result);
+  });
+
+  it('withholds a deferred read whose row was refused before any statement, or whose write failed', async () => {
+    const refused = executor();
+    refused.refuseWith(new Error('audit backpressure'));
+    const begun = await refused.executor.begin(call(), { deferAudit: true });
+    expect('auditRow' in begun).toBe(false);
+    const withheld = await refused.executor.settle(begun);
+    expect(withheld.isError).toBe(true);
+    expect(JSON.stringify(withheld)).not.toContain('Acme');
+
+    const failing = executor();
+    const deferred = await failing.executor.begin(call(), { deferAudit: true });
+    const answer = failing.executor.settle(deferred);
+    await settledYet(answer);
+    failing.rows[0].reject(new Error('insert failed'));
+    expect(JSON.stringify(await answer)).toContain('could not be audited');
   });
 });
