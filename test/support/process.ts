@@ -54,7 +54,10 @@ export function startProcess(entry: string, env: Record<string, string>): Servic
             return undefined;
           },
           { timeoutMs: 30_000, what: `${entry} to listen` },
-        ),
+        ).catch((error: unknown) => {
+          // What the process said so far tells a slow start on a busy machine from a stuck one.
+          throw new Error(`${error instanceof Error ? error.message : String(error)}; its last output:\n${output.slice(-20).join('\n')}`);
+        }),
       ]),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (exited !== undefined) return exited;
