@@ -41,6 +41,8 @@ const maxWorkers = Math.min(3, Math.max(2, os.availableParallelism() - 1));
 
 module.exports = {
   maxWorkers,
+  // Longest suites first, also on a clean clone without jest's timing cache (test/support/sequencer.cjs).
+  testSequencer: '<rootDir>/test/support/sequencer.cjs',
   // Integration and e2e tests start databases and processes; unit tests finish in milliseconds anyway.
   testTimeout: 60_000,
   projects: [
