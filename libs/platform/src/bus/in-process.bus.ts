@@ -28,15 +28,7 @@ interface Consumer {
   subject: string;
   handler: EventHandler<EventContract>;
   contract: EventContract;
-  /** Every event below this sequence is handled (the acknowledgement floor). */
   nextSeq: number;
-  /** The highest sequence handed to the handler so far (events are handed over in stream order). */
-  dispatched: number;
-  /** Sequences being handled now: at most `concurrency`. */
-  inFlight: Set<number>;
-  /** Sequences handled at or above the floor (they finished before an earlier one). */
-  handled: Set<number>;
-  concurrency: number;
   pumping: boolean;
   onDeadLetter?: SubscribeOptions['onDeadLetter'];
 }
@@ -158,11 +150,7 @@ export class InProcessBus implements Bus {
     return Promise.allSettled(events.map((e) => this.publish(contract, e.payload, { messageId: e.messageId })));
   }
 
-  /**
-   * Events are handed to the handler in stream order, at most `opts.concurrency` at once (default
-   * one: strictly one after the other), as on NATS: a consumer that batches what arrives together
-   * (the audit store) gets its batches in all-in-one mode too.
-   */
+  /** `opts.concurrency` is accepted and not needed: in one process, handlers run one at a time. */
   async subscribe<E extends EventContract>(
     contract: E,
     durableName: string,
@@ -176,10 +164,6 @@ export class InProcessBus implements Bus {
       contract,
       handler: handler as unknown as EventHandler<EventContract>,
       nextSeq: 1,
-      dispatched: 0,
-      inFlight: new Set(),
-      handled: new Set(),
-      concurrency: Math.max(1, Math.min(4096, Math.floor(opts.concurrency ?? 1))),
       pumping: false,
       onDeadLetter: opts.onDeadLetter,
     };
@@ -242,59 +226,25 @@ export class InProcessBus implements Bus {
     }
   }
 
-  /** Hands the consumer's next events to its handler on the next turn of the event loop (never inside the publisher's call). */
   private pump(consumer: Consumer): void {
     if (consumer.pumping || this.closed) return;
     consumer.pumping = true;
-    void this.track(
-      setImmediatePromise().then(() => {
+    const run = async (): Promise<void> => {
+      try {
+        for (;;) {
+          if (this.closed) return;
+          const next = this.log.find((e) => e.seq >= consumer.nextSeq && e.subject === consumer.subject);
+          if (!next) return;
+          await this.deliver(consumer, next);
+          consumer.nextSeq = next.seq + 1;
+          this.settleWaiters();
+          this.trim();
+        }
+      } finally {
         consumer.pumping = false;
-        this.dispatch(consumer);
-      }),
-    );
-  }
-
-  /** Starts deliveries of the consumer's next events in stream order, up to its concurrency. */
-  private dispatch(consumer: Consumer): void {
-    while (!this.closed && consumer.inFlight.size < consumer.concurrency) {
-      const next = this.nextFor(consumer);
-      if (!next) return;
-      consumer.dispatched = next.seq;
-      consumer.inFlight.add(next.seq);
-      void this.track(
-        this.deliver(consumer, next).then(
-          () => this.delivered(consumer, next.seq),
-          // Only a closing bus interrupts a delivery: nothing is acknowledged then.
-          () => void consumer.inFlight.delete(next.seq),
-        ),
-      );
-    }
-  }
-
-  /** The consumer's first event after the last one it was handed (the log is in sequence order). */
-  private nextFor(consumer: Consumer): StoredEvent | undefined {
-    let lo = 0;
-    let hi = this.log.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.log[mid].seq <= consumer.dispatched) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < this.log.length; i++) if (this.log[i].subject === consumer.subject) return this.log[i];
-    return undefined;
-  }
-
-  /** One delivery finished (handled, dead-lettered or given up): the floor moves past what is done. */
-  private delivered(consumer: Consumer, seq: number): void {
-    consumer.inFlight.delete(seq);
-    consumer.handled.add(seq);
-    // Handed over in order: everything below the oldest delivery still running is done.
-    const floor = consumer.inFlight.size > 0 ? Math.min(...consumer.inFlight) : consumer.dispatched + 1;
-    consumer.nextSeq = Math.max(consumer.nextSeq, floor);
-    for (const done of consumer.handled) if (done < consumer.nextSeq) consumer.handled.delete(done);
-    this.settleWaiters();
-    this.trim();
-    this.dispatch(consumer);
+      }
+    };
+    void this.track(setImmediatePromise().then(run));
   }
 
   private async deliver(consumer: Consumer, event: StoredEvent): Promise<void> {
@@ -374,7 +324,7 @@ export class InProcessBus implements Bus {
   private stateOf(seq: number, subject: string): 'pending' | 'consumed' | 'failed' {
     if (this.givenUp.has(seq)) return 'failed';
     const interested = [...this.consumers.values()].filter((c) => c.subject === subject);
-    if (interested.length === 0 || interested.some((c) => c.nextSeq <= seq && !c.handled.has(seq))) return 'pending';
+    if (interested.length === 0 || interested.some((c) => c.nextSeq <= seq)) return 'pending';
     return 'consumed';
   }
 
