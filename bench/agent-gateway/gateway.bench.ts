@@ -32,20 +32,16 @@
 import { randomBytes } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Pool } from 'pg';
-import { startAllInOne } from '../../all-in-one/all-in-one';
 import { McpAuthenticator } from '../../apps/agent-gateway/src/auth/mcp-authenticator';
 import { jsonRpcMessage } from '../../apps/agent-gateway/src/mcp/json-http-transport';
 import { McpSessions } from '../../apps/agent-gateway/src/mcp/mcp-sessions.service';
 import { ToolCatalogService } from '../../apps/agent-gateway/src/tools/tool-catalog.service';
 import { recordTableName } from '../../apps/objects/src/metadata/org-tables';
-import { createTestDatabase } from '../../test/support/database';
+import { benchApi, startBenchHost, type Json } from '../support/bench-host';
 import { environment, fmt, median, percentile, printTable, writeResults } from '../policy/bench-util';
 import { signalScopedFetch } from './signal-scoped-fetch';
 
@@ -61,8 +57,6 @@ const CHURN_ROUNDS = Number(process.env.BENCH_CHURN_ROUNDS ?? 5);
 const CLIENTS = 2;
 const PAGE = 50;
 const ADMIN = { email: 'bench@gateway.local', password: 'gateway-bench-password' };
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked where used
-type Json = any;
 
 interface RunResult {
   rps: number;
@@ -174,22 +168,12 @@ function memory(): { heapMiB: number; rssMiB: number } {
 }
 
 async function main(): Promise<void> {
-  process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
-  const db = await createTestDatabase('bench_gateway');
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
-  const host = await startAllInOne({
-    DATABASE_URL: db.url,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    CUSTODIAN_DATA_DIR: dataDir,
-    CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64'),
-    CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
-    CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
-    LOG_LEVEL: 'silent',
+  const bench = await startBenchHost('bench_gateway', ADMIN, {
     // The limits are not what is measured: high enough that no call of the benchmark meets them.
     CUSTODIAN_MCP_TOOL_CALLS_PER_MINUTE: '100000',
     CUSTODIAN_MCP_MAX_SESSIONS: String(SESSIONS + 50),
   });
+  const { host, db } = bench;
   const pool = new Pool({ connectionString: db.url, max: 2 });
   const open: Array<{ client: Client; transport: StreamableHTTPClientTransport }> = [];
   // Client.close() only drops the connection; the server keeps a session until it is terminated (DELETE) or idles out.
@@ -202,19 +186,7 @@ async function main(): Promise<void> {
   try {
     const base = host.url;
     const mcpUrl = new URL(`${base}/mcp`);
-    const call = async (method: string, p: string, token: string | undefined, body?: unknown): Promise<Json> => {
-      const res = await fetch(`${base}/api/v1${p}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${text}`);
-      return text ? JSON.parse(text) : undefined;
-    };
+    const call = benchApi(base);
     const { accessToken: admin, orgId } = await call('POST', '/auth/login', undefined, ADMIN);
 
     // World: a private deal object, the rep owns 1/20 of 20,000 deals; 200 more objects for tools/list.
@@ -649,9 +621,7 @@ async function main(): Promise<void> {
   } finally {
     await closeAll();
     await pool.end();
-    await host.stop();
-    await db.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await bench.stop();
   }
 }
 

@@ -18,17 +18,14 @@
  * BENCH_PROFILE_DIR (also write each sampled profile there, .heapprofile for Chrome DevTools).
  * Results → bench/results/agent-gateway-alloc.json.
  */
-import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Session } from 'node:inspector';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { startAllInOne } from '../../all-in-one/all-in-one';
-import { createTestDatabase } from '../../test/support/database';
+import { benchApi, startBenchHost, type Json } from '../support/bench-host';
 import { environment, fmt, median, printTable, writeResults } from '../policy/bench-util';
 import { signalScopedFetch } from './signal-scoped-fetch';
 
@@ -37,8 +34,6 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TOP = Number(process.env.BENCH_TOP ?? 25);
 const ADMIN = { email: 'bench@gateway.local', password: 'gateway-bench-password' };
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked where used
-type Json = any;
 
 /** Collections seen, by kind. */
 const gcs = { minor: 0, major: 0, other: 0, ms: 0 };
@@ -114,38 +109,14 @@ function areaOf(stack: ProfileNode['callFrame'][]): string {
 }
 
 async function main(): Promise<void> {
-  process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
-  const db = await createTestDatabase('bench_gateway_alloc');
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
-  const host = await startAllInOne({
-    DATABASE_URL: db.url,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    CUSTODIAN_DATA_DIR: dataDir,
-    CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64'),
-    CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
-    CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
-    LOG_LEVEL: 'silent',
-    CUSTODIAN_MCP_TOOL_CALLS_PER_MINUTE: '100000',
-  });
+  const bench = await startBenchHost('bench_gateway_alloc', ADMIN, { CUSTODIAN_MCP_TOOL_CALLS_PER_MINUTE: '100000' });
+  const { host } = bench;
   let client: Client | undefined;
   let transport: StreamableHTTPClientTransport | undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const base = host.url;
-    const call = async (method: string, p: string, token: string | undefined, body?: unknown): Promise<Json> => {
-      const res = await fetch(`${base}/api/v1${p}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${text}`);
-      return text ? JSON.parse(text) : undefined;
-    };
+    const call = benchApi(base);
     const { accessToken: admin } = await call('POST', '/auth/login', undefined, ADMIN);
     const fields = [
       { name: 'name', type: 'text', required: true },
@@ -296,9 +267,7 @@ async function main(): Promise<void> {
     await transport?.terminateSession().catch(() => undefined);
     await client?.close().catch(() => undefined);
     inspector.disconnect();
-    await host.stop();
-    await db.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await bench.stop();
   }
 }
 

@@ -16,15 +16,10 @@
  *      round-trip each; heap after each wave (with --expose-gc, after a collection): flat memory.
  *   node --expose-gc scripts/run-ts.cjs bench/agent-runtime/agent-runtime.bench.ts
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import OpenAI from 'openai';
 import { Pool } from 'pg';
-import { startAllInOne } from '../../all-in-one/all-in-one';
-import { createTestDatabase } from '../../test/support/database';
 import { startFakeModelServer, type ChatRequest, type Step } from '../../test/support/fake-model-server';
+import { benchApi, startBenchHost } from '../support/bench-host';
 import { environment, fmt, median, percentile, printTable, writeResults } from '../policy/bench-util';
 
 const TURNS = Number(process.env.BENCH_TURNS ?? 40);
@@ -33,8 +28,6 @@ const FIRST_TOKEN = Number(process.env.BENCH_FIRST_TOKEN ?? 60);
 const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 50);
 const WAVES = Number(process.env.BENCH_WAVES ?? 8);
 const ADMIN = { email: 'bench@agent.local', password: 'agent-runtime-bench-password' };
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked where used
-type Json = any;
 
 function heapMb(): number {
   (globalThis as { gc?: () => void }).gc?.();
@@ -42,9 +35,6 @@ function heapMb(): number {
 }
 
 async function main(): Promise<void> {
-  process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
-  const db = await createTestDatabase('bench_agent_runtime');
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
   // The script is chosen per request by the conversation's first user message: "k=<n>" asks for n round-trips.
   const fake = await startFakeModelServer((req): Step => {
     const user = req.messages.find((m) => m.role === 'user')?.content ?? '';
@@ -55,36 +45,17 @@ async function main(): Promise<void> {
       ? { toolCalls: [{ name: 'get_record', arguments: JSON.stringify({ object: 'account', id }) }] }
       : { text: 'Done here.', chunks: 2 };
   });
-  const host = await startAllInOne({
-    DATABASE_URL: db.url,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    CUSTODIAN_DATA_DIR: dataDir,
-    CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64'),
-    CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
-    CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
+  const bench = await startBenchHost('bench_agent_runtime', ADMIN, {
     CUSTODIAN_MCP_TOOL_CALLS_PER_MINUTE: '100000',
     // 50 turns at once on a shared 2-vCPU machine can keep a bus answer past the 3 s default; what is
     // measured here is the runtime, not that timeout.
     CUSTODIAN_BUS_TIMEOUT_MS: '15000',
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
   });
+  const { host, db } = bench;
   const pool = new Pool({ connectionString: db.url, max: 2 });
   try {
     const base = `${host.url}/api/v1`;
-    const call = async (method: string, p: string, token: string | undefined, body?: unknown): Promise<Json> => {
-      const res = await fetch(`${base}${p}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${text}`);
-      return text ? JSON.parse(text) : undefined;
-    };
+    const call = benchApi(host.url);
     const admin = (await call('POST', '/auth/login', undefined, ADMIN)).accessToken as string;
     await call('POST', '/meta/objects', admin, {
       name: 'account',
@@ -312,10 +283,8 @@ async function main(): Promise<void> {
     );
   } finally {
     await pool.end();
-    await host.stop();
+    await bench.stop();
     await fake.close();
-    await db.drop();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

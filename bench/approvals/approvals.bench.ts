@@ -19,14 +19,9 @@
  * side and round), BENCH_PENDING (100000), BENCH_BULK (1000), BENCH_LOG_LEVEL (silent; e.g. error to see why a
  * request failed). Statements per bulk call: node -r ./bench/approvals/statement-count.cjs … (same command).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Pool } from 'pg';
-import { startAllInOne } from '../../all-in-one/all-in-one';
 import { recordTable } from '../../apps/objects/src/metadata/org-tables';
-import { createTestDatabase } from '../../test/support/database';
+import { startBenchHost } from '../support/bench-host';
 import { environment, fmt, median, percentile, printTable, writeResults } from '../policy/bench-util';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -41,20 +36,8 @@ const PASSWORD = 'a-long-enough-password';
 type Json = any;
 
 async function main(): Promise<void> {
-  process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
-  const db = await createTestDatabase('bench_approvals');
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-bench-'));
-  const host = await startAllInOne({
-    DATABASE_URL: db.url,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    CUSTODIAN_DATA_DIR: dataDir,
-    CUSTODIAN_MASTER_KEY: randomBytes(32).toString('base64'),
-    CUSTODIAN_ADMIN_EMAIL: ADMIN.email,
-    CUSTODIAN_ADMIN_PASSWORD: ADMIN.password,
-    CUSTODIAN_APPROVALS_SWEEP_MS: '0',
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
-  });
+  const bench = await startBenchHost('bench_approvals', ADMIN, { CUSTODIAN_APPROVALS_SWEEP_MS: '0' });
+  const { host, db } = bench;
   const pool = new Pool({ connectionString: db.url, max: 4 });
   try {
     const base = `${host.url}/api/v1`;
@@ -390,9 +373,7 @@ async function main(): Promise<void> {
     console.log(`results → ${file}`);
   } finally {
     await pool.end();
-    await host.stop();
-    await db.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await bench.stop();
   }
 }
 

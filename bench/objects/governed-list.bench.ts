@@ -49,6 +49,7 @@ import type { StoredObjectDefinition } from '../../apps/objects/src/metadata/obj
 import { recordTableName, sqlSchemaFor } from '../../apps/objects/src/metadata/org-tables';
 import { buildListSql } from '../../apps/objects/src/records/record-query';
 import { createTestDatabase } from '../../test/support/database';
+import { benchApi } from '../support/bench-host';
 import { environment, fmt, median, percentile, printTable, writeResults } from '../policy/bench-util';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
@@ -189,19 +190,7 @@ async function main(): Promise<void> {
   const pool = new Pool({ connectionString: db.url, max: 2 });
   try {
     const base = host.url;
-    const call = async (method: string, p: string, token: string | undefined, body?: unknown): Promise<Json> => {
-      const res = await fetch(`${base}/api/v1${p}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${text}`);
-      return text ? JSON.parse(text) : undefined;
-    };
+    const call = benchApi(base);
     const login = async (email: string, password: string): Promise<{ accessToken: string; orgId: string }> =>
       call('POST', '/auth/login', undefined, { email, password });
     const { accessToken: admin, orgId } = await login(ADMIN.email, ADMIN.password);
