@@ -438,14 +438,19 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
         writes.failed.push(batch);
         return;
       }
-      try {
-        await this.commit(conversation, batch, 'keep');
-      } catch (e) {
-        writes.failed.push(batch);
-        writes.error ??= e;
-      }
+      await this.commitOrKeep(conversation, writes, batch);
     });
     return writes.chain;
+  }
+
+  /** Commits a step; one that fails is kept for the turn's last commit to retry, and stops the turn. */
+  private async commitOrKeep(conversation: Conversation, writes: TurnWrites, batch: StepBatch): Promise<void> {
+    try {
+      await this.commit(conversation, batch, 'keep');
+    } catch (error) {
+      writes.failed.push(batch);
+      writes.error ??= error;
+    }
   }
 
   /**
@@ -753,12 +758,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
         for (const tool of tools) this.replaceResult(tool, result, history, objects, settings);
         withheld = true;
       }
-      try {
-        await this.commit(conversation, batch, 'keep');
-      } catch (error) {
-        writes.failed.push(batch);
-        writes.error ??= error;
-      }
+      await this.commitOrKeep(conversation, writes, batch);
     });
     await writes.chain;
     return withheld;
