@@ -8,6 +8,7 @@ import {
   MetricsService,
   SERVICE_DATA_SOURCE,
   auditHashKey,
+  isDataOrIntegrityError,
   type Bus,
   type CustodianConfig,
   type DeadLetterInfo,
@@ -81,7 +82,7 @@ export class AuditStoreConsumer implements OnApplicationBootstrap {
     try {
       await this.store(event);
     } catch (error) {
-      const poison = isDataError(error) || meta.deliveryCount >= DEAD_LETTER_AFTER;
+      const poison = isDataOrIntegrityError(error) || meta.deliveryCount >= DEAD_LETTER_AFTER;
       if (!poison) throw error; // redelivered with backoff by the bus
       await this.deadLetter(event, meta, error);
     }
@@ -158,7 +159,7 @@ export class AuditStoreConsumer implements OnApplicationBootstrap {
       messageId: meta.messageId,
       payload: JSON.stringify(event),
       encoding: 'text',
-      reason: isDataError(error) ? 'data_error' : 'retries',
+      reason: isDataOrIntegrityError(error) ? 'data_error' : 'retries',
       error: String((error as Error)?.message ?? error),
       deliveries: meta.deliveryCount,
       service: String(event.service),
@@ -214,10 +215,4 @@ function serviceOf(text: string | undefined): string {
   } catch {
     return 'unknown';
   }
-}
-
-/** PostgreSQL refused the data itself (class 22 data exception, 23 integrity): retrying cannot help. */
-function isDataError(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  return typeof code === 'string' && /^2[23]/.test(code);
 }

@@ -47,3 +47,42 @@ export function isUndefinedTableOrColumn(error: unknown): boolean {
   const code = pgCode(error);
   return code === PgCode.UndefinedTable || code === PgCode.UndefinedColumn;
 }
+
+/**
+ * SQLSTATEs that mean "not now" rather than "your request is wrong": connection exceptions (class
+ * 08), insufficient resources (53), operator intervention such as an admin shutdown (57P), a lost
+ * serialization race or deadlock (40001, 40P01), and a refused privilege (42501 — e.g. the audit
+ * outbox cannot be written).
+ */
+const TRANSIENT_CODE = /^(08|53|57P|40001|40P01|42501)/;
+/** Socket errors of the driver before PostgreSQL answers at all. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT']);
+// pg's pool answers "timeout exceeded when trying to connect" when no connection frees up in time.
+const UNREACHABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect/i;
+
+/** The database is down, overloaded, refused us or asked for a retry: worth a 503, never a 500. */
+export function isTransientDatabaseError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = pgCode(error);
+  if (code !== undefined && (TRANSIENT_CODE.test(code) || UNREACHABLE_CODES.has(code))) return true;
+  return UNREACHABLE_MESSAGE.test(String((error as { message?: unknown }).message));
+}
+
+/**
+ * SQLSTATEs of a value the database could not take: invalid text representation (22P02), numeric
+ * out of range (22003), invalid or out-of-range date-time (22007, 22008), bytes not valid in the
+ * encoding (22021, 22P05).
+ */
+const INVALID_VALUE_CODES: ReadonlySet<string> = new Set(['22P02', '22003', '22007', '22008', '22021', '22P05']);
+
+/** PostgreSQL could not read a value as its column's type: "your value is wrong", never "the service is broken". */
+export function isInvalidValueError(error: unknown): boolean {
+  const code = pgCode(error);
+  return code !== undefined && INVALID_VALUE_CODES.has(code);
+}
+
+/** PostgreSQL refused the data itself (class 22 data exception, class 23 integrity violation): running it again cannot help. */
+export function isDataOrIntegrityError(error: unknown): boolean {
+  const code = pgCode(error);
+  return code !== undefined && /^2[23]/.test(code);
+}

@@ -3,6 +3,7 @@ import { ERROR_HTTP_STATUS, ERROR_TITLES, ErrorCode, PROBLEM_TYPE_BASE, type Pro
 import { isPolicyError } from '@custodian/policy';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { isInvalidValueError, isTransientDatabaseError, pgCode } from '../database/pg-errors';
 import { CustodianException } from '../errors/custodian.exception';
 import { requestContext } from '../context/request-context';
 
@@ -82,13 +83,13 @@ export class ProblemFilter implements ExceptionFilter {
       detail = 'The service cannot complete the request right now; nothing was changed. Retry later.';
       response.setHeader('Retry-After', '1');
       this.logger.error({ err: exception, method: request.method, path: request.path }, 'database unavailable');
-    } else if (isDataError(exception)) {
+    } else if (isInvalidValueError(exception)) {
       // A value PostgreSQL could not read as its column's type. Input checks refuse such values
       // before SQL; this is the net under them, so it is worth a warning (without a stack), not an error.
       code = ErrorCode.ValidationFailed;
       status = 400;
       detail = 'A value in the request does not fit the type of its field';
-      this.logger.warn({ sqlState: sqlStateOf(exception), method: request.method, path: request.path }, 'data error from the database');
+      this.logger.warn({ sqlState: pgCode(exception), method: request.method, path: request.path }, 'data error from the database');
     } else if (isBodyParserError(exception)) {
       ({ status, code, detail } = bodyProblem(exception));
     } else {
@@ -119,37 +120,6 @@ function retryAfterSeconds(details: unknown): number {
 
 function policyDetail(code: string): string {
   return `The request was refused by the access policy (${code.replace(/_/g, ' ')})`;
-}
-
-/** SQLSTATE classes that mean "not now" rather than "your request is wrong". */
-const TRANSIENT_SQLSTATE = /^(08|53|57P|40001|40P01|42501)/;
-
-function isTransientDatabaseError(e: unknown): boolean {
-  if (typeof e !== 'object' || e === null) return false;
-  const code = (e as { code?: unknown; driverError?: { code?: unknown } }).driverError?.code ?? (e as { code?: unknown }).code;
-  if (typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)) return true;
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT'].includes(String(code)) ||
-    // pg's pool answers "timeout exceeded when trying to connect" when no connection frees up in time.
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(String((e as Error).message))
-  );
-}
-
-function sqlStateOf(e: unknown): unknown {
-  if (typeof e !== 'object' || e === null) return undefined;
-  return (e as { driverError?: { code?: unknown } }).driverError?.code ?? (e as { code?: unknown }).code;
-}
-
-/**
- * SQLSTATEs of a value the database could not take: invalid text representation (22P02), numeric
- * out of range (22003), invalid or out-of-range date-time (22007, 22008), bytes not valid in the
- * encoding (22021, 22P05). They mean "your value is wrong", never "the service is broken".
- */
-const DATA_SQLSTATE = new Set(['22P02', '22003', '22007', '22008', '22021', '22P05']);
-
-function isDataError(e: unknown): boolean {
-  const code = sqlStateOf(e);
-  return typeof code === 'string' && DATA_SQLSTATE.has(code);
 }
 
 /**
