@@ -18,7 +18,7 @@ export interface ChatRequest {
 /** What the scripted model does for one request. */
 export type Step =
   | { text: string; chunks?: number; usage?: { prompt: number; completion: number } }
-  | { toolCalls: Array<{ name: string; arguments: string; id?: string }>; text?: string }
+  | { toolCalls: Array<{ name: string; arguments: string; id?: string }>; text?: string; usage?: { prompt: number; completion: number } }
   | { status: number; error?: string; headers?: Record<string, string> }
   /** Never answers (the client's time limit must end it). */
   | { hang: true }
@@ -37,6 +37,8 @@ export interface FakeModelServer {
   /** TCP connections accepted so far. */
   connections(): number;
   script(script: Script): void;
+  /** Answers every request `ms` after it arrived (0, the default: at once), as a slow model does. */
+  delay(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -55,8 +57,19 @@ export async function startFakeModelServer(initial: Script = () => ({ text: 'ok'
   const requests: ChatRequest[] = [];
   const authorizations: Array<string | undefined> = [];
   let connections = 0;
+  let delayMs = 0;
+  const delayed = new Set<NodeJS.Timeout>();
   const hanging = new Set<ServerResponse>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (delayMs > 0) {
+      // The body is read (and the request answered) only once the delay is over.
+      req.pause();
+      const timer = setTimeout(() => {
+        delayed.delete(timer);
+        req.resume();
+      }, delayMs);
+      delayed.add(timer);
+    }
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
@@ -118,7 +131,12 @@ export async function startFakeModelServer(initial: Script = () => ({ text: 'ok'
           });
         });
         send(res, { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] });
-        send(res, { ...base, choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } });
+        const usage = step.usage ?? { prompt: 10, completion: 5 };
+        send(res, {
+          ...base,
+          choices: [],
+          usage: { prompt_tokens: usage.prompt, completion_tokens: usage.completion, total_tokens: usage.prompt + usage.completion },
+        });
       } else {
         const n = Math.max(1, step.chunks ?? 3);
         const size = Math.ceil(step.text.length / n);
@@ -146,7 +164,11 @@ export async function startFakeModelServer(initial: Script = () => ({ text: 'ok'
     script(next) {
       script = next;
     },
+    delay(ms) {
+      delayMs = ms;
+    },
     async close() {
+      for (const timer of delayed) clearTimeout(timer);
       for (const res of hanging) res.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
