@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, verify } from 'node:crypto';
 import net from 'node:net';
-import { SettingsCipher } from '@custodian/platform';
+import { canonicalJson, SettingsCipher, uuidv7 } from '@custodian/platform';
 import { runSettingsKeyRotation } from '../../apps/agent-gateway/src/runtime/rotate-settings-key';
 import { Client as Pg } from 'pg';
 import { createMembers } from '../support/agent-gateway';
@@ -306,6 +306,12 @@ describe('agent runtime: conversations with your own model', () => {
       );
       expect(done.messages.find((m: Json) => m.pendingActionId === tool.pendingActionId).pendingState).toBe('applied');
       expect((await ok(call('GET', `/data/account/${accounts[1]}`, tokens.west))).amount).toBe(777);
+      // Each turn's end is audited with the state its last commit left: waiting, then (resumed) idle.
+      const ended = (await events('agent.turn.ended')).filter((e) => e.target.id === id);
+      expect(ended.map((e) => [e.details.state, e.details.resumed, e.details.toolCalls])).toEqual([
+        ['waiting_approval', false, 1],
+        ['idle', true, 0],
+      ]);
     });
 
     it.each([
@@ -325,6 +331,9 @@ describe('agent runtime: conversations with your own model', () => {
       expect(notice.content).toContain(words);
       const egress = (await db.query('SELECT outcome FROM agent_gateway.agent_egress WHERE conversation_id = $1', [id])).rows;
       expect(egress).toEqual([{ outcome: code }]);
+      const ended = (await events('agent.turn.ended')).filter((e) => e.target.id === id);
+      expect(ended).toHaveLength(1);
+      expect(ended[0]).toMatchObject({ outcome: 'failure', details: { state: 'failed', error: code, modelRequests: 1, toolCalls: 0 } });
       // The next message works again.
       reset({ text: 'back' });
       expect((await say(id, 'again')).state).toBe('idle');
@@ -354,6 +363,134 @@ describe('agent runtime: conversations with your own model', () => {
       const answer = await say(id, 'hello after the crash');
       expect(answer.state).toBe('idle');
       expect(answer.messages.at(-1).content).toBe('back again');
+    });
+
+    it('a posted message is audited with its length, never its text, and each turn’s end with what it used', async () => {
+      reset({ toolCalls: [{ name: 'query_records', arguments: JSON.stringify({ object: 'account' }) }] }, { text: 'Three.' });
+      const id = await converse();
+      const content = 'How many accounts? (private words: heliotrope-7731)';
+      const answer = await say(id, content);
+      expect(answer.state).toBe('idle');
+      // Someone else's post is refused before anything is written: no message, no event.
+      expect((await call('POST', `/agent/conversations/${id}/messages`, tokens.other, { content: 'x' })).status).toBe(404);
+      const posted = (await events('agent.conversation.message_posted')).filter((e) => e.target.id === id);
+      expect(posted).toHaveLength(1);
+      const userMessage = answer.messages.find((m: Json) => m.role === 'user');
+      expect(posted[0]).toMatchObject({
+        service: 'agent-gateway',
+        outcome: 'success',
+        actor: { userId: users.west },
+        target: { type: 'conversation', id },
+        details: { messageId: userMessage.id, length: content.length },
+      });
+      expect(JSON.stringify(posted[0])).not.toContain('heliotrope');
+      const ended = (await events('agent.turn.ended')).filter((e) => e.target.id === id);
+      expect(ended).toHaveLength(1);
+      expect(ended[0]).toMatchObject({
+        outcome: 'success',
+        actor: { userId: users.west, agent: { clientId: `custodian-agent:${profileId}` } },
+        details: { state: 'idle', resumed: false, toolCalls: 1, modelRequests: 2 },
+      });
+      expect(ended[0].details.durationMs).toBeGreaterThanOrEqual(0);
+      expect(ended[0].details.completionTokens).toBeGreaterThanOrEqual(0);
+      expect(JSON.stringify(ended[0])).not.toContain('heliotrope');
+      // Written with the rows they describe: the user message's statement, the turn's last commit.
+      const rows = (
+        await db.query(
+          `SELECT (SELECT count(*)::int FROM agent_gateway.agent_message WHERE id = $1) AS messages,
+                  (SELECT count(*)::int FROM agent_gateway.outbox WHERE id = $2) AS events`,
+          [userMessage.id, posted[0].id],
+        )
+      ).rows[0];
+      expect(rows).toEqual({ messages: 1, events: 1 });
+    });
+
+    it('the export carries every audit event of the conversation with its chain position, the signed checkpoint and a canonical digest', async () => {
+      reset({ toolCalls: [{ name: 'query_records', arguments: JSON.stringify({ object: 'account' }) }] }, { text: 'Three.' });
+      const id = await converse();
+      await say(id, 'How many accounts?');
+      const written = (
+        await db.query(
+          `SELECT id::text AS id, payload->>'action' AS action FROM agent_gateway.outbox
+            WHERE payload->'target'->>'id' = $1 OR payload->'details'->>'mcpSessionId' = $1 ORDER BY id`,
+          [id],
+        )
+      ).rows as Array<{ id: string; action: string }>;
+      expect(written.map((w) => w.action).sort()).toEqual(
+        [
+          'agent.conversation.message_posted',
+          'agent.conversation.started',
+          'agent.model.requested',
+          'agent.model.requested',
+          'agent.tool.called',
+          'agent.turn.ended',
+        ].sort(),
+      );
+      // Poll until the audit service stored them all, then have it sign the chain's head.
+      for (const w of written)
+        await pollUntil(async () => (await call('GET', `/audit/events/${w.id}`, tokens.admin)).status === 200, {
+          what: `${w.action} stored`,
+        });
+      await ok(call('POST', '/audit/checkpoints', tokens.admin, {}), 201);
+      // An event the audit service does not have (its outbox row marked sent, so never relayed).
+      const missing = uuidv7();
+      await db.query(`INSERT INTO agent_gateway.outbox (id, subject, payload, published_at) VALUES ($1, 'evt.audit.recorded', $2, now())`, [
+        missing,
+        JSON.stringify({
+          id: missing,
+          orgId: (await ok(call('GET', `/agent/conversations/${id}`, tokens.west))).orgId,
+          occurredAt: new Date().toISOString(),
+          service: 'agent-gateway',
+          action: 'agent.turn.ended',
+          outcome: 'success',
+          actor: {},
+          target: { type: 'conversation', id },
+        }),
+      ]);
+
+      const exported = await ok(call('GET', `/agent/conversations/${id}/export`, tokens.west));
+      const { sha256, auditEventId, ...body } = exported;
+      expect(createHash('sha256').update(canonicalJson(body), 'utf8').digest('hex')).toBe(sha256);
+      expect((await events('agent.conversation.exported')).find((e) => e.id === auditEventId).details).toMatchObject({
+        sha256,
+        auditEvents: written.length + 1,
+      });
+      const audit = exported.audit;
+      expect(audit.hashes).toBe(true);
+      expect(audit.events.map((e: Json) => e.id)).toEqual([...written.map((w) => w.id), missing]);
+      expect(audit.events.at(-1)).toEqual({ id: missing, action: 'agent.turn.ended', occurredAt: expect.any(String), stored: false });
+      const stored = audit.events.filter((e: Json) => e.stored);
+      expect(stored).toHaveLength(written.length);
+      for (const e of stored) {
+        // docs/audit.md, "The chain": the row hash recomputes from the event as stored.
+        const recomputed = createHash('sha256')
+          .update(`custodian-audit-v1\n${audit.chainId}\n${e.seq}\n${e.prevHash}\n${canonicalJson(e.event)}`)
+          .digest('hex');
+        expect(recomputed).toBe(e.rowHash);
+        expect(e.event.id).toBe(e.id);
+        const view = await ok(call('GET', `/audit/events/${e.id}`, tokens.admin));
+        expect(view.seq).toBe(e.seq);
+        if (view.rowHash !== null) expect(view.rowHash).toBe(e.rowHash);
+      }
+      // The newest signed checkpoint covers them, and its signature verifies under the published key.
+      const cp = audit.checkpoint;
+      expect(cp).toMatchObject({ chainId: audit.chainId });
+      expect(cp.seq).toBeGreaterThanOrEqual(Math.max(...stored.map((e: Json) => e.seq)));
+      expect(audit.publicKeys).toContain(cp.publicKey);
+      const statement = {
+        v: cp.v,
+        type: cp.type,
+        chainId: cp.chainId,
+        seq: cp.seq,
+        headHash: cp.headHash,
+        signedAt: cp.signedAt,
+        kid: cp.kid,
+      };
+      expect(verify(null, Buffer.from(canonicalJson(statement)), cp.publicKey, Buffer.from(cp.signature, 'base64url'))).toBe(true);
+      // Nothing in it is the message text's audit: lengths only.
+      expect(stored.find((e: Json) => e.action === 'agent.conversation.message_posted').event.details.length).toBe(
+        'How many accounts?'.length,
+      );
     });
 
     it('malformed arguments, wrong types and unknown tools get tool errors the model can read; nothing runs', async () => {

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { defineEvent } from './contract';
+import { defineEvent, defineRequest, SERVICE_NAMES } from './contract';
+import { AuditReaderSchema } from './audit-visibility.contracts';
 
 const AuditActorRefSchema = Type.Object(
   { clientId: Type.String({ maxLength: 128 }), name: Type.Optional(Type.String({ maxLength: 200 })) },
@@ -515,7 +516,37 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
     service: 'agent-gateway',
     target: 'conversation',
     outcomes: ['success'],
-    details: open({ sha256: Str(64), messages: Type.Integer({ minimum: 0 }) }),
+    details: open({
+      sha256: Str(64),
+      messages: Type.Integer({ minimum: 0 }),
+      auditEvents: Type.Optional(Type.Integer({ minimum: 0, description: 'audit events listed in the export' })),
+    }),
+  },
+  'agent.conversation.message_posted': {
+    title: 'A user posted a message in an agent conversation (its length, never its text)',
+    service: 'agent-gateway',
+    target: 'conversation',
+    outcomes: ['success'],
+    details: open({ messageId: Id, length: Type.Integer({ minimum: 1, description: 'characters (UTF-16 code units)' }) }),
+  },
+  'agent.turn.ended': {
+    title: 'An agent turn ended (answered, stopped at a limit, waiting for approval, or failed)',
+    service: 'agent-gateway',
+    target: 'conversation',
+    outcomes: ['success', 'failure'],
+    details: open({
+      state: Type.Union(
+        ['idle', 'waiting_approval', 'failed'].map((s) => Type.Literal(s)),
+        { description: 'the conversation’s state after the turn' },
+      ),
+      resumed: Type.Boolean({ description: 'true for a turn resumed by a pending action’s decision' }),
+      toolCalls: Type.Integer({ minimum: 0 }),
+      modelRequests: Type.Integer({ minimum: 0 }),
+      promptTokens: Type.Integer({ minimum: 0 }),
+      completionTokens: Type.Integer({ minimum: 0 }),
+      durationMs: Type.Integer({ minimum: 0 }),
+      error: Type.Optional(Str(64)),
+    }),
   },
   'agent.conversation.purged': {
     title: 'Agent conversations deleted by the retention setting',
@@ -630,3 +661,71 @@ export const AUDIT_EVENT_CATALOG: Readonly<Record<string, AuditCatalogEntry>> = 
   },
   'settings.changed': change('Settings changed', 'settings', 'any'),
 };
+
+/** Event ids one GetAuditProof request may ask about. */
+export const MAX_AUDIT_PROOF_IDS = 1000;
+
+const Hash = Type.String({ pattern: '^[0-9a-f]{64}$' });
+
+/**
+ * A service asks the audit service where events it wrote stand in the org's hash chain (to hand
+ * them out as evidence, e.g. a conversation export): for each id it names that is stored, the
+ * sequence number, the chain hashes and the event as stored; and the org's newest signed
+ * checkpoint with the trusted public keys. Only events of the org whose `service` is the asking
+ * service are answered. With `viewer`, hashes are given only when that reader's access hides
+ * nothing (docs/adr/0012, as the audit API decides them).
+ */
+export const GetAuditProof = defineRequest({
+  subject: 'audit.events.proof',
+  service: 'audit',
+  request: Type.Object(
+    {
+      orgId: Id,
+      service: Type.Union(SERVICE_NAMES.map((n) => Type.Literal(n))),
+      ids: Type.Array(Id, { maxItems: MAX_AUDIT_PROOF_IDS }),
+      viewer: Type.Optional(AuditReaderSchema),
+    },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    {
+      chainId: Id,
+      /** False when `viewer`'s access hides something: every prevHash/rowHash is then null. */
+      hashes: Type.Boolean(),
+      events: Type.Array(
+        Type.Object(
+          {
+            id: Id,
+            seq: Type.Integer({ minimum: 1 }),
+            prevHash: Type.Union([Hash, Type.Null()]),
+            rowHash: Type.Union([Hash, Type.Null()]),
+            archived: Type.Boolean(),
+            event: Type.Record(Type.String(), Type.Unknown()),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: MAX_AUDIT_PROOF_IDS },
+      ),
+      checkpoint: Type.Union([
+        Type.Object(
+          {
+            v: Type.Literal(1),
+            type: Type.Literal('custodian.audit.checkpoint'),
+            chainId: Id,
+            seq: Type.Integer({ minimum: 0 }),
+            headHash: Hash,
+            signedAt: Type.String(),
+            kid: Type.String({ maxLength: 64 }),
+            signature: Type.String({ maxLength: 256 }),
+            publicKey: Type.String({ maxLength: 1024 }),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ]),
+      publicKeys: Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 16 }),
+    },
+    { additionalProperties: false },
+  ),
+});
+export type AuditProof = Static<typeof GetAuditProof.response>;

@@ -4,6 +4,7 @@ import {
   BUS,
   CONFIG,
   CustodianException,
+  isUniqueViolation,
   LOGGER,
   OutboxWriter,
   SERVICE_DATA_SOURCE,
@@ -29,7 +30,7 @@ import {
 } from './governed-tools';
 import { errorResult } from '../tools/tool-output';
 import { ModelError, streamChat } from './model-client';
-import { appendRuntimeEvent, runtimeActor } from './runtime-audit';
+import { appendRuntimeEvent, conversationActor, runtimeActor } from './runtime-audit';
 import { RUNTIME_CONFIG } from './runtime-config.token';
 import type { RuntimeConfig } from './runtime-config';
 import { providerFor, typedSettings, type ProviderSettings, type ResolvedRuntimeSettings } from './runtime-settings';
@@ -106,6 +107,14 @@ interface TurnWrites {
   chain: Promise<void>;
   failed: StepBatch[];
   error?: unknown;
+}
+
+/** What a turn used, for its `agent.turn.ended` event (counted as it goes, written once at its end). */
+interface TurnStats {
+  toolCalls: number;
+  modelRequests: number;
+  promptTokens: number;
+  completionTokens: number;
 }
 const MAX_TOOL_RESULT_BYTES = 64 * 1024;
 const MAX_SESSIONS = 2000;
@@ -264,6 +273,28 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     }
   }
 
+  /** The caller's conversations, newest first. */
+  async conversations(caller: PrincipalSnapshot): Promise<Conversation[]> {
+    return runtimeStore.conversations(this.ds, caller.orgId, caller.userId);
+  }
+
+  /**
+   * The caller's own conversation: anyone else's (an admin's included), an agent credential, and an
+   * id that is not a UUID answer 404 like a conversation that does not exist.
+   */
+  async own(caller: PrincipalSnapshot, id: string): Promise<Conversation> {
+    const conversation =
+      UUID.test(id) && !caller.agent ? await runtimeStore.conversation(this.ds, caller.orgId, caller.userId, id) : undefined;
+    if (!conversation) throw CustodianException.notFound('Conversation not found');
+    return conversation;
+  }
+
+  /** The caller's conversation with its messages. */
+  async read(caller: PrincipalSnapshot, id: string): Promise<Conversation & { messages: StoredMessage[] }> {
+    const conversation = await this.own(caller, id);
+    return { ...conversation, messages: await runtimeStore.messages(this.ds, conversation.id) };
+  }
+
   /** Starts a conversation with a profile for the caller (a person's session or API key, never an agent's token). */
   async start(caller: PrincipalSnapshot, profileId: string): Promise<Conversation> {
     if (caller.agent) throw new CustodianException(ErrorCode.Forbidden, 'A delegated (agent) credential cannot start a conversation');
@@ -326,20 +357,33 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   ): Promise<{ messages: StoredMessage[]; state: Conversation['state']; lastError: string | null }> {
     if (caller.agent || !UUID.test(conversationId)) throw CustodianException.notFound('Conversation not found');
     // One statement: the caller's own conversation, not busy, takes the caller's current credential
-    // (a caller whose session moved on still owns it; a later resume acts with the latest one) and the message.
+    // (a caller whose session moved on still owns it; a later resume acts with the latest one), the
+    // message, and its audit event (its length, never its text).
+    const messageId = uuidv7();
+    const posted = this.outbox.prepare({
+      orgId: caller.orgId,
+      actor: runtimeActor(caller),
+      action: 'agent.conversation.message_posted',
+      outcome: 'success',
+      target: { type: 'conversation', id: conversationId },
+      details: { messageId, length: content.length },
+    });
     const started = await runtimeStore.startTurn(this.ds, {
       orgId: caller.orgId,
       userId: caller.userId,
       id: conversationId,
       sessionId: caller.sessionId ?? null,
       apiKeyId: caller.apiKeyId ?? null,
+      messageId,
       content,
+      outbox: { id: posted.id, subject: AuditEventRecorded.subject, payload: posted },
     });
     if (started === 'missing') throw CustodianException.notFound('Conversation not found');
     if (started === 'busy')
       throw new CustodianException(ErrorCode.Conflict, 'The agent is still answering in this conversation; wait for it', {
         state: 'running',
       });
+    this.wakeRelay();
     const collected: StoredMessage[] = [];
     let end: { state: Conversation['state']; lastError: string | null } = { state: 'running', lastError: null };
     const unwatch = this.watch(conversationId, (e) => {
@@ -365,6 +409,9 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
   private async turn(conversation: Conversation, preloaded?: TurnContext): Promise<void> {
     const step = new StepBatch();
     const writes: TurnWrites = { chain: Promise.resolve(), failed: [] };
+    const began = Date.now();
+    const stats: TurnStats = { toolCalls: 0, modelRequests: 0, promptTokens: 0, completionTokens: 0 };
+    let acting: PrincipalSnapshot | undefined;
     let failure: TurnStop | undefined;
     try {
       const context = preloaded ?? (await runtimeStore.turnContext(this.ds, conversation.orgId, conversation.profileId, conversation.id));
@@ -381,8 +428,9 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           throw new TurnStop('credential_ended', 'Your sign-in ended; send a message again after signing in.');
         throw e;
       });
+      acting = principal;
       const settings = typedSettings(await this.settings.resolveRows(conversation.orgId, context.settings));
-      await this.loop(conversation, profile, principal, settings, context.history, step, writes);
+      await this.loop(conversation, profile, principal, settings, context.history, step, writes, stats);
     } catch (e) {
       failure =
         e instanceof TurnStop
@@ -401,9 +449,25 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     const last = new StepBatch();
     for (const failed of writes.failed) last.absorb(failed);
     last.absorb(step);
+    // The turn's end is audited in the same statement; its state is filled in by that statement.
+    const ended = this.outbox.prepare({
+      orgId: conversation.orgId,
+      actor: acting ? runtimeActor(acting) : conversationActor(conversation),
+      action: 'agent.turn.ended',
+      outcome: failure ? 'failure' : 'success',
+      target: { type: 'conversation', id: conversation.id },
+      details: {
+        state: failure ? 'failed' : 'idle',
+        resumed: preloaded === undefined,
+        ...stats,
+        durationMs: Date.now() - began,
+        ...(failure ? { error: failure.code.slice(0, 64) } : {}),
+      },
+    });
+    last.outbox.push({ id: ended.id, subject: AuditEventRecorded.subject, payload: ended });
     let state: Conversation['state'] = failure ? 'failed' : 'idle';
     try {
-      state = await this.commit(conversation, last, failure ? 'failed' : 'settle', failure?.message ?? null);
+      state = await this.commit(conversation, last, failure ? 'failed' : 'settle', failure?.message ?? null, ended.id);
     } catch (e) {
       this.logger.error({ err: e, conversationId: conversation.id }, 'agent turn could not be recorded');
       state = 'failed';
@@ -462,6 +526,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     step: StepBatch,
     state: 'keep' | 'settle' | 'failed',
     lastError: string | null = null,
+    stateEventId?: string,
   ): Promise<Conversation['state']> {
     const write = (): ReturnType<typeof runtimeStore.commitStep> =>
       runtimeStore.commitStep(this.ds, {
@@ -474,9 +539,10 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
         lastError,
         openInStep: step.openPending,
         finalPending: FINAL_PENDING_STATES,
+        ...(stateEventId ? { stateEventId } : {}),
       });
     const done = await write().catch((e: unknown) => {
-      if ((e as { code?: string }).code === '23505') return write();
+      if (isUniqueViolation(e)) return write();
       throw e;
     });
     if (step.outbox.length > 0) this.wakeRelay();
@@ -502,6 +568,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     history: StoredMessage[],
     step: StepBatch,
     writes: TurnWrites,
+    stats: TurnStats,
   ): Promise<void> {
     // What the model sees next: the history plus this turn's messages as written (committed or not).
     const queue = (m: Omit<Draft, 'id'>): Draft => {
@@ -576,6 +643,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           }
         }
         let answer;
+        stats.modelRequests++;
         try {
           answer = await streamChat(
             {
@@ -607,6 +675,8 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
           throw e;
         }
         tokens += answer.completionTokens ?? Math.ceil(answer.content.length / 4);
+        stats.promptTokens += answer.promptTokens ?? 0;
+        stats.completionTokens += answer.completionTokens ?? 0;
         // The egress record, its audit event and the answer go in the step's one commit.
         this.egress(
           step,
@@ -642,6 +712,7 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
             continue;
           }
           toolCalls++;
+          stats.toolCalls = toolCalls;
           if (await this.runTool(step, queue, conversation, principal, call, callable, objects, settings, unsettled)) {
             // A filed pending action is recorded at once, so its decision always finds the message
             // (with the round's earlier results, once they are settled).

@@ -1,12 +1,10 @@
 import { Body, Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, SERVICE_DATA_SOURCE, ApiContract } from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, ApiContract } from '@custodian/platform';
 import type { Request, Response } from 'express';
-import type { DataSource } from 'typeorm';
+import { ConversationExportService, type ConversationExport } from './conversation-export.service';
 import { ConversationRunner, type RuntimeEvent } from './conversation-runner';
-import { appendRuntimeEvent } from './runtime-audit';
-import { runtimeStore, type Conversation } from './runtime-store';
+import type { Conversation } from './runtime-store';
 import { AnyObject, ConversationAnswer, ConversationList } from '../agent-gateway.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
@@ -21,14 +19,14 @@ function invalid(path: string, message: string): CustodianException {
  * `/api/v1/agent/conversations`: a user talks to an agent profile. Conversations belong to their
  * user; anyone else (an admin included) gets 404, as for a conversation that does not exist.
  * Agents cannot drive conversations (a delegated credential is refused): an agent acts in one, it
- * does not start another.
+ * does not start another. The controller parses and shapes answers; the runner and the export
+ * service do the work.
  */
 @Controller(`${API_PREFIX}/agent/conversations`)
 export class ConversationsController {
   constructor(
     @Inject(ConversationRunner) private readonly runner: ConversationRunner,
-    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
-    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
+    @Inject(ConversationExportService) private readonly exporter: ConversationExportService,
   ) {}
 
   @ApiContract({ body: AnyObject, responses: { 201: ConversationAnswer } })
@@ -46,15 +44,14 @@ export class ConversationsController {
   @Get()
   @RequirePolicy({ capabilities: ['agent_access'] })
   async list(@Req() req: AuthedRequest): Promise<{ items: Conversation[]; nextCursor: null }> {
-    return { items: await runtimeStore.conversations(this.ds, req.principal.orgId, req.principal.userId), nextCursor: null };
+    return { items: await this.runner.conversations(req.principal), nextCursor: null };
   }
 
   @ApiContract({ responses: { 200: AnyObject } })
   @Get(':id')
   @RequirePolicy({ capabilities: ['agent_access'] })
-  async get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Record<string, unknown>> {
-    const conversation = await this.own(req.principal, id);
-    return { ...conversation, messages: await runtimeStore.messages(this.ds, conversation.id) };
+  async get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Conversation & { messages: unknown[] }> {
+    return this.runner.read(req.principal, id);
   }
 
   /**
@@ -105,7 +102,7 @@ export class ConversationsController {
   @Get(':id/events')
   @RequirePolicy({ capabilities: ['agent_access'] })
   async events(@Req() req: AuthedRequest, @Res() res: Response, @Param('id') id: string): Promise<void> {
-    const conversation = await this.own(req.principal, id);
+    const conversation = await this.runner.own(req.principal, id);
     res.status(200).setHeader('content-type', 'text/event-stream; charset=utf-8');
     res.setHeader('cache-control', 'no-cache, no-transform');
     res.setHeader('x-accel-buffering', 'no');
@@ -124,37 +121,14 @@ export class ConversationsController {
   }
 
   /**
-   * One conversation as evidence: its messages, every model request's egress record, and a SHA-256
-   * digest of the export body; the export itself is audited.
+   * One conversation as evidence: its messages, every model request's egress record, every audit
+   * event the runtime wrote about it with its place in the org's hash chain and the newest signed
+   * checkpoint, and a SHA-256 digest of all that; the export itself is audited (docs/agent-runtime.md).
    */
-  @ApiContract({ responses: { 200: AnyObject } })
+  @ApiContract({ responses: { 200: AnyObject }, problems: ['service_unavailable'] })
   @Get(':id/export')
   @RequirePolicy({ capabilities: ['agent_access'] })
-  async export(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Record<string, unknown>> {
-    const conversation = await this.own(req.principal, id);
-    const body = {
-      conversation,
-      messages: await runtimeStore.messages(this.ds, conversation.id),
-      egress: await runtimeStore.egressOf(this.ds, conversation.id),
-      exportedAt: new Date().toISOString(),
-    };
-    const digest = createHash('sha256').update(JSON.stringify(body)).digest('hex');
-    const event = await this.ds.transaction((m) =>
-      appendRuntimeEvent(this.outbox, m, req.principal, {
-        action: 'agent.conversation.exported',
-        outcome: 'success',
-        target: { type: 'conversation', id: conversation.id },
-        details: { sha256: digest, messages: body.messages.length },
-      }),
-    );
-    // The audit event holding the digest is the proof: its chain hash shows it was not rewritten since.
-    return { ...body, sha256: digest, auditEventId: event.id };
-  }
-
-  private async own(principal: PrincipalSnapshot, id: string): Promise<Conversation> {
-    const conversation =
-      UUID.test(id) && !principal.agent ? await runtimeStore.conversation(this.ds, principal.orgId, principal.userId, id) : undefined;
-    if (!conversation) throw CustodianException.notFound('Conversation not found');
-    return conversation;
+  async export(@Req() req: AuthedRequest, @Param('id') id: string): Promise<ConversationExport> {
+    return this.exporter.export(req.principal, id);
   }
 }

@@ -13,6 +13,24 @@ export function runtimeActor(principal: PrincipalSnapshot): AuditEvent['actor'] 
   };
 }
 
+/**
+ * The actor of an event about a conversation when no principal was built (a turn that ended before
+ * its delegated principal could be read): the conversation's user, credential and agent.
+ */
+export function conversationActor(c: {
+  userId: string;
+  sessionId: string | null;
+  apiKeyId: string | null;
+  agentClientId: string;
+}): AuditEvent['actor'] {
+  return {
+    userId: c.userId,
+    ...(c.sessionId ? { sessionId: c.sessionId } : {}),
+    ...(c.apiKeyId ? { apiKeyId: c.apiKeyId } : {}),
+    agent: { clientId: c.agentClientId },
+  };
+}
+
 /** Appends a runtime audit event in the caller's transaction, with the actor stated (resumes run outside requests). */
 export function appendRuntimeEvent(
   outbox: OutboxWriter,

@@ -131,6 +131,12 @@ const contextOf = (row: any): TurnContext => ({
   history: (row.history as unknown[]).map(messageOf),
 });
 
+/** The smallest UUIDv7 of a millisecond: every id made at or after it sorts at or after this one. */
+function uuidv7Floor(ms: number): string {
+  const hex = Math.max(0, ms).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
+}
+
 /** SQL for the runtime's own tables; every query is scoped by org (and user where it applies). */
 export const runtimeStore = {
   async profiles(db: Db, orgId: string): Promise<Profile[]> {
@@ -201,11 +207,22 @@ export const runtimeStore = {
    * idle, waiting_approval or failed — or from a `running` left behind by a process that stopped
    * mid-turn, once the profile's wall time and a minute have passed), takes the caller's current
    * credential for later resumes, and gets the user's message. `missing` when it is not the
-   * caller's, `busy` while a turn runs.
+   * caller's, `busy` while a turn runs. The message's audit event goes in the same statement,
+   * written exactly when the message is.
    */
   async startTurn(
     db: Db,
-    c: { orgId: string; userId: string; id: string; sessionId: string | null; apiKeyId: string | null; content: string },
+    c: {
+      orgId: string;
+      userId: string;
+      id: string;
+      sessionId: string | null;
+      apiKeyId: string | null;
+      messageId: string;
+      content: string;
+      /** The message's audit event (OutboxWriter.prepare), written only with the message. */
+      outbox: { id: string; subject: string; payload: unknown };
+    },
   ): Promise<{ conversation: Conversation; message: StoredMessage; context: TurnContext } | 'missing' | 'busy'> {
     // The turn's context comes back in the same round trip (the history as before the new message, which is added here).
     const rows = await db.query(
@@ -220,9 +237,22 @@ export const runtimeStore = {
          INSERT INTO agent_message (id, conversation_id, org_id, seq, role, content)
          SELECT $6, c.id, c.org_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_message WHERE conversation_id = $1), 'user', $7 FROM c
          RETURNING *
+       ), ob AS (
+         INSERT INTO outbox (id, subject, payload) SELECT $8, $9, $10::jsonb FROM m RETURNING id
        )
        SELECT row_to_json(c) AS conversation, (SELECT row_to_json(m) FROM m) AS message, ${CONTEXT_COLUMNS} FROM c`,
-      [c.id, c.orgId, c.userId, c.sessionId, c.apiKeyId, uuidv7(), c.content],
+      [
+        c.id,
+        c.orgId,
+        c.userId,
+        c.sessionId,
+        c.apiKeyId,
+        c.messageId,
+        c.content,
+        c.outbox.id,
+        c.outbox.subject,
+        JSON.stringify(c.outbox.payload),
+      ],
     );
     if (rows[0]) {
       const conversation = conversationOf(rows[0].conversation);
@@ -261,6 +291,8 @@ export const runtimeStore = {
       /** A pending action filed in this very step is still open. */
       openInStep?: boolean;
       finalPending: readonly string[];
+      /** The outbox row (of `outbox`) whose `details.state` takes the conversation's state as this statement leaves it. */
+      stateEventId?: string;
     },
   ): Promise<{ messages: StoredMessage[]; state: Conversation['state'] }> {
     const messages = step.messages.map((m, i) => ({
@@ -303,11 +335,6 @@ export const runtimeStore = {
            withheld jsonb, prompt_tokens int, completion_tokens int, outcome text)
          RETURNING id
        ),
-       ob AS (
-         INSERT INTO outbox (id, subject, payload)
-         SELECT o.id, o.subject, o.payload FROM jsonb_to_recordset($5::jsonb) AS o(id uuid, subject text, payload jsonb)
-         RETURNING id
-       ),
        conv AS (
          UPDATE agent_conversation SET updated_at = now(),
            state = CASE $6::text
@@ -319,6 +346,13 @@ export const runtimeStore = {
            END,
            last_error = CASE $6::text WHEN 'keep' THEN last_error ELSE $9 END
          WHERE id = $1 RETURNING state
+       ),
+       ob AS (
+         INSERT INTO outbox (id, subject, payload)
+         SELECT o.id, o.subject, CASE WHEN o.id = $10::uuid
+           THEN jsonb_set(o.payload, '{details,state}', to_jsonb((SELECT state FROM conv))) ELSE o.payload END
+         FROM jsonb_to_recordset($5::jsonb) AS o(id uuid, subject text, payload jsonb)
+         RETURNING id
        )
        SELECT (SELECT COALESCE(json_agg(m ORDER BY m.seq), '[]') FROM msgs m) AS messages, (SELECT state FROM conv) AS state,
               (SELECT count(*) FROM eg) + (SELECT count(*) FROM ob) AS written`,
@@ -332,6 +366,7 @@ export const runtimeStore = {
         step.openInStep === true,
         step.finalPending,
         step.lastError ?? null,
+        step.stateEventId ?? null,
       ],
     );
     return { messages: (row.messages as unknown[]).map(messageOf), state: row.state };
@@ -380,9 +415,34 @@ export const runtimeStore = {
     return [...new Set(flat.map((r) => r.conversation_id))];
   },
   async egressOf(db: Db, conversationId: string): Promise<Array<Record<string, unknown>>> {
-    return db.query(
+    const rows: Array<Record<string, unknown>> = await db.query(
       'SELECT id, provider, model, bytes_sent AS "bytesSent", record_ids AS "recordIds", fields, withheld, prompt_tokens AS "promptTokens", completion_tokens AS "completionTokens", outcome, created_at AS "createdAt" FROM agent_egress WHERE conversation_id = $1 ORDER BY created_at, id',
       [conversationId],
+    );
+    // JSON data only (an export's digest is over its canonical JSON): the time as its ISO string.
+    return rows.map((r) => ({ ...r, createdAt: new Date(r.createdAt as string).toISOString() }));
+  },
+  /**
+   * The audit events this service wrote about a conversation, oldest first, from its own outbox
+   * (which keeps every row): the conversation's own events (target), the runtime's tool events
+   * (details.conversationId) and the executor's (details.mcpSessionId, the conversation id for the
+   * runtime's calls). Event ids are UUIDv7, so the scan starts at the conversation's creation time
+   * (less a minute for replicas' clocks) on the primary key.
+   */
+  async auditEventsOf(
+    db: Db,
+    conversation: Pick<Conversation, 'id' | 'orgId' | 'createdAt'>,
+    subject: string,
+    limit: number,
+  ): Promise<Array<{ id: string; action: string; occurredAt: string }>> {
+    return db.query(
+      `SELECT id::text AS id, payload->>'action' AS action, payload->>'occurredAt' AS "occurredAt" FROM outbox
+        WHERE id >= $1::uuid AND subject = $2 AND payload->>'orgId' = $3
+          AND ((payload->'target'->>'type' = 'conversation' AND payload->'target'->>'id' = $4)
+            OR payload->'details'->>'conversationId' = $4
+            OR (payload->>'action' = 'agent.tool.called' AND payload->'details'->>'mcpSessionId' = $4))
+        ORDER BY id LIMIT $5`,
+      [uuidv7Floor(new Date(conversation.createdAt).getTime() - 60_000), subject, conversation.orgId, conversation.id, limit],
     );
   },
 };

@@ -2,6 +2,7 @@ import type { Provider } from '@nestjs/common';
 import { CONFIG, SettingsCipher, SettingsStore, type CustodianConfig } from '@custodian/platform';
 import { ToolCatalogService } from '../tools/tool-catalog.service';
 import { ToolExecutor } from '../tools/tool-executor.service';
+import { ConversationExportService } from './conversation-export.service';
 import { ConversationRunner } from './conversation-runner';
 import { ConversationsController } from './conversations.controller';
 import { GOVERNED_TOOLS, governedTools } from './governed-tools';
@@ -29,4 +30,5 @@ export const RUNTIME_PROVIDERS: Provider[] = [
   },
   { provide: GOVERNED_TOOLS, inject: [ToolCatalogService, ToolExecutor], useFactory: governedTools },
   ConversationRunner,
+  ConversationExportService,
 ];

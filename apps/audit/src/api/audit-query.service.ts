@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Static } from '@sinclair/typebox';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE } from '@custodian/platform';
-import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
+import { BUS, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, type Bus } from '@custodian/platform';
+import { ErrorCode, GetAuditProof, type AuditProof, type PrincipalSnapshot, type RequestOf } from '@custodian/contracts';
 import type { DataSource } from 'typeorm';
 import type { ChainVerdict } from '../chain/chain-verifier';
 import { CheckpointService } from '../checkpoints/checkpoint.service';
@@ -47,15 +47,62 @@ function viewOf(filter: AuditViewFilter, r: StoredRow): StoredEventView | undefi
 const COLUMNS =
   'id, org_id, chain_id, seq, prev_hash, row_hash, occurred_at, received_at, service, action, outcome, actor_user_id, target_type, target_id, event';
 
-/** Reads, verifies, exports and archives one organization's chain; the org always comes from the principal. */
+/**
+ * Reads, verifies, exports and archives one organization's chain; the org always comes from the
+ * principal (over HTTP) or from the asking service's request (GetAuditProof, over the bus).
+ */
 @Injectable()
-export class AuditQueryService {
+export class AuditQueryService implements OnApplicationBootstrap {
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(CheckpointService) private readonly checkpoints: CheckpointService,
     @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
     @Inject(AuditVisibilityClient) private readonly visibility: AuditVisibilityClient,
+    @Inject(BUS) private readonly bus: Bus,
   ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.bus.handle(GetAuditProof, (req) => this.proof(req));
+  }
+
+  /**
+   * Where events a service wrote stand in the org's chain, for that service to hand out as evidence
+   * (the agent runtime's conversation export): the stored ones among `ids` with their sequence
+   * numbers, hashes and stored form, and the org's newest signed checkpoint. Only the org's events
+   * whose `service` is the asking one; hashes only when `viewer` (if named) may see them (ADR 0012).
+   */
+  async proof(req: RequestOf<typeof GetAuditProof>): Promise<AuditProof> {
+    const ids = [...new Set(req.ids)];
+    const rows = (
+      ids.length === 0
+        ? []
+        : await this.ds.query(
+            `SELECT * FROM (SELECT seq::text AS seq, prev_hash, row_hash, event, false AS archived FROM audit_event
+                             WHERE chain_id = $1 AND id = ANY($2::uuid[]) AND service = $3
+                           UNION ALL
+                           SELECT seq::text, prev_hash, row_hash, event, true FROM audit_event_archive
+                             WHERE chain_id = $1 AND id = ANY($2::uuid[]) AND service = $3) x
+              ORDER BY x.seq::bigint`,
+            [req.orgId, ids, req.service],
+          )
+    ) as StoredRow[];
+    const hashes = req.viewer ? (await this.visibility.filterForReader(req.viewer, [])).unrestricted : true;
+    const checkpoint = (await this.checkpoints.latest(req.orgId)) ?? null;
+    return {
+      chainId: req.orgId,
+      hashes,
+      events: rows.map((r) => ({
+        id: r.event.id as string,
+        seq: Number(r.seq),
+        prevHash: hashes ? r.prev_hash : null,
+        rowHash: hashes ? r.row_hash : null,
+        archived: r.archived,
+        event: r.event,
+      })),
+      checkpoint,
+      publicKeys: this.checkpoints.trustedKeys(),
+    };
+  }
 
   /**
    * Newest first, keyset-paged by sequence number (stable under concurrent appends), as the reader

@@ -34,8 +34,12 @@ export class AuditVisibilityClient {
   ) {}
 
   async filterFor(principal: PrincipalSnapshot, events: Array<Record<string, unknown>>): Promise<AuditViewFilter> {
+    return this.filterForReader(readerOf(principal), events);
+  }
+
+  /** The same, for a reader another service names (GetAuditProof's `viewer`). */
+  async filterForReader(reader: AuditReader, events: Array<Record<string, unknown>>): Promise<AuditViewFilter> {
     const { objects, records } = subjectsOf(events);
-    const reader = readerOf(principal);
     const n = MAX_AUDIT_VISIBILITY_REFS;
     // Always at least one question: whether the reader's access hides anything decides the hashes too.
     const requests = Array.from({ length: Math.max(1, Math.ceil(records.length / n), Math.ceil(objects.length / n)) }, (_, i) => ({
