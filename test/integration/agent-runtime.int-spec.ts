@@ -187,6 +187,70 @@ describe('agent runtime: conversations with your own model', () => {
         expect(res.body.details.issues[0].path).toBe(path);
       }
     });
+
+    it('profile and setting changes are audited with what changed; a duplicate name (409), an unknown profile (404) and clearing an unset setting change and audit nothing', async () => {
+      const adminId = (await ok(call('GET', '/auth/me', tokens.admin))).userId as string;
+      const created = await ok(call('POST', '/agent/profiles', tokens.admin, { name: 'Audited agent', scopes: ['data:read'] }), 201);
+      expect(created).toMatchObject({ name: 'Audited agent', model: null, provider: null, systemPrompt: '', scopes: ['data:read'] });
+      const updated = await ok(
+        call('PUT', `/agent/profiles/${created.id}`, tokens.admin, {
+          name: 'Audited agent',
+          systemPrompt: 'Be brief.',
+          scopes: ['data:read', 'data:read'],
+          limits: { toolCallsPerTurn: 2 },
+        }),
+      );
+      expect(updated).toMatchObject({ id: created.id, systemPrompt: 'Be brief.', scopes: ['data:read'], limits: { toolCallsPerTurn: 2 } });
+      await setting('model.name', 'audited-model');
+      expect((await call('DELETE', '/agent/settings/model.name', tokens.admin)).status).toBe(204);
+
+      const audited = (await events('settings.changed')).length;
+      const unknown = '0190f0f0-0000-7000-8000-000000000000';
+      for (const [method, path, body, status] of [
+        ['POST', '/agent/profiles', { name: 'Audited agent', scopes: [] }, 409],
+        ['PUT', `/agent/profiles/${profileId}`, { name: 'Audited agent', scopes: [] }, 409],
+        // An unknown profile is not found before its body is read.
+        ['PUT', `/agent/profiles/${unknown}`, { scopes: 'not a list' }, 404],
+        ['DELETE', `/agent/profiles/${unknown}`, undefined, 404],
+        ['DELETE', '/agent/settings/model.name', undefined, 204],
+      ] as const) {
+        const res = await call(method, path, tokens.admin, body);
+        expect(res.status).toBe(status);
+        if (status === 409) expect(res.body.code).toBe('conflict');
+        if (status === 404) expect(res.body.code).toBe('not_found');
+      }
+      expect((await events('settings.changed')).length).toBe(audited);
+      expect((await ok(call('GET', `/agent/profiles/${profileId}`, tokens.admin))).name).toBe('Sales copilot');
+
+      expect((await call('DELETE', `/agent/profiles/${created.id}`, tokens.admin)).status).toBe(204);
+      expect((await call('GET', `/agent/profiles/${created.id}`, tokens.admin)).status).toBe(404);
+      const changes = (await events('settings.changed')).filter(
+        (e) => (e.target.type === 'agent_profile' && e.target.id === created.id) || e.target.id === 'model.name',
+      );
+      expect(changes.every((e) => e.outcome === 'success' && e.actor.userId === adminId)).toBe(true);
+      const limits = { ...created.limits };
+      expect(changes.map((e) => [e.target.id, e.details])).toEqual([
+        [
+          created.id,
+          { change: 'created', name: 'Audited agent', model: null, provider: null, scopes: ['data:read'], limits, systemPromptChars: 0 },
+        ],
+        [
+          created.id,
+          {
+            change: 'updated',
+            name: 'Audited agent',
+            model: null,
+            provider: null,
+            scopes: ['data:read'],
+            limits: { ...limits, toolCallsPerTurn: 2 },
+            systemPromptChars: 9,
+          },
+        ],
+        ['model.name', expect.objectContaining({ name: 'model.name', change: 'set', to: 'audited-model' })],
+        ['model.name', expect.objectContaining({ name: 'model.name', change: 'cleared', from: 'audited-model' })],
+        [created.id, { change: 'deleted' }],
+      ]);
+    });
   });
 
   describe('the loop', () => {

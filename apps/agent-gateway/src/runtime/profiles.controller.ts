@@ -1,21 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import {
-  API_PREFIX,
-  CustodianException,
-  OutboxWriter,
-  RequirePolicy,
-  SERVICE_DATA_SOURCE,
-  uuidv7,
-  ApiContract,
-  SETTING_NAME_SEGMENT,
-  isUniqueViolation,
-} from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, ApiContract, SETTING_NAME_SEGMENT } from '@custodian/platform';
 import { AGENT_SCOPES } from '@custodian/policy';
 import type { Request } from 'express';
-import type { DataSource } from 'typeorm';
-import { appendRuntimeEvent } from './runtime-audit';
-import { DEFAULT_LIMITS, runtimeStore, type Profile, type ProfileLimits } from './runtime-store';
+import { AgentProfilesService, type ProfileFields } from './profiles.service';
+import { DEFAULT_LIMITS, type Profile, type ProfileLimits } from './runtime-store';
 import { AnyObject, ProfileAnswer, ProfileList } from '../agent-gateway.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
@@ -36,7 +25,7 @@ function invalid(path: string, message: string): CustodianException {
 }
 
 /** The profile fields from a request body, checked; anything unknown or out of range is a 400. */
-function parseProfile(body: unknown): Pick<Profile, 'name' | 'model' | 'provider' | 'systemPrompt' | 'scopes' | 'limits'> {
+function parseProfile(body: unknown): ProfileFields {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('/', 'a JSON object');
   const b = body as Record<string, unknown>;
   for (const key of Object.keys(b))
@@ -81,23 +70,20 @@ function parseProfile(body: unknown): Pick<Profile, 'name' | 'model' | 'provider
  */
 @Controller(`${API_PREFIX}/agent/profiles`)
 export class AgentProfilesController {
-  constructor(
-    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
-    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
-  ) {}
+  constructor(@Inject(AgentProfilesService) private readonly profiles: AgentProfilesService) {}
 
   @ApiContract({ responses: { 200: ProfileList } })
   @Get()
   @RequirePolicy({ capabilities: ['agent_access'] })
   async list(@Req() req: AuthedRequest): Promise<{ items: Profile[]; nextCursor: null }> {
-    return { items: await runtimeStore.profiles(this.ds, req.principal.orgId), nextCursor: null };
+    return { items: await this.profiles.list(req.principal.orgId), nextCursor: null };
   }
 
   @ApiContract({ responses: { 200: ProfileAnswer } })
   @Get(':id')
   @RequirePolicy({ capabilities: ['agent_access'] })
   async get(@Req() req: AuthedRequest, @Param('id') id: string): Promise<Profile> {
-    const profile = UUID.test(id) ? await runtimeStore.profile(this.ds, req.principal.orgId, id) : undefined;
+    const profile = UUID.test(id) ? await this.profiles.get(req.principal.orgId, id) : undefined;
     if (!profile) throw CustodianException.notFound('Agent profile not found');
     return profile;
   }
@@ -106,16 +92,15 @@ export class AgentProfilesController {
   @Post()
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async create(@Req() req: AuthedRequest, @Body() body: unknown): Promise<Profile> {
-    return this.save(req.principal, uuidv7(), parseProfile(body), true);
+    return this.profiles.create(req.principal, parseProfile(body));
   }
 
   @ApiContract({ body: AnyObject, responses: { 200: ProfileAnswer }, problems: ['conflict'] })
   @Put(':id')
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async replace(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown): Promise<Profile> {
-    if (!UUID.test(id) || !(await runtimeStore.profile(this.ds, req.principal.orgId, id)))
-      throw CustodianException.notFound('Agent profile not found');
-    return this.save(req.principal, id, parseProfile(body), false);
+    if (!UUID.test(id) || !(await this.profiles.get(req.principal.orgId, id))) throw CustodianException.notFound('Agent profile not found');
+    return this.profiles.replace(req.principal, id, parseProfile(body));
   }
 
   @ApiContract({ responses: { 204: null }, problems: ['conflict'] })
@@ -124,40 +109,6 @@ export class AgentProfilesController {
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async remove(@Req() req: AuthedRequest, @Param('id') id: string): Promise<void> {
     if (!UUID.test(id)) throw CustodianException.notFound('Agent profile not found');
-    await this.ds.transaction(async (m) => {
-      if (!(await runtimeStore.deleteProfile(m, req.principal.orgId, id))) throw CustodianException.notFound('Agent profile not found');
-      await appendRuntimeEvent(this.outbox, m, req.principal, {
-        action: 'settings.changed',
-        outcome: 'success',
-        target: { type: 'agent_profile', id },
-        details: { change: 'deleted' },
-      });
-    });
-  }
-
-  private async save(principal: PrincipalSnapshot, id: string, p: ReturnType<typeof parseProfile>, created: boolean): Promise<Profile> {
-    try {
-      return await this.ds.transaction(async (m) => {
-        const saved = await runtimeStore.saveProfile(m, { id, orgId: principal.orgId, ...p });
-        await appendRuntimeEvent(this.outbox, m, principal, {
-          action: 'settings.changed',
-          outcome: 'success',
-          target: { type: 'agent_profile', id },
-          details: {
-            change: created ? 'created' : 'updated',
-            name: p.name,
-            model: p.model,
-            provider: p.provider,
-            scopes: p.scopes,
-            limits: { ...p.limits },
-            systemPromptChars: p.systemPrompt.length,
-          },
-        });
-        return saved;
-      });
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new CustodianException(ErrorCode.Conflict, 'An agent profile with this name exists');
-      throw error;
-    }
+    await this.profiles.remove(req.principal, id);
   }
 }

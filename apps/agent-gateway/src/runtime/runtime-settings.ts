@@ -3,6 +3,9 @@ import type { SettingDefinition } from '@custodian/platform';
 export const EGRESS_POLICIES = ['all_readable_fields', 'no_sensitive_fields'] as const;
 export type EgressPolicy = (typeof EGRESS_POLICIES)[number];
 
+/** The agent runtime's SettingsStore (RUNTIME_SETTINGS, sealed with the master key). */
+export const RUNTIME_SETTINGS_STORE = Symbol('RUNTIME_SETTINGS_STORE');
+
 /**
  * The org settings of the agent runtime. No provider is set out of the box: without
  * `model.base_url` the runtime refuses to start a model request, so nothing ever leaves.

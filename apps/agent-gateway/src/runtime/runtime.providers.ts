@@ -7,10 +7,12 @@ import { ConversationRunner } from './conversation-runner';
 import { ConversationsController } from './conversations.controller';
 import { GOVERNED_TOOLS, governedTools } from './governed-tools';
 import { AgentProfilesController } from './profiles.controller';
+import { AgentProfilesService } from './profiles.service';
 import type { RuntimeConfig } from './runtime-config';
 import { RUNTIME_CONFIG } from './runtime-config.token';
 import { RUNTIME_SETTINGS } from './runtime-settings';
 import { RUNTIME_SETTINGS_STORE, RuntimeSettingsController } from './settings.controller';
+import { RuntimeSettingsService } from './settings.service';
 
 /** The agent runtime's controllers, added to the gateway module beside the MCP ones. */
 export const RUNTIME_CONTROLLERS = [RuntimeSettingsController, AgentProfilesController, ConversationsController];
@@ -31,4 +33,6 @@ export const RUNTIME_PROVIDERS: Provider[] = [
   { provide: GOVERNED_TOOLS, inject: [ToolCatalogService, ToolExecutor], useFactory: governedTools },
   ConversationRunner,
   ConversationExportService,
+  RuntimeSettingsService,
+  AgentProfilesService,
 ];

@@ -1,22 +1,14 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Put, Req } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import {
-  API_PREFIX,
-  CustodianException,
-  OutboxWriter,
-  RequirePolicy,
-  SERVICE_DATA_SOURCE,
-  SettingsStore,
-  type SettingView,
-  ApiContract,
-} from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, type SettingView, ApiContract } from '@custodian/platform';
 import type { Request } from 'express';
-import type { DataSource } from 'typeorm';
-import { appendRuntimeEvent } from './runtime-audit';
+import { RuntimeSettingsService } from './settings.service';
 import { Setting, SettingList, SettingValue } from '../agent-gateway.api-schemas';
 
+// The token's home is runtime-settings.ts; kept here for the modules that import it from the controller.
+export { RUNTIME_SETTINGS_STORE } from './runtime-settings';
+
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
-export const RUNTIME_SETTINGS_STORE = Symbol('RUNTIME_SETTINGS_STORE');
 
 const NAME = /^[a-z][a-z0-9_.]{0,127}$/;
 
@@ -27,39 +19,25 @@ const NAME = /^[a-z][a-z0-9_.]{0,127}$/;
  */
 @Controller(`${API_PREFIX}/agent/settings`)
 export class RuntimeSettingsController {
-  constructor(
-    @Inject(RUNTIME_SETTINGS_STORE) private readonly store: SettingsStore,
-    @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
-    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
-  ) {}
+  constructor(@Inject(RuntimeSettingsService) private readonly settings: RuntimeSettingsService) {}
 
   @ApiContract({ summary: 'The org’s agent runtime settings (secret values are never answered)', responses: { 200: SettingList } })
   @Get()
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async list(@Req() req: AuthedRequest): Promise<{ items: SettingView[]; nextCursor: null }> {
-    return { items: await this.store.view(this.ds, req.principal.orgId), nextCursor: null };
+    return { items: await this.settings.list(req.principal.orgId), nextCursor: null };
   }
 
   @ApiContract({ body: SettingValue, responses: { 200: Setting } })
   @Put(':name')
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async put(@Req() req: AuthedRequest, @Param('name') name: string, @Body() body: unknown): Promise<SettingView> {
-    if (!NAME.test(name) || !this.store.definition(name)) throw CustodianException.notFound('Unknown setting');
+    if (!NAME.test(name) || !this.settings.isKnown(name)) throw CustodianException.notFound('Unknown setting');
     if (!body || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'value') || !('value' in body))
       throw new CustodianException(ErrorCode.ValidationFailed, 'Invalid setting', {
         issues: [{ path: '/', message: 'the body is { "value": … }' }],
       });
-    const principal = req.principal;
-    await this.ds.transaction(async (m) => {
-      const change = await this.store.put(m, principal.orgId, name, (body as { value: unknown }).value, principal.userId);
-      await appendRuntimeEvent(this.outbox, m, principal, {
-        action: 'settings.changed',
-        outcome: 'success',
-        target: { type: 'settings', id: name },
-        details: { ...change },
-      });
-    });
-    return (await this.store.view(this.ds, principal.orgId)).find((s) => s.name === name)!;
+    return this.settings.set(req.principal, name, (body as { value: unknown }).value);
   }
 
   @ApiContract({ responses: { 204: null } })
@@ -67,17 +45,7 @@ export class RuntimeSettingsController {
   @HttpCode(204)
   @RequirePolicy({ capabilities: ['manage_settings'] })
   async clear(@Req() req: AuthedRequest, @Param('name') name: string): Promise<void> {
-    if (!NAME.test(name) || !this.store.definition(name)) throw CustodianException.notFound('Unknown setting');
-    const principal = req.principal;
-    await this.ds.transaction(async (m) => {
-      const change = await this.store.clear(m, principal.orgId, name);
-      if (change)
-        await appendRuntimeEvent(this.outbox, m, principal, {
-          action: 'settings.changed',
-          outcome: 'success',
-          target: { type: 'settings', id: name },
-          details: { ...change },
-        });
-    });
+    if (!NAME.test(name) || !this.settings.isKnown(name)) throw CustodianException.notFound('Unknown setting');
+    await this.settings.clear(req.principal, name);
   }
 }
