@@ -414,5 +414,55 @@ describe('identity auth flows', () => {
       );
       await expect(fresh.verify(before.accessToken)).rejects.toMatchObject({ code: 'unauthenticated' });
     });
+
+    it('a rotation and a retirement are audited installation-wide with their change; a refused retirement changes and audits nothing', async () => {
+      const me = (await call('GET', '/auth/me', admin)).body as { userId: string };
+      const auditOf = async (action: string, kid: string) =>
+        (await pg.query(`SELECT event FROM audit.audit_event WHERE action = $1 AND event->'target'->>'id' = $2`, [action, kid])).rows.map(
+          (r: { event: Record<string, unknown> }) => r.event,
+        );
+      const keys = async () => ((await call('GET', '/signing-keys', admin)).body as { items: Array<Record<string, unknown>> }).items;
+      const signer = (await keys()).find((k) => k.signing)!.kid as string;
+
+      const ahead = await call('POST', '/signing-keys/rotate', admin, { activateAfterSeconds: 3600 });
+      expect(ahead.status).toBe(201);
+      const refused = await call('POST', `/signing-keys/${ahead.body.kid}/retire`, admin, {});
+      expect(refused.status).toBe(409);
+      expect(refused.body.code).toBe('conflict');
+      expect((await keys()).find((k) => k.kid === ahead.body.kid)).toMatchObject({ active: true, retiredAt: null });
+
+      const now = await call('POST', '/signing-keys/rotate', admin, { activateAfterSeconds: 0 });
+      expect(now.body).toMatchObject({ signing: true, activatesAt: null });
+      const retired = await call('POST', `/signing-keys/${signer}/retire`, admin, {});
+      expect(retired.status).toBe(201);
+      expect(retired.body).toMatchObject({ kid: signer, active: false, signing: false });
+
+      // The retirement's event is the last of the four changes: once it is stored, the others are too.
+      const [retiredEvent] = await pollUntil(
+        async () => {
+          const events = await auditOf('identity.signing_key.retired', signer);
+          return events.length ? events : undefined;
+        },
+        { what: 'retirement audited' },
+      );
+      expect(retiredEvent).toMatchObject({
+        orgId: null,
+        outcome: 'success',
+        target: { type: 'signing_key', id: signer },
+        actor: { userId: me.userId },
+      });
+      for (const key of [ahead.body, now.body]) {
+        const [event, ...more] = await auditOf('identity.signing_key.rotated', key.kid);
+        expect(more).toHaveLength(0);
+        expect(event).toMatchObject({
+          orgId: null,
+          outcome: 'success',
+          target: { type: 'signing_key', id: key.kid },
+          details: { activatesAt: key.activatesAt },
+          actor: { userId: me.userId },
+        });
+      }
+      expect(await auditOf('identity.signing_key.retired', ahead.body.kid)).toEqual([]);
+    });
   });
 });

@@ -1,10 +1,11 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as signBytes, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type Jwks } from '@custodian/contracts';
-import { CustodianException, SERVICE_DATA_SOURCE } from '@custodian/platform';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE } from '@custodian/platform';
 import { SignJWT, type JWTPayload } from 'jose';
 import { IsNull, type DataSource, type EntityManager } from 'typeorm';
 import { SigningKeyEntity } from '../entities/signing-key.entity';
+import { IdentityEvents } from '../events/identity-events.service';
 import { KeyVault } from './key-vault';
 
 export const KEY_VAULT = Symbol('KEY_VAULT');
@@ -37,6 +38,8 @@ export class SigningKeyService {
   constructor(
     @Inject(SERVICE_DATA_SOURCE) private readonly ds: DataSource,
     @Inject(KEY_VAULT) private readonly vault: KeyVault,
+    @Inject(IdentityEvents) private readonly events: IdentityEvents,
+    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
   ) {}
 
   /** Makes sure one active key exists (once, even with several replicas starting together). */
@@ -51,26 +54,49 @@ export class SigningKeyService {
 
   /**
    * A new key, in the JWKS at once, signing after `activateAfterSeconds` (default 60: longer than a
-   * verifier's refetch cooldown). Older keys keep verifying until retired.
+   * verifier's refetch cooldown). Older keys keep verifying until retired. Audited installation-wide
+   * (`identity.signing_key.rotated`, no org) in the same transaction.
    */
-  async rotate(m: EntityManager, activateAfterSeconds = 60): Promise<SigningKeyView> {
-    await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:signing-key']);
-    const kid = await this.createKey(m, activateAfterSeconds);
-    this.active = undefined;
-    return (await this.list(m)).find((k) => k.kid === kid)!;
+  rotate(activateAfterSeconds = 60): Promise<SigningKeyView> {
+    return this.events.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:signing-key']);
+      const kid = await this.createKey(m, activateAfterSeconds);
+      this.active = undefined;
+      const key = (await this.list(m)).find((k) => k.kid === kid)!;
+      await this.outbox.append(m, {
+        orgId: null,
+        action: 'identity.signing_key.rotated',
+        outcome: 'success',
+        target: { type: 'signing_key', id: key.kid },
+        details: { activatesAt: key.activatesAt },
+      });
+      return key;
+    });
   }
 
-  /** Removes a key that no longer signs from the JWKS: tokens it signed stop verifying. */
-  async retire(m: EntityManager, kid: string): Promise<SigningKeyView> {
-    await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:signing-key']);
-    const row = await m.findOne(SigningKeyEntity, { where: { kid } });
-    if (!row) throw CustodianException.notFound('Signing key not found');
-    const signing = await this.signingRow(m);
-    if (signing?.kid === kid || (row.activatesAt && row.activatesAt.getTime() > Date.now())) {
-      throw new CustodianException(ErrorCode.Conflict, 'The signing key (or one about to sign) cannot be retired; rotate first');
-    }
-    if (!row.retiredAt) await m.update(SigningKeyEntity, { kid }, { retiredAt: () => 'now()', active: false });
-    return (await this.list(m)).find((k) => k.kid === kid)!;
+  /**
+   * Removes a key that no longer signs from the JWKS: tokens it signed stop verifying. Audited
+   * installation-wide (`identity.signing_key.retired`) in the same transaction.
+   */
+  retire(kid: string): Promise<SigningKeyView> {
+    return this.events.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['custodian:signing-key']);
+      const row = await m.findOne(SigningKeyEntity, { where: { kid } });
+      if (!row) throw CustodianException.notFound('Signing key not found');
+      const signing = await this.signingRow(m);
+      if (signing?.kid === kid || (row.activatesAt && row.activatesAt.getTime() > Date.now())) {
+        throw new CustodianException(ErrorCode.Conflict, 'The signing key (or one about to sign) cannot be retired; rotate first');
+      }
+      if (!row.retiredAt) await m.update(SigningKeyEntity, { kid }, { retiredAt: () => 'now()', active: false });
+      const key = (await this.list(m)).find((k) => k.kid === kid)!;
+      await this.outbox.append(m, {
+        orgId: null,
+        action: 'identity.signing_key.retired',
+        outcome: 'success',
+        target: { type: 'signing_key', id: kid },
+      });
+      return key;
+    });
   }
 
   async list(m: EntityManager = this.ds.manager): Promise<SigningKeyView[]> {

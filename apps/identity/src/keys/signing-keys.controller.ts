@@ -1,7 +1,6 @@
 import { Body, Controller, Get, Inject, Param, Post } from '@nestjs/common';
-import { API_PREFIX, CustodianException, OutboxWriter, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
+import { API_PREFIX, CustodianException, RequirePolicy, assertValid, ApiContract } from '@custodian/platform';
 import { Type } from '@sinclair/typebox';
-import { IdentityEvents } from '../events/identity-events.service';
 import { SigningKeyService, type SigningKeyView } from './signing-key.service';
 import { Items, SigningKey } from '../identity.api-schemas';
 
@@ -11,14 +10,10 @@ const RotateSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** Operator endpoints for token signing keys (installation-wide; audited in the caller's org). */
+/** Operator endpoints for token signing keys (installation-wide: audited with no org, the caller as the actor). */
 @Controller(`${API_PREFIX}/signing-keys`)
 export class SigningKeysController {
-  constructor(
-    @Inject(SigningKeyService) private readonly keys: SigningKeyService,
-    @Inject(IdentityEvents) private readonly events: IdentityEvents,
-    @Inject(OutboxWriter) private readonly outbox: OutboxWriter,
-  ) {}
+  constructor(@Inject(SigningKeyService) private readonly keys: SigningKeyService) {}
 
   @RequirePolicy({ capabilities: ['manage_settings'] })
   @ApiContract({ responses: { 200: Items(SigningKey) } })
@@ -32,17 +27,7 @@ export class SigningKeysController {
   @Post('rotate')
   rotate(@Body() body: unknown): Promise<SigningKeyView> {
     const input = assertValid(RotateSchema, body ?? {}, { what: 'rotation request' });
-    return this.events.transaction(async (m) => {
-      const key = await this.keys.rotate(m, input.activateAfterSeconds);
-      await this.outbox.append(m, {
-        orgId: null,
-        action: 'identity.signing_key.rotated',
-        outcome: 'success',
-        target: { type: 'signing_key', id: key.kid },
-        details: { activatesAt: key.activatesAt },
-      });
-      return key;
-    });
+    return this.keys.rotate(input.activateAfterSeconds);
   }
 
   @RequirePolicy({ capabilities: ['manage_settings'] })
@@ -50,15 +35,6 @@ export class SigningKeysController {
   @Post(':kid/retire')
   retire(@Param('kid') kid: string): Promise<SigningKeyView> {
     if (!KID.test(kid)) throw CustodianException.notFound('Signing key not found');
-    return this.events.transaction(async (m) => {
-      const key = await this.keys.retire(m, kid);
-      await this.outbox.append(m, {
-        orgId: null,
-        action: 'identity.signing_key.retired',
-        outcome: 'success',
-        target: { type: 'signing_key', id: kid },
-      });
-      return key;
-    });
+    return this.keys.retire(kid);
   }
 }
