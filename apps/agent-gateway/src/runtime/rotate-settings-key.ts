@@ -10,8 +10,9 @@ function key(env: NodeJS.ProcessEnv, name: string): Buffer {
 /**
  * The settings key rotation: re-seals every encrypted setting of the agent gateway from
  * CUSTODIAN_MASTER_KEY_PREVIOUS to CUSTODIAN_MASTER_KEY, in one transaction (all or nothing;
- * a rerun skips what is done). Run it with the service stopped or before starting it with the new key:
- *   CUSTODIAN_MASTER_KEY_PREVIOUS=… CUSTODIAN_MASTER_KEY=… DATABASE_URL=… node dist/apps/agent-gateway/runtime/rotate-settings-key.js
+ * a rerun skips what is done). Operators run it through the CLI, with the service stopped or before
+ * starting it with the new key (docs/agent-runtime.md, "Key rotation"):
+ *   CUSTODIAN_MASTER_KEY_PREVIOUS=… CUSTODIAN_MASTER_KEY=… DATABASE_URL=… custodian settings rotate-key
  */
 export async function runSettingsKeyRotation(env: NodeJS.ProcessEnv): Promise<{ resealed: number; skipped: number }> {
   if (!env.DATABASE_URL) throw new Error('DATABASE_URL is required');
@@ -24,17 +25,4 @@ export async function runSettingsKeyRotation(env: NodeJS.ProcessEnv): Promise<{ 
   } finally {
     await ds.destroy();
   }
-}
-
-if (require.main === module) {
-  runSettingsKeyRotation(process.env).then(
-    (r) => {
-      process.stdout.write(`settings re-sealed: ${r.resealed}, already under the new key: ${r.skipped}\n`);
-    },
-    (error: unknown) => {
-      // Only the message: it never holds a key or a value.
-      process.stderr.write(`settings key rotation failed: ${error instanceof Error ? error.message : 'unknown error'}\n`);
-      process.exitCode = 1;
-    },
-  );
 }
