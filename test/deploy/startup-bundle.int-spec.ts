@@ -60,7 +60,7 @@ describe('CUSTODIAN_BUNDLE at start', () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase('startup_bundle');
+    db = await createTestDatabase('startup_bundle', { migrated: true });
   });
 
   afterAll(async () => {

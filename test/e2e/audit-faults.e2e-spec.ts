@@ -119,7 +119,7 @@ describe('audit under faults (own nats-server)', () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_faults');
+    db = await createTestDatabase('audit_faults', { migrated: true });
     await provisionServiceSchema(db.url, 'audit');
     ds = createServiceDataSource({ url: db.url, service: 'audit', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS });
     await ds.initialize();

@@ -59,7 +59,7 @@ describe('console (browser)', () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase('console');
+    db = await createTestDatabase('console', { migrated: true });
     dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-console-'));
     host = await startAllInOne(
       {

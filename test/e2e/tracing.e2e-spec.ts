@@ -194,7 +194,7 @@ describe('tracing across two processes over NATS', () => {
 
   beforeAll(async () => {
     receiver = await startReceiver();
-    db = await createTestDatabase('e2e_tracing');
+    db = await createTestDatabase('e2e_tracing', { migrated: true });
     const env = {
       ...baseEnv(db, receiver),
       NATS_URL,
@@ -230,7 +230,7 @@ describe('tracing in the all-in-one (in-process bus)', () => {
 
   beforeAll(async () => {
     receiver = await startReceiver();
-    db = await createTestDatabase('e2e_tracing_aio');
+    db = await createTestDatabase('e2e_tracing_aio', { migrated: true });
     proc = startProcess('dist/all-in-one/main.js', {
       ...baseEnv(db, receiver),
       CUSTODIAN_DATA_DIR: dataDir,

@@ -46,7 +46,7 @@ describe('audit API', () => {
     });
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_api');
+    db = await createTestDatabase('audit_api', { migrated: true });
     a = await startAuditHost(db.url);
     base = a.host.url;
     pg = new Client({ connectionString: db.url });
@@ -284,7 +284,7 @@ describe('audit API paging past sequence 1,000', () => {
   const TOTAL = 1_234;
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_paging');
+    db = await createTestDatabase('audit_paging', { migrated: true });
     a = await startAuditHost(db.url);
     pg = new Client({ connectionString: db.url });
     await pg.connect();
@@ -365,7 +365,7 @@ describe('audit API paging past sequence 1,000', () => {
 
 describe('audit service without a master key', () => {
   it('stores and verifies, but refuses to sign checkpoints (503) instead of failing to start', async () => {
-    const db = await createTestDatabase('audit_nokey');
+    const db = await createTestDatabase('audit_nokey', { migrated: true });
     const a = await startAuditHost(db.url, { masterKey: null });
     try {
       const orgId = randomUUID();

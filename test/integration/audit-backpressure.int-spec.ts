@@ -34,7 +34,7 @@ describe('audit backpressure over NATS', () => {
   const unsent = (): Promise<number> => count(`SELECT count(*)::int AS n FROM audit.outbox WHERE published_at IS NULL`);
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_backpressure');
+    db = await createTestDatabase('audit_backpressure', { migrated: true });
     bus = await NatsBus.connect({ url: NATS_URL, namespace, name: 'audit-backpressure-test' }, pino({ level: 'silent' }));
     a = await startAuditHost(db.url, { bus, env: { CUSTODIAN_AUDIT_MAX_LAG: String(MAX_LAG) } });
     token = await a.tokenFor({ userId: randomUUID(), orgId: randomUUID(), capabilities: ['view_audit', 'manage_audit'] });

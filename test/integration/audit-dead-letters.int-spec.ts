@@ -45,7 +45,7 @@ describe('dead letters', () => {
   let ds: DataSource;
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_dead_letters');
+    db = await createTestDatabase('audit_dead_letters', { migrated: true });
     await provisionServiceSchema(db.url, 'audit');
     ds = createServiceDataSource({ url: db.url, service: 'audit', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS });
     await ds.initialize();

@@ -62,7 +62,7 @@ describe('denials cannot flood the audit outbox', () => {
   const countBacklog = (): Promise<unknown> => relay.relayOnce().catch(() => undefined);
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_denial_flood');
+    db = await createTestDatabase('audit_denial_flood', { migrated: true });
     a = await startAuditHost(db.url, {
       bus,
       env: { CUSTODIAN_AUDIT_DENIAL_WINDOW_MS: '60000', CUSTODIAN_AUDIT_DENIAL_BUDGET: String(BUDGET) },

@@ -67,7 +67,7 @@ describe('guard denials are audited through the outbox', () => {
       .rows;
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_denials');
+    db = await createTestDatabase('audit_denials', { migrated: true });
     a = await startAuditHost(db.url, { bus, modules: [DemoModule], services: ['audit', 'approvals'] });
     pg = new Client({ connectionString: db.url });
     await pg.connect();

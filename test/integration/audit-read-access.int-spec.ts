@@ -204,7 +204,7 @@ describe.each([
 
 describe('audit reads when the objects service cannot answer', () => {
   it('fail closed: events of records answer 503 with a code, never unfiltered', async () => {
-    const db = await createTestDatabase('audit_closed');
+    const db = await createTestDatabase('audit_closed', { migrated: true });
     const a = await startAuditHost(db.url, { visibility: 'none' });
     try {
       const orgId = randomUUID();

@@ -47,7 +47,7 @@ describe('outbox relay → bus → audit store', () => {
     (await ds.query(`SELECT published_at IS NULL AS u FROM outbox WHERE id = $1`, [id]))[0].u as boolean;
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_relay');
+    db = await createTestDatabase('audit_relay', { migrated: true });
     await provisionServiceSchema(db.url, 'audit');
     ds = createServiceDataSource({ url: db.url, service: 'audit', entities: SERVICE_ENTITIES, migrations: SERVICE_MIGRATIONS });
     await ds.initialize();

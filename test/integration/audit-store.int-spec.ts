@@ -18,7 +18,7 @@ describe('audit store: chain and immutability', () => {
   let su: Client;
 
   beforeAll(async () => {
-    db = await createTestDatabase('audit_store');
+    db = await createTestDatabase('audit_store', { migrated: true });
     await provisionServiceSchema(db.url, 'audit');
     ds = createServiceDataSource({
       url: db.url,

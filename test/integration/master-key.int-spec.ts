@@ -44,7 +44,7 @@ describe('master key on an existing installation', () => {
   const count = async (table: string): Promise<number> => Number((await pg.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
 
   beforeAll(async () => {
-    db = await createTestDatabase('master_key');
+    db = await createTestDatabase('master_key', { migrated: true });
     const host = await startAllInOne(env(keyA));
     await login(host.url);
     await host.stop();
