@@ -1,12 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CustodianApiError, type CustodianClient } from '../../packages/client/src';
+import { typedClient, type Json } from '../support/api';
 import { freePort } from '../support/free-port';
 import { pollUntil } from '../support/poll';
 import { startProcess, type ServiceProcess } from '../support/process';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-type Json = any;
 
 /**
  * The newcomer's path, as `npm start` runs it: one process, embedded PostgreSQL under the data
@@ -21,47 +20,32 @@ describe('all-in-one with embedded PostgreSQL', () => {
   let demo: Record<'vp' | 'rep' | 'finance', { email: string; password: string }>;
   let firstCounts: Json;
 
-  const api = async (
-    url: string,
-    method: string,
-    route: string,
-    token?: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: Json }> => {
-    const res = await fetch(`${url}/api/v1${route}`, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
-  const signIn = async (url: string, creds: { email: string; password: string }): Promise<string> => {
-    const res = await api(url, 'POST', '/auth/login', undefined, creds);
-    expect(res.status).toBe(200);
-    return res.body.accessToken as string;
+  // The API is called through the typed client (packages/client): a drift between the server and
+  // the generated client fails here. A refused call throws CustodianApiError.
+  /** Signs in and answers the typed client as that user. */
+  const signIn = async (url: string, creds: { email: string; password: string }): Promise<CustodianClient> =>
+    typedClient(url, (await typedClient(url).authLogin({ body: creds })).accessToken);
+  /** The rows of an ObjectQL answer (a list, not an aggregate). */
+  const rowsOf = (res: object): Json[] => {
+    expect(res).toHaveProperty('items');
+    return (res as { items: Json[] }).items;
   };
   /** What the installation holds, as the admin and the VP see it (must not grow on restart). */
   const snapshot = async (url: string): Promise<Json> => {
     const admin = await signIn(url, credentials);
     const vp = await signIn(url, demo.vp);
-    const names = async (route: string): Promise<string[]> =>
-      (await api(url, 'GET', `${route}?limit=200`, admin)).body.items.map((x: Json) => x.name ?? x.email).sort();
+    const page = { query: { limit: '200' } };
+    const names = (items: Array<{ name: string }>): string[] => items.map((x) => x.name).sort();
     return {
-      users: await names('/users'),
-      roles: await names('/roles'),
-      groups: await names('/groups'),
-      sets: await names('/permission-sets'),
-      objects: (await api(url, 'GET', '/meta/objects', admin)).body.items.map((o: Json) => o.name),
-      actions: (await api(url, 'GET', '/meta/objects/opportunity/actions', admin)).body.items.map((a: Json) => a.name),
-      policies: (await api(url, 'GET', '/approvals/policies', admin)).body.items.map((p: Json) => p.name),
-      accounts: (await api(url, 'POST', '/query', vp, { object: 'account', orderBy: [{ field: 'name' }] })).body.items.map(
-        (r: Json) => r.id,
-      ),
-      opportunities: (await api(url, 'POST', '/query', vp, { object: 'opportunity' })).body.items.length,
+      users: (await admin.usersList(page)).items.map((u) => u.email).sort(),
+      roles: names((await admin.rolesList(page)).items),
+      groups: names((await admin.groupsList(page)).items),
+      sets: names((await admin.permissionSetsList(page)).items),
+      objects: (await admin.objectMetadataList()).items.map((o) => o.name),
+      actions: (await admin.actionsList({ name: 'opportunity' })).items.map((a) => a.name),
+      policies: (await admin.approvalPoliciesList()).items.map((p) => p.name),
+      accounts: rowsOf(await vp.recordsQuery({ body: { object: 'account', orderBy: [{ field: 'name' }] } })).map((r) => r.id),
+      opportunities: rowsOf(await vp.recordsQuery({ body: { object: 'opportunity' } })).length,
     };
   };
 
@@ -105,14 +89,9 @@ describe('all-in-one with embedded PostgreSQL', () => {
     // The password appears in the banner file only, never in the process output.
     expect(proc!.output.filter((l) => l.includes(password!))).toEqual([]);
 
-    const login = await fetch(`${url}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(credentials),
-    });
-    expect(login.status).toBe(200);
-    const { accessToken } = (await login.json()) as { accessToken: string };
-    expect((await fetch(`${url}/api/v1/meta/objects`, { headers: { authorization: `Bearer ${accessToken}` } })).status).toBe(200);
+    const admin = await signIn(url, credentials);
+    await admin.objectMetadataList();
+    expect(admin.lastStatus).toBe(200);
     expect(statSync(path.join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
   });
 
@@ -154,52 +133,53 @@ describe('all-in-one with embedded PostgreSQL', () => {
 
   it('each demo user sees exactly their records and fields, through REST lists and ObjectQL', async () => {
     const url = `http://127.0.0.1:${await proc!.port()}`;
-    const token = {
+    const as = {
       vp: await signIn(url, demo.vp),
       rep: await signIn(url, demo.rep),
       finance: await signIn(url, demo.finance),
     };
-    const rest = async (t: string, object: string): Promise<Json> => api(url, 'GET', `/data/${object}?orderBy=name`, t);
-    const query = async (t: string, object: string): Promise<Json> =>
-      api(url, 'POST', '/query', t, { object, orderBy: [{ field: 'name' }] });
-    const view = (res: Json): Array<[string, unknown]> =>
-      res.body.items.map((r: Json) => [r.name, 'margin' in r ? r.margin : 'hidden'] as [string, unknown]);
+    /** The same read twice: the REST list and ObjectQL, each answering its rows. */
+    const both = async (who: CustodianClient, object: string): Promise<Json[][]> => [
+      (await who.recordsList({ object, query: { orderBy: 'name' } })).items,
+      rowsOf(await who.recordsQuery({ body: { object, orderBy: [{ field: 'name' }] } })),
+    ];
+    const view = (rows: Json[]): Array<[string, unknown]> =>
+      rows.map((r) => [r.name, 'margin' in r ? r.margin : 'hidden'] as [string, unknown]);
 
     // West rep: own account + Initech (West, shared with west_team by the criteria rule), not Globex (East)
-    for (const res of [await rest(token.rep, 'account'), await query(token.rep, 'account')]) {
-      expect([res.status, res.body.items.map((r: Json) => r.name)]).toEqual([200, ['Acme West', 'Initech']]);
-    }
+    for (const rows of await both(as.rep, 'account')) expect(rows.map((r) => r.name)).toEqual(['Acme West', 'Initech']);
     // … own opportunity only, and never the sensitive margin
-    for (const res of [await rest(token.rep, 'opportunity'), await query(token.rep, 'opportunity')]) {
-      expect(view(res)).toEqual([['Acme renewal', 'hidden']]);
-    }
+    for (const rows of await both(as.rep, 'opportunity')) expect(view(rows)).toEqual([['Acme renewal', 'hidden']]);
     // VP: everything below her in the role tree, with margins (Sales Manager names the field)
-    for (const res of [await rest(token.vp, 'account'), await query(token.vp, 'account')]) {
-      expect(res.body.items.map((r: Json) => r.name)).toEqual(['Acme West', 'Globex', 'Initech']);
-    }
-    for (const res of [await rest(token.vp, 'opportunity'), await query(token.vp, 'opportunity')]) {
-      expect(view(res)).toEqual([
+    for (const rows of await both(as.vp, 'account')) expect(rows.map((r) => r.name)).toEqual(['Acme West', 'Globex', 'Initech']);
+    for (const rows of await both(as.vp, 'opportunity')) {
+      expect(view(rows)).toEqual([
         ['Acme renewal', 0.25],
         ['Globex expansion', 0.32],
       ]);
     }
     // Finance: every opportunity with its margin (view all), read only; no accounts at all
-    for (const res of [await rest(token.finance, 'opportunity'), await query(token.finance, 'opportunity')]) {
-      expect(view(res)).toEqual([
+    for (const rows of await both(as.finance, 'opportunity')) {
+      expect(view(rows)).toEqual([
         ['Acme renewal', 0.25],
         ['Globex expansion', 0.32],
       ]);
     }
-    for (const res of [await rest(token.finance, 'account'), await query(token.finance, 'account')]) {
-      expect([403, 404]).toContain(res.status);
+    for (const read of [
+      as.finance.recordsList({ object: 'account' }),
+      as.finance.recordsQuery({ body: { object: 'account', orderBy: [{ field: 'name' }] } }),
+    ]) {
+      const refused = await read.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(CustodianApiError);
+      expect([403, 404]).toContain((refused as CustodianApiError).status);
     }
-    const opp = (await query(token.finance, 'opportunity')).body.items[0];
-    const edit = await fetch(`${url}/api/v1/data/opportunity/${opp.id}`, {
-      method: 'PATCH',
-      headers: { authorization: `Bearer ${token.finance}`, 'content-type': 'application/json', 'if-match': `"${opp.version}"` },
-      body: JSON.stringify({ amount: 1 }),
-    });
-    expect(edit.status).toBe(403);
+    const [opp] = (await both(as.finance, 'opportunity'))[1];
+    await expect(
+      as.finance.recordsUpdate({ object: 'opportunity', id: opp.id, body: { amount: 1 }, headers: { 'if-match': `"${opp.version}"` } }),
+    ).rejects.toMatchObject({ status: 403 });
   });
 
   it('stops on SIGTERM with exit code 0', async () => {
@@ -215,11 +195,6 @@ describe('all-in-one with embedded PostgreSQL', () => {
     expect(proc!.output.join('\n')).not.toContain('demo.custodian.local');
     expect(await snapshot(url)).toEqual(firstCounts);
     for (const d of Object.values(demo)) await signIn(url, d);
-    const login = await fetch(`${url}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(credentials),
-    });
-    expect(login.status).toBe(200);
+    await signIn(url, credentials);
   });
 });

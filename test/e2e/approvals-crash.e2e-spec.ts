@@ -3,14 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { typedClient } from '../support/api';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { pollUntil } from '../support/poll';
 import { startProcess, type ServiceProcess } from '../support/process';
 
 const ADMIN = { email: 'admin@crash.test', password: 'approvals-crash-password' };
 const PASSWORD = 'a-long-enough-password';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API answers, checked field by field
-type Json = any;
 
 /**
  * A real crash between approval and apply: the built all-in-one, with the test-only fault hook
@@ -42,23 +41,13 @@ describe('approvals: kill -9 between approval and apply', () => {
     await pollUntil(async () => (await fetch(`${url}/health/ready`)).status === 200, { what: 'ready', timeoutMs: 30_000 });
     return url;
   };
-  const api = async (url: string, method: string, p: string, token?: string, body?: unknown, status = 200): Promise<Json> => {
-    const res = await fetch(`${url}/api/v1${p}`, {
-      method,
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (res.status !== status) throw new Error(`${method} ${p}: expected ${status}, got ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
+  /** An access token, signed in through the typed client (packages/client, used for every call but the one the kill cuts off). */
+  const signIn = async (url: string, creds: { email: string; password: string }): Promise<string> =>
+    (await typedClient(url).authLogin({ body: creds })).accessToken;
   const count = async (sql: string, params: unknown[]): Promise<number> => (await pg.query<{ n: number }>(sql, params)).rows[0].n;
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_approvals_crash');
+    db = await createTestDatabase('e2e_approvals_crash', { migrated: true });
     pg = new Client({ connectionString: db.url });
     await pg.connect();
   });
@@ -73,13 +62,10 @@ describe('approvals: kill -9 between approval and apply', () => {
   it('the action approved before the kill is applied after the restart, and the record is written exactly once', async () => {
     // No sweep in the first life: the only apply is the approver's own, which the hook stalls.
     let url = await launch({ CUSTODIAN_FAULT_STALL_AFTER_APPLY: '1', CUSTODIAN_APPROVALS_SWEEP_MS: '0' });
-    const admin = (await api(url, 'POST', '/auth/login', undefined, ADMIN)).accessToken as string;
-    await api(
-      url,
-      'POST',
-      '/meta/objects',
-      admin,
-      {
+    const adminToken = await signIn(url, ADMIN);
+    const admin = typedClient(url, adminToken);
+    await admin.objectMetadataCreate({
+      body: {
         name: 'deal',
         label: 'Deal',
         fields: [
@@ -87,33 +73,25 @@ describe('approvals: kill -9 between approval and apply', () => {
           { name: 'amount', type: 'number' },
         ],
       },
-      201,
-    );
-    const set = await api(
-      url,
-      'POST',
-      '/permission-sets',
-      admin,
-      { name: 'Reps', objects: { deal: { allowRead: true, allowCreate: true, allowEdit: true } }, fields: { deal: { '*': 'edit' } } },
-      201,
-    );
-    const rep = await api(url, 'POST', '/users', admin, { email: 'rep@crash.test', displayName: 'rep', password: PASSWORD }, 201);
-    await api(url, 'POST', `/permission-sets/${set.id}/assignments`, admin, { userId: rep.userId ?? rep.id }, 201);
-    const repToken = (await api(url, 'POST', '/auth/login', undefined, { email: 'rep@crash.test', password: PASSWORD }))
-      .accessToken as string;
-    const deal = await api(url, 'POST', '/data/deal', repToken, { title: 'Crash', amount: 100 }, 201);
-    const filed = await api(
-      url,
-      'POST',
-      '/approvals',
-      repToken,
-      { kind: 'record.update', object: 'deal', recordId: deal.id, values: { amount: 250 }, justification: 'renewal' },
-      201,
-    );
+    });
+    const set = await admin.permissionSetsCreate({
+      body: { name: 'Reps', objects: { deal: { allowRead: true, allowCreate: true, allowEdit: true } }, fields: { deal: { '*': 'edit' } } },
+    });
+    const rep = await admin.usersCreate({ body: { email: 'rep@crash.test', displayName: 'rep', password: PASSWORD } });
+    await admin.permissionSetsAssign({ id: set.id, body: { userId: rep.id } });
+    const repToken = await signIn(url, { email: 'rep@crash.test', password: PASSWORD });
+    const repApi = typedClient(url, repToken);
+    const deal = (await repApi.recordsCreate({ object: 'deal', body: { title: 'Crash', amount: 100 } })) as { id: string };
+    expect(repApi.lastStatus).toBe(201);
+    const filed = await repApi.pendingActionsFile({
+      body: { kind: 'record.update', object: 'deal', recordId: deal.id, values: { amount: 250 }, justification: 'renewal' },
+    });
+    expect(repApi.lastStatus).toBe(201);
 
+    // Raw HTTP: the call is cut off by the kill, and the test tells that from an answer.
     const approving = fetch(`${url}/api/v1/approvals/${filed.id}/approve`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
       body: '{}',
     }).then(
       (res) => `answered ${res.status}`,
@@ -136,16 +114,16 @@ describe('approvals: kill -9 between approval and apply', () => {
     expect(await count(updatedEvents, [deal.id])).toBe(1);
 
     url = await launch({ CUSTODIAN_APPROVALS_SWEEP_MS: '100', CUSTODIAN_APPROVALS_APPLY_RETRY_MS: '200' });
-    const admin2 = (await api(url, 'POST', '/auth/login', undefined, ADMIN)).accessToken as string;
+    const admin2 = typedClient(url, await signIn(url, ADMIN));
     const done = await pollUntil(
       async () => {
-        const a = await api(url, 'GET', `/approvals/${filed.id}`, admin2);
+        const a = await admin2.pendingActionsGet({ id: filed.id });
         return a.state !== 'approved' ? a : undefined;
       },
       { what: 'the sweep to finish the action', timeoutMs: 30_000 },
     );
     expect(done).toMatchObject({ state: 'applied', outcome: { version: 2 } });
-    expect(await api(url, 'GET', `/data/deal/${deal.id}`, repToken)).toMatchObject({ amount: 250, version: 2 });
+    expect(await typedClient(url, repToken).recordsGet({ object: 'deal', id: deal.id })).toMatchObject({ amount: 250, version: 2 });
     expect(await count(updatedEvents, [deal.id])).toBe(1);
     const events = await pg.query<{ action: string; n: number }>(
       `SELECT payload->>'action' AS action, count(*)::int AS n FROM approvals.outbox WHERE payload->'target'->>'id' = $1 GROUP BY 1 ORDER BY 1`,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'nats';
 import { Client } from 'pg';
-import { apiClient, type Json } from '../support/api';
+import { apiClient, typedClient, type Json } from '../support/api';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { pollUntil } from '../support/poll';
 import { startProcess, type ServiceProcess } from '../support/process';
@@ -26,10 +26,10 @@ describe('approvals across separate processes over NATS', () => {
   const masterKey = randomBytes(32).toString('base64');
   const procs: Record<string, ServiceProcess> = {};
   const urls: Record<string, string> = {};
-  const at = (service: string) => apiClient(() => urls[service]);
-  const identity = at('identity');
-  const objects = at('objects');
-  const approvals = at('approvals');
+  /** The typed client at one service as one caller (the generated client against the real processes). */
+  const as = (service: string, who: string) => typedClient(urls[service], tokens[who]);
+  // Raw HTTP only where the test reads a header the typed client does not show.
+  const approvalsRaw = apiClient(() => urls.approvals);
   const tokens: Record<string, string> = {};
   const users: Record<string, string> = {};
   let repSet: string;
@@ -48,7 +48,7 @@ describe('approvals across separate processes over NATS', () => {
     CUSTODIAN_SHUTDOWN_GRACE_MS: '3000',
   });
   const login = async (email: string, password: string): Promise<string> =>
-    (await identity.ok(identity.call('POST', '/auth/login', undefined, { email, password }))).accessToken;
+    (await typedClient(urls.identity).authLogin({ body: { email, password } })).accessToken;
   /** Audit events in the audit store (audit process), by target. */
   const stored = async (targetId: string): Promise<Array<{ action: string; actor_user_id: string | null; event: Json }>> =>
     (
@@ -58,7 +58,7 @@ describe('approvals across separate processes over NATS', () => {
     ).rows;
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_appr_dist');
+    db = await createTestDatabase('e2e_appr_dist', { migrated: true });
     pg = new Client({ connectionString: db.url });
     await pg.connect();
     // Identity first: it bootstraps the organization and the administrator the others rely on.
@@ -68,63 +68,59 @@ describe('approvals across separate processes over NATS', () => {
     for (const service of ['objects', 'approvals', 'audit']) urls[service] = `http://127.0.0.1:${await procs[service].port()}`;
 
     tokens.admin = await login(ADMIN.email, ADMIN.password);
-    await objects.ok(
-      objects.call('POST', '/meta/objects', tokens.admin, {
+    await as('objects', 'admin').objectMetadataCreate({
+      body: {
         name: 'deal',
         label: 'Deal',
         fields: [
           { name: 'title', type: 'text' },
           { name: 'amount', type: 'number' },
         ],
-      }),
-      201,
-    );
-    const rep = await identity.ok(
-      identity.call('POST', '/permission-sets', tokens.admin, {
+      },
+    });
+    const identityAdmin = as('identity', 'admin');
+    const rep = await identityAdmin.permissionSetsCreate({
+      body: {
         name: 'Reps',
         objects: { deal: { allowRead: true, allowCreate: true, allowEdit: true } },
         fields: { deal: { '*': 'edit' } },
         // The rep may approve too: separation of duties, not a missing capability, must stop her.
         systemCapabilities: ['approve_actions'],
         integrationCapabilities: ['api_access', 'agent_access'],
-      }),
-      201,
-    );
+      },
+    });
     repSet = rep.id;
-    const vp = await identity.ok(
-      identity.call('POST', '/permission-sets', tokens.admin, {
+    const vp = await identityAdmin.permissionSetsCreate({
+      body: {
         name: 'VP',
         objects: { deal: { viewAllRecords: true } },
         fields: { deal: { '*': 'read' } },
         systemCapabilities: ['approve_actions'],
-      }),
-      201,
-    );
+      },
+    });
     for (const [name, set] of [
       ['rep', rep.id],
       ['vp', vp.id],
     ] as const) {
-      const u = await identity.ok(
-        identity.call('POST', '/users', tokens.admin, { email: `${name}@dist.test`, displayName: name, password: PASSWORD }),
-        201,
-      );
+      const u = await identityAdmin.usersCreate({ body: { email: `${name}@dist.test`, displayName: name, password: PASSWORD } });
+      expect(identityAdmin.lastStatus).toBe(201);
       users[name] = u.id;
-      const a = await identity.ok(identity.call('POST', `/permission-sets/${set}/assignments`, tokens.admin, { userId: users[name] }), 201);
+      const a = await identityAdmin.permissionSetsAssign({ id: set, body: { userId: users[name] } });
       if (name === 'rep') repAssignment = a.id;
       tokens[name] = await login(`${name}@dist.test`, PASSWORD);
     }
     // The rep hands work to an agent: a delegated token (RFC 8693), never more than her own access.
     tokens.agent = (
-      await identity.ok(
-        identity.call('POST', '/auth/token-exchange', undefined, {
+      await typedClient(urls.identity).authTokenExchange({
+        body: {
           grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
           subject_token: tokens.rep,
           subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
           scope: 'data:read data:write',
           client_id: 'sales-copilot',
           agent_name: 'Sales copilot',
-        }),
-      )
+        },
+      })
     ).access_token;
   }, 120_000);
 
@@ -138,44 +134,55 @@ describe('approvals across separate processes over NATS', () => {
     await db?.drop();
   });
 
-  const createDeal = async (title: string): Promise<Json> =>
-    objects.ok(objects.call('POST', '/data/deal', tokens.rep, { title, amount: 100 }), 201);
-  const propose = (recordId: string, amount: number) =>
-    approvals.call('POST', '/approvals', tokens.agent, {
-      kind: 'record.update',
-      object: 'deal',
-      recordId,
-      values: { amount },
-      justification: 'Customer asked for three more seats',
+  const createDeal = async (title: string): Promise<{ id: string }> => {
+    const objects = as('objects', 'rep');
+    const created = await objects.recordsCreate({ object: 'deal', body: { title, amount: 100 } });
+    expect(objects.lastStatus).toBe(201); // written, not queued for approval (202)
+    return created as { id: string };
+  };
+  const propose = (recordId: string, amount: number, client = as('approvals', 'agent')) =>
+    client.pendingActionsFile({
+      body: {
+        kind: 'record.update',
+        object: 'deal',
+        recordId,
+        values: { amount },
+        justification: 'Customer asked for three more seats',
+      },
     });
+  const approve = (who: string, id: string, revision: string) =>
+    as('approvals', who).pendingActionsApprove({ id, body: {}, headers: { 'if-match': revision } });
 
   it("an agent's update waits; a second human approves the revision they saw; objects applies it once; the audit store has it all", async () => {
     const deal = await createDeal('Acme');
     // Agents never write directly: objects refuses, and the proposal goes to approvals.
-    expect((await objects.call('PATCH', `/data/deal/${deal.id}`, tokens.agent, { amount: 150 }, { 'if-match': '"1"' })).status).toBe(403);
-    const filed = await propose(deal.id, 150);
-    expect(filed.status).toBe(201);
-    expect(filed.body).toMatchObject({ state: 'pending', revision: 1, diff: { amount: { from: 100, to: 150 } } });
-    const id = filed.body.id as string;
-    expect((await objects.ok(objects.call('GET', `/data/deal/${deal.id}`, tokens.rep))).amount).toBe(100);
+    await expect(
+      as('objects', 'agent').recordsUpdate({ object: 'deal', id: deal.id, body: { amount: 150 }, headers: { 'if-match': '"1"' } }),
+    ).rejects.toMatchObject({ status: 403 });
+    const agentApprovals = as('approvals', 'agent');
+    const filed = await propose(deal.id, 150, agentApprovals);
+    expect(agentApprovals.lastStatus).toBe(201);
+    expect(filed).toMatchObject({ state: 'pending', revision: 1, diff: { amount: { from: 100, to: 150 } } });
+    const id = filed.id;
+    expect((await as('objects', 'rep').recordsGet({ object: 'deal', id: deal.id })).amount).toBe(100);
 
-    const inbox = await approvals.ok(approvals.call('GET', '/approvals?waitingForMe=true', tokens.vp));
-    expect(inbox.items.map((i: Json) => i.id)).toContain(id);
-    const review = await approvals.call('GET', `/approvals/${id}`, tokens.vp);
-    expect(review.status).toBe(200);
-    expect(review.headers.get('etag')).toBe('"1"');
-    expect(review.body.requester).toEqual({ userId: users.rep, agent: { clientId: 'sales-copilot', name: 'Sales copilot' } });
+    const inbox = await as('approvals', 'vp').pendingActionsList({ query: { waitingForMe: 'true' } });
+    expect(inbox.items.map((i) => i.id)).toContain(id);
+    const review = await as('approvals', 'vp').pendingActionsGet({ id });
+    expect(review.requester).toEqual({ userId: users.rep, agent: { clientId: 'sales-copilot', name: 'Sales copilot' } });
+    // The revision to approve is the ETag of what the VP saw (a header: raw HTTP).
+    expect((await approvalsRaw.call('GET', `/approvals/${id}`, tokens.vp)).headers.get('etag')).toBe('"1"');
     // Nobody approves their own change, also not the rep for her agent's.
-    expect((await approvals.call('POST', `/approvals/${id}/approve`, tokens.rep, {}, { 'if-match': '"1"' })).status).toBe(403);
+    await expect(approve('rep', id, '"1"')).rejects.toMatchObject({ status: 403 });
     // A revision the VP did not see is refused.
-    expect((await approvals.call('POST', `/approvals/${id}/approve`, tokens.vp, {}, { 'if-match': '"2"' })).status).toBe(412);
+    await expect(approve('vp', id, '"2"')).rejects.toMatchObject({ status: 412 });
 
-    const approved = await approvals.ok(approvals.call('POST', `/approvals/${id}/approve`, tokens.vp, {}, { 'if-match': '"1"' }));
+    const approved = await approve('vp', id, '"1"');
     expect(approved).toMatchObject({ id, state: 'applied', outcome: { version: 2 } });
-    const record = await objects.ok(objects.call('GET', `/data/deal/${deal.id}`, tokens.rep));
+    const record = await as('objects', 'rep').recordsGet({ object: 'deal', id: deal.id });
     expect(record).toMatchObject({ amount: 150, version: 2 });
     // Approving again changes nothing.
-    expect((await approvals.call('POST', `/approvals/${id}/approve`, tokens.vp, {}, { 'if-match': '"1"' })).status).toBe(409);
+    await expect(approve('vp', id, '"1"')).rejects.toMatchObject({ status: 409 });
 
     // Outbox → JetStream → audit process: the action's events and the record's update, with the user and the agent.
     const events = await pollUntil(
@@ -209,11 +216,11 @@ describe('approvals across separate processes over NATS', () => {
 
   it('P1: the requester lost the permission before the approval → forbidden, nothing written', async () => {
     const deal = await createDeal('Globex');
-    const filed = await approvals.ok(propose(deal.id, 999), 201);
-    await identity.ok(identity.call('DELETE', `/permission-sets/${repSet}/assignments/${repAssignment}`, tokens.admin), 204);
-    const res = await approvals.ok(approvals.call('POST', `/approvals/${filed.id}/approve`, tokens.vp, {}, { 'if-match': '"1"' }));
+    const filed = await propose(deal.id, 999);
+    await as('identity', 'admin').permissionSetsUnassign({ id: repSet, assignmentId: repAssignment });
+    const res = await approve('vp', filed.id, '"1"');
     expect(res).toMatchObject({ id: filed.id, state: 'forbidden' });
-    const record = await objects.ok(objects.call('GET', `/data/deal/${deal.id}`, tokens.vp));
+    const record = await as('objects', 'vp').recordsGet({ object: 'deal', id: deal.id });
     expect(record).toMatchObject({ amount: 100, version: 1 });
     const events = await pollUntil(
       async () => {

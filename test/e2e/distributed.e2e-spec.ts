@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'nats';
 import { Client } from 'pg';
+import { typedClient } from '../support/api';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { pollUntil } from '../support/poll';
 import { startProcess, type ServiceProcess } from '../support/process';
@@ -33,7 +34,7 @@ describe('services as separate processes over NATS', () => {
   const masterKey = randomBytes(32).toString('base64');
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_dist');
+    db = await createTestDatabase('e2e_dist', { migrated: true });
     for (const service of ['identity', 'objects', 'audit']) {
       procs[service] = startProcess(`dist/apps/${service}/main.js`, envFor());
     }
@@ -49,15 +50,8 @@ describe('services as separate processes over NATS', () => {
     await db?.drop();
   });
 
-  const loginAtIdentity = async (): Promise<string> => {
-    const res = await fetch(`${urls.identity}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(ADMIN),
-    });
-    expect(res.status).toBe(200);
-    return ((await res.json()) as { accessToken: string }).accessToken;
-  };
+  /** Signs in at the identity process through the typed client (packages/client). */
+  const loginAtIdentity = async (): Promise<string> => (await typedClient(urls.identity).authLogin({ body: ADMIN })).accessToken;
 
   it('each process is ready on its own', async () => {
     for (const url of Object.values(urls)) {
@@ -68,14 +62,13 @@ describe('services as separate processes over NATS', () => {
 
   it('a token from identity works at objects, which asks identity for the principal over NATS', async () => {
     const token = await loginAtIdentity();
-    const res = await fetch(`${urls.objects}/api/v1/meta/objects`, { headers: { authorization: `Bearer ${token}` } });
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ items: [], nextCursor: null, policyVersion: 1 });
+    const objects = typedClient(urls.objects, token);
+    expect(await objects.objectMetadataList()).toEqual({ items: [], nextCursor: null, policyVersion: 1 });
     // Logging out at identity is seen by objects at once: the snapshot call says the session is dead.
-    expect(
-      (await fetch(`${urls.identity}/api/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status,
-    ).toBe(204);
-    expect((await fetch(`${urls.objects}/api/v1/meta/objects`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+    const identity = typedClient(urls.identity, token);
+    await identity.authLogout();
+    expect(identity.lastStatus).toBe(204);
+    await expect(objects.objectMetadataList()).rejects.toMatchObject({ status: 401 });
   });
 
   it('audit events from identity reach the audit process through JetStream, once each', async () => {
@@ -103,6 +96,7 @@ describe('services as separate processes over NATS', () => {
     const token = await loginAtIdentity();
     expect(await procs.identity.stop('SIGTERM')).toBe(0);
     const started = Date.now();
+    // Raw HTTP: the test reads the content type of the problem document.
     const res = await fetch(`${urls.objects}/api/v1/meta/objects`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(503);
     expect(res.headers.get('content-type')).toMatch(/problem\+json/);

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'nats';
+import { CustodianApiError } from '../../packages/client/src';
+import { typedClient } from '../support/api';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startProcess, type ServiceProcess } from '../support/process';
 
@@ -18,7 +20,7 @@ describe('revocation reaches another process at once', () => {
   let objects: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_revoke');
+    db = await createTestDatabase('e2e_revoke', { migrated: true });
     const env = {
       DATABASE_URL: db.url,
       NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
@@ -45,53 +47,43 @@ describe('revocation reaches another process at once', () => {
     await db?.drop();
   });
 
-  const call = async (
-    base: string,
-    method: string,
-    path: string,
-    token?: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const res = await fetch(`${base}/api/v1${path}`, {
-      method,
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
-  const signIn = async (email: string, password: string): Promise<string> => {
-    const res = await call(identity, 'POST', '/auth/login', undefined, { email, password });
-    expect(res.status).toBe(200);
-    return res.body.accessToken as string;
-  };
+  // Every call goes through the typed client (packages/client); a refused call throws CustodianApiError.
+  const signIn = async (email: string, password: string): Promise<string> =>
+    (await typedClient(identity).authLogin({ body: { email, password } })).accessToken;
+  /** Objects lets the credential list the metadata (200), or refuses it as unauthenticated (401). */
+  const objectsLetsIn = async (token: string): Promise<boolean> =>
+    typedClient(objects, token)
+      .objectMetadataList()
+      .then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof CustodianApiError && error.status === 401) return false;
+          throw error;
+        },
+      );
 
   it('logout-all, API key revocation and deactivation are refused by objects on the next request', async () => {
-    const admin = await signIn(ADMIN.email, ADMIN.password);
-    const user = await call(identity, 'POST', '/users', admin, {
-      email: 'worker@revoke.test',
-      displayName: 'Worker',
-      password: 'worker-long-password',
+    const admin = typedClient(identity, await signIn(ADMIN.email, ADMIN.password));
+    const user = await admin.usersCreate({
+      body: { email: 'worker@revoke.test', displayName: 'Worker', password: 'worker-long-password' },
     });
-    expect(user.status).toBe(201);
+    expect(admin.lastStatus).toBe(201);
 
     const first = await signIn('worker@revoke.test', 'worker-long-password');
-    expect((await call(objects, 'GET', '/meta/objects', first)).status).toBe(200);
-    expect((await call(identity, 'POST', '/auth/logout-all', first, {})).status).toBe(200);
-    expect((await call(objects, 'GET', '/meta/objects', first)).status).toBe(401);
+    expect(await objectsLetsIn(first)).toBe(true);
+    await typedClient(identity, first).authLogoutAll();
+    expect(await objectsLetsIn(first)).toBe(false);
 
-    const key = await call(identity, 'POST', '/api-keys', admin, { name: 'e2e' });
-    expect(key.status).toBe(201);
-    expect((await call(objects, 'GET', '/meta/objects', key.body.key as string)).status).toBe(200);
-    expect((await call(identity, 'DELETE', `/api-keys/${key.body.id as string}`, admin)).status).toBe(204);
-    expect((await call(objects, 'GET', '/meta/objects', key.body.key as string)).status).toBe(401);
+    const key = await admin.apiKeysCreate({ body: { name: 'e2e' } });
+    expect(admin.lastStatus).toBe(201);
+    expect(await objectsLetsIn(key.key)).toBe(true);
+    await admin.apiKeysRevoke({ id: key.id });
+    expect(admin.lastStatus).toBe(204);
+    expect(await objectsLetsIn(key.key)).toBe(false);
 
     const second = await signIn('worker@revoke.test', 'worker-long-password');
-    expect((await call(objects, 'GET', '/meta/objects', second)).status).toBe(200);
-    expect((await call(identity, 'PATCH', `/users/${user.body.id as string}`, admin, { active: false })).status).toBe(200);
-    expect((await call(objects, 'GET', '/meta/objects', second)).status).toBe(401);
+    expect(await objectsLetsIn(second)).toBe(true);
+    await admin.usersUpdate({ id: user.id, body: { active: false } });
+    expect(await objectsLetsIn(second)).toBe(false);
   });
 });

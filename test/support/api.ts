@@ -1,3 +1,5 @@
+import { CustodianClient } from '../../packages/client/src';
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
 export type Json = any;
 
@@ -33,4 +35,15 @@ export function apiClient(base: () => string): {
       return res.body;
     },
   };
+}
+
+/**
+ * The generated typed client (`packages/client`, docs/api.md "Typed client") for a server, as a
+ * bearer credential when `token` is given. The e2e suites call the real servers through it, so a
+ * route whose answer or path drifted from the client fails a test; a refusal throws
+ * `CustodianApiError` (`status`, `code`). Raw `fetch` stays for what the client cannot send or
+ * show: malformed input, response headers.
+ */
+export function typedClient(baseUrl: string, token?: string): CustodianClient {
+  return new CustodianClient({ baseUrl, token });
 }
