@@ -1,6 +1,6 @@
 import { run } from './run';
 
-// `custodian` (package.json bin → dist/cli/custodian.js): docs/api.md has the command reference.
+// `custodian` (package.json bin → dist/cli/custodian.js): docs/cli.md has the command reference.
 run(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
   (code) => {
     process.exitCode = code;

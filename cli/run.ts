@@ -14,20 +14,24 @@ import { loadCredentials, removeCredentials, saveCredentials, type StoredCredent
 import { exportBundle } from './bundle-export';
 import { printJson, readSecret, UsageError, type CliIo } from './io';
 import { LineProgress } from './progress';
+import { ProgressBar } from './progress-bar';
 
 export const VERSION = '0.1.0';
 
-export const USAGE = `custodian — the command line of a Custodian installation (docs/api.md)
+export const USAGE = `custodian — the command line of a Custodian installation (docs/cli.md)
 
 Usage: custodian <command> [options]
 
   login [--email E] [--org ID]            sign in; the password is read from stdin; stores a token
   logout                                  ends the session and forgets the stored token
   whoami                                  the signed-in principal
-  users list | create --email E --display-name N [--role ID]   (create: password from stdin)
-  roles list | create --name N [--parent ID]
-  groups list | create --name N [--description D]
-  permission-sets list | create --file F.(json|yaml)
+  users list | show <id> | delete <id> | create --email E --display-name N [--role ID]   (create: password from stdin)
+  users update <id> [--display-name N] [--role ID|none] [--active true|false]
+  roles list | show <id> | delete <id> | create --name N [--parent ID] | update <id> [--name N] [--parent ID|none]
+  groups list | show <id> | delete <id> | create --name N [--description D] | members <id>
+  groups add-member <id> --user ID | remove-member <id> --user ID
+  permission-sets list | show <id> | delete <id> | create --file F.(json|yaml) | assignments <id>
+  permission-sets assign <id> (--user ID | --group ID) | unassign <id> (--user ID | --group ID | --assignment ID)
   api-keys list | create --name N [--scope S]... [--expires-at ISO] | revoke <id>
   approvals list [--status S] [--waiting-for-me] [--mine] | approve <id> [--comment C] | reject <id> --reason R
   audit verify [--offline --database-url URL [--checkpoint F] [--public-key F] [--schema S] [--all]]
@@ -36,12 +40,13 @@ Usage: custodian <command> [options]
   audit reconcile --database-url URL [--schemas a,b] [--grace-seconds N]   (local, A9)
   settings list | set <name> (value from stdin) | clear <name>
   settings rotate-key                     (local) re-seal encrypted settings: CUSTODIAN_MASTER_KEY_PREVIOUS -> CUSTODIAN_MASTER_KEY
-  bundle apply <file> [--dry-run] | diff <file> | export [--output F] [--name N]
+  bundle apply <file> [--dry-run] [--progress] | diff <file> | export [--output F] [--name N] [--progress]
   doctor                                  config, database, bus, clock skew vs the server, key material
 
 Common options: --url URL (default: CUSTODIAN_URL, the stored login, http://127.0.0.1:3000), --help, --version.
 Credentials: CUSTODIAN_TOKEN (an access token or API key), else the one \`login\` stored in
 ~/.config/custodian/credentials (mode 0600). Secrets are read from stdin, never from arguments.
+Progress of long work is on stderr, never stdout (bundle: on a terminal, or with --progress).
 Exit codes: 0 done, 1 the API or a check refused (problem code and request id on stderr), 2 bad arguments.`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -125,9 +130,37 @@ async function login(io: CliIo, args: string[]): Promise<number> {
   return 0;
 }
 
+const DIRECTORY_USAGE: Record<string, string> = {
+  users: `Usage: custodian users list [--limit N] [--cursor C] | show <id> | delete <id>
+       custodian users create --email E --display-name N [--role ID]   (password from stdin)
+       custodian users update <id> [--display-name N] [--role ID|none] [--active true|false]`,
+  roles: `Usage: custodian roles list [--limit N] [--cursor C] | show <id> | delete <id>
+       custodian roles create --name N [--parent ID]
+       custodian roles update <id> [--name N] [--parent ID|none]`,
+  groups: `Usage: custodian groups list [--limit N] [--cursor C] | show <id> | delete <id>
+       custodian groups create --name N [--description D]
+       custodian groups members <id> [--limit N] [--cursor C]
+       custodian groups add-member <id> --user ID | remove-member <id> --user ID`,
+  'permission-sets': `Usage: custodian permission-sets list [--limit N] [--cursor C] | show <id> | delete <id>
+       custodian permission-sets create --file F.(json|yaml)
+       custodian permission-sets assignments <id> [--limit N] [--cursor C]
+       custodian permission-sets assign <id> (--user ID | --group ID)
+       custodian permission-sets unassign <id> (--user ID | --group ID | --assignment ID)`,
+};
+
+/** Exactly one of the named options (`--user U` or `--group G`, …): its name and value. */
+function oneOf(values: Record<string, unknown>, names: string[], usage: string): [string, string] {
+  const given = names.filter((n) => typeof values[n] === 'string' && values[n] !== '');
+  if (given.length !== 1) throw new UsageError(`give exactly one of ${names.map((n) => `--${n}`).join(', ')}`, usage);
+  return [given[0], values[given[0]] as string];
+}
+
+/** `--role none` / `--parent none` clear the reference; any other value is an id. */
+const idOrNone = (value: unknown): string | null | undefined => (typeof value === 'string' ? (value === 'none' ? null : value) : undefined);
+
 async function directory(io: CliIo, noun: string, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
-  const usage = `Usage: custodian ${noun} list [--limit N] [--cursor C] | create ...`;
+  const usage = DIRECTORY_USAGE[noun];
   if (verb === 'list') {
     const { values } = parse(rest, LIST, usage);
     const api = await connect(io, values.url);
@@ -143,14 +176,40 @@ async function directory(io: CliIo, noun: string, args: string[]): Promise<numbe
     printJson(io, result);
     return 0;
   }
+  if (verb === 'show') {
+    const { values, positionals } = parse(rest, {}, usage, 1);
+    const api = await connect(io, values.url);
+    const id = positionals[0];
+    const result =
+      noun === 'users'
+        ? await api.usersGet({ id })
+        : noun === 'roles'
+          ? await api.rolesGet({ id })
+          : noun === 'groups'
+            ? await api.groupsGet({ id })
+            : await api.permissionSetsGet({ id });
+    printJson(io, result);
+    return 0;
+  }
+  if (verb === 'delete') {
+    const { values, positionals } = parse(rest, {}, usage, 1);
+    const api = await connect(io, values.url);
+    const id = positionals[0];
+    if (noun === 'users') await api.usersRemove({ id });
+    else if (noun === 'roles') await api.rolesRemove({ id });
+    else if (noun === 'groups') await api.groupsRemove({ id });
+    else await api.permissionSetsRemove({ id });
+    io.stderr.write(noun === 'users' ? `removed ${id} from the organization\n` : `deleted ${id}\n`);
+    return 0;
+  }
   if (verb === 'create') {
     if (noun === 'users') {
-      const u = 'Usage: custodian users create --email E --display-name N [--role ID]   (password from stdin)';
-      const { values } = parse(rest, { email: { type: 'string' }, 'display-name': { type: 'string' }, role: { type: 'string' } }, u);
-      const email = required(values, 'email', u);
-      const displayName = required(values, 'display-name', u);
+      const { values } = parse(rest, { email: { type: 'string' }, 'display-name': { type: 'string' }, role: { type: 'string' } }, usage);
+      const email = required(values, 'email', usage);
+      const displayName = required(values, 'display-name', usage);
       const api = await connect(io, values.url);
       const password = await readSecret(io, `Password for ${email}: `);
+      if (!password) throw new UsageError('no password on stdin', usage);
       printJson(
         io,
         await api.usersCreate({ body: { email, displayName, password, ...(values.role ? { roleId: values.role as string } : {}) } }),
@@ -158,17 +217,15 @@ async function directory(io: CliIo, noun: string, args: string[]): Promise<numbe
       return 0;
     }
     if (noun === 'roles') {
-      const u = 'Usage: custodian roles create --name N [--parent ID]';
-      const { values } = parse(rest, { name: { type: 'string' }, parent: { type: 'string' } }, u);
-      const name = required(values, 'name', u);
+      const { values } = parse(rest, { name: { type: 'string' }, parent: { type: 'string' } }, usage);
+      const name = required(values, 'name', usage);
       const api = await connect(io, values.url);
       printJson(io, await api.rolesCreate({ body: { name, ...(values.parent ? { parentId: values.parent as string } : {}) } }));
       return 0;
     }
     if (noun === 'groups') {
-      const u = 'Usage: custodian groups create --name N [--description D]';
-      const { values } = parse(rest, { name: { type: 'string' }, description: { type: 'string' } }, u);
-      const name = required(values, 'name', u);
+      const { values } = parse(rest, { name: { type: 'string' }, description: { type: 'string' } }, usage);
+      const name = required(values, 'name', usage);
       const api = await connect(io, values.url);
       printJson(
         io,
@@ -176,13 +233,95 @@ async function directory(io: CliIo, noun: string, args: string[]): Promise<numbe
       );
       return 0;
     }
-    const u = 'Usage: custodian permission-sets create --file F.(json|yaml)';
-    const { values } = parse(rest, { file: { type: 'string' } }, u);
-    const body = parseYaml(await readFile(required(values, 'file', u), 'utf8')) as Parameters<
+    const { values } = parse(rest, { file: { type: 'string' } }, usage);
+    const body = parseYaml(await readFile(required(values, 'file', usage), 'utf8')) as Parameters<
       CustodianClient['permissionSetsCreate']
     >[0]['body'];
     const api = await connect(io, values.url);
     printJson(io, await api.permissionSetsCreate({ body }));
+    return 0;
+  }
+  if (verb === 'update' && noun === 'users') {
+    const { values, positionals } = parse(
+      rest,
+      { 'display-name': { type: 'string' }, role: { type: 'string' }, active: { type: 'string' } },
+      usage,
+      1,
+    );
+    if (values.active !== undefined && values.active !== 'true' && values.active !== 'false')
+      throw new UsageError('--active must be true or false', usage);
+    const body = {
+      ...(values['display-name'] !== undefined ? { displayName: values['display-name'] as string } : {}),
+      ...(values.role !== undefined ? { roleId: idOrNone(values.role) } : {}),
+      ...(values.active !== undefined ? { active: values.active === 'true' } : {}),
+    };
+    if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --display-name, --role or --active', usage);
+    printJson(io, await (await connect(io, values.url)).usersUpdate({ id: positionals[0], body }));
+    return 0;
+  }
+  if (verb === 'update' && noun === 'roles') {
+    const { values, positionals } = parse(rest, { name: { type: 'string' }, parent: { type: 'string' } }, usage, 1);
+    const body = {
+      ...(values.name !== undefined ? { name: values.name as string } : {}),
+      ...(values.parent !== undefined ? { parentId: idOrNone(values.parent) } : {}),
+    };
+    if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --name or --parent', usage);
+    printJson(io, await (await connect(io, values.url)).rolesUpdate({ id: positionals[0], body }));
+    return 0;
+  }
+  if (noun === 'groups' && verb === 'members') {
+    const { values, positionals } = parse(rest, LIST, usage, 1);
+    printJson(io, await (await connect(io, values.url)).groupsMembers({ id: positionals[0], ...page(values) }));
+    return 0;
+  }
+  if (noun === 'groups' && (verb === 'add-member' || verb === 'remove-member')) {
+    const { values, positionals } = parse(rest, { user: { type: 'string' } }, usage, 1);
+    const userId = required(values, 'user', usage);
+    const api = await connect(io, values.url);
+    if (verb === 'add-member') printJson(io, await api.groupsAddMember({ id: positionals[0], body: { userId } }));
+    else {
+      await api.groupsRemoveMember({ id: positionals[0], userId });
+      io.stderr.write(`removed ${userId} from group ${positionals[0]}\n`);
+    }
+    return 0;
+  }
+  if (noun === 'permission-sets' && verb === 'assignments') {
+    const { values, positionals } = parse(rest, LIST, usage, 1);
+    printJson(io, await (await connect(io, values.url)).permissionSetsAssignments({ id: positionals[0], ...page(values) }));
+    return 0;
+  }
+  if (noun === 'permission-sets' && verb === 'assign') {
+    const { values, positionals } = parse(rest, { user: { type: 'string' }, group: { type: 'string' } }, usage, 1);
+    const [kind, target] = oneOf(values, ['user', 'group'], usage);
+    const api = await connect(io, values.url);
+    printJson(io, await api.permissionSetsAssign({ id: positionals[0], body: kind === 'user' ? { userId: target } : { groupId: target } }));
+    return 0;
+  }
+  if (noun === 'permission-sets' && verb === 'unassign') {
+    const { values, positionals } = parse(
+      rest,
+      { user: { type: 'string' }, group: { type: 'string' }, assignment: { type: 'string' } },
+      usage,
+      1,
+    );
+    const [kind, target] = oneOf(values, ['user', 'group', 'assignment'], usage);
+    const setId = positionals[0];
+    const api = await connect(io, values.url);
+    let assignmentId = target;
+    if (kind !== 'assignment') {
+      // The route deletes by assignment id: find the user's or group's assignment of this set.
+      let cursor: string | undefined;
+      let found: string | undefined;
+      do {
+        const p = await api.permissionSetsAssignments({ id: setId, query: { limit: '200', ...(cursor ? { cursor } : {}) } });
+        found = p.items.find((a) => (kind === 'user' ? a.userId : a.groupId) === target)?.id;
+        cursor = p.nextCursor ?? undefined;
+      } while (!found && cursor);
+      if (!found) throw new CustodianApiError(404, 'not_found', undefined, `permission set ${setId} is not assigned to ${kind} ${target}`);
+      assignmentId = found;
+    }
+    await api.permissionSetsUnassign({ id: setId, assignmentId });
+    io.stderr.write(`removed assignment ${assignmentId}\n`);
     return 0;
   }
   throw new UsageError(verb ? `unknown ${noun} command ${verb}` : `${noun} needs a command`, usage);
@@ -438,26 +577,51 @@ async function settings(io: CliIo, args: string[]): Promise<number> {
   throw new UsageError(verb ? `unknown settings command ${verb}` : 'settings needs a command', usage);
 }
 
+/**
+ * The progress of a bundle command: a bar on stderr when stderr is a terminal or `--progress` was
+ * given (then also into a log, a line per tenth); otherwise nothing, so a script's stderr stays quiet.
+ */
+function bundleProgress(io: CliIo, values: Record<string, unknown>, label: string, total: number, unit: string): ProgressBar | undefined {
+  return io.stderr.isTTY || values.progress === true ? new ProgressBar(label, total, io.stderr, { unit }) : undefined;
+}
+
 async function bundle(io: CliIo, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
-  const usage = 'Usage: custodian bundle apply <file> [--dry-run] | diff <file> | export [--output F] [--name N]';
+  const usage = 'Usage: custodian bundle apply <file> [--dry-run] [--progress] | diff <file> | export [--output F] [--name N] [--progress]';
   if (verb === 'apply' || verb === 'diff') {
-    const { values, positionals } = parse(rest, verb === 'apply' ? { 'dry-run': { type: 'boolean' } } : {}, usage, 1);
-    const document = await readFile(positionals[0], 'utf8');
-    const api = await connect(io, values.url);
+    const { values, positionals } = parse(
+      rest,
+      verb === 'apply' ? { 'dry-run': { type: 'boolean' }, progress: { type: 'boolean' } } : {},
+      usage,
+      1,
+    );
     const dryRun = verb === 'diff' || values['dry-run'] === true;
+    // Two steps: read the file; the server validates and applies it (one transaction) and answers.
+    const bar = verb === 'apply' ? bundleProgress(io, values, 'bundle apply', 2, 'steps') : undefined;
+    const document = await readFile(positionals[0], 'utf8');
+    bar?.update(0, `read ${positionals[0]} (${Buffer.byteLength(document).toLocaleString('en-US')} bytes)`);
+    const api = await connect(io, values.url);
+    bar?.update(1, dryRun ? 'server: dry run' : 'server: applying');
     const result = await api.bundlesApply({ body: { document, dryRun } });
+    const changed = result.changes.filter((c) => c.change !== 'unchanged').length;
+    bar?.finish(2, `${changed} change(s), ${result.changes.length - changed} unchanged${dryRun ? ' (dry run)' : ''}`);
     printJson(io, result);
-    if (verb === 'diff') {
-      const changed = result.changes.filter((c) => c.change !== 'unchanged').length;
-      io.stderr.write(`${changed} change(s), ${result.changes.length - changed} unchanged\n`);
-    }
+    if (verb === 'diff') io.stderr.write(`${changed} change(s), ${result.changes.length - changed} unchanged\n`);
     return 0;
   }
   if (verb === 'export') {
-    const { values } = parse(rest, { output: { type: 'string', short: 'o' }, name: { type: 'string' } }, usage);
+    const { values } = parse(
+      rest,
+      { output: { type: 'string', short: 'o' }, name: { type: 'string' }, progress: { type: 'boolean' } },
+      usage,
+    );
     const api = await connect(io, values.url);
-    const doc = await exportBundle(api, (values.name as string | undefined) ?? 'exported', io.stderr);
+    let bar: ProgressBar | undefined;
+    const doc = await exportBundle(api, (values.name as string | undefined) ?? 'exported', io.stderr, (done, total, note) => {
+      bar ??= bundleProgress(io, values, 'bundle export', total, 'requests');
+      if (done === total) bar?.finish(done, note);
+      else bar?.update(done, note);
+    });
     const text = toYaml(doc);
     if (values.output) {
       const { writeFile } = await import('node:fs/promises');

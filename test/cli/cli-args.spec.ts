@@ -7,7 +7,7 @@ import { parse, run } from '../../cli/run';
 import { UsageError } from '../../cli/io';
 import { fakeIo } from '../support/cli';
 
-/** The custodian CLI in-process: argument parsing, usage and exit codes (docs/api.md). */
+/** The custodian CLI in-process: argument parsing, usage and exit codes (docs/cli.md). */
 describe('custodian argument parsing', () => {
   let home: string;
   beforeAll(() => {
@@ -41,6 +41,20 @@ describe('custodian argument parsing', () => {
     [['settings', 'set'], 'expected 1 argument(s)'],
     [['bundle', 'apply'], 'expected 1 argument(s)'],
     [['login', '--password', 'x'], "Unknown option '--password'"],
+    [['users', 'show'], 'expected 1 argument(s)'],
+    [['users', 'update', 'u-1'], 'nothing to change'],
+    [['users', 'update', 'u-1', '--active', 'yes'], '--active must be true or false'],
+    [['roles', 'update', 'r-1'], 'nothing to change'],
+    [['roles', 'delete'], 'expected 1 argument(s)'],
+    [['groups', 'add-member', 'g-1'], '--user is required'],
+    [['groups', 'add-member', '--user', 'u-1'], 'expected 1 argument(s)'],
+    [['groups', 'remove-member', 'g-1'], '--user is required'],
+    [['groups', 'members'], 'expected 1 argument(s)'],
+    [['permission-sets', 'assign', 's-1'], 'give exactly one of --user, --group'],
+    [['permission-sets', 'assign', 's-1', '--user', 'u', '--group', 'g'], 'give exactly one of --user, --group'],
+    [['permission-sets', 'unassign', 's-1'], 'give exactly one of --user, --group, --assignment'],
+    [['permission-sets', 'assignments'], 'expected 1 argument(s)'],
+    [['bundle', 'diff', 'a.yaml', '--progress'], "Unknown option '--progress'"],
   ])('%j is a usage error: exit 2 and the usage on stderr', async (argv, message) => {
     const io = fakeIo({ HOME: home });
     expect(await run(argv, io)).toBe(2);

@@ -145,6 +145,37 @@ describe('custodian CLI (built, spawned)', () => {
     });
   });
 
+  it('bundle apply and export --progress draw a bar on stderr (a line per step into a log); stdout stays the clean result', async () => {
+    const file = path.join(home, 'progress.yaml');
+    writeFileSync(
+      file,
+      ['apiVersion: custodian.dev/v1', 'kind: Bundle', 'name: cli-progress', 'groups: [{ name: cli_progress }]', ''].join('\n'),
+    );
+    const applied = await cli(['bundle', 'apply', file, '--progress']);
+    expect(applied.code).toBe(0);
+    expect((JSON.parse(applied.stdout) as { changes: Array<{ change: string }> }).changes.map((c) => c.change)).toEqual(['create']);
+    const steps = applied.stderr.split('\n').filter(Boolean);
+    expect(steps).toHaveLength(3);
+    expect(steps[0]).toMatch(/^bundle apply \[\.+\] {3}0% 0\/2 steps \d+ steps\/s read /);
+    expect(steps[0].endsWith(` read ${file} (${readFileSync(file).length} bytes)`)).toBe(true);
+    expect(steps[1]).toMatch(/^bundle apply \[#+\.+\] {2}50% 1\/2 steps .* server: applying$/);
+    expect(steps[2]).toMatch(/^bundle apply \[#+\] 100% 2\/2 steps .* 1 change\(s\), 0 unchanged$/);
+    expect(applied.stderr).not.toContain('\r');
+
+    const exported = await cli(['bundle', 'export', '--progress']);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toMatch(/^apiVersion: custodian\.dev\/v1\n/);
+    expect(exported.stdout).not.toContain('bundle export [');
+    const lines = exported.stderr.split('\n').filter(Boolean);
+    expect(lines[0]).toMatch(/^bundle export \[[#.]+\] +\d+% 1\/\d+ requests .* objects$/);
+    expect(lines.at(-2)).toMatch(/^bundle export \[#+\] 100% (\d+)\/\1 requests .* approval policies$/);
+    expect(lines.at(-1)).toMatch(/^exported \d+ objects, \d+ roles, \d+ groups/);
+
+    // Without --progress and without a terminal: no bar at all.
+    const quiet = await cli(['bundle', 'export']);
+    expect(quiet.stderr).toMatch(/^exported \d+ objects[^\n]*\n$/);
+  });
+
   it('bad arguments print the usage and exit 2', async () => {
     const r = await cli(['approvals', 'approve']);
     expect(r.code).toBe(2);
