@@ -17,9 +17,9 @@ import {
   CustodianException,
   OutboxWriter,
   SERVICE_DATA_SOURCE,
+  canonicalJson,
   missingCapabilities,
   requestContext,
-  sortedJson,
   type Bus,
 } from '@custodian/platform';
 import type { Capability } from '@custodian/policy';
@@ -131,7 +131,7 @@ export class ApprovalPoliciesService {
     for (const input of req.policies) {
       const next = normaliseApprovalPolicy(input);
       const existing = current.get(next.name);
-      if (existing && sortedJson(existing.definition) === sortedJson(next)) {
+      if (existing && canonicalJson(existing.definition) === canonicalJson(next)) {
         changes.push({ kind: 'approval_policy', name: next.name, id: existing.id, change: 'unchanged' });
         continue;
       }

@@ -7,7 +7,7 @@ import {
   type RequestOf,
   type ResponseOf,
 } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, missingCapabilities, requestContext, sortedJson, type Capability } from '@custodian/platform';
+import { CustodianException, OutboxWriter, canonicalJson, missingCapabilities, requestContext, type Capability } from '@custodian/platform';
 import type { PermissionSet } from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import { PrincipalSnapshotService } from '../auth/principal-snapshot.service';
@@ -193,7 +193,7 @@ export class IdentityBundleService {
       if (!existing) {
         const created = await this.sets.createIn(m, actor, set);
         changes.push({ kind: 'permission_set', name: set.name, id: created.id, change: 'create', after: set });
-      } else if (sortedJson(existing.body) !== sortedJson(set)) {
+      } else if (canonicalJson(existing.body) !== canonicalJson(set)) {
         await this.sets.replaceIn(m, actor, existing.id, set);
         changes.push({ kind: 'permission_set', name: set.name, id: existing.id, change: 'update', before: existing.body, after: set });
       } else {

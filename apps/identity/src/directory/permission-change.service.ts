@@ -9,7 +9,7 @@ import {
   type PrincipalSnapshot,
   type RequestOf,
 } from '@custodian/contracts';
-import { CustodianException, contentHash, requestContext, sortedJson } from '@custodian/platform';
+import { CustodianException, canonicalJson, contentHash, requestContext } from '@custodian/platform';
 import type { PermissionSet } from '@custodian/policy';
 import type { EntityManager } from 'typeorm';
 import { PrincipalSnapshotService } from '../auth/principal-snapshot.service';
@@ -91,7 +91,7 @@ export class PermissionChangeService {
         const interned = new Map<string, number>();
         const bodies: PermissionSet[] = [];
         const intern = (body: PermissionSet): number => {
-          const key = sortedJson(body);
+          const key = canonicalJson(body);
           let i = interned.get(key);
           if (i === undefined) {
             i = bodies.push(body) - 1;

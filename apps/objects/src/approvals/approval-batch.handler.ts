@@ -9,16 +9,7 @@ import {
   type Requester,
   type ResponseOf,
 } from '@custodian/contracts';
-import {
-  BUS,
-  CustodianException,
-  OutboxWriter,
-  SERVICE_DATA_SOURCE,
-  canonicalJson,
-  requestContext,
-  sortedJson,
-  type Bus,
-} from '@custodian/platform';
+import { BUS, CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, canonicalJson, requestContext, type Bus } from '@custodian/platform';
 import { isPolicyError, sqlOfPlan } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { REQUESTER_INACTIVE, asRequester, refusalOutcome } from '../decision/as-requester';
@@ -132,7 +123,7 @@ export class ApprovalBatchBusHandlers implements OnApplicationBootstrap {
     const results = new Array<RecordOperationResult | undefined>(items.length);
     const groups = new Map<string, number[]>();
     items.forEach((item, i) => {
-      const key = sortedJson(item.requester);
+      const key = canonicalJson(item.requester);
       groups.set(key, [...(groups.get(key) ?? []), i]);
     });
     for (const indexes of groups.values()) {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type PrincipalSnapshot } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, isUniqueViolation, sortedJson } from '@custodian/platform';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, canonicalJson, isUniqueViolation } from '@custodian/platform';
 import { isSystemField, quoteIdent } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ObjectDefinitionEntity } from '../entities/object-definition.entity';
@@ -164,7 +164,7 @@ export class ObjectMetadataService {
           ErrorCode.PreconditionFailed,
           `The definition changed since version ${read.version} (now ${row.version})`,
         );
-      if (read.sharingRules !== undefined && sortedJson(read.sharingRules) !== sortedJson(row.definition.sharingRules ?? []))
+      if (read.sharingRules !== undefined && canonicalJson(read.sharingRules) !== canonicalJson(row.definition.sharingRules ?? []))
         throw invalid('Sharing rules are changed through /meta/objects/:name/sharing-rules, not here', '/sharingRules');
       return this.replaceIn(m, principal, name, input);
     });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { ApplyRecordOperation, DryRunRecordOperation, type RecordOperationResult, type RequestOf } from '@custodian/contracts';
-import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, sortedJson, type Bus } from '@custodian/platform';
+import { BUS, CustodianException, SERVICE_DATA_SOURCE, canonicalJson, type Bus } from '@custodian/platform';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ActionsService } from '../actions/actions.service';
 import { asRequester, refusalOutcome } from '../decision/as-requester';
@@ -10,7 +10,8 @@ import { RecordWriteService, type WriteOptions, type WriteResult } from './recor
 type OperationRequest = RequestOf<typeof ApplyRecordOperation>;
 
 /**
- * Dry-run and apply-with-version over the bus (DESIGN §5.3, for approvals). Both re-read the
+ * Dry-run and apply-with-version over the bus, for approvals (docs/objects.md, "Dry-run and
+ * apply-with-version"; docs/approvals.md, "Apply: re-checked, exactly once"). Both re-read the
  * requester's snapshot from identity (user ∩ agent delegation) and run the same code path as REST;
  * a dry-run rolls back at the end, so its decision and diff are exactly what an apply would do now.
  */
@@ -79,7 +80,7 @@ export class RecordOperationsBusHandlers implements OnApplicationBootstrap {
     const agent = req.requester.agent;
     if (agent && !agent.scopes.includes('actions:execute'))
       return { outcome: 'forbidden', code: 'agent_scope', message: 'Running an action needs the actions:execute scope' };
-    if (req.values !== undefined && sortedJson(req.values) !== sortedJson(action.set))
+    if (req.values !== undefined && canonicalJson(req.values) !== canonicalJson(action.set))
       return { outcome: 'stale', code: 'action_changed', message: 'The action has changed since it was approved' };
     const delegation = agent ? { ...agent, scopes: [...new Set([...agent.scopes, 'data:write'])] } : undefined;
     return { req: { ...req, values: { ...action.set } }, delegation };

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { canonicalJson } from './canonical-json';
+import { canonicalJson, contentHash } from './canonical-json';
 import { sortedJson } from './sorted-json';
 
 /** The audit chain's encoder before it moved here (apps/audit/src/chain/canonical-json.ts), verbatim: the oracle. */
@@ -119,6 +120,33 @@ describe('canonical JSON (RFC 8785)', () => {
       }),
       { seed: 8785, numRuns: 1000 },
     );
+  });
+
+  it('equals sortedJson also with undefined members (dropped by both), and so contentHash keeps its values (property, fixed seed)', () => {
+    const withUndefined: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+      value: fc.oneof(
+        { maxDepth: 4, depthSize: 'small' },
+        json,
+        fc.array(tie('value'), { maxLength: 4 }),
+        fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), fc.oneof(tie('value'), fc.constant(undefined)), { maxKeys: 6 }),
+      ),
+    })).value;
+    const hashBefore = (v: unknown): string => createHash('sha256').update(sortedJson(v)).digest('hex').slice(0, 32);
+    fc.assert(
+      fc.property(withUndefined, (v) => canonicalJson(v) === sortedJson(v) && contentHash(v) === hashBefore(v)),
+      { seed: 8785, numRuns: 2000 },
+    );
+    for (const v of [
+      { a: 1e21, b: -0, c: 0.1, '\u00e9\ud83d\ude00': [[[]], [{}]] },
+      { def: { x: 1 }, sharingRules: undefined },
+    ])
+      expect(canonicalJson(v)).toBe(sortedJson(v));
+  });
+
+  it('differs from sortedJson only where it refuses: non-finite numbers (YAML .nan/.inf), undefined items, functions', () => {
+    expect(sortedJson({ n: NaN, i: [Infinity] })).toBe('{"i":[null],"n":null}');
+    for (const v of [{ n: NaN }, [Infinity], [-Infinity], { f: () => 1 }, undefined]) expect(() => canonicalJson(v)).toThrow(TypeError);
+    expect([sortedJson([undefined]), canonicalJson([undefined])]).toEqual(['[]', '[null]']);
   });
 
   it('round-trips: parsing the encoding gives the value back (modulo -0)', () => {

@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
-
 /**
- * JSON with object keys sorted at every level and undefined members left out: two values that
- * differ only in key order (jsonb does not keep it) compare equal. For change detection and
- * digests (bundle apply). On JSON data it is byte for byte `canonicalJson` (RFC 8785, property
- * test in canonical-json.spec.ts); it differs only on non-JSON input (NaN and Infinity become
- * `null` here, refused there). Hashes that are stored use `canonicalJson`.
+ * JSON with object keys sorted at every level and undefined members left out. On JSON data it is
+ * byte for byte `canonicalJson` (RFC 8785; property test in canonical-json.spec.ts), which every
+ * other comparison and hash uses. It remains only where a value may come from a YAML bundle
+ * document before it was ever stored (the bundle digest, the objects service's bundle and action
+ * comparisons) and in the denial auditor's in-memory grouping key (event details built by code, not
+ * proven JSON data). YAML's `.nan`/`.inf` pass the bundle schema's `unknown` slots; this writes them
+ * as `null` (as JSON and jsonb carry them) where `canonicalJson` refuses them, so switching would
+ * turn such a bundle into a 500.
  */
 export function sortedJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(sortedJson).join(',')}]`;
@@ -16,12 +17,4 @@ export function sortedJson(value: unknown): string {
       .map((k) => `${JSON.stringify(k)}:${sortedJson((value as Record<string, unknown>)[k])}`)
       .join(',')}}`;
   return JSON.stringify(value);
-}
-
-/**
- * A short content hash of a value (sha256 of its sorted JSON, 32 hex digits): a version for data
- * that has no version column, so a change computed on it can tell when it moved since.
- */
-export function contentHash(value: unknown): string {
-  return createHash('sha256').update(sortedJson(value)).digest('hex').slice(0, 32);
 }
