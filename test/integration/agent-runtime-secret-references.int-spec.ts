@@ -132,9 +132,9 @@ describe('agent runtime: model.api_key by reference, used end to end; secret val
     expect((await ask('hello again')).authorization).toBe(`Bearer ${SECRETS.fileRotated}`);
   });
 
-  // Today a reference that does not resolve leaves the key unset: the request goes out with the
-  // client's placeholder (`Bearer unset`) and the turn succeeds or fails on the provider's word.
-  it.failing.each([
+  // A reference that does not resolve stops the turn before any request (it once went out with the
+  // client's placeholder key, `Bearer unset`, and no notice).
+  it.each([
     ['a variable that is not set', () => ({ reference: `env:${ENV_NAME}_MISSING` })],
     ['a file that does not exist', () => ({ reference: `file:${path.join(secretDir, 'missing-key')}` })],
   ])(

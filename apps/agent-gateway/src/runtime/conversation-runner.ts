@@ -35,7 +35,7 @@ import { RUNTIME_CONFIG } from './runtime-config.token';
 import type { RuntimeConfig } from './runtime-config';
 import { providerFor, typedSettings, type ProviderSettings, type ResolvedRuntimeSettings } from './runtime-settings';
 import { runtimeStore, type Conversation, type EgressRow, type Profile, type StoredMessage, type TurnContext } from './runtime-store';
-import { RUNTIME_SETTINGS_STORE } from './settings.controller';
+import { RUNTIME_SETTINGS_STORE } from './runtime-settings';
 
 /** What the client is streamed while a turn runs (Server-Sent Events, one event per item). */
 export type RuntimeEvent =
@@ -429,7 +429,8 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
         throw e;
       });
       acting = principal;
-      const settings = typedSettings(await this.settings.resolveRows(conversation.orgId, context.settings));
+      const unresolved = new Set<string>();
+      const settings = typedSettings(await this.settings.resolveRows(conversation.orgId, context.settings, unresolved), unresolved);
       await this.loop(conversation, profile, principal, settings, context.history, step, writes, stats);
     } catch (e) {
       failure =
@@ -584,6 +585,13 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
         provider.name
           ? `The provider "${provider.name}" of this agent profile is not configured: an admin sets provider.${provider.name}.base_url (see docs/agent-runtime.md).`
           : 'No model provider is configured for this organization: an admin sets model.base_url (see docs/agent-runtime.md).',
+      );
+    // A key stored by reference that cannot be read now is not "no key": nothing is sent without it.
+    const keySetting = provider.name ? `provider.${provider.name}.api_key` : 'model.api_key';
+    if (settings.unresolved.has(keySetting))
+      throw new TurnStop(
+        'model_key_unavailable',
+        `The secret ${keySetting} is stored as a reference (env: or file:) that cannot be read now: nothing was sent to the model. An admin checks the variable or file it names (see docs/agent-runtime.md).`,
       );
     const model = profile.model ?? provider.model;
     if (!model)

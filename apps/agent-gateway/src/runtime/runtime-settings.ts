@@ -87,9 +87,14 @@ export interface ResolvedRuntimeSettings {
   retentionDays: number;
   /** Named providers (`provider.<name>.*`) by name. */
   providers: ReadonlyMap<string, ProviderSettings>;
+  /** Settings stored as a reference that could not be read when resolved (SettingsStore.resolveRows). */
+  unresolved: ReadonlySet<string>;
 }
 
-export function typedSettings(values: Map<string, string | number | boolean>): ResolvedRuntimeSettings {
+export function typedSettings(
+  values: Map<string, string | number | boolean>,
+  unresolved: ReadonlySet<string> = new Set(),
+): ResolvedRuntimeSettings {
   const str = (k: string): string | undefined => (typeof values.get(k) === 'string' ? (values.get(k) as string) : undefined);
   return {
     ...(str('model.base_url') ? { baseUrl: str('model.base_url') } : {}),
@@ -101,6 +106,7 @@ export function typedSettings(values: Map<string, string | number | boolean>): R
     auditContent: values.get('egress.audit_content') === true,
     retentionDays: Number(values.get('retention.conversation_days') ?? 90),
     providers: namedProviders(values),
+    unresolved,
   };
 }
 

@@ -10,8 +10,8 @@ import { AgentProfilesController } from './profiles.controller';
 import { AgentProfilesService } from './profiles.service';
 import type { RuntimeConfig } from './runtime-config';
 import { RUNTIME_CONFIG } from './runtime-config.token';
-import { RUNTIME_SETTINGS } from './runtime-settings';
-import { RUNTIME_SETTINGS_STORE, RuntimeSettingsController } from './settings.controller';
+import { RUNTIME_SETTINGS, RUNTIME_SETTINGS_STORE } from './runtime-settings';
+import { RuntimeSettingsController } from './settings.controller';
 import { RuntimeSettingsService } from './settings.service';
 
 /** The agent runtime's controllers, added to the gateway module beside the MCP ones. */

@@ -5,9 +5,6 @@ import type { Request } from 'express';
 import { RuntimeSettingsService } from './settings.service';
 import { Setting, SettingList, SettingValue } from '../agent-gateway.api-schemas';
 
-// The token's home is runtime-settings.ts; kept here for the modules that import it from the controller.
-export { RUNTIME_SETTINGS_STORE } from './runtime-settings';
-
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 
 const NAME = /^[a-z][a-z0-9_.]{0,127}$/;

@@ -60,4 +60,29 @@ describe('SettingsStore templated names (provider.*.x)', () => {
       'provider.local.api_key': 'sk-local',
     });
   });
+  it('names a reference that cannot be read now, and leaves it out of the values', async () => {
+    const row = (name: string, reference: string): SettingRow => ({
+      name,
+      kind: 'reference',
+      value: null,
+      sealed: null,
+      reference,
+      version: 1,
+      updated_at: new Date().toISOString(),
+    });
+    process.env.CUSTODIAN_SECRET_SPEC_PRESENT = 'sk-present';
+    try {
+      const unresolved = new Set<string>();
+      const resolved = await store.resolveRows(
+        ORG,
+        [row('provider.a.api_key', 'env:CUSTODIAN_SECRET_SPEC_PRESENT'), row('provider.b.api_key', 'env:CUSTODIAN_SECRET_SPEC_MISSING')],
+        unresolved,
+      );
+      expect(resolved.get('provider.a.api_key')).toBe('sk-present');
+      expect(resolved.has('provider.b.api_key')).toBe(false);
+      expect([...unresolved]).toEqual(['provider.b.api_key']);
+    } finally {
+      delete process.env.CUSTODIAN_SECRET_SPEC_PRESENT;
+    }
+  });
 });

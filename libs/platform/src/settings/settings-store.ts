@@ -212,8 +212,15 @@ export class SettingsStore {
   /**
    * `resolve` over rows the caller read itself (SETTINGS_SELECT … WHERE org_id = $1, e.g. in one
    * query with other data it needs): every fixed setting (or its default) and every templated one set.
+   * A reference that cannot be read now (a variable not set, a file missing or outside the allowed
+   * directories) leaves its setting out of the answer and, when `unresolved` is given, its name in it,
+   * so the caller can refuse to go on without it instead of acting as if it were never set.
    */
-  async resolveRows(orgId: string, rowList: Iterable<SettingRow>): Promise<Map<string, string | number | boolean>> {
+  async resolveRows(
+    orgId: string,
+    rowList: Iterable<SettingRow>,
+    unresolved?: Set<string>,
+  ): Promise<Map<string, string | number | boolean>> {
     const rows = new Map([...rowList].map((r) => [r.name, r]));
     const out = new Map<string, string | number | boolean>();
     for (const d of this.definitionsOf(rows)) {
@@ -228,6 +235,7 @@ export class SettingsStore {
         const ref = parseReference(row.reference!, this.references);
         const value = typeof ref === 'string' ? undefined : await resolveReference(ref, this.references);
         if (value !== undefined) out.set(d.name, value);
+        else unresolved?.add(d.name);
       }
     }
     return out;
