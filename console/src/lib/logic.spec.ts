@@ -90,7 +90,13 @@ describe('startPolling', () => {
         ticks++;
         if (fail) throw new Error('down');
       },
-      { intervalMs: 1000, maxIntervalMs: 3000, setTimer: (fn, ms) => timers.push({ fn, ms }), clearTimer: () => undefined },
+      {
+        intervalMs: 1000,
+        maxIntervalMs: 3000,
+        setTimer: (fn, ms) => timers.push({ fn, ms }),
+        clearTimer: () => undefined,
+        random: () => 0.999999, // the top of the jitter: the doubling and the cap show
+      },
     );
     const fire = async (): Promise<void> => {
       timers.shift()!.fn();
@@ -108,6 +114,29 @@ describe('startPolling', () => {
     await fire();
     expect(timers).toEqual([]);
     expect(ticks).toBe(5);
+  });
+
+  it('jitters the wait after failures between the interval and the doubled ceiling', async () => {
+    const waits = async (r: number, failures: number): Promise<number[]> => {
+      const timers: Array<{ fn: () => void; ms: number }> = [];
+      startPolling(() => Promise.reject(new Error('down')), {
+        intervalMs: 1000,
+        maxIntervalMs: 30_000,
+        setTimer: (fn, ms) => timers.push({ fn, ms }),
+        clearTimer: () => undefined,
+        random: () => r,
+      });
+      const seen: number[] = [];
+      for (let i = 0; i < failures; i++) {
+        timers.shift()!.fn();
+        await new Promise((res) => setImmediate(res));
+        seen.push(timers[0]!.ms);
+      }
+      return seen;
+    };
+    expect(await waits(0, 3)).toEqual([1000, 1000, 1000]);
+    expect(await waits(0.5, 3)).toEqual([1500, 2500, 4500]);
+    expect(await waits(0.999999, 6)).toEqual([2000, 4000, 8000, 16000, 30000, 30000]);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   OutboxWriter,
   SERVICE_DATA_SOURCE,
   isRetryableTransactionError,
+  retryWithBackoff,
   uuidv7,
   type CustodianConfig,
 } from '@custodian/platform';
@@ -248,9 +249,9 @@ export class FilesService {
     value: FileValue | null,
     action: 'objects.record.file.uploaded' | 'objects.record.file.deleted',
   ): Promise<{ record: Row; previous?: FileValue }> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.ds.transaction(async (m: EntityManager) => {
+    return retryWithBackoff(
+      () =>
+        this.ds.transaction(async (m: EntityManager) => {
           const before = await lockForWrite(m, decision, principal.orgId, def.name, id, 'edit');
           checkVersion(before, expected);
           const previous = fileValueOf(before[field]);
@@ -269,11 +270,9 @@ export class FilesService {
             details: { changes: { [field]: { from: previous ?? null, to: value } }, version: Number(after.version) },
           });
           return { record: decision.projectReadable(def.name, after), ...(previous ? { previous } : {}) };
-        });
-      } catch (error) {
-        if (!isRetryableTransactionError(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
-      }
-    }
+        }),
+      { attempts: MAX_TX_ATTEMPTS, isRetryable: isRetryableTransactionError },
+    );
   }
 
   private keyOf(orgId: string, object: string, id: string, field: string, file: FileValue): string {

@@ -10,6 +10,7 @@ import {
   isRetryableTransactionError,
   isUniqueViolation,
   canonicalJson,
+  retryWithBackoff,
   uuidv7,
   type Bus,
 } from '@custodian/platform';
@@ -327,13 +328,11 @@ export class RecordWriteService {
   }
 
   private async withRetry<T>(fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (error) {
-        if (isUniqueViolation(error)) throw new CustodianException(ErrorCode.Conflict, 'A unique field already has this value');
-        if (!isRetryableTransactionError(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
-      }
+    try {
+      return await retryWithBackoff(fn, { attempts: MAX_TX_ATTEMPTS, isRetryable: isRetryableTransactionError });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new CustodianException(ErrorCode.Conflict, 'A unique field already has this value');
+      throw error;
     }
   }
 }
