@@ -99,10 +99,25 @@ describe('OpenAPI document', () => {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    return matches(res, method, template, path);
+  }
+
+  /** Checks a received answer against its route and status: status, required headers and their form, body. */
+  async function matches(res: Response, method: string, template: string, path: string): Promise<unknown> {
     const op = doc.paths[template]?.[method.toLowerCase()];
     if (!op) throw new Error(`${method} ${template} is not in the document`);
-    const answer = op.responses[String(res.status)] as { content?: Record<string, { schema: object }> } | undefined;
+    const answer = op.responses[String(res.status)] as
+      { content?: Record<string, { schema: object }>; headers?: Record<string, { required?: boolean; schema: object }> } | undefined;
     if (!answer) throw new Error(`${method} ${path}: status ${res.status} is not documented (${await res.text()})`);
+    for (const [name, header] of Object.entries(answer.headers ?? {})) {
+      const value = res.headers.get(name);
+      if (value === null) {
+        if (header.required) throw new Error(`${method} ${path} ${res.status}: no ${name} header, the document requires one`);
+        continue;
+      }
+      const validate = ajv.compile(header.schema);
+      if (!validate(value)) throw new Error(`${method} ${path} ${res.status}: header ${name}: ${value} ${ajv.errorsText(validate.errors)}`);
+    }
     const text = await res.text();
     if (!answer.content) {
       expect(text).toBe('');
@@ -221,6 +236,50 @@ describe('OpenAPI document', () => {
       expect([list, Array.isArray(answer.items), answer.nextCursor]).toEqual([list, true, null]);
     }
   });
+
+  it("the edge's answers match the document: a real 429 rate_limited and a real 503 request_timeout (edge.int-spec.ts)", async () => {
+    // One more host: a 1 ms request deadline (a password check never makes it) and an address
+    // bucket of 3 tokens that does not refill during the test. The document is the same: same routes.
+    const edge = await startTestHost('openapi_edge', {
+      CUSTODIAN_HTTP_HANDLER_TIMEOUT_MS: '1',
+      CUSTODIAN_RATE_LIMIT_EXEMPT: '',
+      CUSTODIAN_RATE_LIMIT_ADDRESS_PER_SECOND: '0.001',
+      CUSTODIAN_RATE_LIMIT_ADDRESS_BURST: '3',
+      CUSTODIAN_RATE_LIMIT_BEARER_PER_SECOND: '0',
+    });
+    try {
+      const send = (method: string, path: string, body?: unknown): Promise<Response> =>
+        fetch(`${edge.host.url}${path}`, {
+          method,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+      const late = await send('POST', '/api/v1/auth/login', TEST_ADMIN);
+      expect(late.status).toBe(503);
+      expect(await matches(late, 'POST', '/api/v1/auth/login', '/api/v1/auth/login')).toMatchObject({ code: 'request_timeout' });
+      // A probe is neither limited nor deadlined, and the document lists neither code for it.
+      expect((await send('GET', '/health/live')).status).toBe(200);
+      const ready = doc.paths['/health/ready'].get.responses;
+      expect([ready['429'], JSON.stringify(ready['503'] ?? {})]).toEqual([undefined, expect.not.stringContaining('request_timeout')]);
+      let limited: Response | undefined;
+      for (let i = 0; i < 3 && !limited; i++) {
+        const res = await send('GET', '/api/v1/users');
+        if (res.status === 429) limited = res;
+        else await res.arrayBuffer();
+      }
+      expect(limited?.status).toBe(429);
+      expect(limited!.headers.get('ratelimit')).toMatch(/^"address";r=0;t=\d+$/);
+      expect(await matches(limited!, 'GET', '/api/v1/users', '/api/v1/users')).toMatchObject({
+        code: 'rate_limited',
+        details: { policy: 'address' },
+      });
+      // Every route the limiter guards documents it, SCIM's too (as problem+json beside its own errors).
+      const scim = doc.paths['/scim/v2/Users'].get.responses['429'] as { content: Record<string, unknown> };
+      expect(Object.keys(scim.content)).toEqual(['application/problem+json']);
+    } finally {
+      await edge.stop();
+    }
+  }, 120_000);
 
   it('serves a static reference page under a strict CSP that loads nothing from elsewhere', async () => {
     const res = await fetch(`${base}/api/v1/docs`);

@@ -61,6 +61,38 @@ describe('buildOpenApiDocument', () => {
     expect(doc.paths['/oauth'].post.operationId).not.toBe(doc.paths['/oauth'].get.operationId);
   });
 
+  it("lists the edge's 429 rate_limited and 503 request_timeout with their headers, except where the edge does not answer them", () => {
+    const doc = buildOpenApiDocument([
+      route({}),
+      route({ handler: 'live', path: '/health/live', access: 'public', policy: undefined }),
+      route({ handler: 'metrics', path: '/metrics', access: 'public', policy: undefined }),
+      route({ handler: 'apply', method: 'POST', path: '/api/v1/bundles/apply' }),
+      route({
+        handler: 'scim',
+        path: '/scim/v2/Users',
+        contract: { responses: { 200: Type.Object({}) }, errorContentType: 'application/scim+json' },
+      }),
+    ]);
+    const thing = doc.paths['/api/v1/things/{id}'].get.responses;
+    expect(thing['429']['x-custodian-problem-codes']).toEqual(['rate_limited']);
+    expect(Object.keys(thing['429'].headers as object)).toEqual(['Retry-After', 'RateLimit', 'RateLimit-Policy']);
+    expect(thing['429'].headers).toMatchObject({ 'Retry-After': { required: true } });
+    expect(thing['503']['x-custodian-problem-codes']).toEqual(['bus_no_responders', 'request_timeout', 'service_unavailable']);
+    expect(Object.keys(thing['503'].headers as object)).toEqual(['Retry-After']);
+    // The probes and /metrics are neither limited nor deadlined; bundle apply has its own bound.
+    for (const path of ['/health/live', '/metrics']) {
+      expect(doc.paths[path].get.responses['429']).toBeUndefined();
+      expect(doc.paths[path].get.responses['503']['x-custodian-problem-codes']).toEqual(['service_unavailable']);
+    }
+    expect(doc.paths['/api/v1/bundles/apply'].post.responses['429']).toBeDefined();
+    expect(doc.paths['/api/v1/bundles/apply'].post.responses['503']['x-custodian-problem-codes']).not.toContain('request_timeout');
+    // A route with its own error media type answers the edge's problems as problem+json.
+    const scim = doc.paths['/scim/v2/Users'].get.responses;
+    expect(Object.keys(scim['429'].content as object)).toEqual(['application/problem+json']);
+    expect(Object.keys(scim['503'].content as object)).toEqual(['application/scim+json', 'application/problem+json']);
+    expect(scim['503']['x-custodian-problem-codes']).toEqual(['request_timeout']);
+  });
+
   it('drops embedded $id (one document, no ids to collide)', () => {
     expect(plainSchema(Type.Object({ a: Type.String() }, { $id: 'x' }))).toEqual({
       type: 'object',

@@ -1,7 +1,9 @@
 import { ERROR_HTTP_STATUS, isErrorCode, type ErrorCode } from '@custodian/contracts';
 import { POLICY_ERROR_STATUS, type PolicyErrorCode } from '@custodian/policy';
 import type { TSchema } from '@sinclair/typebox';
+import type { Request } from 'express';
 import type { RouteInfo } from '../auth/route-inventory';
+import { isLongRunning } from '../http/request-deadline.middleware';
 import type { ApiContractSpec, ApiResponseSpec } from './api-contract.decorator';
 import { ProblemSchema } from './api-schemas';
 
@@ -63,9 +65,23 @@ function statusOfCode(code: ErrorCode | PolicyErrorCode): number {
   return isErrorCode(code) ? ERROR_HTTP_STATUS[code] : (POLICY_ERROR_STATUS[code as PolicyErrorCode] ?? 400);
 }
 
-/** The problem codes a route may answer: those of its kind (auth, input, path ids, writes) plus its own. */
+/**
+ * The problems the edge answers before a route's handler (libs/platform/src/app/service-host.ts):
+ * the general rate limiter's 429 on every route but the probes and `/metrics`, and the request
+ * deadline's 503 on every route that has no longer bound of its own (`isLongRunning`, judged by
+ * the path alone: a client asking for an event stream escapes it too, but the document cannot know).
+ * Both are problem+json whatever media type the route's own errors use (docs/operations.md).
+ */
+export function edgeProblemCodesOf(path: string): Array<'rate_limited' | 'request_timeout'> {
+  const codes: Array<'rate_limited' | 'request_timeout'> = [];
+  if (!path.startsWith('/health/') && path !== '/metrics') codes.push('rate_limited');
+  if (!isLongRunning({ path, headers: {} } as Request)) codes.push('request_timeout');
+  return codes;
+}
+
+/** The problem codes a route may answer: the edge's, those of its kind (auth, input, path ids, writes) plus its own. */
 export function problemCodesOf(route: ApiRoute): Map<number, string[]> {
-  const codes = new Set<ErrorCode | PolicyErrorCode>(['internal_error', 'service_unavailable']);
+  const codes = new Set<ErrorCode | PolicyErrorCode>(['internal_error', 'service_unavailable', ...edgeProblemCodesOf(route.path)]);
   const c = route.contract;
   if (route.access !== 'public') {
     codes.add('unauthenticated');
@@ -91,17 +107,47 @@ export function problemCodesOf(route: ApiRoute): Map<number, string[]> {
   return byStatus;
 }
 
-function problemResponse(codes: string[], contentType?: string): Json {
-  if (contentType) return { description: `Error (${contentType})`, content: { [contentType]: { schema: { type: 'object' } } } };
-  const base = plainSchema(ProblemSchema) as { properties: Json };
+const EDGE_CODES: ReadonlySet<string> = new Set(['rate_limited', 'request_timeout']);
+
+/**
+ * A 429 always says when to retry, and so do the 503s of the edge and of the problem filter
+ * (libs/platform/src/http); the limiter's buckets are named in the RateLimit headers
+ * (draft-ietf-httpapi-ratelimit-headers), which every answer carries while the limiter is on.
+ */
+const RETRY_AFTER = { description: 'Seconds to wait before retrying', schema: { type: 'string', pattern: '^[0-9]+$' } };
+const RATE_LIMIT_HEADERS: Json = {
+  RateLimit: { description: 'The tightest bucket: `"<address|credential>";r=<remaining>;t=<seconds>`', schema: { type: 'string' } },
+  'RateLimit-Policy': { description: 'The buckets that apply: `"<name>";q=<burst>;w=<seconds>`, …', schema: { type: 'string' } },
+};
+
+function problemHeaders(status: number, codes: string[]): Json | undefined {
+  if (status !== 429 && status !== 503) return undefined;
   return {
-    description: `Problem: ${codes.join(', ')}`,
-    content: {
-      'application/problem+json': {
-        schema: { ...base, properties: { ...base.properties, code: { type: 'string', enum: codes } } },
-      },
-    },
-    'x-custodian-problem-codes': codes,
+    'Retry-After': status === 429 ? { ...RETRY_AFTER, required: true } : RETRY_AFTER,
+    ...(codes.includes('rate_limited') ? RATE_LIMIT_HEADERS : {}),
+  };
+}
+
+/**
+ * The answer of one problem status. A route whose errors use another media type (SCIM) still gets
+ * the edge's problems as problem+json, so such a status may list both media types.
+ */
+function problemResponse(status: number, codes: string[], contentType?: string): Json {
+  const problem = codes.filter((code) => !contentType || EDGE_CODES.has(code));
+  const own = contentType ? codes.filter((code) => !EDGE_CODES.has(code)) : [];
+  const base = plainSchema(ProblemSchema) as { properties: Json };
+  const content: Json = {};
+  if (own.length > 0) content[contentType!] = { schema: { type: 'object' } };
+  if (problem.length > 0)
+    content['application/problem+json'] = {
+      schema: { ...base, properties: { ...base.properties, code: { type: 'string', enum: problem } } },
+    };
+  const headers = problemHeaders(status, codes);
+  return {
+    description: problem.length === 0 ? `Error (${contentType})` : `Problem: ${codes.join(', ')}`,
+    ...(headers ? { headers } : {}),
+    content,
+    ...(problem.length > 0 ? { 'x-custodian-problem-codes': problem } : {}),
   };
 }
 
@@ -165,7 +211,7 @@ function operationOf(route: ApiRoute, operationId: string): OpenApiOperation {
   for (const [status, spec] of Object.entries(declared)) responses[status] = successResponse(spec);
   for (const [status, codes] of problemCodesOf(route)) {
     // A success answer on the same status (e.g. 503 of a readiness probe) keeps its own body.
-    if (!responses[String(status)]) responses[String(status)] = problemResponse(codes, c?.errorContentType);
+    if (!responses[String(status)]) responses[String(status)] = problemResponse(status, codes, c?.errorContentType);
   }
   return {
     operationId,
