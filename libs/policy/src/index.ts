@@ -1,4 +1,4 @@
-// Public surface of @custodian/policy — the only place that decides (DESIGN §4).
+// Public surface of @custodian/policy — the only place that decides (docs/policy.md).
 export { PolicyError, POLICY_ERROR_STATUS, isPolicyError, type PolicyErrorCode } from './errors/policy.error';
 
 export {

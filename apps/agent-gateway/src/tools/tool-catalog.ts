@@ -1,7 +1,7 @@
 import type { DescribedField, DescribedObject, PrincipalSnapshot } from '@custodian/contracts';
 import { capabilityDecision } from '@custodian/platform';
 
-/** The tool names, fixed (DESIGN §6); `get_pending_action` lets an agent follow its proposals. */
+/** The tool names, fixed (docs/agent-gateway.md, "Tools"); `get_pending_action` lets an agent follow its proposals. */
 export const TOOL_NAMES = [
   'list_objects',
   'describe_object',

@@ -12,7 +12,10 @@ import { AnyObject, ArchiveAnswer, CheckpointList, CheckpointSigned, EventPage, 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The audit API (DESIGN §6). Every route reads or changes only the caller's own organization's chain. */
+/**
+ * The audit API (docs/audit.md, "Query, export, archive"). Every route reads or changes only the
+ * caller's own organization's chain.
+ */
 @Controller(`${API_PREFIX}/audit`)
 export class AuditController {
   constructor(

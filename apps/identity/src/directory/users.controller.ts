@@ -10,7 +10,7 @@ import { Invitation, Member, CursorPage } from '../identity.api-schemas';
 
 const MANAGE_USERS = { capabilities: ['manage_users'] } as const;
 
-/** The members of the org a request acts in (DESIGN §6 `users`). */
+/** The members of the org a request acts in (docs/identity.md, "Directory API"). */
 @Controller(`${API_PREFIX}/users`)
 export class UsersController {
   constructor(@Inject(UsersService) private readonly users: UsersService) {}

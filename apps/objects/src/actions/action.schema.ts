@@ -2,8 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { FIELD_NAME_PATTERN, OBJECT_NAME_PATTERN } from '../metadata/object-definition.schema';
 
 /**
- * A declared action on an object (bundle `actions`, DESIGN §6): a named, labelled update that sets
- * fixed values. Its fields and values are checked against the object's definition when applied.
+ * A declared action on an object (bundle `actions`, docs/objects.md "Bundles"): a named, labelled
+ * update that sets fixed values. Its fields and values are checked against the object's definition when applied.
  * Running actions (MCP `run_action`, approvals) is built elsewhere.
  */
 export const ActionDefinitionSchema = Type.Object(

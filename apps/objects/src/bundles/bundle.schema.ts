@@ -48,8 +48,8 @@ export const BundleSharingRuleSchema = Type.Union([
 export type BundleSharingRule = Static<typeof BundleSharingRuleSchema>;
 
 /**
- * The bundle document (DESIGN §6), JSON or YAML. `POST bundles/apply` applies every section:
- * roles, groups and permission sets through identity, objects, sharing rules and actions in the
+ * The bundle document (docs/objects.md, "Bundles"), JSON or YAML. `POST bundles/apply` applies every
+ * section: roles, groups and permission sets through identity, objects, sharing rules and actions in the
  * objects service, approval policies through approvals (docs/objects.md).
  */
 export const BundleSchema = Type.Object(

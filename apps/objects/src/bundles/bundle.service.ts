@@ -164,8 +164,8 @@ function dependencyOrder(objects: ObjectDefinitionInput[]): ObjectDefinitionInpu
 }
 
 /**
- * Applies a whole bundle (DESIGN §6): first a dry-run of every section (identity, objects,
- * approvals) — so validation and authorization refuse before anything is written — then, unless
+ * Applies a whole bundle (docs/objects.md, "Bundles"): first a dry-run of every section (identity,
+ * objects, approvals) — so validation and authorization refuse before anything is written — then, unless
  * `dryRun`, identity → objects → approvals. Each step is one transaction in its service and
  * idempotent by name; the steps together are not one transaction (see stepFailure).
  */

@@ -71,8 +71,8 @@ export function parseReplicaState(text: string | null | undefined): Readonly<Rep
 const INITIAL_VERSION = 1;
 
 /**
- * The directory replica (DESIGN §4, R10): user→role, group membership and the role closure of each
- * org, rebuilt from identity's DirectoryChanged stream in `seq` order, plus how far it has got.
+ * The directory replica (R10; docs/objects.md, "Directory replica and freshness"): user→role, group
+ * membership and the role closure of each org, rebuilt from identity's DirectoryChanged stream in `seq` order, plus how far it has got.
  * A request whose snapshot carries a newer policy version than the replica has applied waits
  * (polling) for the replica to catch up and is refused with 503 after `waitMs` — never decided on
  * older directory data.

@@ -1,8 +1,8 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 /**
- * The replicated directory (DESIGN §4): the tables and column names the policy SQL joins
- * (docs/policy.md, "SQL table shapes"). Rebuilt from identity's DirectoryChanged stream only.
+ * The replicated directory (docs/objects.md, "Directory replica and freshness"): the tables and
+ * column names the policy SQL joins (docs/policy.md, "SQL table shapes"). Rebuilt from identity's DirectoryChanged stream only.
  */
 @Entity({ name: 'user_roles' })
 export class UserRoleEntity {

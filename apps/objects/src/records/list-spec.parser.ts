@@ -77,7 +77,7 @@ export function parseListQuery(object: string, query: Record<string, unknown>): 
 
 const QUERY_KEYS = new Set(['object', 'fields', 'where', 'orderBy', 'limit', 'offset', 'cursor', 'aggregations', 'groupBy', 'expand']);
 
-/** The ObjectQL body of `POST query` (DESIGN §6). */
+/** The ObjectQL body of `POST query` (docs/objects.md, "ObjectQL"). */
 export function parseObjectQl(body: unknown): { spec: ListSpec; raw: Record<string, unknown> } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('The query is a JSON object', '/');
   const raw = body as Record<string, unknown>;

@@ -224,8 +224,8 @@ export class RecordsController {
   }
 
   /**
-   * ObjectQL (DESIGN §6): the same governed list as `GET data/:object`, as a JSON body, in the same
-   * envelope; aggregations (`groupBy`/`aggregations`) answer `{groups}` as before.
+   * ObjectQL (docs/objects.md, "ObjectQL"): the same governed list as `GET data/:object`, as a JSON
+   * body, in the same envelope; aggregations (`groupBy`/`aggregations`) answer `{groups}` as before.
    */
   @RequirePolicy(GOVERNED)
   @ApiContract({

@@ -30,7 +30,7 @@ export interface PrincipalCacheOptions {
  *
  * The answer is cached per credential (a hash of the presented bearer string) for at most `ttlMs`,
  * never past the token's `exp` or the credential's own expiry, and dropped the moment identity's
- * revocation or policy-version broadcast arrives (R10, DESIGN §2 "caches drop on it"; the rules
+ * revocation or policy-version broadcast arrives (R10, docs/identity.md "Freshness (R10)"; the rules
  * live in PrincipalSnapshotCache, shared with the agent runtime):
  * - `evt.identity.revoked` drops every entry of the revoked sessions / API keys / users;
  * - `evt.identity.policy-version` drops the org's entries older than the announced version, and

@@ -8,9 +8,9 @@ interface CachedPrincipal {
 }
 
 /**
- * Principal snapshots kept under identity's invalidation broadcasts (R10, DESIGN §2 "caches drop
- * on it"); the one implementation behind the HTTP edge's PrincipalResolver and the agent runtime's
- * DelegatedPrincipals:
+ * Principal snapshots kept under identity's invalidation broadcasts (R10; the events and
+ * what each drops: docs/identity.md, "Freshness (R10)"); the one implementation behind the HTTP
+ * edge's PrincipalResolver and the agent runtime's DelegatedPrincipals:
  * - `evt.identity.revoked` drops every entry of the revoked sessions / API keys / users;
  * - `evt.identity.policy-version` drops the org's entries older than the announced version and
  *   remembers it: a snapshot older than an announced version is never used nor kept;

@@ -4,7 +4,7 @@ import { INTEGRATION_CAPABILITIES, SYSTEM_CAPABILITIES, type Capability } from '
 export const PUBLIC_ROUTE = 'custodian:public';
 export const ROUTE_POLICY = 'custodian:policy';
 
-/** The capabilities of DESIGN.md R6 that a route may require; the policy library owns the list. */
+/** The capabilities of R6 (docs/access-rules.md) that a route may require; the policy library owns the list. */
 export const CAPABILITIES: readonly Capability[] = [...SYSTEM_CAPABILITIES, ...INTEGRATION_CAPABILITIES];
 export type { Capability };
 
