@@ -54,7 +54,7 @@ export { evaluateWhere, compareCodePoints, type RecordRow } from './objectql/whe
 export { compileWhereSql, type WhereSqlContext } from './objectql/where.sql-compiler';
 
 export { SqlParams, quoteIdent, qualifiedName, type SqlFragment } from './sql/sql-params';
-export { ALWAYS, NEVER, NEVER_FILTER, anyOf, conditional, planOfSql, sqlOfPlan, type SqlFilter, type SqlPlan } from './sql/sql-plan';
+export { ALWAYS, NEVER, NEVER_FILTER, anyOf, conditional, sqlOfPlan, type SqlFilter, type SqlPlan } from './sql/sql-plan';
 export { createSqlSchema, DEFAULT_SQL_SCHEMA, type PolicySqlSchema, type PolicySqlSchemaOptions } from './sql/sql-schema.config';
 
 export {

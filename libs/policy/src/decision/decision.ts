@@ -7,7 +7,7 @@ import type { RecordRow } from '../objectql/where.evaluator';
 import { parseWhere } from '../objectql/where.parser';
 import { columnRef, compileWhereSql } from '../objectql/where.sql-compiler';
 import { SqlParams, type SqlFragment } from '../sql/sql-params';
-import { NEVER_FILTER, conditional, planOfSql, sqlOfPlan, type SqlFilter } from '../sql/sql-plan';
+import { NEVER_FILTER, conditional, sqlOfPlan, type SqlFilter } from '../sql/sql-plan';
 import { DEFAULT_SQL_SCHEMA, type PolicySqlSchema } from '../sql/sql-schema.config';
 import {
   LEVEL,
@@ -357,8 +357,8 @@ export class Decision {
     const node = this.parseWhere(object, where);
     const params = new SqlParams(options.paramOffset ?? 0);
     const alias = options.alias ?? 't';
-    const text = compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) });
-    return { text, params: params.values };
+    const plan = compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) });
+    return { text: sqlOfPlan(plan), params: params.values };
   }
 
   /**
@@ -373,8 +373,7 @@ export class Decision {
     const alias = options.alias ?? 't';
     const access = compileRowFilter(this.grants, this.sqlSchema, params, object, alias, this.need(action));
     if (access.kind === 'never') return NEVER_FILTER;
-    // The ObjectQL compiler writes a constant where as TRUE / FALSE.
-    const user = planOfSql(compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) }));
+    const user = compileWhereSql(node, { params, column: (f) => columnRef(alias, this.sqlSchema.fieldColumn(object, f)) });
     if (user.kind === 'always') return { plan: access, params: params.values };
     return { plan: conditional(`${sqlOfPlan(access)} AND ${sqlOfPlan(user)}`), params: params.values };
   }

@@ -1,7 +1,7 @@
 import { columnRef, compileWhereSql } from '../objectql/where.sql-compiler';
 import { SqlParams, quoteIdent, qualifiedName } from '../sql/sql-params';
 import type { PolicySqlSchema } from '../sql/sql-schema.config';
-import { ALWAYS, NEVER, anyOf, conditional, planOfSql, sqlOfPlan, type SqlPlan } from '../sql/sql-plan';
+import { ALWAYS, NEVER, anyOf, conditional, sqlOfPlan, type SqlPlan } from '../sql/sql-plan';
 import type { LevelRank } from './access-level';
 import type { PrincipalGrants } from './principal-grants';
 import { MAX_PARENT_DEPTH } from './record-access.evaluator';
@@ -117,8 +117,7 @@ function levelAtLeast(ctx: FilterContext, objectName: string, alias: string, nee
     if (level < need) continue;
     if (rule.type === 'criteria') {
       if (!rule.criteriaNode) continue;
-      // The ObjectQL compiler writes a constant criteria as TRUE / FALSE.
-      parts.push(planOfSql(compileWhereSql(rule.criteriaNode, { params: p, column: (f) => col(ctx, objectName, alias, f) })));
+      parts.push(compileWhereSql(rule.criteriaNode, { params: p, column: (f) => col(ctx, objectName, alias, f) }));
     } else if (rule.ownedBy.type === 'group') {
       const gm = `gm${n++}`;
       const from = `${dirTable(ctx, ctx.schema.groupMembersTable)} ${gm}`;

@@ -1,4 +1,5 @@
 import { quoteIdent, type SqlParams } from '../sql/sql-params';
+import { ALWAYS, NEVER, conditional, sqlOfPlan, type SqlPlan } from '../sql/sql-plan';
 import type { WhereNode } from './where.ast';
 
 export interface WhereSqlContext {
@@ -47,30 +48,32 @@ function leafSql(node: Extract<WhereNode, { kind: 'leaf' }>, ctx: WhereSqlContex
 }
 
 /**
- * Compiles a filter to a PostgreSQL predicate that is never NULL where it matters. Negations are
- * pushed to the leaves; a positive leaf may yield NULL on a NULL column, which AND/OR/WHERE treat as
- * false (monotone), and a negated leaf is wrapped in `IS NOT TRUE`, so NULL → true — the MongoDB
- * meaning of `$ne`/`$nin`/`$not` on null or missing values. Positive leaves stay index-friendly.
+ * Compiles a filter to a typed plan: a constant filter is `always` / `never`, anything else a
+ * PostgreSQL predicate that is never NULL where it matters. Negations are pushed to the leaves; a
+ * positive leaf may yield NULL on a NULL column, which AND/OR/WHERE treat as false (monotone), and a
+ * negated leaf is wrapped in `IS NOT TRUE`, so NULL → true — the MongoDB meaning of
+ * `$ne`/`$nin`/`$not` on null or missing values. Positive leaves stay index-friendly. A constant
+ * inside AND/OR is written as TRUE / FALSE there (sqlOfPlan), so the SQL is what it always was.
  */
-export function compileWhereSql(node: WhereNode, ctx: WhereSqlContext, negate = false): string {
+export function compileWhereSql(node: WhereNode, ctx: WhereSqlContext, negate = false): SqlPlan {
   switch (node.kind) {
     case 'const':
-      return node.value !== negate ? 'TRUE' : 'FALSE';
+      return node.value !== negate ? ALWAYS : NEVER;
     case 'not':
       return compileWhereSql(node.child, ctx, !negate);
     case 'and':
     case 'or': {
       const conjunction = (node.kind === 'and') !== negate;
-      const parts = node.children.map((child) => compileWhereSql(child, ctx, negate));
-      return `(${parts.join(conjunction ? ' AND ' : ' OR ')})`;
+      const parts = node.children.map((child) => sqlOfPlan(compileWhereSql(child, ctx, negate)));
+      return conditional(`(${parts.join(conjunction ? ' AND ' : ' OR ')})`);
     }
     case 'leaf': {
       if (node.op === 'null') {
         const col = ctx.column(node.field);
-        return negate ? `${col} IS NOT NULL` : `${col} IS NULL`;
+        return conditional(negate ? `${col} IS NOT NULL` : `${col} IS NULL`);
       }
       const sql = leafSql(node, ctx);
-      return negate ? `(${sql}) IS NOT TRUE` : `(${sql})`;
+      return conditional(negate ? `(${sql}) IS NOT TRUE` : `(${sql})`);
     }
   }
 }

@@ -1,8 +1,9 @@
 /**
  * What the SQL planner decided for a predicate: every row (`always`), no row (`never`), or rows
  * matching `sql` (`conditional`). The placeholders in `sql` refer to the SqlParams the plan was
- * compiled with (its values are the plan's parameters, in order). Callers branch on `kind` instead
- * of comparing SQL text with 'TRUE' / 'FALSE'.
+ * compiled with (its values are the plan's parameters, in order). The compilers (row filters and
+ * the ObjectQL where compiler) answer plans, and SQL text is written only at the edge (sqlOfPlan),
+ * so callers branch on `kind` instead of comparing SQL text with 'TRUE' / 'FALSE'.
  */
 export type SqlPlan = { readonly kind: 'always' } | { readonly kind: 'never' } | { readonly kind: 'conditional'; readonly sql: string };
 
@@ -24,11 +25,6 @@ export const NEVER_FILTER: SqlFilter = Object.freeze({ plan: NEVER, params: Obje
 
 export function conditional(sql: string): SqlPlan {
   return { kind: 'conditional', sql };
-}
-
-/** The plan of a predicate compiled elsewhere as text (the ObjectQL compiler writes constants as TRUE / FALSE). */
-export function planOfSql(sql: string): SqlPlan {
-  return sql === 'TRUE' ? ALWAYS : sql === 'FALSE' ? NEVER : conditional(sql);
 }
 
 /** The plan as a SQL boolean expression. */

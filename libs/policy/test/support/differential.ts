@@ -198,7 +198,7 @@ export async function runDifferentialCase(
   const types = catalog.get('acct')!.fieldTypes;
   const node = parseWhere(w.where, { typeOf: (f) => types.get(f) });
   const whereParams = new SqlParams(1);
-  const text = compileWhereSql(node, { params: whereParams, column: (f) => `t.${quoteIdent(f)}` });
+  const text = sqlOfPlan(compileWhereSql(node, { params: whereParams, column: (f) => `t.${quoteIdent(f)}` }));
   const res = await client.query<{ id: string }>(`SELECT t.id FROM obj_acct t WHERE t.id LIKE $1 AND ${text}`, [
     `${org}\\_a%`,
     ...whereParams.values,
