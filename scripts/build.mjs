@@ -73,6 +73,8 @@ async function buildConsole() {
   for await (const file of walkAll(path.join(dir, 'src'))) files.push(path.relative(dir, file));
   // The console bundles the generated API client: a regenerated client rebuilds it.
   for await (const file of walkAll(path.join(root, 'packages', 'client', 'src'))) files.push(path.relative(dir, file));
+  // …and so do the few pure modules of libs/ it imports (the poller's backoff ceiling).
+  files.push('../libs/platform/src/backoff.ts');
   for (const file of files.sort())
     hash
       .update(file)

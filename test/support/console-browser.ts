@@ -51,7 +51,7 @@ export interface ConsoleBrowser {
 }
 
 export async function startConsoleBrowser(prefix: string, env: Record<string, string> = {}): Promise<ConsoleBrowser> {
-  const db = await createTestDatabase(prefix);
+  const db = await createTestDatabase(prefix, { migrated: true });
   const dataDir = mkdtempSync(path.join(tmpdir(), 'custodian-console-'));
   const host = await startAllInOne(
     {
