@@ -41,4 +41,3 @@ export * from './validation/canonical-json';
 export * from './validation/encode-control-chars';
 export * from './validation/forbidden-keys';
 export * from './validation/schema-validator';
-export * from './validation/sorted-json';

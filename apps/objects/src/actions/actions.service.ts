@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, type BundleChange } from '@custodian/contracts';
-import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, sortedJson } from '@custodian/platform';
+import { CustodianException, OutboxWriter, SERVICE_DATA_SOURCE, canonicalJson } from '@custodian/platform';
 import { isSystemField } from '@custodian/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ObjectActionEntity } from '../entities/object-action.entity';
@@ -74,7 +74,7 @@ export class ActionsService {
       const next = normaliseAction(input);
       const name = `${next.object}.${next.name}`;
       const existing = await m.findOne(ObjectActionEntity, { where: { orgId, objectName: next.object, name: next.name } });
-      if (existing && sortedJson(existing.definition) === sortedJson(next)) {
+      if (existing && canonicalJson(existing.definition) === canonicalJson(next)) {
         changes.push({ kind: 'action', name, change: 'unchanged' });
         continue;
       }

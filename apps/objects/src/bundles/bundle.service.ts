@@ -9,7 +9,16 @@ import {
   type PrincipalSnapshot,
   type ResponseOf,
 } from '@custodian/contracts';
-import { BUS, CustodianException, LOGGER, OutboxWriter, assertValid, missingCapabilities, sortedJson, type Bus } from '@custodian/platform';
+import {
+  BUS,
+  CustodianException,
+  LOGGER,
+  OutboxWriter,
+  assertValid,
+  missingCapabilities,
+  canonicalJson,
+  type Bus,
+} from '@custodian/platform';
 import { assertNoForbiddenKeys, type Capability, type SharingRule } from '@custodian/policy';
 import type { Logger } from 'pino';
 import type { EntityManager } from 'typeorm';
@@ -135,11 +144,30 @@ export function parseBundle(input: { bundle?: unknown; document?: string }): Bun
   }
   if (value === undefined) throw new CustodianException(ErrorCode.ValidationFailed, 'A bundle is required');
   assertNoForbiddenKeys(value);
+  assertJsonNumbers(value);
   return assertValid(BundleSchema, value, { what: 'bundle' });
 }
 
+/**
+ * A bundle is JSON data: YAML's `.nan` / `.inf` / `-.inf` have no JSON form (the digest, the stored
+ * definitions and the comparisons all use the canonical JSON encoding, which refuses them), so a
+ * document carrying one is refused by the path of the first, never stored as something else.
+ */
+function assertJsonNumbers(value: unknown, path = ''): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value))
+      throw new CustodianException(ErrorCode.ValidationFailed, 'The bundle is not valid', {
+        issues: [{ path: path || '/', message: 'must be a finite number (JSON has no NaN or Infinity)' }],
+      });
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) value.forEach((v, i) => assertJsonNumbers(v, `${path}/${i}`));
+  else for (const [k, v] of Object.entries(value)) assertJsonNumbers(v, `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+}
+
 function comparable(def: StoredObjectDefinition): string {
-  return sortedJson({ ...def, sharingRules: undefined });
+  return canonicalJson({ ...def, sharingRules: undefined });
 }
 
 /** Objects in an order where every lookup target is created before the objects referring to it. */
@@ -180,7 +208,7 @@ export class BundleService {
   ) {}
 
   async apply(principal: PrincipalSnapshot, bundle: Bundle, dryRun: boolean): Promise<BundleResult> {
-    const digest = `sha256:${createHash('sha256').update(sortedJson(bundle)).digest('hex')}`;
+    const digest = `sha256:${createHash('sha256').update(canonicalJson(bundle)).digest('hex')}`;
     await this.authorize(principal, bundle);
     const identityRequest = {
       orgId: principal.orgId,
@@ -354,7 +382,7 @@ export class BundleService {
   private async sharingRulesIn(m: EntityManager, orgId: string, object: string, rules: SharingRule[]): Promise<BundleChange> {
     const current = (await this.metadata.definitions(m, orgId)).get(object);
     if (!current) throw invalid(`Sharing rules for unknown object ${object}`, `/sharingRules/${object}`);
-    if (sortedJson(current.sharingRules) === sortedJson(rules)) return { kind: 'sharing_rules', name: object, change: 'unchanged' };
+    if (canonicalJson(current.sharingRules) === canonicalJson(rules)) return { kind: 'sharing_rules', name: object, change: 'unchanged' };
     await this.metadata.setSharingRules(m, orgId, object, rules);
     await this.outbox.append(m, {
       orgId,

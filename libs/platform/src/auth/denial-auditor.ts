@@ -8,7 +8,7 @@ import { CustodianException } from '../errors/custodian.exception';
 import type { MetricsService } from '../metrics/metrics.service';
 import { OutboxBackpressureError, agentOf, type AuditEventInput } from '../outbox/outbox.writer';
 import { uuidv7 } from '../outbox/uuidv7';
-import { sortedJson } from '../validation/sorted-json';
+import { canonicalJson } from '../validation/canonical-json';
 
 const audited = new WeakSet<object>();
 
@@ -205,9 +205,11 @@ export class DenialAuditor {
     const now = this.now();
     const credential = credentialOf(principal);
     const verdict = this.spend(credential, now);
-    const own = sortedJson([service, credential, input.target ?? null, input.details ?? null]);
+    // The grouping key is the canonical form of what the event will carry as JSON (details are built by
+    // code: a Date or a non-finite number becomes what JSON makes of it, never an exception here).
+    const own = canonicalJson(JSON.parse(JSON.stringify([service, credential, input.target ?? null, input.details ?? null])));
     const limited = verdict.limited && !this.entries.has(own);
-    const key = limited ? sortedJson([service, credential, 'rate_limited']) : own;
+    const key = limited ? canonicalJson([service, credential, 'rate_limited']) : own;
     let entry = this.entries.get(key);
     if (entry && entry.windowEndsAt <= now) {
       // The sweep has not run yet (timers lag): close the old window first.

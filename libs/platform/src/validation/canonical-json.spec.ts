@@ -1,7 +1,22 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { canonicalJson, contentHash } from './canonical-json';
-import { sortedJson } from './sorted-json';
+
+/**
+ * The objects service's comparison encoder before `canonicalJson` replaced it (libs/platform's
+ * sorted-json.ts), verbatim: the oracle that shows bundle digests and content hashes handed out
+ * before keep their values.
+ */
+function sortedJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(sortedJson).join(',')}]`;
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${sortedJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
+}
 
 /** The audit chain's encoder before it moved here (apps/audit/src/chain/canonical-json.ts), verbatim: the oracle. */
 function auditEncoderBefore(value: unknown): string {
@@ -143,7 +158,7 @@ describe('canonical JSON (RFC 8785)', () => {
       expect(canonicalJson(v)).toBe(sortedJson(v));
   });
 
-  it('differs from sortedJson only where it refuses: non-finite numbers (YAML .nan/.inf), undefined items, functions', () => {
+  it('differs from sortedJson only where it refuses: non-finite numbers (a bundle refuses them first), undefined items, functions', () => {
     expect(sortedJson({ n: NaN, i: [Infinity] })).toBe('{"i":[null],"n":null}');
     for (const v of [{ n: NaN }, [Infinity], [-Infinity], { f: () => 1 }, undefined]) expect(() => canonicalJson(v)).toThrow(TypeError);
     expect([sortedJson([undefined]), canonicalJson([undefined])]).toEqual(['[]', '[null]']);

@@ -39,7 +39,7 @@ export function canonicalJson(value: unknown): string {
 /**
  * A short content hash of a value (sha256 of its canonical JSON, 32 hex digits): a version for data
  * that has no version column, so a change computed on it can tell when it moved since. Byte for byte
- * the hash it was before over sortedJson (canonical-json.spec.ts), so versions handed out still match.
+ * the hash it was before over the earlier sorted-keys encoder (canonical-json.spec.ts), so versions handed out still match.
  */
 export function contentHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32);
