@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { BundleChangeSchema } from '@custodian/contracts';
 import { AnyObject, Nullable } from '@custodian/platform';
 
 /** An unpaged list in the one list envelope (ADR 0018): `nextCursor` is always null. */
@@ -33,10 +34,30 @@ export const ObjectList = Unpaged(AnyObject, { policyVersion: Type.Integer() });
 export const ObjectAnswer = Type.Object({ name: Type.String() }, { additionalProperties: true });
 /** `GET meta/objects/:name/actions`, `GET data/:object/:id/shares`, `GET meta/objects/:name/sharing-rules` (unpaged). */
 export const Items = Unpaged(AnyObject);
-export const Shares = Unpaged(AnyObject);
+/** An explicit share of a record, as listed and as granted. */
+export const ShareAnswer = Type.Object(
+  {
+    id: Type.String(),
+    granteeType: Type.Union([Type.Literal('user'), Type.Literal('group'), Type.Literal('role'), Type.Literal('role_and_subordinates')]),
+    granteeId: Type.String(),
+    accessLevel: Type.Union([Type.Literal('read'), Type.Literal('edit')]),
+    createdBy: Type.String(),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: true },
+);
+/** `POST data/:object/:id/shares`: the share, whether it is new (201) or replaced the grantee's share (200), and the level it replaced (ADR 0019). */
+export const ShareGrantAnswer = Type.Composite(
+  [
+    ShareAnswer,
+    Type.Object({ created: Type.Boolean(), previousAccessLevel: Nullable(Type.Union([Type.Literal('read'), Type.Literal('edit')])) }),
+  ],
+  { additionalProperties: true },
+);
+export const Shares = Unpaged(ShareAnswer);
 export const Rules = Unpaged(AnyObject);
 export const BundleAnswer = Type.Object(
-  { dryRun: Type.Boolean(), digest: Type.String(), changes: Type.Array(AnyObject) },
+  { dryRun: Type.Boolean(), digest: Type.String(), changes: Type.Array(BundleChangeSchema) },
   { additionalProperties: true },
 );
 export const FileAnswer = Type.Object(

@@ -998,7 +998,12 @@ export type BundlesApplyResponse = {
   dryRun: boolean;
   digest: string;
   changes: Array<{
-    [key: string]: unknown;
+    kind: string;
+    name: string;
+    id?: string;
+    change: 'create' | 'update' | 'unchanged';
+    before?: unknown;
+    after?: unknown;
   }>;
   [key: string]: unknown;
 };
@@ -1142,6 +1147,12 @@ export interface FilesUploadArgs {
 
 export type RecordSharesListResponse = {
   items: Array<{
+    id: string;
+    granteeType: 'user' | 'group' | 'role' | 'role_and_subordinates';
+    granteeId: string;
+    accessLevel: 'read' | 'edit';
+    createdBy: string;
+    createdAt: string;
     [key: string]: unknown;
   }>;
   nextCursor: null;
@@ -1161,6 +1172,14 @@ export type RecordSharesGrantBody = {
 };
 
 export type RecordSharesGrantResponse = {
+  id: string;
+  granteeType: 'user' | 'group' | 'role' | 'role_and_subordinates';
+  granteeId: string;
+  accessLevel: 'read' | 'edit';
+  createdBy: string;
+  createdAt: string;
+  created: boolean;
+  previousAccessLevel: ('read' | 'edit') | null;
   [key: string]: unknown;
 };
 

@@ -9,7 +9,7 @@ import { RecordSharesService, type ShareGrant, type ShareView } from './record-s
 import { RecordTransferService } from './record-transfer.service';
 import { ShareBodySchema, TransferBodySchema } from './sharing.schemas';
 import { DenialAuditFilter } from '../records/denial-audit.filter';
-import { AnyObject, Shares } from '../objects.api-schemas';
+import { AnyObject, ShareGrantAnswer, Shares } from '../objects.api-schemas';
 
 type AuthedRequest = Request & { principal: PrincipalSnapshot };
 const GOVERNED = { reason: 'managing a record’s shares needs full access or manage_sharing, decided by libs/policy' } as const;
@@ -44,7 +44,7 @@ export class RecordSharesController {
   @RequirePolicy(GOVERNED)
   @ApiContract({
     body: ShareBodySchema,
-    responses: { 201: AnyObject, 200: AnyObject },
+    responses: { 201: ShareGrantAnswer, 200: ShareGrantAnswer },
     problems: ['object_not_found', 'action_not_allowed', 'conflict'],
   })
   @Post('shares')
