@@ -71,14 +71,16 @@ describe('agent runtime: limits and pending-action outcomes', () => {
       )
     ).rows.map((r: { payload: Json }) => r.payload);
   /**
-   * The conversation once the turn of its (only) user message has ended: the message and the state
-   * `running` are stored in one statement, so a conversation holding it and not running is done.
+   * The conversation once the turn of its (only) user message has ended with a notice. Not "the user
+   * message is there and the state is not running": GET reads the conversation row and then its
+   * messages in two statements, so a read racing the turn's start can see the state before it
+   * (`idle`) with the user message the turn just stored.
    */
   const turnEnded = (id: string): Promise<Json> =>
     pollUntil(
       async () => {
         const c = await read(id);
-        return c.state !== 'running' && c.messages.some((m: Json) => m.role === 'user') ? c : undefined;
+        return c.state !== 'running' && c.messages.at(-1)?.role === 'notice' ? c : undefined;
       },
       { what: 'the turn to end', timeoutMs: BOUND_MS },
     );
