@@ -137,10 +137,9 @@ describe('custodian settings rotate-key (built, spawned)', () => {
     expect(await rows('agent_gateway')).toEqual(after);
   });
 
-  // A known gap: the command opens only the agent gateway's settings (its own schema), so identity's
-  // sealed OIDC client secret (docs/sso.md: sealed with the master key) stays under the previous key
-  // and no longer opens once identity runs with the new one. Drop `.failing` when it is re-sealed too.
-  it.failing('re-seals identity’s sealed OIDC client secret too', async () => {
+  // Identity's sealed OIDC client secret (docs/sso.md: sealed with the master key) is re-sealed in the
+  // same transaction; it once stayed under the previous key and no longer opened after a rotation.
+  it('re-seals identity’s sealed OIDC client secret too', async () => {
     const orgId = orgs[0]!;
     const plain = `oidc-secret-${randomBytes(6).toString('hex')}`;
     await insert('identity', orgId, 'oidc.client_secret', 'sealed', { sealed: previous.seal(orgId, 'oidc.client_secret', plain) });

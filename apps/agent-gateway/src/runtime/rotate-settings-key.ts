@@ -1,4 +1,5 @@
-import { createServiceDataSource, rotateSettingsKey, SettingsCipher } from '@custodian/platform';
+import { DataSource } from 'typeorm';
+import { rotateSettingsKey, SettingsCipher, SETTINGS_SCHEMAS } from '@custodian/platform';
 
 function key(env: NodeJS.ProcessEnv, name: string): Buffer {
   const raw = env[name] ?? '';
@@ -8,9 +9,11 @@ function key(env: NodeJS.ProcessEnv, name: string): Buffer {
 }
 
 /**
- * The settings key rotation: re-seals every encrypted setting of the agent gateway from
- * CUSTODIAN_MASTER_KEY_PREVIOUS to CUSTODIAN_MASTER_KEY, in one transaction (all or nothing;
- * a rerun skips what is done). Operators run it through the CLI, with the service stopped or before
+ * The settings key rotation: re-seals every encrypted setting — the agent gateway's (model provider
+ * keys) and identity's (the OIDC client secret) — from CUSTODIAN_MASTER_KEY_PREVIOUS to
+ * CUSTODIAN_MASTER_KEY, in one transaction over both schemas (all or nothing; a rerun skips what is
+ * done). DATABASE_URL must be a user that may update both schemas' settings tables (the owner the
+ * migrations run as, not one service's role). Operators run it through the CLI, with the service stopped or before
  * starting it with the new key (docs/agent-runtime.md, "Key rotation"):
  *   CUSTODIAN_MASTER_KEY_PREVIOUS=… CUSTODIAN_MASTER_KEY=… DATABASE_URL=… custodian settings rotate-key
  */
@@ -18,10 +21,16 @@ export async function runSettingsKeyRotation(env: NodeJS.ProcessEnv): Promise<{ 
   if (!env.DATABASE_URL) throw new Error('DATABASE_URL is required');
   const previous = new SettingsCipher(key(env, 'CUSTODIAN_MASTER_KEY_PREVIOUS'));
   const current = new SettingsCipher(key(env, 'CUSTODIAN_MASTER_KEY'));
-  const ds = createServiceDataSource({ service: 'agent-gateway', url: env.DATABASE_URL, entities: [], migrations: [], poolSize: 1 });
+  const ds = new DataSource({
+    type: 'postgres',
+    url: env.DATABASE_URL,
+    entities: [],
+    poolSize: 1,
+    extra: { application_name: 'custodian-settings-rotate-key' },
+  });
   await ds.initialize();
   try {
-    return await rotateSettingsKey(ds, previous, current);
+    return await rotateSettingsKey(ds, previous, current, SETTINGS_SCHEMAS);
   } finally {
     await ds.destroy();
   }

@@ -286,35 +286,52 @@ export class SettingsStore {
   }
 }
 
+/** The service schemas that keep a settings table: the agent gateway's (model providers) and identity's (OIDC). */
+export const SETTINGS_SCHEMAS = ['agent_gateway', 'identity'] as const;
+
 /**
- * Re-seals every sealed setting of the table from the previous master key to the current one, in
- * one transaction, so a failure leaves every value readable with the previous key. Rows already
- * under the current key are skipped, so a rerun is harmless. References are not touched (their
- * secrets live elsewhere).
+ * Re-seals every sealed setting from the previous master key to the current one, in one
+ * transaction over every given schema's settings table (a schema without one is passed over), so a
+ * failure leaves every value readable with the previous key. Rows already under the current key are
+ * skipped, so a rerun is harmless. References are not touched (their secrets live elsewhere).
+ * Without `schemas`, the table on the connection's search path.
  */
 export async function rotateSettingsKey(
   ds: DataSource,
   previous: SettingsCipher,
   current: SettingsCipher,
+  schemas?: readonly string[],
 ): Promise<{ resealed: number; skipped: number }> {
   return ds.transaction(async (m) => {
-    const rows: Array<{ org_id: string; name: string; sealed: string }> = await m.query(
-      `SELECT org_id, name, sealed FROM "${SETTINGS_TABLE}" WHERE kind = 'sealed' ORDER BY org_id, name FOR UPDATE`,
-    );
+    const tables: string[] = [];
+    if (!schemas) tables.push(`"${SETTINGS_TABLE}"`);
+    else
+      for (const schema of schemas) {
+        if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`not a schema name: ${schema}`);
+        const [{ found }]: Array<{ found: string | null }> = await m.query('SELECT to_regclass($1)::text AS found', [
+          `"${schema}"."${SETTINGS_TABLE}"`,
+        ]);
+        if (found) tables.push(`"${schema}"."${SETTINGS_TABLE}"`);
+      }
     let resealed = 0;
     let skipped = 0;
-    for (const row of rows) {
-      if (SettingsCipher.keyIdOf(row.sealed) === current.keyId) {
-        skipped++;
-        continue;
+    for (const table of tables) {
+      const rows: Array<{ org_id: string; name: string; sealed: string }> = await m.query(
+        `SELECT org_id, name, sealed FROM ${table} WHERE kind = 'sealed' ORDER BY org_id, name FOR UPDATE`,
+      );
+      for (const row of rows) {
+        if (SettingsCipher.keyIdOf(row.sealed) === current.keyId) {
+          skipped++;
+          continue;
+        }
+        const plain = previous.open(row.org_id, row.name, row.sealed);
+        await m.query(`UPDATE ${table} SET sealed = $3 WHERE org_id = $1 AND name = $2`, [
+          row.org_id,
+          row.name,
+          current.seal(row.org_id, row.name, plain),
+        ]);
+        resealed++;
       }
-      const plain = previous.open(row.org_id, row.name, row.sealed);
-      await m.query(`UPDATE "${SETTINGS_TABLE}" SET sealed = $3 WHERE org_id = $1 AND name = $2`, [
-        row.org_id,
-        row.name,
-        current.seal(row.org_id, row.name, plain),
-      ]);
-      resealed++;
     }
     return { resealed, skipped };
   });
