@@ -289,10 +289,17 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
     return conversation;
   }
 
-  /** The caller's conversation with its messages. */
+  /**
+   * The caller's conversation with its messages, both from one snapshot (a read while a turn starts
+   * never shows the new user message beside the state from before it).
+   */
   async read(caller: PrincipalSnapshot, id: string): Promise<Conversation & { messages: StoredMessage[] }> {
-    const conversation = await this.own(caller, id);
-    return { ...conversation, messages: await runtimeStore.messages(this.ds, conversation.id) };
+    if (!UUID.test(id) || caller.agent) throw CustodianException.notFound('Conversation not found');
+    return this.ds.transaction('REPEATABLE READ', async (m) => {
+      const conversation = await runtimeStore.conversation(m, caller.orgId, caller.userId, id);
+      if (!conversation) throw CustodianException.notFound('Conversation not found');
+      return { ...conversation, messages: await runtimeStore.messages(m, conversation.id) };
+    });
   }
 
   /** Starts a conversation with a profile for the caller (a person's session or API key, never an agent's token). */
@@ -652,13 +659,15 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
         }
         let answer;
         stats.modelRequests++;
+        const requestTimeoutMs = Math.min(settings.timeoutMs, this.config.maxModelTimeoutMs);
+        const cutByTurn = deadline - Date.now() < requestTimeoutMs;
         try {
           answer = await streamChat(
             {
               baseUrl: provider.baseUrl,
               ...(provider.apiKey ? { apiKey: provider.apiKey } : {}),
               model,
-              timeoutMs: Math.min(settings.timeoutMs, this.config.maxModelTimeoutMs, Math.max(100, deadline - Date.now())),
+              timeoutMs: Math.min(requestTimeoutMs, Math.max(100, deadline - Date.now())),
               maxRetries: settings.maxRetries,
               messages: request.messages,
               tools: forModel,
@@ -680,6 +689,12 @@ export class ConversationRunner implements OnModuleInit, OnModuleDestroy {
             e instanceof ModelError ? e.code : 'error',
             body,
           );
+          // A request the turn's wall time cut short says so (not the few ms that were left of it).
+          if (e instanceof ModelError && e.code === 'model_timeout' && (cutByTurn || abort.signal.aborted))
+            throw new ModelError(
+              'model_timeout',
+              `The model did not answer before the agent reached its time limit of ${limits.wallTimeMs} ms for this message (the profile's wallTimeMs; one request may take up to model.timeout_ms = ${settings.timeoutMs} ms).`,
+            );
           throw e;
         }
         tokens += answer.completionTokens ?? Math.ceil(answer.content.length / 4);
