@@ -1,21 +1,14 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { eventHash, GENESIS_HASH } from '../../apps/audit/src/chain/chain-hash';
 import { CustodianApiError, CustodianClient } from '../../packages/client/src';
+import { runCli, type Ran } from '../support/cli-process';
 import { TEST_ADMIN, login, startTestHost, type TestHost } from '../support/host';
 import { pollUntil } from '../support/poll';
 
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'custodian.js');
 const PASSWORD = 'a-long-enough-password-for-cli';
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface ExportLine {
   chainId: string;
@@ -38,20 +31,7 @@ describe('custodian CLI: directory, approvals and audit against a server', () =>
   let admin: CustodianClient;
   let orgId: string;
 
-  const cli = (args: string[], input = ''): Promise<Ran> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { PATH: process.env.PATH ?? '', HOME: home },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input);
-    });
+  const cli = (args: string[], input = ''): Promise<Ran> => runCli(args, { home, input });
   /** A command that must succeed: its stdout as JSON. */
   const ok = async <T = Record<string, unknown>>(args: string[], input = ''): Promise<T> => {
     const r = await cli(args, input);

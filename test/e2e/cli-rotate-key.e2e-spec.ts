@@ -1,19 +1,11 @@
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client as Pg } from 'pg';
 import { SettingsCipher } from '@custodian/platform';
+import { runCli, type Ran } from '../support/cli-process';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'custodian.js');
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface Row {
   schema: string;
@@ -43,19 +35,7 @@ describe('custodian settings rotate-key (built, spawned)', () => {
   /** The plaintext of every sealed agent setting, by `org name`. */
   const secrets = new Map<string, string>();
 
-  const cli = (env: Record<string, string>): Promise<Ran> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, 'settings', 'rotate-key'], {
-        env: { PATH: process.env.PATH ?? '', HOME: home, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (env: Record<string, string>): Promise<Ran> => runCli(['settings', 'rotate-key'], { home, env });
   const env = (previousBase64: string): Record<string, string> => ({
     DATABASE_URL: db.url,
     CUSTODIAN_MASTER_KEY_PREVIOUS: previousBase64,

@@ -1,18 +1,10 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CustodianClient } from '../../packages/client/src';
+import { runCli, type Ran } from '../support/cli-process';
 import { TEST_ADMIN, startTestHost, type TestHost } from '../support/host';
-
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'custodian.js');
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** The built `custodian` command (npm run build) against an all-in-one, as an operator runs it. */
 describe('custodian CLI (built, spawned)', () => {
@@ -21,19 +13,7 @@ describe('custodian CLI (built, spawned)', () => {
   const masterKey = randomBytes(32).toString('base64');
 
   const cli = (args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Ran> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { PATH: process.env.PATH ?? '', HOME: home, ...opts.env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(opts.input ?? '');
-    });
+    runCli(args, { home, ...opts });
 
   beforeAll(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'custodian-cli-home-'));
