@@ -5,7 +5,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Client as Pg } from 'pg';
-import { createMembers } from '../support/agent-gateway';
+import { createAgentUser } from '../support/agent-gateway';
 import { apiClient, type Json } from '../support/api';
 import { startFakeModelServer, type FakeModelServer } from '../support/fake-model-server';
 import { login, startTestHost, type TestHost } from '../support/host';
@@ -137,15 +137,7 @@ describe('agent runtime with no model provider: no outbound connection on the wh
     db = new Pg({ connectionString: t.db.url });
     await db.connect();
     tokens.admin = (await login(t.host.url)).accessToken;
-    const set = await ok(
-      call('POST', '/permission-sets', tokens.admin, {
-        name: 'Agent users',
-        objects: {},
-        integrationCapabilities: ['api_access', 'agent_access'],
-      }),
-      201,
-    );
-    Object.assign(tokens, (await createMembers(t.host.url, tokens.admin, [['user', set.id]], PASSWORD)).tokens);
+    tokens.user = (await createAgentUser(t.host.url, tokens.admin, 'user', PASSWORD)).accessToken;
   }, 180_000);
 
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client as Pg } from 'pg';
-import { createMembers } from '../support/agent-gateway';
+import { createAgentUser } from '../support/agent-gateway';
 import { apiClient, type Json } from '../support/api';
 import { startFakeModelServer, type FakeModelServer, type Step } from '../support/fake-model-server';
 import { login, startTestHost, type TestHost } from '../support/host';
@@ -84,15 +84,7 @@ describe('agent runtime: model.api_key by reference, used end to end; secret val
     db = new Pg({ connectionString: t.db.url });
     await db.connect();
     tokens.admin = (await login(t.host.url)).accessToken;
-    const set = await ok(
-      call('POST', '/permission-sets', tokens.admin, {
-        name: 'Agent users',
-        objects: {},
-        integrationCapabilities: ['api_access', 'agent_access'],
-      }),
-      201,
-    );
-    Object.assign(tokens, (await createMembers(t.host.url, tokens.admin, [['user', set.id]], PASSWORD)).tokens);
+    tokens.user = (await createAgentUser(t.host.url, tokens.admin, 'user', PASSWORD)).accessToken;
     profileId = (
       await ok(call('POST', '/agent/profiles', tokens.admin, { name: 'Keyed', model: 'fake-model', scopes: ['data:read'] }), 201)
     ).id;

@@ -3,6 +3,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createLogger, loadConfig, NatsBus, startHost, type RunningHost } from '@custodian/platform';
 import { AgentGatewayModule } from '../../apps/agent-gateway/src/agent-gateway.module';
+import { apiClient } from './api';
 import { createMember, startTestHost, type TestHost } from './host';
 
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -77,4 +78,27 @@ export async function createMembers(
     tokens[name] = member.accessToken;
   }
   return { users, tokens };
+}
+
+/**
+ * One user who may talk to the agent and see no object (`agent_access` + `api_access`, no object
+ * permission): `<name>@test.local`, its id and access token.
+ */
+export async function createAgentUser(
+  url: string,
+  adminToken: string,
+  name: string,
+  password: string,
+): Promise<{ userId: string; accessToken: string }> {
+  const { ok, call } = apiClient(() => url);
+  const set = await ok(
+    call('POST', '/permission-sets', adminToken, {
+      name: 'Agent users',
+      objects: {},
+      integrationCapabilities: ['api_access', 'agent_access'],
+    }),
+    201,
+  );
+  const { users, tokens } = await createMembers(url, adminToken, [[name, set.id as string]], password);
+  return { userId: users[name]!, accessToken: tokens[name]! };
 }
