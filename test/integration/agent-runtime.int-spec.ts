@@ -1,5 +1,6 @@
 import { createHash, randomBytes, verify } from 'node:crypto';
 import net from 'node:net';
+import { GetAuditProof } from '@custodian/contracts';
 import { canonicalJson, SettingsCipher, uuidv7 } from '@custodian/platform';
 import { runSettingsKeyRotation } from '../../apps/agent-gateway/src/runtime/rotate-settings-key';
 import { Client as Pg } from 'pg';
@@ -555,6 +556,31 @@ describe('agent runtime: conversations with your own model', () => {
       expect(stored.find((e: Json) => e.action === 'agent.conversation.message_posted').event.details.length).toBe(
         'How many accounts?'.length,
       );
+    });
+
+    it('audit.events.proof answers only events of the org that the asking service wrote (never another service’s or org’s)', async () => {
+      const stored = async (service: string): Promise<{ id: string; chain_id: string }> => {
+        let row: { id: string; chain_id: string } | undefined;
+        await pollUntil(
+          async () =>
+            (row = (
+              await db.query(`SELECT id::text, chain_id::text FROM audit.audit_event WHERE service = $1 ORDER BY seq DESC LIMIT 1`, [
+                service,
+              ])
+            ).rows[0]) !== undefined,
+          { what: `a stored ${service} event` },
+        );
+        return row!;
+      };
+      const gateway = await stored('agent-gateway');
+      const identity = await stored('identity');
+      expect(identity.chain_id).toBe(gateway.chain_id);
+      const ask = (orgId: string, service: 'agent-gateway' | 'identity') =>
+        t.host.bus.request(GetAuditProof, { orgId, service, ids: [gateway.id, identity.id] });
+      expect((await ask(gateway.chain_id, 'agent-gateway')).events.map((e) => e.id)).toEqual([gateway.id]);
+      expect((await ask(gateway.chain_id, 'identity')).events.map((e) => e.id)).toEqual([identity.id]);
+      // Another org's chain: the same ids answer nothing.
+      expect((await ask(uuidv7(), 'agent-gateway')).events).toEqual([]);
     });
 
     it('malformed arguments, wrong types and unknown tools get tool errors the model can read; nothing runs', async () => {
